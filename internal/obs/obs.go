@@ -1,0 +1,81 @@
+// Package obs provides what every service exposes for operators: Prometheus
+// metrics, /healthz (the process is alive) and /readyz (its dependencies are
+// reachable and it can do its work).
+package obs
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// NewRegistry returns a Prometheus registry with the Go and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Check reports whether one dependency or condition is ready. It returns nil
+// when ready, or an error saying what is wrong.
+type Check func(ctx context.Context) error
+
+// Health aggregates named readiness checks.
+type Health struct {
+	mu     sync.Mutex
+	checks map[string]Check
+}
+
+// NewHealth returns an empty set of checks: ready until a check is added.
+func NewHealth() *Health { return &Health{checks: map[string]Check{}} }
+
+// Add registers a named readiness check.
+func (h *Health) Add(name string, c Check) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.checks[name] = c
+}
+
+// Ready runs every check and returns the failures by name.
+func (h *Health) Ready(ctx context.Context) map[string]string {
+	h.mu.Lock()
+	checks := make(map[string]Check, len(h.checks))
+	for k, v := range h.checks {
+		checks[k] = v
+	}
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	failed := map[string]string{}
+	for name, c := range checks {
+		if err := c(ctx); err != nil {
+			failed[name] = err.Error()
+		}
+	}
+	return failed
+}
+
+// Register adds /metrics, /healthz and /readyz to mux.
+func Register(mux *http.ServeMux, reg *prometheus.Registry, h *Health) {
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		failed := h.Ready(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if len(failed) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]any{"ready": false, "failed": failed})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": true})
+	})
+}
