@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what nokstream needs on Debian 12, only what is missing:
+#   Debian packages: ffmpeg (publisher and probe in tests, simulator), the
+#   FFmpeg development libraries (transcoder, cgo), PostgreSQL, pkg-config.
+#   With "test": the pinned MinIO server binary in $(go env GOPATH)/bin.
+# Idempotent and quick when everything is there.
+set -euo pipefail
+
+want_minio=0
+[ "${1:-}" = "test" ] && want_minio=1
+
+pkgs=(ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+      libavfilter-dev libavdevice-dev pkg-config postgresql curl ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$want_minio" = 1 ]; then
+  MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+  gobin="$(go env GOPATH)/bin"
+  stamp="$gobin/.minio-$MINIO_VERSION"
+  if [ ! -x "$gobin/minio" ] || [ ! -f "$stamp" ]; then
+    echo "deps: building the MinIO server $MINIO_VERSION into $gobin (about 3 minutes, once)"
+    GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$MINIO_VERSION"
+    touch "$stamp"
+  fi
+fi

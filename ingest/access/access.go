@@ -1,0 +1,38 @@
+// Package access decides who may publish a stream into ingest. The registry
+// implements Checker; the transports (RTSP, WHIP) call it for every new
+// publisher session.
+package access
+
+import (
+	"context"
+	"errors"
+	"regexp"
+)
+
+// ErrUnknownStream means no device is registered under the stream's path
+// (RTSP 404, HTTP 404).
+var ErrUnknownStream = errors.New("unknown stream")
+
+// ErrBadCredentials means the credentials were missing or wrong (RTSP 401,
+// HTTP 401).
+var ErrBadCredentials = errors.New("bad credentials")
+
+// Publisher is what ingest learns about an authenticated publisher.
+type Publisher struct {
+	Site   string
+	Device string
+	Source string // room, webcam or screen
+}
+
+// Checker authenticates a publisher of <site>/<device> with a user name and
+// secret.
+type Checker interface {
+	CheckPublisher(ctx context.Context, site, device, user, secret string) (Publisher, error)
+}
+
+var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidName reports whether s is a valid site or device name: lowercase
+// letters, digits, '-' and '_', at most 63 characters. Names become parts of
+// object keys and URLs, so nothing else is allowed.
+func ValidName(s string) bool { return nameRe.MatchString(s) }

@@ -1,0 +1,417 @@
+// Package segmenter cuts timestamped access units into keyframe-aligned
+// fragmented MP4 (CMAF, ISO/IEC 23000-19) segments without decoding them.
+//
+// A Segmenter is fed samples of one or more tracks (the transport, RTSP or
+// WHIP, has already depacketized RTP and computed timestamps). It writes one
+// init segment per codec configuration and media segments that start on a
+// video sync sample and last about Config.SegmentDuration (longer when
+// keyframes are sparse). Each segment is written as a series of parts
+// (moof+mdat pairs) of about Config.PartDuration, so that the spool can fsync
+// the open segment at least every part and lose at most one part on a crash.
+//
+// Decode timestamps in the fragments (tfdt) are continuous for the whole
+// publisher session, so consecutive segments of one session play back to back
+// with one init; a new session or a codec change starts a new init and is
+// marked as a discontinuity.
+package segmenter
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
+)
+
+// ErrTimestampBack is returned when a sample's decode timestamp is not after
+// the previous sample of its track. The sample is dropped.
+var ErrTimestampBack = errors.New("decode timestamp went back")
+
+// OutputError wraps a failure of the Output (the spool): the media was fine
+// but could not be stored. Transports stop the publisher on it.
+type OutputError struct{ Err error }
+
+func (e *OutputError) Error() string { return "store segment: " + e.Err.Error() }
+
+// Unwrap returns the Output's error.
+func (e *OutputError) Unwrap() error { return e.Err }
+
+// dtsShift keeps tfdt positive: with B-frames the first decode timestamps of
+// a session may be slightly negative. It is applied to every track alike so
+// the tracks stay in sync.
+const dtsShift = 10 * time.Second
+
+// maxPartBytes bounds the memory held for one part.
+const maxPartBytes = 32 << 20
+
+// Config sets segment and part durations.
+type Config struct {
+	SegmentDuration time.Duration
+	PartDuration    time.Duration
+}
+
+// DefaultConfig returns 6 s segments of 1 s parts.
+func DefaultConfig() Config {
+	return Config{SegmentDuration: 6 * time.Second, PartDuration: time.Second}
+}
+
+// Validate checks the durations.
+func (c Config) Validate() error {
+	if c.SegmentDuration < time.Second || c.SegmentDuration > 60*time.Second {
+		return fmt.Errorf("segment duration %s: must be between 1s and 60s", c.SegmentDuration)
+	}
+	if c.PartDuration < 100*time.Millisecond || c.PartDuration > c.SegmentDuration {
+		return fmt.Errorf("part duration %s: must be between 100ms and the segment duration", c.PartDuration)
+	}
+	return nil
+}
+
+// Track describes one elementary stream.
+type Track struct {
+	Codec     mp4.Codec
+	TimeScale uint32 // clock rate of the timestamps passed to WriteSample
+}
+
+// Header describes a segment when it is opened.
+type Header struct {
+	Start         time.Time // wall clock of the first sample
+	Init          []byte    // the init segment (ftyp+moov) the segment needs
+	Codecs        []string  // RFC 6381 codec strings of the tracks
+	Discontinuity bool      // first segment of a session or after a codec change
+}
+
+// SegmentWriter receives the parts of one open segment.
+type SegmentWriter interface {
+	// WritePart appends one moof+mdat fragment and makes it durable.
+	WritePart(b []byte) error
+	// Close finishes the segment. duration is its media duration.
+	Close(duration time.Duration) error
+}
+
+// Output opens segments.
+type Output interface {
+	OpenSegment(h Header) (SegmentWriter, error)
+}
+
+type sample struct {
+	fmp4.Sample
+	dts int64 // shifted, in the track's timescale
+}
+
+type track struct {
+	id      int
+	codec   mp4.Codec
+	scale   uint32
+	video   bool
+	next    *sample // held until the following sample gives its duration
+	lastDur uint32
+	lastDTS int64
+	started bool
+}
+
+type segment struct {
+	w        SegmentWriter
+	startPTS time.Duration // of the sync sample that opened it
+	startDTS time.Duration // on the session timeline
+	endDTS   time.Duration
+	part     map[*track]*fmp4.PartTrack
+	order    []*track
+	partDTS  time.Duration
+	partSize int
+}
+
+// Segmenter cuts one publisher session into segments. It is not safe for
+// concurrent use: the caller serializes calls.
+type Segmenter struct {
+	cfg    Config
+	out    Output
+	now    func() time.Time
+	tracks []*track
+	video  *track
+
+	wall0         time.Time // wall clock at session DTS 0
+	init          []byte
+	initDirty     bool
+	discontinuity bool
+	cur           *segment
+	partSeq       uint32
+	closed        bool
+}
+
+// New returns a Segmenter for a session with the given tracks. Nothing is
+// written until the first sample (the first video sync sample when there is
+// video).
+func New(cfg Config, tracks []Track, out Output, now func() time.Time) (*Segmenter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(tracks) == 0 {
+		return nil, fmt.Errorf("new segmenter: no tracks")
+	}
+	s := &Segmenter{cfg: cfg, out: out, now: now, initDirty: true, discontinuity: true}
+	for i, t := range tracks {
+		if t.TimeScale == 0 {
+			return nil, fmt.Errorf("new segmenter: track %d has no time scale", i)
+		}
+		tr := &track{id: i + 1, codec: t.Codec, scale: t.TimeScale, video: t.Codec.IsVideo()}
+		s.tracks = append(s.tracks, tr)
+		if tr.video && s.video == nil {
+			s.video = tr
+		}
+	}
+	return s, nil
+}
+
+// SetCodec changes the codec configuration of a track (for example new
+// H.264 parameter sets). The open segment is closed and the next one starts
+// with a new init segment, as a discontinuity.
+func (s *Segmenter) SetCodec(trackIndex int, c mp4.Codec) error {
+	tr := s.tracks[trackIndex]
+	tr.codec = c
+	s.initDirty = true
+	if err := s.flushHeld(); err != nil {
+		return err
+	}
+	if err := s.closeSegment(); err != nil {
+		return err
+	}
+	s.discontinuity = true
+	return nil
+}
+
+// Codec returns the current codec of a track.
+func (s *Segmenter) Codec(trackIndex int) mp4.Codec { return s.tracks[trackIndex].codec }
+
+// WriteSample adds one sample to a track. dts is the decode timestamp in the
+// track's timescale on the session timeline shared by all tracks (it may be
+// slightly negative at the start), ptsOffset is PTS-DTS, payload is the
+// sample in MP4 form (AVCC for H.264, raw AU for AAC and Opus).
+func (s *Segmenter) WriteSample(trackIndex int, dts int64, ptsOffset int32, sync bool, payload []byte) error {
+	if s.closed {
+		return fmt.Errorf("write sample: segmenter closed")
+	}
+	tr := s.tracks[trackIndex]
+	shifted := dts + durationToTicks(dtsShift, tr.scale)
+	if shifted < 0 {
+		return fmt.Errorf("write sample: %w: dts %d before session start", ErrTimestampBack, dts)
+	}
+	if tr.started && shifted <= tr.lastDTS {
+		return fmt.Errorf("write sample on track %d: %w (%d after %d)", tr.id, ErrTimestampBack, shifted, tr.lastDTS)
+	}
+	if s.wall0.IsZero() {
+		s.wall0 = s.now().Add(-ticksToDuration(dts, tr.scale))
+	}
+	tr.started = true
+	tr.lastDTS = shifted
+	smp := &sample{Sample: fmp4.Sample{PTSOffset: ptsOffset, IsNonSyncSample: !sync, Payload: payload}, dts: shifted}
+	prev := tr.next
+	tr.next = smp
+	if prev == nil {
+		return nil
+	}
+	prev.Duration = uint32(shifted - prev.dts)
+	tr.lastDur = prev.Duration
+	return s.write(tr, prev)
+}
+
+// Close writes what is held and closes the open segment.
+func (s *Segmenter) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.flushHeld(); err != nil {
+		return err
+	}
+	return s.closeSegment()
+}
+
+// flushHeld writes each track's held sample with the duration of the
+// sample before it.
+func (s *Segmenter) flushHeld() error {
+	for _, tr := range s.tracks {
+		if tr.next == nil {
+			continue
+		}
+		smp := tr.next
+		tr.next = nil
+		smp.Duration = tr.lastDur
+		if smp.Duration == 0 {
+			smp.Duration = 1
+		}
+		if err := s.write(tr, smp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Segmenter) write(tr *track, smp *sample) error {
+	dts := ticksToDuration(smp.dts, tr.scale)
+	// Cut decisions compare presentation times of sync samples: decode
+	// times of the first frames of a session are not yet reordered.
+	pts := ticksToDuration(smp.dts+int64(smp.PTSOffset), tr.scale)
+	cuts := s.video == nil || tr == s.video
+	if s.cur == nil {
+		if !cuts || smp.IsNonSyncSample {
+			// Segments start on a video sync sample: drop what comes before.
+			return nil
+		}
+		if err := s.openSegment(dts, pts); err != nil {
+			return err
+		}
+	} else if cuts && !smp.IsNonSyncSample && pts-s.cur.startPTS >= s.cfg.SegmentDuration {
+		if err := s.closeSegment(); err != nil {
+			return err
+		}
+		if err := s.openSegment(dts, pts); err != nil {
+			return err
+		}
+	}
+	seg := s.cur
+	if len(seg.part) > 0 && (dts-seg.partDTS >= s.cfg.PartDuration || seg.partSize+len(smp.Payload) > maxPartBytes) {
+		if err := s.flushPart(); err != nil {
+			return err
+		}
+	}
+	pt, ok := seg.part[tr]
+	if !ok {
+		if len(seg.part) == 0 {
+			seg.partDTS = dts
+		}
+		pt = &fmp4.PartTrack{ID: tr.id, BaseTime: uint64(smp.dts)}
+		seg.part[tr] = pt
+		seg.order = append(seg.order, tr)
+	}
+	pt.Samples = append(pt.Samples, &smp.Sample)
+	seg.partSize += len(smp.Payload)
+	if cuts {
+		if end := dts + ticksToDuration(int64(smp.Duration), tr.scale); end > seg.endDTS {
+			seg.endDTS = end
+		}
+	}
+	return nil
+}
+
+func (s *Segmenter) openSegment(startDTS, startPTS time.Duration) error {
+	if s.initDirty {
+		b, err := s.marshalInit()
+		if err != nil {
+			return err
+		}
+		s.init = b
+		s.initDirty = false
+	}
+	h := Header{
+		Start:         s.wall0.Add(startDTS - dtsShift),
+		Init:          s.init,
+		Codecs:        s.codecStrings(),
+		Discontinuity: s.discontinuity,
+	}
+	w, err := s.out.OpenSegment(h)
+	if err != nil {
+		return &OutputError{fmt.Errorf("open segment: %w", err)}
+	}
+	s.discontinuity = false
+	s.cur = &segment{w: w, startDTS: startDTS, startPTS: startPTS, endDTS: startDTS, part: map[*track]*fmp4.PartTrack{}}
+	return nil
+}
+
+func (s *Segmenter) flushPart() error {
+	seg := s.cur
+	if len(seg.part) == 0 {
+		return nil
+	}
+	p := fmp4.Part{SequenceNumber: s.partSeq}
+	for _, tr := range seg.order {
+		p.Tracks = append(p.Tracks, seg.part[tr])
+	}
+	s.partSeq++
+	var buf seekablebuffer.Buffer
+	if err := p.Marshal(&buf); err != nil {
+		return fmt.Errorf("marshal part: %w", err)
+	}
+	seg.part = map[*track]*fmp4.PartTrack{}
+	seg.order = seg.order[:0]
+	seg.partSize = 0
+	if err := seg.w.WritePart(buf.Bytes()); err != nil {
+		return &OutputError{fmt.Errorf("write part: %w", err)}
+	}
+	return nil
+}
+
+func (s *Segmenter) closeSegment() error {
+	seg := s.cur
+	if seg == nil {
+		return nil
+	}
+	err := s.flushPart()
+	s.cur = nil
+	if err != nil {
+		return err
+	}
+	d := seg.endDTS - seg.startDTS
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	if err := seg.w.Close(d); err != nil {
+		return &OutputError{fmt.Errorf("close segment: %w", err)}
+	}
+	return nil
+}
+
+func (s *Segmenter) marshalInit() ([]byte, error) {
+	var init fmp4.Init
+	for _, tr := range s.tracks {
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: tr.id, TimeScale: tr.scale, Codec: tr.codec})
+	}
+	var buf seekablebuffer.Buffer
+	if err := init.Marshal(&buf); err != nil {
+		return nil, fmt.Errorf("marshal init: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func (s *Segmenter) codecStrings() []string {
+	out := make([]string, 0, len(s.tracks))
+	for _, tr := range s.tracks {
+		out = append(out, CodecString(tr.codec))
+	}
+	return out
+}
+
+// CodecString returns the RFC 6381 codec string of c.
+func CodecString(c mp4.Codec) string {
+	switch c := c.(type) {
+	case *mp4.CodecH264:
+		if len(c.SPS) >= 4 {
+			return fmt.Sprintf("avc1.%02x%02x%02x", c.SPS[1], c.SPS[2], c.SPS[3])
+		}
+		return "avc1"
+	case *mp4.CodecH265:
+		return "hvc1"
+	case *mp4.CodecMPEG4Audio:
+		return fmt.Sprintf("mp4a.40.%d", int(c.Config.Type))
+	case *mp4.CodecOpus:
+		return "opus"
+	case *mp4.CodecVP9:
+		return "vp09"
+	case *mp4.CodecAV1:
+		return "av01"
+	default:
+		return fmt.Sprintf("%T", c)
+	}
+}
+
+func durationToTicks(d time.Duration, scale uint32) int64 {
+	return int64(d) / int64(time.Millisecond) * int64(scale) / 1000
+}
+
+func ticksToDuration(t int64, scale uint32) time.Duration {
+	// Split to avoid overflow on long sessions.
+	sec := t / int64(scale)
+	rem := t % int64(scale)
+	return time.Duration(sec)*time.Second + time.Duration(rem)*time.Second/time.Duration(scale)
+}

@@ -1,0 +1,253 @@
+// Package uploader drains the spool: it uploads each closed segment and its
+// init segment to the blob store, publishes SegmentClosed, and only then
+// removes the segment from the spool.
+//
+// Segments are shipped strictly in order within a stream. When the blob store
+// or the bus is down, the uploader retries with backoff and the spool keeps
+// growing; nothing is dropped.
+package uploader
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/nokstream/nokstream/ingest/spool"
+	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/bus"
+	"github.com/nokstream/nokstream/internal/events"
+)
+
+// Metrics of the uploader.
+type Metrics struct {
+	uploadSeconds  prometheus.Histogram
+	publishSeconds prometheus.Histogram
+	shipped        prometheus.Counter
+	shippedBytes   prometheus.Counter
+	errors         *prometheus.CounterVec
+	backlog        prometheus.Gauge
+	backlogBytes   prometheus.Gauge
+	backlogAge     prometheus.Gauge
+}
+
+// NewMetrics registers the uploader metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		uploadSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "nokstream_ingest_upload_seconds",
+			Help: "Time to upload one segment to the blob store.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
+		publishSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "nokstream_ingest_publish_seconds",
+			Help: "Time to publish one SegmentClosed event.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		shipped: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_ingest_segments_shipped_total",
+			Help: "Segments uploaded and announced."}),
+		shippedBytes: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_ingest_shipped_bytes_total",
+			Help: "Bytes of segments uploaded and announced."}),
+		errors: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_ingest_ship_errors_total",
+			Help: "Failed attempts to ship a segment, by step (upload, publish, spool)."}, []string{"step"}),
+		backlog: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_ingest_spool_backlog_segments",
+			Help: "Closed segments in the spool not yet uploaded and announced."}),
+		backlogBytes: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_ingest_spool_backlog_bytes",
+			Help: "Bytes of closed segments in the spool not yet shipped."}),
+		backlogAge: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_ingest_spool_oldest_seconds",
+			Help: "Age of the oldest segment waiting in the spool."}),
+	}
+}
+
+// Uploader ships spooled segments.
+type Uploader struct {
+	spool   *spool.Spool
+	store   blob.Store
+	pub     bus.Publisher
+	log     *slog.Logger
+	m       *Metrics
+	minWait time.Duration
+	maxWait time.Duration
+
+	mu       sync.Mutex
+	lastErr  error
+	inits    map[string]bool // init keys known to be in the blob store
+	draining bool
+}
+
+// New returns an uploader. m may be nil.
+func New(sp *spool.Spool, store blob.Store, pub bus.Publisher, log *slog.Logger, m *Metrics) *Uploader {
+	return &Uploader{spool: sp, store: store, pub: pub, log: log, m: m,
+		minWait: 200 * time.Millisecond, maxWait: 10 * time.Second, inits: map[string]bool{}}
+}
+
+// Err returns the error of the last failed attempt, or nil once shipping
+// succeeds again. It backs the readiness check.
+func (u *Uploader) Err() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.lastErr
+}
+
+// Run ships segments until ctx ends. On return, whatever was not shipped is
+// still in the spool and is shipped by the next Run.
+func (u *Uploader) Run(ctx context.Context) error {
+	wait := u.minWait
+	tick := time.NewTicker(5 * time.Second) // also refreshes backlog metrics
+	defer tick.Stop()
+	for {
+		err := u.drain(ctx)
+		u.mu.Lock()
+		u.lastErr = err
+		u.mu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			u.log.Warn("shipping segments, will retry", "err", err, "retry_in", wait)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			wait = min(wait*2, u.maxWait)
+			continue
+		}
+		wait = u.minWait
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-u.spool.Notify():
+		case <-tick.C:
+		}
+	}
+}
+
+// Drain ships everything pending once and returns the first error.
+func (u *Uploader) Drain(ctx context.Context) error { return u.drain(ctx) }
+
+func (u *Uploader) drain(ctx context.Context) error {
+	pend, err := u.spool.Pending()
+	if err != nil {
+		u.count("spool")
+		return err
+	}
+	u.updateBacklog(pend)
+	failed := map[string]bool{}
+	var firstErr error
+	for i, p := range pend {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if failed[p.Event.StreamID] {
+			continue // keep the stream's order: later segments wait
+		}
+		if err := u.ship(ctx, p); err != nil {
+			failed[p.Event.StreamID] = true
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		u.updateBacklog(pend[i+1:])
+	}
+	return firstErr
+}
+
+func (u *Uploader) ship(ctx context.Context, p spool.Pending) error {
+	ev := p.Event
+	if err := u.putInit(ctx, ev.InitKey, p.InitPath, ev.InitBytes); err != nil {
+		u.count("upload")
+		return err
+	}
+	start := time.Now()
+	if err := putFile(ctx, u.store, ev.ObjectKey, p.SegmentPath, ev.Bytes); err != nil {
+		u.count("upload")
+		return fmt.Errorf("upload segment %s: %w", ev.ObjectKey, err)
+	}
+	if u.m != nil {
+		u.m.uploadSeconds.Observe(time.Since(start).Seconds())
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	if err := u.pub.Publish(ctx, events.TopicSegments, ev.StreamID, b); err != nil {
+		u.count("publish")
+		return fmt.Errorf("publish segment %s: %w", ev.SegmentID, err)
+	}
+	if u.m != nil {
+		u.m.publishSeconds.Observe(time.Since(start).Seconds())
+		u.m.shipped.Inc()
+		u.m.shippedBytes.Add(float64(ev.Bytes))
+	}
+	if err := u.spool.Done(ev.SegmentID); err != nil {
+		u.count("spool")
+		return err
+	}
+	u.log.Debug("segment shipped", "stream", ev.StreamID, "segment_id", ev.SegmentID, "object_key", ev.ObjectKey)
+	return nil
+}
+
+func (u *Uploader) putInit(ctx context.Context, key, path string, size int64) error {
+	u.mu.Lock()
+	known := u.inits[key]
+	u.mu.Unlock()
+	if known {
+		return nil
+	}
+	a, err := u.store.Stat(ctx, key)
+	if err != nil && !errors.Is(err, blob.ErrNotFound) {
+		return fmt.Errorf("stat init %s: %w", key, err)
+	}
+	if err != nil || a.Size != size {
+		if err := putFile(ctx, u.store, key, path, size); err != nil {
+			return fmt.Errorf("upload init %s: %w", key, err)
+		}
+	}
+	u.mu.Lock()
+	u.inits[key] = true
+	u.mu.Unlock()
+	return nil
+}
+
+func putFile(ctx context.Context, store blob.Store, key, path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return store.Put(ctx, key, f, size)
+}
+
+func (u *Uploader) count(step string) {
+	if u.m != nil {
+		u.m.errors.WithLabelValues(step).Inc()
+	}
+}
+
+func (u *Uploader) updateBacklog(pend []spool.Pending) {
+	if u.m == nil {
+		return
+	}
+	var size int64
+	var oldest time.Time
+	for _, p := range pend {
+		size += p.Event.Bytes
+		if oldest.IsZero() || p.ClosedAt.Before(oldest) {
+			oldest = p.ClosedAt
+		}
+	}
+	u.m.backlog.Set(float64(len(pend)))
+	u.m.backlogBytes.Set(float64(size))
+	if oldest.IsZero() {
+		u.m.backlogAge.Set(0)
+	} else {
+		u.m.backlogAge.Set(time.Since(oldest).Seconds())
+	}
+}
