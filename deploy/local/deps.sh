@@ -10,7 +10,7 @@ want_minio=0
 [ "${1:-}" = "test" ] && want_minio=1
 
 pkgs=(ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
-      libavfilter-dev libavdevice-dev pkg-config postgresql curl ca-certificates)
+      libavfilter-dev libavdevice-dev pkg-config postgresql fonts-dejavu-core curl ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 )
 
 // Message is one event as delivered to a handler.
@@ -18,7 +20,22 @@ type Message struct {
 	Value     []byte
 	Partition int
 	Offset    int64
+	// Time is when the event was published.
+	Time time.Time
+	// Headers carries metadata the bus adds: a dead-lettered message has
+	// the error that rejected it under HeaderError, and the topic, group,
+	// partition and offset it came from. Nil for ordinary events.
+	Headers map[string]string
 }
+
+// Headers set on a dead-lettered message.
+const (
+	HeaderError     = "error"
+	HeaderTopic     = "topic"
+	HeaderGroup     = "group"
+	HeaderPartition = "partition"
+	HeaderOffset    = "offset"
+)
 
 // Handler processes one message. Returning nil commits it. Returning an error
 // wrapped with Permanent sends the message to the dead-letter topic
@@ -63,3 +80,104 @@ func IsPermanent(err error) bool {
 
 // DeadLetterTopic is where poison messages of topic go.
 func DeadLetterTopic(topic string) string { return fmt.Sprintf("%s.dlq", topic) }
+
+// checkName accepts the topic names Kafka accepts. Group names are held to the
+// same rule, because the in-process bus uses both as file names.
+func checkName(kind, name string) error {
+	ok := len(name) > 0 && len(name) <= 200 && name != "." && name != ".."
+	for _, c := range name {
+		if !ok {
+			break
+		}
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+	}
+	if !ok {
+		return fmt.Errorf("invalid %s name %q: want 1-200 of [A-Za-z0-9._-]", kind, name)
+	}
+	return nil
+}
+
+// Retry delays for a handler that failed with a retryable error.
+const (
+	retryMin = 100 * time.Millisecond
+	retryMax = 10 * time.Second
+)
+
+// backoff doubles a delay from retryMin up to retryMax.
+type backoff struct{ d time.Duration }
+
+// wait sleeps for the next delay. It returns false if ctx ended first.
+func (b *backoff) wait(ctx context.Context) bool {
+	switch {
+	case b.d == 0:
+		b.d = retryMin
+	case b.d < retryMax:
+		b.d = min(2*b.d, retryMax)
+	}
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// deadLetterFunc publishes m, with cause, to the dead-letter topic of m.Topic.
+type deadLetterFunc func(ctx context.Context, m Message, group string, cause error) error
+
+// deliver hands m to h until h succeeds or rejects m as Permanent, in which
+// case m is dead-lettered. Other errors are retried with backoff, so a
+// partition never advances past a message that was not handled. deliver
+// reports whether m may now be committed: false means ctx ended first.
+func deliver(ctx context.Context, log *slog.Logger, met *Metrics, group string, m Message, h Handler, dl deadLetterFunc) bool {
+	var b backoff
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err := h(ctx, m)
+		met.handleDone(m.Topic, group, time.Since(start))
+		if err == nil {
+			met.handled(m.Topic, group, resultOK)
+			return true
+		}
+		if ctx.Err() != nil {
+			// Shutting down: whatever the handler said, the message
+			// stays uncommitted and is handled again after a restart.
+			return false
+		}
+		if IsPermanent(err) {
+			return deadLetter(ctx, log, met, group, m, err, dl)
+		}
+		met.handled(m.Topic, group, resultRetry)
+		log.Warn("handler failed, will retry", "topic", m.Topic, "group", group, "key", m.Key,
+			"partition", m.Partition, "offset", m.Offset, "attempt", attempt, "err", err)
+		if !b.wait(ctx) {
+			return false
+		}
+	}
+}
+
+// deadLetter publishes m to the dead-letter topic, retrying until it is
+// accepted, because committing a poison message that is not in the
+// dead-letter topic would lose it.
+func deadLetter(ctx context.Context, log *slog.Logger, met *Metrics, group string, m Message, cause error, dl deadLetterFunc) bool {
+	var b backoff
+	for {
+		err := dl(ctx, m, group, cause)
+		if err == nil {
+			met.handled(m.Topic, group, resultDeadLetter)
+			log.Error("message dead-lettered", "topic", m.Topic, "group", group, "key", m.Key,
+				"partition", m.Partition, "offset", m.Offset, "dead_letter_topic", DeadLetterTopic(m.Topic), "err", cause)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		log.Warn("dead-letter publish failed, will retry", "topic", m.Topic, "group", group,
+			"partition", m.Partition, "offset", m.Offset, "err", err)
+		if !b.wait(ctx) {
+			return false
+		}
+	}
+}

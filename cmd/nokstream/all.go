@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nokstream/nokstream/archiver"
+	"github.com/nokstream/nokstream/ingest"
+	"github.com/nokstream/nokstream/internal/obs"
+)
+
+func allCommand(g *globalFlags) *cobra.Command {
+	var d deps
+	var fi ingestFlags
+	var fr registryFlags
+	cmd := &cobra.Command{
+		Use:   "all",
+		Short: "Run every service in one process (single machine)",
+		Long: `Run ingest, archiver and registry in one process.
+
+By default the blob store is a directory and the bus is a durable in-process
+log, both under --data; --blob s3://… and --kafka brokers use the scaled-out
+adapters instead. Migrations are applied at start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := g.logger()
+			reg := obs.NewRegistry()
+			health := obs.NewHealth()
+			st, err := d.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			blobStore, blobPing, err := d.openBlob(ctx)
+			if err != nil {
+				return err
+			}
+			b, busPing, err := d.openBus(log, reg, false)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			health.Add("blob", blobPing.Ping)
+			if busPing != nil {
+				health.Add("kafka", busPing.Ping)
+			}
+			health.Add("postgres", st.Ping)
+			ing, err := ingest.New(fi.config(d.data), ingest.Deps{Checker: deviceChecker{st}, Blob: blobStore, Publisher: b,
+				Log: log.With("service", "ingest"), Registry: reg, Health: health, Now: time.Now})
+			if err != nil {
+				return err
+			}
+			arc := archiver.New(archiver.Deps{Bus: b, Blob: blobStore, Recorder: st, Log: log.With("service", "archiver"), Registry: reg})
+			h, consume, err := registryParts(&fr, d.data, st, blobStore, b, log.With("service", "registry"), reg, health)
+			if err != nil {
+				return err
+			}
+			return runAll(ctx, ing.Run, arc.Run, consume,
+				func(ctx context.Context) error { return serveHTTP(ctx, log, "all", fr.httpAddr, h) })
+		},
+	}
+	d.dataFlag(cmd)
+	d.dbFlag(cmd)
+	d.blobFlag(cmd, "")
+	d.kafkaFlag(cmd, "")
+	fi.register(cmd)
+	fr.register(cmd)
+	return cmd
+}

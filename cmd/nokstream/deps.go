@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/nokstream/nokstream/ingest/access"
+	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/bus"
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// deps holds the flags that name the shared dependencies.
+type deps struct {
+	data    string
+	db      string
+	blobURL string
+	kafka   string
+}
+
+func (d *deps) dataFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&d.data, "data", "./var", "data directory (spool, local blob store, local bus, keys)")
+}
+
+func (d *deps) dbFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&d.db, "db", "", "PostgreSQL URL (or NOKSTREAM_DB); `make run` starts a private one")
+}
+
+func (d *deps) blobFlag(cmd *cobra.Command, def string) {
+	cmd.Flags().StringVar(&d.blobURL, "blob", def,
+		"blob store: a directory, or s3://ACCESS:SECRET@host:port/bucket?ssl=false (default: <data>/blob)")
+}
+
+func (d *deps) kafkaFlag(cmd *cobra.Command, def string) {
+	cmd.Flags().StringVar(&d.kafka, "kafka", def, "Kafka brokers, comma-separated (default: the in-process bus under <data>)")
+}
+
+func (d *deps) requireDB() error {
+	if d.db == "" {
+		return errors.New("no database: give --db postgres://… or set NOKSTREAM_DB, or run `make run`, which starts a private PostgreSQL")
+	}
+	return nil
+}
+
+func (d *deps) openStore(ctx context.Context, migrate bool) (*store.Store, error) {
+	if err := d.requireDB(); err != nil {
+		return nil, err
+	}
+	if migrate {
+		if err := store.Migrate(ctx, d.db); err != nil {
+			return nil, fmt.Errorf("migrate database: %w", err)
+		}
+	}
+	st, err := store.Open(ctx, d.db)
+	if err != nil {
+		return nil, fmt.Errorf("open database (is PostgreSQL running? `make run` starts one): %w", err)
+	}
+	return st, nil
+}
+
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+func (d *deps) openBlob(ctx context.Context) (blob.Store, pinger, error) {
+	u := d.blobURL
+	if u == "" {
+		u = filepath.Join(d.data, "blob")
+	}
+	if strings.HasPrefix(u, "s3://") {
+		cfg, err := blob.ParseS3URL(u)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--blob: %w", err)
+		}
+		cfg.CreateBucket = true
+		s, err := blob.NewS3(ctx, cfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open S3 blob store %s: %w", cfg, err)
+		}
+		return s, s, nil
+	}
+	s, err := blob.NewDir(u)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open blob directory %s: %w", u, err)
+	}
+	return s, s, nil
+}
+
+func (d *deps) openBus(log *slog.Logger, reg prometheus.Registerer, requireKafka bool) (bus.Bus, pinger, error) {
+	m := bus.NewMetrics(reg)
+	if d.kafka == "" {
+		if requireKafka {
+			return nil, nil, errors.New("no Kafka: give --kafka host:9092 (or NOKSTREAM_KAFKA); the in-process bus works only with `nokstream all`")
+		}
+		b, err := bus.NewLocal(filepath.Join(d.data, "bus"), log, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, nil, nil
+	}
+	cfg := bus.DefaultKafkaConfig()
+	cfg.Brokers = strings.Split(d.kafka, ",")
+	if p := os.Getenv("NOKSTREAM_KAFKA_TOPIC_PREFIX"); p != "" {
+		cfg.TopicPrefix = p
+	}
+	k, err := bus.NewKafka(cfg, log, m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to Kafka %s: %w", d.kafka, err)
+	}
+	return k, k, nil
+}
+
+// signingKey loads the key that signs media URLs, creating it on first use.
+// Every registry replica must share it: point --signing-key at one file.
+func signingKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) < 32 {
+			return nil, fmt.Errorf("signing key %s: shorter than 32 bytes", path)
+		}
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create signing key: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("create signing key: %w", err)
+	}
+	return b, nil
+}
+
+// deviceChecker lets ingest authenticate publishers against the registry.
+type deviceChecker struct{ st *store.Store }
+
+func (c deviceChecker) CheckPublisher(ctx context.Context, site, device, user, secret string) (access.Publisher, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	d, err := c.st.AuthenticateDevice(ctx, site, device, user, secret)
+	switch {
+	case errors.Is(err, store.ErrUnknownDevice):
+		return access.Publisher{}, access.ErrUnknownStream
+	case errors.Is(err, store.ErrBadCredentials):
+		return access.Publisher{}, access.ErrBadCredentials
+	case err != nil:
+		return access.Publisher{}, err
+	}
+	return access.Publisher{Site: d.Site, Device: d.Name, Source: d.Kind}, nil
+}
+
+// serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
+func serveHTTP(ctx context.Context, log *slog.Logger, name, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("http listening", "service", name, "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-errc
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", name, err)
+	}
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/bus"
+	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/obs"
+	"github.com/nokstream/nokstream/registry/api"
+	"github.com/nokstream/nokstream/registry/index"
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// registryGroup is the registry's consumer group for the segment index.
+const registryGroup = "registry"
+
+type registryFlags struct {
+	httpAddr   string
+	signingKey string
+	publicURL  string
+}
+
+func (f *registryFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.httpAddr, "http-addr", ":8080", "HTTP API listen address")
+	cmd.Flags().StringVar(&f.signingKey, "signing-key", "", "file with the key that signs media URLs, shared by every registry (default: <data>/keys/signing.key, created if missing)")
+}
+
+// registryParts builds the registry's HTTP handler and index consumer.
+func registryParts(f *registryFlags, data string, st *store.Store, blobStore blob.Store, b bus.Bus,
+	log *slog.Logger, reg *prometheus.Registry, health *obs.Health) (http.Handler, func(context.Context) error, error) {
+	keyPath := f.signingKey
+	if keyPath == "" {
+		keyPath = filepath.Join(data, "keys", "signing.key")
+	}
+	key, err := signingKey(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := api.DefaultConfig()
+	cfg.SigningKey = key
+	srv, err := api.New(cfg, api.Deps{Store: st, Blob: blobStore, Log: log, Registry: reg, Health: health, Now: time.Now})
+	if err != nil {
+		return nil, nil, err
+	}
+	consume := func(ctx context.Context) error {
+		return b.Consume(ctx, events.TopicSegments, registryGroup, index.Handler(st, log))
+	}
+	return srv.Handler(), consume, nil
+}
+
+func registryCommand(g *globalFlags) *cobra.Command {
+	var d deps
+	var f registryFlags
+	cmd := &cobra.Command{
+		Use:   "registry",
+		Short: "Run the registry: segment index, HTTP API and HLS playback",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := g.logger().With("service", "registry")
+			reg := obs.NewRegistry()
+			health := obs.NewHealth()
+			st, err := d.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			blobStore, blobPing, err := d.openBlob(ctx)
+			if err != nil {
+				return err
+			}
+			b, busPing, err := d.openBus(log, reg, true)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			health.Add("blob", blobPing.Ping)
+			health.Add("kafka", busPing.Ping)
+			health.Add("postgres", st.Ping)
+			h, consume, err := registryParts(&f, d.data, st, blobStore, b, log, reg, health)
+			if err != nil {
+				return err
+			}
+			return runAll(ctx, consume, func(ctx context.Context) error { return serveHTTP(ctx, log, "registry", f.httpAddr, h) })
+		},
+	}
+	d.dataFlag(cmd)
+	d.dbFlag(cmd)
+	d.blobFlag(cmd, "")
+	d.kafkaFlag(cmd, "")
+	f.register(cmd)
+	return cmd
+}

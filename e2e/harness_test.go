@@ -1,0 +1,291 @@
+// Package e2e runs the nokstream binary as a user would: real processes,
+// real PostgreSQL, MinIO and Kafka protocol, ffmpeg publishing over RTSP and
+// ffprobe reading what the API serves.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nokstream/nokstream/internal/testenv"
+)
+
+// binary is the nokstream binary built once for the package.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nokstream-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "nokstream")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/nokstream")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build nokstream:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cli runs a nokstream subcommand to completion and returns its stdout.
+func cli(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("nokstream %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String())
+}
+
+// proc is a nokstream service running in the background.
+type proc struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	mu   *sync.Mutex
+	done chan error
+}
+
+type syncWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func startProc(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	w := syncWriter{p.mu, p.log}
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", name, p.output())
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// stop sends sig and waits for the process to exit.
+func (p *proc) stop(sig syscall.Signal) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// waitReady waits until a service's /readyz answers 200.
+func waitReady(t *testing.T, p *proc, addr string) {
+	t.Helper()
+	testenv.WaitFor(t, 30*time.Second, p.name+" to be ready", func() bool {
+		select {
+		case err := <-p.done:
+			t.Fatalf("%s exited: %v\n%s", p.name, err, p.output())
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// api is a logged-in client of the registry API.
+type api struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func login(t *testing.T, base, user, tempPassword string) *api {
+	t.Helper()
+	a := &api{t: t, base: base}
+	var lr struct {
+		Token              string `json:"token"`
+		MustChangePassword bool   `json:"must_change_password"`
+	}
+	a.do("POST", "/api/v1/auth/login", map[string]string{"login": user, "password": tempPassword}, http.StatusOK, &lr)
+	a.token = lr.Token
+	if lr.MustChangePassword {
+		newPW := "e2e-" + tempPassword + "-changed"
+		a.do("POST", "/api/v1/auth/password", map[string]string{"old_password": tempPassword, "new_password": newPW}, 0, nil)
+		a.do("POST", "/api/v1/auth/login", map[string]string{"login": user, "password": newPW}, http.StatusOK, &lr)
+		a.token = lr.Token
+	}
+	return a
+}
+
+// do sends a JSON request; want 0 accepts any 2xx.
+func (a *api) do(method, path string, body any, want int, out any) {
+	a.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.base+path, rd)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if (want == 0 && resp.StatusCode/100 != 2) || (want != 0 && resp.StatusCode != want) {
+		a.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			a.t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+		}
+	}
+}
+
+// segment is one element of the segments endpoint.
+type segment struct {
+	SegmentID     string    `json:"segment_id"`
+	Sequence      int64     `json:"sequence"`
+	Start         time.Time `json:"start"`
+	Duration      float64   `json:"duration"`
+	Bytes         int64     `json:"bytes"`
+	SHA256        string    `json:"sha256"`
+	URL           string    `json:"url"`
+	Chain         string    `json:"chain"`
+	Discontinuity bool      `json:"discontinuity"`
+}
+
+func (a *api) segments(stream string) []segment {
+	a.t.Helper()
+	var segs []segment
+	q := "?from=" + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339) + "&to=" + time.Now().Add(time.Minute).UTC().Format(time.RFC3339)
+	a.do("GET", "/api/v1/streams/"+stream+"/segments"+q, nil, http.StatusOK, &segs)
+	return segs
+}
+
+// fetchSHA fetches a media URL without the bearer token (it is signed) and
+// returns the SHA-256 of the body.
+func (a *api) fetchSHA(url string) string {
+	a.t.Helper()
+	if strings.HasPrefix(url, "/") {
+		url = a.base + url
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		a.t.Fatalf("get %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		a.t.Fatalf("get %s: status %d: %s", url, resp.StatusCode, b)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, resp.Body); err != nil {
+		a.t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// link returns a signed URL for a path under /api/v1/streams.
+func (a *api) link(path string) string {
+	a.t.Helper()
+	var out struct {
+		URL string `json:"url"`
+	}
+	a.do("POST", "/api/v1/links", map[string]string{"path": path}, 0, &out)
+	if strings.HasPrefix(out.URL, "/") {
+		return a.base + out.URL
+	}
+	return out.URL
+}
+
+// publish runs ffmpeg publishing a synthetic stream; it returns ffmpeg's
+// stderr and error.
+func publish(t *testing.T, url string, seconds int, size string, audio string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+60)*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testenv.Tool(t, "ffmpeg"), testenv.PublishArgs(url, seconds, size, 25, audio, "tcp")...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	return stderr.String(), err
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// ports of one nokstream installation under test.
+type ports struct {
+	rtsp, rtp, rtcp, http int
+}
+
+func newPorts(t *testing.T) ports {
+	rtp, rtcp := testenv.FreeUDPPair(t)
+	return ports{rtsp: testenv.FreePort(t), rtp: rtp, rtcp: rtcp, http: testenv.FreePort(t)}
+}
+
+func (p ports) ingestFlags() []string {
+	return []string{"--rtsp-addr", fmt.Sprintf("127.0.0.1:%d", p.rtsp), "--rtp-addr", fmt.Sprintf(":%d", p.rtp),
+		"--rtcp-addr", fmt.Sprintf(":%d", p.rtcp), "--node", "e2e"}
+}

@@ -1,0 +1,326 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nokstream/nokstream/ingest/spool"
+	"github.com/nokstream/nokstream/internal/bus"
+	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/testenv"
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// installation is one running nokstream under test.
+type installation struct {
+	t        *testing.T
+	env      []string
+	dsn      string
+	ports    ports
+	api      *api
+	publish  map[string]string // device → publish URL
+	kafka    []string          // brokers, when scaled out
+	prefix   string            // Kafka topic prefix
+	procs    map[string]*proc
+	startFns map[string]func() *proc
+}
+
+func (in *installation) rtspHost() string { return fmt.Sprintf("127.0.0.1:%d", in.ports.rtsp) }
+
+// register adds the devices and a NARK user with the CLI.
+func (in *installation) register(devices ...string) string {
+	in.publish = map[string]string{}
+	for _, d := range devices {
+		in.publish[d] = cli(in.t, in.env, "device", "add", "site1/"+d, "--host", in.rtspHost())
+	}
+	return cli(in.t, in.env, "user", "add", "--role", "nark", "auditor")
+}
+
+// startAll runs `nokstream all` with its embedded defaults: a directory blob
+// store and the in-process bus.
+func startAll(t *testing.T, segment time.Duration, devices ...string) *installation {
+	dsn := testenv.Postgres(t)
+	in := &installation{t: t, env: []string{"NOKSTREAM_DB=" + dsn}, dsn: dsn, ports: newPorts(t),
+		procs: map[string]*proc{}, startFns: map[string]func() *proc{}}
+	cli(t, in.env, "migrate")
+	pw := in.register(devices...)
+	data := t.TempDir()
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", in.ports.http)
+	in.startFns["all"] = func() *proc {
+		args := append([]string{"all", "--data", data, "--http-addr", httpAddr, "--segment-duration", segment.String()}, in.ports.ingestFlags()...)
+		p := startProc(t, "all", in.env, args...)
+		waitReady(t, p, httpAddr)
+		return p
+	}
+	in.procs["all"] = in.startFns["all"]()
+	in.api = login(t, "http://"+httpAddr, "auditor", pw)
+	return in
+}
+
+// startSplit runs ingest, archiver and registry as separate processes over
+// the Kafka protocol and MinIO.
+func startSplit(t *testing.T, segment time.Duration, devices ...string) *installation {
+	dsn := testenv.Postgres(t)
+	m := testenv.MinIO(t)
+	brokers := testenv.Kafka(t)
+	prefix := testenv.TopicPrefix(t)
+	s3 := fmt.Sprintf("s3://%s:%s@%s/%s?ssl=false", url.QueryEscape(m.AccessKey), url.QueryEscape(m.SecretKey), m.Endpoint, m.Bucket)
+	in := &installation{t: t, dsn: dsn, ports: newPorts(t), kafka: brokers, prefix: prefix,
+		procs: map[string]*proc{}, startFns: map[string]func() *proc{},
+		env: []string{"NOKSTREAM_DB=" + dsn, "NOKSTREAM_BLOB=" + s3, "NOKSTREAM_KAFKA=" + strings.Join(brokers, ","),
+			"NOKSTREAM_KAFKA_TOPIC_PREFIX=" + prefix}}
+	cli(t, in.env, "migrate")
+	pw := in.register(devices...)
+	regHTTP := fmt.Sprintf("127.0.0.1:%d", in.ports.http)
+	ingHTTP := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	arcHTTP := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	ingData, regData := t.TempDir(), t.TempDir()
+	in.startFns["ingest"] = func() *proc {
+		args := append([]string{"ingest", "--data", ingData, "--http-addr", ingHTTP, "--segment-duration", segment.String()}, in.ports.ingestFlags()...)
+		p := startProc(t, "ingest", in.env, args...)
+		waitReady(t, p, ingHTTP)
+		return p
+	}
+	in.startFns["archiver"] = func() *proc {
+		p := startProc(t, "archiver", in.env, "archiver", "--http-addr", arcHTTP)
+		waitReady(t, p, arcHTTP)
+		return p
+	}
+	in.startFns["registry"] = func() *proc {
+		p := startProc(t, "registry", in.env, "registry", "--data", regData, "--http-addr", regHTTP)
+		waitReady(t, p, regHTTP)
+		return p
+	}
+	for _, name := range []string{"registry", "archiver", "ingest"} {
+		in.procs[name] = in.startFns[name]()
+	}
+	in.api = login(t, "http://"+regHTTP, "auditor", pw)
+	return in
+}
+
+func (in *installation) restart(name string, sig syscall.Signal) {
+	in.procs[name].stop(sig)
+	in.procs[name] = in.startFns[name]()
+}
+
+// waitIndexed waits until the stream's indexed segments add up to at least
+// seconds and returns them.
+func (in *installation) waitIndexed(stream string, seconds float64, timeout time.Duration) []segment {
+	var segs []segment
+	testenv.WaitFor(in.t, timeout, fmt.Sprintf("%.0f s of %s indexed", seconds, stream), func() bool {
+		segs = in.api.segments(stream)
+		total := 0.0
+		for _, s := range segs {
+			total += s.Duration
+		}
+		return total >= seconds
+	})
+	return segs
+}
+
+// checkSegments verifies what a user relies on: contiguous sequence
+// numbers, an unbroken hash chain, each segment indexed once, and the bytes
+// served equal to the SHA-256 in the index, in the announcement (the
+// archiver's check) and, on Kafka, in the event itself.
+func (in *installation) checkSegments(segs []segment) {
+	t := in.t
+	st, err := store.Open(context.Background(), in.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	seen := map[string]bool{}
+	for i, s := range segs {
+		if s.Sequence != int64(i) {
+			t.Errorf("segment %d has sequence %d: a segment is missing or indexed twice", i, s.Sequence)
+		}
+		if seen[s.SegmentID] {
+			t.Errorf("segment %s listed twice", s.SegmentID)
+		}
+		seen[s.SegmentID] = true
+		prev := spool.ZeroChain()
+		if i > 0 {
+			prev = segs[i-1].Chain
+		}
+		if want, _ := spool.Chain(prev, s.SHA256); s.Chain != want {
+			t.Errorf("segment %d: hash chain broken (chain %s, want %s)", i, s.Chain, want)
+		}
+		if got := in.api.fetchSHA(s.URL); got != s.SHA256 {
+			t.Errorf("segment %d: served bytes hash to %s, index says %s", i, got, s.SHA256)
+		}
+	}
+	// The archiver compares each stored object with its event.
+	testenv.WaitFor(t, 30*time.Second, "the archiver to check every segment", func() bool {
+		for _, s := range segs {
+			checks, err := st.SegmentChecks(context.Background(), s.SegmentID)
+			if err != nil || len(checks) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, s := range segs {
+		checks, _ := st.SegmentChecks(context.Background(), s.SegmentID)
+		for _, c := range checks {
+			if !c.OK {
+				t.Errorf("segment %s: archiver check failed: %s", s.SegmentID, c.Detail)
+			}
+		}
+	}
+	if len(in.kafka) > 0 {
+		evs := in.readEvents(len(segs))
+		for _, s := range segs {
+			ev, ok := evs[s.SegmentID]
+			if !ok {
+				t.Errorf("segment %s indexed but its event is not on Kafka", s.SegmentID)
+				continue
+			}
+			if ev.SHA256 != s.SHA256 || ev.Chain != s.Chain {
+				t.Errorf("segment %s: event sha256/chain %s/%s, index %s/%s", s.SegmentID, ev.SHA256, ev.Chain, s.SHA256, s.Chain)
+			}
+		}
+	}
+}
+
+// readEvents reads SegmentClosed events from Kafka with a group of its own
+// until it has n distinct segments.
+func (in *installation) readEvents(n int) map[string]*events.SegmentClosed {
+	cfg := bus.DefaultKafkaConfig()
+	cfg.Brokers = in.kafka
+	cfg.TopicPrefix = in.prefix
+	k, err := bus.NewKafka(cfg, testLogger(in.t), nil)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	defer k.Close()
+	var mu sync.Mutex
+	out := map[string]*events.SegmentClosed{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = k.Consume(ctx, events.TopicSegments, "e2e-reader", func(_ context.Context, m bus.Message) error {
+		var ev events.SegmentClosed
+		if err := json.Unmarshal(m.Value, &ev); err != nil {
+			return bus.Permanent(err)
+		}
+		mu.Lock()
+		out[ev.SegmentID] = &ev
+		if len(out) >= n {
+			cancel()
+		}
+		mu.Unlock()
+		return nil
+	})
+	return out
+}
+
+// TestSpine is the issue's acceptance test, in both modes: 60 s of 720p25
+// H.264 + AAC published with ffmpeg over RTSP is, within 10 s of the
+// publisher stopping, a 60 ± 1 s playlist with video and audio whose every
+// segment hashes to what the index and the event say; a publisher with a
+// wrong secret beside it is refused and disturbs nothing.
+func TestSpine(t *testing.T) {
+	for _, mode := range []string{"all", "split"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			var in *installation
+			if mode == "all" {
+				in = startAll(t, 6*time.Second, "cam1", "cam2")
+			} else {
+				in = startSplit(t, 6*time.Second, "cam1", "cam2")
+			}
+			var wg sync.WaitGroup
+			var pubErr error
+			var pubStderr string
+			var stopped time.Time
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pubStderr, pubErr = publish(t, in.publish["cam1"], 60, "1280x720", "aac")
+				stopped = time.Now()
+			}()
+			// A publisher with a wrong secret, while cam1 records.
+			wrong := strings.Replace(in.publish["cam2"], "@", "x@", 1)
+			stderr, err := publish(t, wrong, 3, "320x240", "aac")
+			if err == nil || !strings.Contains(stderr, "401") {
+				t.Errorf("publisher with a wrong secret: err %v, ffmpeg says %q; want refused with 401", err, stderr)
+			}
+			wg.Wait()
+			if pubErr != nil {
+				t.Fatalf("valid publisher failed beside the refused one: %v\n%s", pubErr, pubStderr)
+			}
+			segs := in.waitIndexed("site1/cam1", 59, 10*time.Second)
+			probe := testenv.FFprobe(t, in.api.link("/api/v1/streams/site1/cam1/playlist.m3u8"))
+			if since := time.Since(stopped); since > 15*time.Second {
+				t.Errorf("playlist readable %s after the publisher stopped, want within 10 s", since)
+			}
+			if d := probe.DurationSeconds(); d < 59 || d > 61 {
+				t.Errorf("ffprobe reads the playlist as %.2f s, want 60 ± 1", d)
+			}
+			if got := strings.Join(probe.Codecs(), ","); got != "video:h264,audio:aac" {
+				t.Errorf("playlist streams %s, want video:h264,audio:aac", got)
+			}
+			in.checkSegments(segs)
+			if segs := in.api.segments("site1/cam2"); len(segs) != 0 {
+				t.Errorf("the refused publisher has %d segments", len(segs))
+			}
+		})
+	}
+}
+
+// TestIngestRestart restarts ingest between publisher sessions, gracefully
+// and with kill -9 in the middle of a segment, and shows that nothing
+// announced is lost, nothing is indexed twice, and the hash chain runs on.
+func TestIngestRestart(t *testing.T) {
+	t.Parallel()
+	in := startSplit(t, 2*time.Second, "cam1")
+	// Session 1, then a graceful restart between segments.
+	if stderr, err := publish(t, in.publish["cam1"], 6, "320x240", "aac"); err != nil {
+		t.Fatalf("publish: %v\n%s", err, stderr)
+	}
+	first := in.waitIndexed("site1/cam1", 5.5, 15*time.Second)
+	in.restart("ingest", syscall.SIGTERM)
+
+	// Session 2, killed with -9 while publishing.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = publish(t, in.publish["cam1"], 20, "320x240", "aac")
+	}()
+	in.waitIndexed("site1/cam1", 5.5+4, 20*time.Second)
+	in.procs["ingest"].stop(syscall.SIGKILL)
+	<-done
+	in.procs["ingest"] = in.startFns["ingest"]()
+
+	// Session 3 after recovery.
+	if stderr, err := publish(t, in.publish["cam1"], 4, "320x240", "aac"); err != nil {
+		t.Fatalf("publish after kill -9: %v\n%s", err, stderr)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the session after the restart to be indexed", func() bool {
+		segs := in.api.segments("site1/cam1")
+		last := segs[len(segs)-1]
+		return last.Start.After(first[len(first)-1].Start.Add(8 * time.Second))
+	})
+	segs := in.api.segments("site1/cam1")
+	in.checkSegments(segs)
+	for i := 1; i < len(segs); i++ {
+		if segs[i].Sequence != segs[i-1].Sequence+1 {
+			t.Errorf("sequence jumps from %d to %d", segs[i-1].Sequence, segs[i].Sequence)
+		}
+	}
+	discontinuities := 0
+	for _, s := range segs {
+		if s.Discontinuity {
+			discontinuities++
+		}
+	}
+	if discontinuities < 3 {
+		t.Errorf("%d segments start a session, want at least 3 (one per publisher session)", discontinuities)
+	}
+}

@@ -1,0 +1,407 @@
+// Package api is the registry's HTTP API: login and sessions, the segment
+// index of a stream, HLS playback (RFC 8216) of recorded streams, and the
+// media bytes themselves, with every access to media in the audit log.
+//
+// Routes (JSON unless said otherwise; errors are {"error": "..."}):
+//
+//	POST /api/v1/auth/login                              {"login","password"} → {"token","must_change_password","expires_at","password_age_days"}
+//	POST /api/v1/auth/password                           {"old_password","new_password"} → a new session, as login
+//	POST /api/v1/auth/logout                             ends the session
+//	POST /api/v1/links                                   {"path"} → {"url","expires_at"}: a signed URL for a stream or media path
+//	GET  /api/v1/streams/{site}/{device}/segments        ?from=&to= → the indexed segments
+//	GET  /api/v1/streams/{site}/{device}/playlist.m3u8   ?from=&to= → an HLS VOD playlist
+//	GET  /api/v1/media/{key...}                          a segment or init segment, with Range support
+//	GET  /metrics, /healthz, /readyz
+//
+// Every route but login needs "Authorization: Bearer <token>". The GET
+// routes also accept a signed query instead (exp, uid, sig; see
+// Server.SignedURL), so that players such as ffplay, VLC or hls.js, which
+// send no headers, can fetch a playlist and the segments it lists; the URLs
+// in a playlist carry their own signatures. A user whose password must be
+// changed may only change it or log out; everything else answers 403.
+//
+// Every playlist, segment list and media access is written to the audit log
+// with the caller, the remote address and the purpose declared in the
+// X-Purpose header or the purpose query parameter. Access is decided by one
+// function, canSee; streams a caller may not see answer 404.
+//
+// from and to are RFC 3339 times and select the segments that overlap
+// [from, to). to defaults to now, and from to one hour before to; a range
+// may span at most a day (MaxRange).
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nokstream/nokstream/internal/obs"
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// Range limits of the stream routes.
+const (
+	// DefaultRange is how far before to a range starts when from is not
+	// given.
+	DefaultRange = time.Hour
+	// MaxRange is the longest range one request may ask for.
+	MaxRange = 24 * time.Hour
+)
+
+// Secret is key material. It prints, logs and marshals as "<redacted>";
+// UnmarshalText takes the raw bytes of the text.
+type Secret []byte
+
+const redacted = "<redacted>"
+
+// String returns "<redacted>".
+func (Secret) String() string { return redacted }
+
+// GoString returns "<redacted>".
+func (Secret) GoString() string { return redacted }
+
+// Format prints "<redacted>" for every verb, %x included.
+func (Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, redacted) }
+
+// LogValue logs "<redacted>".
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalText returns "<redacted>", so a printed configuration shows no
+// secret.
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// UnmarshalText sets the secret to a copy of text.
+func (s *Secret) UnmarshalText(text []byte) error {
+	*s = append(Secret(nil), text...)
+	return nil
+}
+
+// Config configures the API.
+type Config struct {
+	// SigningKey is the HMAC-SHA256 key of signed URLs, at least 32 bytes.
+	// Every registry replica needs the same key, and changing it voids the
+	// signed URLs handed out.
+	SigningKey Secret `yaml:"signing_key"`
+	// TokenTTL is how long a session token from login lasts.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// LinkTTL is how long a signed URL lasts: those from POST /api/v1/links
+	// and those in segment lists. The media URLs in a playlist last LinkTTL
+	// plus the playlist's duration, so that watching it at normal speed
+	// never runs into an expired segment URL.
+	LinkTTL time.Duration `yaml:"link_ttl"`
+}
+
+// DefaultConfig returns the defaults: sessions of 12 hours and signed URLs
+// of 1 hour. There is no default signing key.
+func DefaultConfig() Config {
+	return Config{TokenTTL: 12 * time.Hour, LinkTTL: time.Hour}
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	switch {
+	case len(c.SigningKey) < 32:
+		return fmt.Errorf("registry api: signing_key has %d bytes, want at least 32", len(c.SigningKey))
+	case c.TokenTTL <= 0:
+		return fmt.Errorf("registry api: token_ttl %v is not positive", c.TokenTTL)
+	case c.LinkTTL <= 0:
+		return fmt.Errorf("registry api: link_ttl %v is not positive", c.LinkTTL)
+	}
+	return nil
+}
+
+// Store is what the API needs of the registry's database; *store.Store is
+// one.
+type Store interface {
+	Ping(ctx context.Context) error
+	Login(ctx context.Context, login, password string) (store.User, error)
+	CreateSession(ctx context.Context, id int64, now time.Time, ttl time.Duration) (token string, expires time.Time, err error)
+	UserByToken(ctx context.Context, token string, now time.Time) (store.User, error)
+	UserByID(ctx context.Context, id int64) (store.User, error)
+	DeleteSession(ctx context.Context, token string) error
+	ChangePassword(ctx context.Context, id int64, oldPassword, newPassword string) error
+	StreamExists(ctx context.Context, site, device string) (bool, error)
+	Segments(ctx context.Context, site, device string, from, to time.Time) ([]store.Segment, error)
+	ObjectByKey(ctx context.Context, key string) (store.Object, error)
+	Audit(ctx context.Context, e store.AuditEntry) error
+}
+
+// Blobs reads media objects; every blob.Store is one.
+type Blobs interface {
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Store    Store
+	Blob     Blobs
+	Log      *slog.Logger
+	Registry *prometheus.Registry // metrics are registered here and served at /metrics
+	Health   *obs.Health          // served at /readyz; New adds a "postgres" check of Store
+	Now      func() time.Time     // time.Now if nil
+}
+
+// Server serves the API.
+type Server struct {
+	cfg   Config
+	store Store
+	blobs Blobs
+	log   *slog.Logger
+	now   func() time.Time
+	mux   *http.ServeMux
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// New returns a Server. It starts nothing: the caller serves Handler.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case deps.Store == nil:
+		return nil, errors.New("registry api: no store")
+	case deps.Blob == nil:
+		return nil, errors.New("registry api: no blob store")
+	case deps.Log == nil:
+		return nil, errors.New("registry api: no logger")
+	case deps.Registry == nil:
+		return nil, errors.New("registry api: no metrics registry")
+	case deps.Health == nil:
+		return nil, errors.New("registry api: no health checks")
+	}
+	s := &Server{
+		cfg:   cfg,
+		store: deps.Store,
+		blobs: deps.Blob,
+		log:   deps.Log,
+		now:   deps.Now,
+		mux:   http.NewServeMux(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nokstream_registry_http_requests_total",
+			Help: "HTTP requests answered by the registry API, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nokstream_registry_http_request_seconds",
+			Help:    "Time to answer an HTTP request of the registry API, by route pattern.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	for _, c := range []prometheus.Collector{s.requests, s.duration} {
+		if err := deps.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("registry api: register metrics: %w", err)
+		}
+	}
+	deps.Health.Add("postgres", s.store.Ping)
+	obs.Register(s.mux, deps.Registry, deps.Health)
+
+	s.route("POST /api/v1/auth/login", authNone, s.login)
+	s.route("POST /api/v1/auth/password", authPasswordChange, s.changePassword)
+	s.route("POST /api/v1/auth/logout", authPasswordChange, s.logout)
+	s.route("POST /api/v1/links", authBearer, s.createLink)
+	s.route("GET /api/v1/streams/{site}/{device}/segments", authBearerOrSigned, s.segments)
+	s.route("GET /api/v1/streams/{site}/{device}/playlist.m3u8", authBearerOrSigned, s.playlist)
+	s.route("GET /api/v1/media/{key...}", authBearerOrSigned, s.media)
+	return s, nil
+}
+
+// Handler returns the HTTP handler of every route. Requests that match no
+// route get a JSON 404 or 405.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := s.mux.Handler(r); pattern != "" {
+			s.mux.ServeHTTP(w, r)
+			return
+		}
+		// The mux answers in plain text; keep its status and headers
+		// (Allow, Location), and answer in JSON.
+		start := time.Now()
+		rec := &headerOnly{header: w.Header()}
+		s.mux.ServeHTTP(rec, r)
+		code := rec.code
+		if code == 0 {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, http.StatusText(code))
+		s.observe("unmatched", code, start)
+	})
+}
+
+// headerOnly keeps the status and headers of a response and drops its body.
+type headerOnly struct {
+	header http.Header
+	code   int
+}
+
+func (h *headerOnly) Header() http.Header         { return h.header }
+func (h *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerOnly) WriteHeader(code int) {
+	if h.code == 0 {
+		h.code = code
+	}
+}
+
+// authMode says how a route authenticates its caller.
+type authMode int
+
+const (
+	authNone           authMode = iota // anyone
+	authBearer                         // a session token
+	authBearerOrSigned                 // a session token or a signed query
+	authPasswordChange                 // a session token, even while the password must be changed
+)
+
+// caller is who makes a request.
+type caller struct {
+	user  store.User
+	token string // the session token, "" for a signed request
+}
+
+// handlerFunc handles a request of an authenticated caller (nil for
+// authNone). An *apiError is answered as is; any other error is a 500.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller) error
+
+// apiError is an error answered with its status and message.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }
+
+// errorf returns an *apiError.
+func errorf(status int, format string, args ...any) error {
+	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// mustChangePassword is the answer to a user who must change the password
+// first.
+const mustChangePassword = "password change required: POST /api/v1/auth/password"
+
+// route registers h for pattern, behind authentication and metrics.
+func (s *Server) route(pattern string, mode authMode, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		err := s.serve(sw, r, mode, h)
+		if err != nil {
+			var ae *apiError
+			switch {
+			case errors.As(err, &ae):
+				if ae.status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="nokstream"`)
+				}
+				writeError(sw, ae.status, ae.msg)
+			case r.Context().Err() != nil:
+				// The client went away; nobody reads an answer. 499 is
+				// nginx's code for it, for the metrics.
+				if sw.code == 0 {
+					sw.code = 499
+				}
+			default:
+				s.log.Error("serve request", "route", pattern, "err", err)
+				if sw.code == 0 {
+					writeError(sw, http.StatusInternalServerError, "internal error")
+				}
+			}
+		}
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		s.observe(pattern, code, start)
+	})
+}
+
+// serve authenticates the caller as mode requires and calls h.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, mode authMode, h handlerFunc) error {
+	if mode == authNone {
+		return h(w, r, nil)
+	}
+	c, err := s.authenticate(r, mode == authBearerOrSigned)
+	if err != nil {
+		return err
+	}
+	if c.user.MustChangePassword && mode != authPasswordChange {
+		return errorf(http.StatusForbidden, mustChangePassword)
+	}
+	return h(w, r, c)
+}
+
+func (s *Server) observe(route string, code int, start time.Time) {
+	s.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	s.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// statusWriter remembers the status code of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// writeJSON answers v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// writeError answers {"error": msg} with status.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// decodeJSON decodes a request body of at most 64 KiB into v, refusing
+// unknown fields and trailing data.
+func decodeJSON(r *http.Request, v any) error {
+	if mt := r.Header.Get("Content-Type"); mt != "" && !isJSON(mt) {
+		return errorf(http.StatusUnsupportedMediaType, "content type %q is not application/json", mt)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(http.StatusBadRequest, "invalid JSON body: %v", err)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "invalid JSON body: data after the object")
+	}
+	return nil
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}

@@ -1,0 +1,339 @@
+package api
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// Query parameters of a signed URL.
+const (
+	paramExpires   = "exp" // unix seconds
+	paramUser      = "uid" // the user the URL acts for
+	paramSignature = "sig" // base64url HMAC-SHA256
+)
+
+// signable reports whether p is a path that signed URLs may be made for:
+// the stream and media routes.
+func signable(p string) bool {
+	return strings.HasPrefix(p, "/api/v1/streams/") || strings.HasPrefix(p, "/api/v1/media/")
+}
+
+// authenticate returns the caller of r: the owner of the bearer token, or,
+// when signed URLs are allowed, of a valid signed query.
+func (s *Server) authenticate(r *http.Request, allowSigned bool) (*caller, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, token, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return nil, errorf(http.StatusUnauthorized, "authorization is not a bearer token")
+		}
+		u, err := s.store.UserByToken(r.Context(), token, s.now())
+		if errors.Is(err, store.ErrBadCredentials) {
+			return nil, errorf(http.StatusUnauthorized, "invalid or expired token")
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &caller{user: u, token: token}, nil
+	}
+	if allowSigned && r.URL.Query().Has(paramSignature) {
+		u, err := s.verifySigned(r)
+		if err != nil {
+			return nil, err
+		}
+		return &caller{user: u}, nil
+	}
+	return nil, errorf(http.StatusUnauthorized, "authorization required: Authorization: Bearer <token>")
+}
+
+// SignedURL returns target, an absolute path with an optional query, with a
+// signed query added that lets whoever holds it GET target as user uid until
+// expires, without a token. The signature covers the path, every query
+// parameter, the expiry and the user, so none can be changed.
+func (s *Server) SignedURL(target string, uid int64, expires time.Time) (string, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", fmt.Errorf("sign %q: %w", target, err)
+	}
+	q := u.Query()
+	for _, p := range []string{paramExpires, paramUser, paramSignature} {
+		if q.Has(p) {
+			return "", fmt.Errorf("sign %q: already has a %q parameter", target, p)
+		}
+	}
+	return s.sign(u.Path, q, uid, expires), nil
+}
+
+// sign returns p?q with exp, uid and sig added.
+func (s *Server) sign(p string, q url.Values, uid int64, expires time.Time) string {
+	signed := url.Values{}
+	for k, v := range q {
+		signed[k] = v
+	}
+	exp := strconv.FormatInt(expires.Unix(), 10)
+	id := strconv.FormatInt(uid, 10)
+	signed.Set(paramExpires, exp)
+	signed.Set(paramUser, id)
+	signed.Set(paramSignature, base64.RawURLEncoding.EncodeToString(s.signature(p, q, exp, id)))
+	return (&url.URL{Path: p, RawQuery: signed.Encode()}).String()
+}
+
+// signature is HMAC-SHA256(key, message) with message
+//
+//	path ["?" other query parameters, sorted and encoded] "\n" exp "\n" uid
+//
+// where path is the decoded URL path, so that a player that encodes it
+// differently still presents the same signature.
+func (s *Server) signature(p string, q url.Values, exp, uid string) []byte {
+	rest := url.Values{}
+	for k, v := range q {
+		switch k {
+		case paramExpires, paramUser, paramSignature:
+		default:
+			rest[k] = v
+		}
+	}
+	msg := p
+	if len(rest) > 0 {
+		msg += "?" + rest.Encode()
+	}
+	msg += "\n" + exp + "\n" + uid
+	mac := hmac.New(sha256.New, s.cfg.SigningKey)
+	mac.Write([]byte(msg))
+	return mac.Sum(nil)
+}
+
+// verifySigned checks the signed query of r and returns the user it acts
+// for. Every failure is a 403.
+func (s *Server) verifySigned(r *http.Request) (store.User, error) {
+	q := r.URL.Query()
+	if len(q[paramSignature]) != 1 || len(q[paramExpires]) != 1 || len(q[paramUser]) != 1 {
+		return store.User{}, errorf(http.StatusForbidden, "signed URL: want one each of exp, uid and sig")
+	}
+	exp, err := strconv.ParseInt(q.Get(paramExpires), 10, 64)
+	if err != nil {
+		return store.User{}, errorf(http.StatusForbidden, "signed URL: bad exp")
+	}
+	uid, err := strconv.ParseInt(q.Get(paramUser), 10, 64)
+	if err != nil {
+		return store.User{}, errorf(http.StatusForbidden, "signed URL: bad uid")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(q.Get(paramSignature))
+	if err != nil || !hmac.Equal(sig, s.signature(r.URL.Path, q, q.Get(paramExpires), q.Get(paramUser))) {
+		return store.User{}, errorf(http.StatusForbidden, "signed URL: invalid signature")
+	}
+	if s.now().Unix() >= exp {
+		return store.User{}, errorf(http.StatusForbidden, "signed URL: expired")
+	}
+	u, err := s.store.UserByID(r.Context(), uid)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, errorf(http.StatusForbidden, "signed URL: user no longer exists")
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	if u.Disabled {
+		return store.User{}, errorf(http.StatusForbidden, "signed URL: user is disabled")
+	}
+	return u, nil
+}
+
+// sessionJSON is the answer to a login or a password change.
+type sessionJSON struct {
+	Token              string    `json:"token"`
+	ExpiresAt          time.Time `json:"expires_at"`
+	MustChangePassword bool      `json:"must_change_password"`
+	PasswordAgeDays    int       `json:"password_age_days"`
+}
+
+// startSession creates a session for u and answers it.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.User) error {
+	now := s.now()
+	token, expires, err := s.store.CreateSession(r.Context(), u.ID, now, s.cfg.TokenTTL)
+	if err != nil {
+		return err
+	}
+	age := 0
+	if !u.MustChangePassword {
+		age = int(now.Sub(u.PasswordChangedAt).Hours() / 24)
+	}
+	writeJSON(w, http.StatusOK, sessionJSON{
+		Token:              token,
+		ExpiresAt:          expires.UTC(),
+		MustChangePassword: u.MustChangePassword,
+		PasswordAgeDays:    max(age, 0),
+	})
+	return nil
+}
+
+// login handles POST /api/v1/auth/login.
+func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	var req struct {
+		Login    string `json:"login"`
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Login == "" || req.Password == "" {
+		return errorf(http.StatusBadRequest, "login and password are required")
+	}
+	u, err := s.store.Login(r.Context(), req.Login, req.Password)
+	if errors.Is(err, store.ErrBadCredentials) {
+		// The attempted login is kept in the audit log, not in the
+		// service log.
+		if err := s.audit(r, nil, "auth.login_failed", "", nil, func(e *store.AuditEntry) { e.ActorLogin = limit(req.Login, 200) }); err != nil {
+			return err
+		}
+		return errorf(http.StatusUnauthorized, "wrong login or password")
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.audit(r, &caller{user: u}, "auth.login", "", nil); err != nil {
+		return err
+	}
+	return s.startSession(w, r, u)
+}
+
+// changePassword handles POST /api/v1/auth/password. It ends every session
+// of the user and answers a new one.
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req struct {
+		OldPassword string `json:"old_password"`
+		NewPassword string `json:"new_password"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	switch {
+	case req.OldPassword == "" || req.NewPassword == "":
+		return errorf(http.StatusBadRequest, "old_password and new_password are required")
+	case utf8.RuneCountInString(req.NewPassword) < store.MinPasswordLength:
+		return errorf(http.StatusBadRequest, "new_password must have at least %d characters", store.MinPasswordLength)
+	case req.NewPassword == req.OldPassword:
+		return errorf(http.StatusBadRequest, "new_password must differ from old_password")
+	}
+	err := s.store.ChangePassword(r.Context(), c.user.ID, req.OldPassword, req.NewPassword)
+	switch {
+	case errors.Is(err, store.ErrBadCredentials):
+		return errorf(http.StatusForbidden, "old_password is wrong")
+	case errors.Is(err, store.ErrInvalid):
+		return errorf(http.StatusBadRequest, "new_password is not acceptable")
+	case errors.Is(err, store.ErrNotFound):
+		return errorf(http.StatusUnauthorized, "invalid or expired token")
+	case err != nil:
+		return err
+	}
+	if err := s.audit(r, c, "auth.password_changed", "", nil); err != nil {
+		return err
+	}
+	u, err := s.store.UserByID(r.Context(), c.user.ID)
+	if err != nil {
+		return err
+	}
+	return s.startSession(w, r, u)
+}
+
+// logout handles POST /api/v1/auth/logout.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := s.store.DeleteSession(r.Context(), c.token); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// createLink handles POST /api/v1/links: it signs a stream or media path so
+// that a player without headers can fetch it.
+func (s *Server) createLink(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req struct {
+		Path string `json:"path"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	u, err := url.Parse(req.Path)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Fragment != "" {
+		return errorf(http.StatusBadRequest, "path must be an absolute path such as /api/v1/streams/<site>/<device>/playlist.m3u8?from=...&to=...")
+	}
+	if path.Clean(u.Path) != u.Path || !signable(u.Path) {
+		return errorf(http.StatusBadRequest, "path must be under /api/v1/streams/ or /api/v1/media/")
+	}
+	q := u.Query()
+	for _, p := range []string{paramExpires, paramUser, paramSignature} {
+		if q.Has(p) {
+			return errorf(http.StatusBadRequest, "path already has a %q parameter", p)
+		}
+	}
+	expires := s.now().Add(s.cfg.LinkTTL)
+	link := s.sign(u.Path, q, c.user.ID, expires)
+	if err := s.audit(r, c, "link.create", u.Path, map[string]any{"query": u.RawQuery, "expires_at": expires.UTC()}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"url": link, "expires_at": expires.UTC()})
+	return nil
+}
+
+// audit appends an entry about request r by c (nil for nobody) to the audit
+// log; edit adjusts it further.
+func (s *Server) audit(r *http.Request, c *caller, action, object string, detail map[string]any, edit ...func(*store.AuditEntry)) error {
+	e := store.AuditEntry{
+		At:         s.now(),
+		Action:     action,
+		Object:     object,
+		RemoteAddr: r.RemoteAddr,
+		Purpose:    purpose(r),
+		Detail:     detail,
+	}
+	if c != nil {
+		e.ActorID = c.user.ID
+		e.ActorLogin = c.user.Login
+		if c.token == "" {
+			if e.Detail == nil {
+				e.Detail = map[string]any{}
+			}
+			e.Detail["via"] = "signed_url"
+		}
+	}
+	for _, f := range edit {
+		f(&e)
+	}
+	if err := s.store.Audit(r.Context(), e); err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}
+
+// purpose is why the caller accesses media, as declared in the X-Purpose
+// header or the purpose query parameter.
+func purpose(r *http.Request) string {
+	p := r.Header.Get("X-Purpose")
+	if p == "" {
+		p = r.URL.Query().Get("purpose")
+	}
+	return limit(strings.TrimSpace(p), 500)
+}
+
+// limit returns s cut to at most n bytes of valid UTF-8.
+func limit(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

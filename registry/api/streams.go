@@ -1,0 +1,319 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// mediaPrefix is where media objects are served: mediaPrefix + object key.
+const mediaPrefix = "/api/v1/media/"
+
+// canSee reports whether u may see stream <site>/<device> and its media. It
+// is the one place that decides access to streams. For now NARK operators see
+// every stream and nobody else sees any; scoping councils, centers, sites
+// and experts by organisation and exam comes with the registry's domain
+// (issue 4). Streams a user may not see answer 404, as unknown ones do, so
+// that their names cannot be probed.
+func canSee(u store.User, site, device string) bool {
+	return u.Role == store.RoleNARK
+}
+
+// stream returns the site and device of a stream route, if the stream exists
+// and c may see it, and a 404 otherwise.
+func (s *Server) stream(r *http.Request, c *caller) (site, device string, err error) {
+	site, device = r.PathValue("site"), r.PathValue("device")
+	notFound := errorf(http.StatusNotFound, "unknown stream %s/%s", site, device)
+	if !store.ValidName(site) || !store.ValidName(device) || !canSee(c.user, site, device) {
+		return "", "", notFound
+	}
+	ok, err := s.store.StreamExists(r.Context(), site, device)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		return "", "", notFound
+	}
+	return site, device, nil
+}
+
+// timeRange returns the [from, to) of a stream request: to defaults to now,
+// from to DefaultRange before to, and the range may not exceed MaxRange.
+func timeRange(q url.Values, now time.Time) (from, to time.Time, err error) {
+	to = now
+	if v := q.Get("to"); v != "" {
+		if to, err = parseTime("to", v); err != nil {
+			return time.Time{}, time.Time{}, err
+		}
+	}
+	from = to.Add(-DefaultRange)
+	if v := q.Get("from"); v != "" {
+		if from, err = parseTime("from", v); err != nil {
+			return time.Time{}, time.Time{}, err
+		}
+	}
+	if !from.Before(to) {
+		return time.Time{}, time.Time{}, errorf(http.StatusBadRequest, "from must be before to")
+	}
+	if to.Sub(from) > MaxRange {
+		return time.Time{}, time.Time{}, errorf(http.StatusBadRequest, "from to to spans %v, more than %v", to.Sub(from), MaxRange)
+	}
+	return from, to, nil
+}
+
+// parseTime parses an RFC 3339 time of query parameter name.
+func parseTime(name, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil && strings.Contains(v, " ") {
+		// The '+' of a zone offset that was not percent-encoded arrives
+		// as a space.
+		t, err = time.Parse(time.RFC3339Nano, strings.ReplaceAll(v, " ", "+"))
+	}
+	if err != nil {
+		return time.Time{}, errorf(http.StatusBadRequest, "%s: %q is not an RFC 3339 time such as 2025-03-01T10:00:00Z", name, v)
+	}
+	return t, nil
+}
+
+// segmentJSON is a segment in the answer of the segments route.
+type segmentJSON struct {
+	SegmentID     string    `json:"segment_id"`
+	StreamID      string    `json:"stream_id"`
+	Source        string    `json:"source"`
+	Sequence      int64     `json:"sequence"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	Duration      float64   `json:"duration"` // seconds
+	Codecs        []string  `json:"codecs"`
+	Bytes         int64     `json:"bytes"`
+	SHA256        string    `json:"sha256"`
+	PrevChain     string    `json:"prev_chain"`
+	Chain         string    `json:"chain"`
+	Discontinuity bool      `json:"discontinuity"`
+	Salvaged      bool      `json:"salvaged"`
+	ObjectKey     string    `json:"object_key"`
+	URL           string    `json:"url"`
+	InitKey       string    `json:"init_key"`
+	InitURL       string    `json:"init_url"`
+	InitBytes     int64     `json:"init_bytes"`
+	InitSHA256    string    `json:"init_sha256"`
+}
+
+// segments handles GET /api/v1/streams/{site}/{device}/segments.
+func (s *Server) segments(w http.ResponseWriter, r *http.Request, c *caller) error {
+	site, device, err := s.stream(r, c)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	from, to, err := timeRange(r.URL.Query(), now)
+	if err != nil {
+		return err
+	}
+	segs, err := s.store.Segments(r.Context(), site, device, from, to)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(r, c, "segments.list", site+"/"+device, rangeDetail(from, to, len(segs))); err != nil {
+		return err
+	}
+	expires := now.Add(s.cfg.LinkTTL)
+	out := make([]segmentJSON, 0, len(segs))
+	for _, g := range segs {
+		codecs := g.Codecs
+		if codecs == nil {
+			codecs = []string{}
+		}
+		out = append(out, segmentJSON{
+			SegmentID:     g.SegmentID,
+			StreamID:      g.StreamID,
+			Source:        g.Source,
+			Sequence:      g.Sequence,
+			Start:         g.Start.UTC(),
+			End:           g.End.UTC(),
+			Duration:      g.Duration,
+			Codecs:        codecs,
+			Bytes:         g.Bytes,
+			SHA256:        g.SHA256,
+			PrevChain:     g.PrevChain,
+			Chain:         g.Chain,
+			Discontinuity: g.Discontinuity,
+			Salvaged:      g.Salvaged,
+			ObjectKey:     g.ObjectKey,
+			URL:           s.sign(mediaPrefix+g.ObjectKey, nil, c.user.ID, expires),
+			InitKey:       g.InitKey,
+			InitURL:       s.sign(mediaPrefix+g.InitKey, nil, c.user.ID, expires),
+			InitBytes:     g.InitBytes,
+			InitSHA256:    g.InitSHA256,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// playlist handles GET /api/v1/streams/{site}/{device}/playlist.m3u8.
+func (s *Server) playlist(w http.ResponseWriter, r *http.Request, c *caller) error {
+	site, device, err := s.stream(r, c)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	from, to, err := timeRange(r.URL.Query(), now)
+	if err != nil {
+		return err
+	}
+	segs, err := s.store.Segments(r.Context(), site, device, from, to)
+	if err != nil {
+		return err
+	}
+	if len(segs) == 0 {
+		return errorf(http.StatusNotFound, "no segments of %s/%s between %s and %s",
+			site, device, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	}
+	if err := s.audit(r, c, "playlist.get", site+"/"+device, rangeDetail(from, to, len(segs))); err != nil {
+		return err
+	}
+	var total float64
+	for _, g := range segs {
+		total += g.Duration
+	}
+	// A player fetches a VOD playlist once and its segments as it plays:
+	// their URLs must outlive watching the whole playlist.
+	expires := now.Add(s.cfg.LinkTTL + time.Duration(total*float64(time.Second)))
+	body := renderPlaylist(segs, func(key string) string {
+		return s.sign(mediaPrefix+key, nil, c.user.ID, expires)
+	})
+	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err = w.Write(body)
+	return err
+}
+
+func rangeDetail(from, to time.Time, n int) map[string]any {
+	return map[string]any{"from": from.UTC(), "to": to.UTC(), "segments": n}
+}
+
+// renderPlaylist writes an HLS media playlist of type VOD (RFC 8216,
+// section 4.3) for segs, which are fMP4 segments in playback order; uri
+// returns the URI of an object key.
+func renderPlaylist(segs []store.Segment, uri func(key string) string) []byte {
+	// RFC 8216, 4.3.3.1: every EXTINF duration, rounded to the nearest
+	// integer, must be at most the target duration. EXTINF is written with
+	// millisecond precision, so round to that first.
+	target := 1.0
+	for _, g := range segs {
+		target = math.Max(target, math.Ceil(math.Round(g.Duration*1000)/1000))
+	}
+	var b bytes.Buffer
+	b.WriteString("#EXTM3U\n")
+	b.WriteString("#EXT-X-VERSION:7\n")
+	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", int64(target))
+	b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", segs[0].Sequence)
+	// Ingest cuts every segment on a keyframe.
+	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+	for i, g := range segs {
+		disc := i > 0 && discontinuous(segs[i-1], g)
+		if disc {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if i == 0 || g.InitKey != segs[i-1].InitKey {
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\"\n", uri(g.InitKey))
+		}
+		if i == 0 || disc {
+			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", g.Start.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+		}
+		fmt.Fprintf(&b, "#EXTINF:%.3f,\n", g.Duration)
+		b.WriteString(uri(g.ObjectKey))
+		b.WriteByte('\n')
+	}
+	b.WriteString("#EXT-X-ENDLIST\n")
+	return b.Bytes()
+}
+
+// maxGap is the largest difference between one segment's end and the next
+// one's start that still counts as continuous.
+const maxGap = time.Second
+
+// discontinuous reports whether the stream was interrupted between prev and
+// next: ingest says so, the init segment (codec configuration) changed, a
+// segment is missing, or the clock jumps by more than maxGap.
+func discontinuous(prev, next store.Segment) bool {
+	gap := next.Start.Sub(prev.End)
+	return next.Discontinuity ||
+		next.InitKey != prev.InitKey ||
+		next.Sequence != prev.Sequence+1 ||
+		gap > maxGap || gap < -maxGap
+}
+
+// media handles GET /api/v1/media/{key...}: the bytes of an indexed segment
+// or init segment, with Range support.
+func (s *Server) media(w http.ResponseWriter, r *http.Request, c *caller) error {
+	key := r.PathValue("key")
+	o, err := s.store.ObjectByKey(r.Context(), key)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(c.user, o.Site, o.Device)) {
+		return errorf(http.StatusNotFound, "unknown media object")
+	}
+	if err != nil {
+		return err
+	}
+	b, err := s.readObject(r, o)
+	if err != nil {
+		return err
+	}
+	detail := map[string]any{"stream": o.Site + "/" + o.Device, "segment_id": o.SegmentID, "init": o.Init}
+	if rg := r.Header.Get("Range"); rg != "" {
+		detail["range"] = limit(rg, 200)
+	}
+	if err := s.audit(r, c, "media.get", key, detail); err != nil {
+		return err
+	}
+	if o.Init {
+		w.Header().Set("Content-Type", "video/mp4")
+	} else {
+		w.Header().Set("Content-Type", "video/iso.segment")
+	}
+	w.Header().Set("ETag", `"`+o.SHA256+`"`)
+	w.Header().Set("Cache-Control", "private, max-age=3600")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	return nil
+}
+
+// readObject reads an object from the blob store and checks it against the
+// index. Segments are a few megabytes, so it is read whole: ServeContent
+// then answers Range requests from memory.
+func (s *Server) readObject(r *http.Request, o store.Object) ([]byte, error) {
+	rc, err := s.blobs.Get(r.Context(), o.Key)
+	if errors.Is(err, blob.ErrNotFound) {
+		s.log.Warn("indexed media object missing from the blob store", "object_key", o.Key, "segment_id", o.SegmentID)
+		return nil, errorf(http.StatusNotFound, "media object is indexed but not stored")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get media object %s: %w", o.Key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, o.Bytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read media object %s: %w", o.Key, err)
+	}
+	sum := sha256.Sum256(b)
+	if int64(len(b)) != o.Bytes || !strings.EqualFold(hex.EncodeToString(sum[:]), o.SHA256) {
+		// Evidence that differs from what ingest announced is never
+		// served as if it were the original.
+		s.log.Error("media object does not match its index", "object_key", o.Key, "segment_id", o.SegmentID,
+			"bytes", len(b), "want_bytes", o.Bytes)
+		return nil, errorf(http.StatusInternalServerError, "stored media object does not match its index")
+	}
+	return b, nil
+}

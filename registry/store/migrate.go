@@ -1,0 +1,52 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// migrations holds the schema versions, applied in the order of their
+// numbers. A released migration is never edited: a change is a new file.
+//
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate brings the database at dsn up to the newest schema version. It is a
+// no-op on an up-to-date database, and safe to run from several processes at
+// once: they take turns on a PostgreSQL advisory lock.
+func Migrate(ctx context.Context, dsn string) error {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return fmt.Errorf("migrate: parse database dsn: %w", err)
+	}
+	// The provider's Close only closes db, so this is all the cleanup.
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("migrate: create lock: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true),
+	)
+	if err != nil {
+		return fmt.Errorf("migrate: load migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: apply migrations: %w", err)
+	}
+	return nil
+}

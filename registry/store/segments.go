@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nokstream/nokstream/internal/events"
+)
+
+// Segment is an indexed segment: the SegmentClosed event that announced it,
+// its end, and when the registry indexed it. Times have the microsecond
+// precision of PostgreSQL.
+type Segment struct {
+	events.SegmentClosed
+	End       time.Time // Start + Duration
+	IndexedAt time.Time
+}
+
+// segmentColumns are the columns scanSegment reads, in its order.
+const segmentColumns = `segment_id, stream_id, source, site, device, sequence, start_at, duration, end_at,
+	codecs, bytes, sha256, prev_chain, chain, object_key, init_key, init_sha256, init_bytes,
+	ingest_node, discontinuity, salvaged, indexed_at`
+
+func scanSegment(row pgx.Row) (Segment, error) {
+	var g Segment
+	err := row.Scan(&g.SegmentID, &g.StreamID, &g.Source, &g.Site, &g.Device, &g.Sequence,
+		&g.Start, &g.Duration, &g.End, &g.Codecs, &g.Bytes, &g.SHA256, &g.PrevChain, &g.Chain,
+		&g.ObjectKey, &g.InitKey, &g.InitSHA256, &g.InitBytes, &g.IngestNode, &g.Discontinuity,
+		&g.Salvaged, &g.IndexedAt)
+	return g, err
+}
+
+// IndexSegment adds the segment an event announces to the index and reports
+// whether it was new. The same event twice is one row: the second call
+// returns false. An event that fails validation is ErrInvalid; one that
+// reuses an indexed segment's id for other bytes, keys or another place in
+// its stream is ErrConflict. Both are permanent: retrying cannot help.
+func (s *Store) IndexSegment(ctx context.Context, e *events.SegmentClosed) (inserted bool, err error) {
+	if err := e.Validate(); err != nil {
+		return false, fmt.Errorf("index segment: %w: %w", ErrInvalid, err)
+	}
+	end := e.Start.Add(time.Duration(e.Duration * float64(time.Second)))
+	codecs := e.Codecs
+	if codecs == nil {
+		codecs = []string{}
+	}
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO segments (segment_id, stream_id, source, site, device, sequence, start_at, duration, end_at,
+			codecs, bytes, sha256, prev_chain, chain, object_key, init_key, init_sha256, init_bytes,
+			ingest_node, discontinuity, salvaged)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+		ON CONFLICT (segment_id) DO NOTHING`,
+		e.SegmentID, e.StreamID, e.Source, e.Site, e.Device, e.Sequence, e.Start, e.Duration, end,
+		codecs, e.Bytes, e.SHA256, e.PrevChain, e.Chain, e.ObjectKey, e.InitKey, e.InitSHA256, e.InitBytes,
+		e.IngestNode, e.Discontinuity, e.Salvaged)
+	if err != nil {
+		return false, fmt.Errorf("index segment %s: %w", e.SegmentID, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+
+	// A duplicate: harmless if it is the same segment, which is what
+	// at-least-once delivery produces.
+	var g Segment
+	err = s.pool.QueryRow(ctx,
+		`SELECT stream_id, sequence, bytes, sha256, chain, object_key, init_key FROM segments WHERE segment_id = $1`,
+		e.SegmentID).Scan(&g.StreamID, &g.Sequence, &g.Bytes, &g.SHA256, &g.Chain, &g.ObjectKey, &g.InitKey)
+	if err != nil {
+		return false, fmt.Errorf("index segment %s: read indexed duplicate: %w", e.SegmentID, err)
+	}
+	if g.StreamID != e.StreamID || g.Sequence != e.Sequence || g.Bytes != e.Bytes || g.SHA256 != e.SHA256 ||
+		g.Chain != e.Chain || g.ObjectKey != e.ObjectKey || g.InitKey != e.InitKey {
+		return false, fmt.Errorf("index segment %s: %w", e.SegmentID, ErrConflict)
+	}
+	return false, nil
+}
+
+// Segments returns the segments of stream <site>/<device> that overlap the
+// interval [from, to), ordered by sequence.
+func (s *Store) Segments(ctx context.Context, site, device string, from, to time.Time) ([]Segment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+segmentColumns+` FROM segments
+		WHERE stream_id = $1 AND start_at < $3 AND end_at > $2
+		ORDER BY sequence, start_at`,
+		site+"/"+device, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("list segments of %s/%s: %w", site, device, err)
+	}
+	segs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Segment, error) { return scanSegment(row) })
+	if err != nil {
+		return nil, fmt.Errorf("list segments of %s/%s: %w", site, device, err)
+	}
+	return segs, nil
+}
+
+// SegmentByID returns the indexed segment with id, or ErrNotFound.
+func (s *Store) SegmentByID(ctx context.Context, id string) (Segment, error) {
+	g, err := scanSegment(s.pool.QueryRow(ctx, `SELECT `+segmentColumns+` FROM segments WHERE segment_id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Segment{}, fmt.Errorf("get segment %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Segment{}, fmt.Errorf("get segment %s: %w", id, err)
+	}
+	return g, nil
+}
+
+// StreamExists reports whether stream <site>/<device> is known: a device is
+// registered for it, or a segment of it is indexed.
+func (s *Store) StreamExists(ctx context.Context, site, device string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT
+		EXISTS (SELECT 1 FROM devices WHERE site = $1 AND name = $2) OR
+		EXISTS (SELECT 1 FROM segments WHERE stream_id = $3)`,
+		site, device, site+"/"+device).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up stream %s/%s: %w", site, device, err)
+	}
+	return ok, nil
+}
+
+// Object is a blob-store object that the index knows: a segment or an init
+// segment.
+type Object struct {
+	Key       string
+	Init      bool   // an init segment rather than a media segment
+	Site      string // of the stream it belongs to
+	Device    string
+	SegmentID string // the segment, or for an init one of the segments that use it
+	Bytes     int64
+	SHA256    string
+}
+
+// ObjectByKey returns the indexed object stored under key, or ErrNotFound if
+// no indexed segment has it as its object or init key.
+func (s *Store) ObjectByKey(ctx context.Context, key string) (Object, error) {
+	o := Object{Key: key}
+	err := s.pool.QueryRow(ctx, `
+		(SELECT false, site, device, segment_id, bytes, sha256 FROM segments WHERE object_key = $1 LIMIT 1)
+		UNION ALL
+		(SELECT true, site, device, segment_id, init_bytes, init_sha256 FROM segments WHERE init_key = $1 LIMIT 1)
+		LIMIT 1`, key).Scan(&o.Init, &o.Site, &o.Device, &o.SegmentID, &o.Bytes, &o.SHA256)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Object{}, fmt.Errorf("look up object %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return Object{}, fmt.Errorf("look up object %s: %w", key, err)
+	}
+	return o, nil
+}
+
+// SegmentCheck is one check of a stored segment against its event.
+type SegmentCheck struct {
+	SegmentID string
+	CheckedAt time.Time
+	OK        bool
+	Detail    string // what was wrong, or what was checked
+	Checker   string // who checked: a service and node
+}
+
+// RecordSegmentCheck records that checker checked the stored segment id with
+// the given result. Every call is a row: checking twice is two checks.
+func (s *Store) RecordSegmentCheck(ctx context.Context, segmentID string, ok bool, detail, checker string) error {
+	_, err := s.pool.Exec(ctx,
+		`INSERT INTO segment_checks (segment_id, ok, detail, checker) VALUES ($1, $2, $3, $4)`,
+		segmentID, ok, detail, checker)
+	if err != nil {
+		return fmt.Errorf("record check of segment %s: %w", segmentID, err)
+	}
+	return nil
+}
+
+// SegmentChecks returns the recorded checks of segment id, oldest first.
+func (s *Store) SegmentChecks(ctx context.Context, segmentID string) ([]SegmentCheck, error) {
+	rows, err := s.pool.Query(ctx,
+		`SELECT segment_id, checked_at, ok, detail, checker FROM segment_checks WHERE segment_id = $1 ORDER BY checked_at, id`,
+		segmentID)
+	if err != nil {
+		return nil, fmt.Errorf("list checks of segment %s: %w", segmentID, err)
+	}
+	checks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (SegmentCheck, error) {
+		var c SegmentCheck
+		err := row.Scan(&c.SegmentID, &c.CheckedAt, &c.OK, &c.Detail, &c.Checker)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list checks of segment %s: %w", segmentID, err)
+	}
+	return checks, nil
+}
