@@ -113,6 +113,30 @@ Roles: nark, council, center, site, expert.`,
 	add.Flags().StringVar(&role, "role", "", "role: nark, council, center, site, expert (required)")
 	add.Flags().StringVar(&org, "org", "", "organisation id (not for nark)")
 	_ = add.MarkFlagRequired("role")
-	cmd.AddCommand(add)
+	var rd deps
+	reset := &cobra.Command{
+		Use:   "reset <login>",
+		Short: "Give a user a new temporary password (printed) and end their sessions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := rd.openStore(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			pw, err := st.ResetPassword(cmd.Context(), args[0])
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no user %s: create it with 'nokstream user add'", args[0])
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Println(pw)
+			fmt.Fprintf(os.Stderr, "user %s has a new temporary password (above); it must be changed at the next login\n", args[0])
+			return nil
+		},
+	}
+	rd.dbFlag(reset)
+	cmd.AddCommand(add, reset)
 	return cmd
 }

@@ -46,9 +46,13 @@ The access is checked and audited as that user when the URL is used.`,
 			if err != nil {
 				return err
 			}
+			blobStore, _, err := d.openBlob(ctx)
+			if err != nil {
+				return err
+			}
 			cfg := api.DefaultConfig()
 			cfg.SigningKey = key
-			srv, err := api.New(cfg, api.Deps{Store: st, Log: g.logger(), Registry: obs.NewRegistry(), Health: obs.NewHealth(), Now: time.Now})
+			srv, err := api.New(cfg, api.Deps{Store: st, Blob: blobStore, Log: g.logger(), Registry: obs.NewRegistry(), Health: obs.NewHealth(), Now: time.Now})
 			if err != nil {
 				return err
 			}
@@ -62,6 +66,7 @@ The access is checked and audited as that user when the URL is used.`,
 	}
 	d.dataFlag(cmd)
 	d.dbFlag(cmd)
+	d.blobFlag(cmd, "")
 	cmd.Flags().StringVar(&login, "login", "", "user the link acts for (required)")
 	cmd.Flags().StringVar(&keyPath, "signing-key", "", "signing key file of the registry (default: <data>/keys/signing.key)")
 	cmd.Flags().StringVar(&base, "base", "http://localhost:8080", "base URL of the registry")

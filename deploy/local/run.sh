@@ -19,10 +19,10 @@ urls=()
 for cam in cam1 cam2; do
   urls+=(--url "$($bin device add site1/$cam --kind room --host "$rtsp" --rotate)")
 done
-creds="$data/demo-user.txt"
-if [ ! -f "$creds" ]; then
-  pw=$($bin user add --role nark demo 2>/dev/null || true)
-  [ -n "$pw" ] && printf 'login: demo\ntemporary password: %s\n' "$pw" > "$creds"
+creds="$data/demo-password"
+temp=""
+if [ ! -s "$creds" ]; then
+  temp=$($bin user add --role nark demo 2>/dev/null || $bin user reset demo 2>/dev/null)
 fi
 
 pids=()
@@ -43,6 +43,17 @@ done
 $bin sim "${urls[@]}" >>"$log" 2>&1 &
 pids+=($!)
 
+if [ -n "$temp" ]; then
+  # First login: the temporary password must be changed before anything works.
+  newpw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  token=$(curl -fsS -X POST "http://$http/api/v1/auth/login" -H 'Content-Type: application/json' \
+          -d "{\"login\":\"demo\",\"password\":\"$temp\"}" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+  curl -fsS -X POST "http://$http/api/v1/auth/password" -H "Authorization: Bearer $token" \
+       -H 'Content-Type: application/json' \
+       -d "{\"old_password\":\"$temp\",\"new_password\":\"$newpw\"}" >/dev/null
+  (umask 077; echo "$newpw" > "$creds")
+fi
+
 echo "run: waiting for the first recordings (about 10 s)"
 link=""
 for _ in $(seq 1 60); do
@@ -62,7 +73,7 @@ cat <<MSG
       (or open it in VLC; camera 2 is /api/v1/streams/site1/cam2/…)
 
   API:      http://$http/api/v1/…   (see README.md)
-  Login:    $(tr '\n' ' ' < "$creds" 2>/dev/null) — change it with POST /api/v1/auth/password
+  Login:    demo / $(cat "$creds" 2>/dev/null)   (POST /api/v1/auth/login; the password is kept in $creds)
   Metrics:  http://$http/metrics   Health: http://$http/readyz
   Publish your own camera: $bin device add site1/<name>   (prints its RTSP URL)
   Logs:     $log

@@ -93,6 +93,35 @@ func (s *Store) AddUser(ctx context.Context, login, role, orgID string) (tempPas
 	return tempPassword, nil
 }
 
+// ResetPassword gives a user a new temporary password, ends every session
+// of the user, and returns the password. It must be changed at the next
+// login. A missing user is ErrNotFound.
+func (s *Store) ResetPassword(ctx context.Context, login string) (tempPassword string, err error) {
+	login = normalizeLogin(login)
+	tempPassword = newTempPassword()
+	hash, err := s.hashPassword(ctx, tempPassword)
+	if err != nil {
+		return "", fmt.Errorf("reset password of %s: %w", login, err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var id int64
+		err := tx.QueryRow(ctx, `UPDATE users SET password_hash = $2, must_change_password = true WHERE login = $1 RETURNING id`,
+			login, hash).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("reset password of %s: %w", login, err)
+	}
+	return tempPassword, nil
+}
+
 // Login checks a login and password and returns the user. A missing user, a
 // wrong password and a disabled user are all ErrBadCredentials, and take the
 // same time.
