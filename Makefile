@@ -21,8 +21,11 @@ deps:
 test-deps:
 	@deploy/local/deps.sh test
 
+# Every benchmark, with a private PostgreSQL. BenchmarkSegmentIndex loads
+# 10 M synthetic segments (NOKSTREAM_BENCH_SEGMENTS to change it) and reports
+# the p50/p99 of the exam media, evidence and playlist queries.
 bench: test-deps
-	@deploy/local/test.sh -run '^$$' -bench . -benchmem
+	@deploy/local/test.sh -run '^$$' -bench . -benchmem -timeout 60m
 
 vet:
 	@$(GO) vet ./...

@@ -1,133 +1,244 @@
-// Package archiver keeps the archive honest. For now it checks every
-// announced segment against the blob store: the object must exist with the
-// announced size and SHA-256. Every check is recorded in the registry; a
-// mismatch is an alert-level log and a metric, never a silent pass.
+// Package archiver keeps the archive honest and exactly as long as the law
+// requires.
+//
+// For every segment ingest announces (events.SegmentClosed) it checks that
+// the stored object has the announced size and SHA-256, verifies the
+// stream's hash chain (a break is a chain_break observation and an alert,
+// never a silent pass), and gives the segment and its init segment the
+// retention they are owed (archiver/retention), applied to the blob store:
+// S3 Object Lock in COMPLIANCE mode, or the same rules enforced by a local
+// directory. When the registry says what a candidate's exam owes to its
+// footage changed (events.RetentionChanged: a result, a certificate issued,
+// extended or revoked, an appeal opened or closed), it recomputes every
+// object of that candidate-exam, in batches, and seals the candidate-exam
+// once its result is recorded (archiver/seal). The transcoder's renditions
+// and thumbnails of a segment (events.RenditionReady) are kept exactly as
+// the segment's footage is. A sweeper deletes what has
+// expired and is under no hold, in two phases, and writes each deletion to
+// the audit log with the rule that allowed it. Nothing else deletes: a full
+// disk never does.
+//
+// Every handler is idempotent: the same event twice changes nothing more.
 package archiver
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/nokstream/nokstream/archiver/retention"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/registry/store"
 )
 
-// Group is the archiver's consumer group.
-const Group = "archiver"
+// Consumer groups of the archiver.
+const (
+	Group          = "archiver"            // on events.TopicSegments
+	RetentionGroup = "archiver-retention"  // on events.TopicRetention
+	RenditionGroup = "archiver-renditions" // on events.TopicRenditions
+)
 
-// Recorder stores the result of a check (the registry).
-type Recorder interface {
+// Config configures the archiver.
+type Config struct {
+	// Retention holds the default retention periods; councils and
+	// qualifications override them in the registry.
+	Retention retention.Settings `yaml:"retention"`
+	// SweepInterval is how often the sweeper runs.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// SweepDelay is how long an expired object stays marked before the
+	// sweeper deletes it, if it is still expired then.
+	SweepDelay time.Duration `yaml:"sweep_delay"`
+	// Batch is how many objects are decided and updated together.
+	Batch int `yaml:"batch"`
+	// Parallel is how many blob-store calls run at once.
+	Parallel int `yaml:"parallel"`
+	// Node names this archiver in segment checks.
+	Node string `yaml:"node"`
+}
+
+// DefaultConfig returns the defaults: the retention of issue 5, a sweep every
+// hour, deletion a day after the mark, batches of 500, 8 calls at once.
+func DefaultConfig() Config {
+	return Config{
+		Retention:     retention.DefaultSettings(),
+		SweepInterval: time.Hour,
+		SweepDelay:    24 * time.Hour,
+		Batch:         500,
+		Parallel:      8,
+		Node:          "archiver",
+	}
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Retention.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SweepInterval <= 0 {
+		errs = append(errs, fmt.Errorf("sweep_interval %v is not positive", c.SweepInterval))
+	}
+	if c.SweepDelay < 0 {
+		errs = append(errs, fmt.Errorf("sweep_delay %v is negative", c.SweepDelay))
+	}
+	if c.Batch <= 0 || c.Parallel <= 0 {
+		errs = append(errs, fmt.Errorf("batch %d and parallel %d must be positive", c.Batch, c.Parallel))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("archiver config: %w", err)
+	}
+	return nil
+}
+
+// Blob is the blob store with retention.
+type Blob interface {
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	Stat(ctx context.Context, key string) (blob.Attrs, error)
+	Delete(ctx context.Context, key string) error
+	blob.Retainer
+}
+
+// Store is what the archiver keeps in and reads from the registry's
+// database; *store.Store is one.
+type Store interface {
 	RecordSegmentCheck(ctx context.Context, segmentID string, ok bool, detail, checker string) error
+	SiteEvidence(ctx context.Context, site string, from, to time.Time) ([]store.EvidenceExam, time.Duration, error)
+	ExamEvidence(ctx context.Context, exam, candidate string) ([]store.EvidenceExam, error)
+	ArchiveObject(ctx context.Context, key string) (store.ArchiveObject, error)
+	ArchiveObjectsByKeys(ctx context.Context, keys []string) ([]store.ArchiveObject, error)
+	StreamChain(ctx context.Context, stream string) (store.StreamChain, error)
+	SaveArchivedSegment(ctx context.Context, seg, init store.ArchiveObject, chain store.StreamChain) error
+	SetArchiveRetention(ctx context.Context, updates []store.RetentionUpdate) error
+	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)
+	ArchivedFootage(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)
+	SaveArchiveObject(ctx context.Context, o store.ArchiveObject) error
+	InitUsage(ctx context.Context, key string) (store.InitUsage, error)
+	DueObjects(ctx context.Context, now time.Time, limit int) ([]store.ArchiveObject, error)
+	MarkedObjects(ctx context.Context, before time.Time, limit int) ([]store.ArchiveObject, error)
+	MarkObject(ctx context.Context, key string, at time.Time) error
+	RecordDeletion(ctx context.Context, key string, at time.Time, e store.AuditEntry) error
+	SaveSeal(ctx context.Context, seal store.Seal, objects ...store.ArchiveObject) error
+	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
+	SealObjects(ctx context.Context, exam, candidate string) ([]store.ArchiveObject, error)
 }
 
 // Deps are what the archiver talks to.
 type Deps struct {
-	Bus      bus.Bus
-	Blob     blob.Store
-	Recorder Recorder
+	Bus   bus.Bus // needed by Run only
+	Blob  Blob
+	Store Store
+	// SealKey signs the seals of candidate-exams.
+	SealKey  ed25519.PrivateKey
 	Log      *slog.Logger
 	Registry prometheus.Registerer
+	Now      func() time.Time // time.Now if nil
 }
 
 // Service is the archiver.
 type Service struct {
-	d        Deps
-	checked  *prometheus.CounterVec
-	failures prometheus.Counter
+	cfg Config
+	d   Deps
+	decider
+	m metrics
 }
 
-// New wires the archiver.
-func New(d Deps) *Service {
+type metrics struct {
+	checked     *prometheus.CounterVec
+	failures    prometheus.Counter
+	breaks      *prometheus.CounterVec
+	applied     *prometheus.CounterVec
+	applyErrors *prometheus.CounterVec
+	swept       *prometheus.CounterVec
+	sweptBytes  prometheus.Counter
+	sweep       prometheus.Histogram
+	seals       prometheus.Counter
+}
+
+// New wires the archiver. It starts nothing.
+func New(cfg Config, d Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case d.Blob == nil:
+		return nil, errors.New("archiver: no blob store")
+	case d.Store == nil:
+		return nil, errors.New("archiver: no store")
+	case len(d.SealKey) != ed25519.PrivateKeySize:
+		return nil, errors.New("archiver: no seal key")
+	case d.Log == nil:
+		return nil, errors.New("archiver: no logger")
+	case d.Registry == nil:
+		return nil, errors.New("archiver: no metrics registry")
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	f := promauto.With(d.Registry)
-	return &Service{
-		d: d,
-		checked: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_archiver_segments_checked_total",
-			Help: "Segments checked against the blob store, by result (ok, mismatch, missing)."}, []string{"result"}),
-		failures: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_archiver_integrity_failures_total",
-			Help: "Segments whose stored object is missing or differs from its announcement. Alert on any increase."}),
+	s := &Service{
+		cfg:     cfg,
+		d:       d,
+		decider: decider{st: d.Store, settings: cfg.Retention, now: d.Now},
+		m: metrics{
+			checked: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_archiver_segments_checked_total",
+				Help: "Segments checked against the blob store, by result (ok, mismatch, missing)."}, []string{"result"}),
+			failures: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_archiver_integrity_failures_total",
+				Help: "Segments whose stored object is missing or differs from its announcement. Alert on any increase."}),
+			breaks: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_archiver_chain_breaks_total",
+				Help: "Breaks of a stream's hash chain, by kind (missing, reordered, altered). Alert on any increase."}, []string{"kind"}),
+			applied: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_archiver_retention_changes_total",
+				Help: "Retention applied to blob-store objects, by change (retain_until, hold, release)."}, []string{"change"}),
+			applyErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_archiver_retention_errors_total",
+				Help: "Failures to apply retention to the blob store, by operation (retention, hold); retried."}, []string{"op"}),
+			swept: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_archiver_sweeper_objects_total",
+				Help: "Objects the sweeper acted on, by action (mark, unmark, delete, refused)."}, []string{"action"}),
+			sweptBytes: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_archiver_sweeper_deleted_bytes_total",
+				Help: "Bytes of the objects the sweeper deleted."}),
+			sweep: f.NewHistogram(prometheus.HistogramOpts{Name: "nokstream_archiver_sweep_seconds",
+				Help: "Duration of one sweeper pass.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}),
+			seals: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_archiver_seals_total",
+				Help: "Seals of candidate-exams written."}),
+		},
 	}
+	return s, nil
 }
 
-// Run consumes segment events until ctx ends.
+// Run consumes segment and retention events and runs the sweeper until ctx
+// ends.
 func (s *Service) Run(ctx context.Context) error {
-	return s.d.Bus.Consume(ctx, events.TopicSegments, Group, s.Handle)
+	if s.d.Bus == nil {
+		return errors.New("archiver: no bus")
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicSegments, Group, s.Handle) })
+	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRetention, RetentionGroup, s.HandleRetention) })
+	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRenditions, RenditionGroup, s.HandleRendition) })
+	g.Go(func() error { return s.sweepLoop(ctx) })
+	return g.Wait()
 }
 
-// Handle checks one SegmentClosed event. It is idempotent: checking twice
-// records two checks with the same result.
-func (s *Service) Handle(ctx context.Context, m bus.Message) error {
-	ev, err := events.DecodeSegmentClosed(m.Value)
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	ok, detail, err := s.check(ctx, ev)
-	if err != nil {
-		return err // blob store unreachable: retry
-	}
-	result := "ok"
-	if !ok {
-		result = "mismatch"
-		if detail == "object missing" {
-			result = "missing"
+func (s *Service) sweepLoop(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.d.Log.Error("sweep failed, will retry at the next pass", "err", err)
 		}
-		s.failures.Inc()
-		s.d.Log.Error("ALERT segment integrity check failed", "stream", ev.StreamID, "segment_id", ev.SegmentID,
-			"object_key", ev.ObjectKey, "detail", detail)
-	}
-	if err := s.d.Recorder.RecordSegmentCheck(ctx, ev.SegmentID, ok, detail, "archiver"); err != nil {
-		return fmt.Errorf("record check of %s: %w", ev.SegmentID, err)
-	}
-	s.checked.WithLabelValues(result).Inc()
-	return nil
-}
-
-func (s *Service) check(ctx context.Context, ev *events.SegmentClosed) (bool, string, error) {
-	for _, o := range []struct {
-		key, sha string
-		size     int64
-	}{{ev.ObjectKey, ev.SHA256, ev.Bytes}, {ev.InitKey, ev.InitSHA256, ev.InitBytes}} {
-		if o.sha == "" {
-			continue
-		}
-		ok, detail, err := s.checkObject(ctx, o.key, o.sha, o.size)
-		if err != nil || !ok {
-			return ok, detail, err
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
 		}
 	}
-	return true, "size and sha256 match", nil
-}
-
-func (s *Service) checkObject(ctx context.Context, key, wantSHA string, wantSize int64) (bool, string, error) {
-	a, err := s.d.Blob.Stat(ctx, key)
-	if errors.Is(err, blob.ErrNotFound) {
-		return false, "object missing", nil
-	}
-	if err != nil {
-		return false, "", fmt.Errorf("stat %s: %w", key, err)
-	}
-	if a.Size != wantSize {
-		return false, fmt.Sprintf("%s: size %d, announced %d", key, a.Size, wantSize), nil
-	}
-	r, err := s.d.Blob.Get(ctx, key)
-	if err != nil {
-		return false, "", fmt.Errorf("get %s: %w", key, err)
-	}
-	defer r.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return false, "", fmt.Errorf("read %s: %w", key, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != wantSHA {
-		return false, fmt.Sprintf("%s: sha256 %s, announced %s", key, got, wantSHA), nil
-	}
-	return true, "", nil
 }

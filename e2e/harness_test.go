@@ -278,14 +278,15 @@ func testLogger(t *testing.T) *slog.Logger {
 // ports of one nokstream installation under test.
 type ports struct {
 	rtsp, rtp, rtcp, http int
+	webrtc                int // WHIP media (UDP), on loopback
 }
 
 func newPorts(t *testing.T) ports {
 	rtp, rtcp := testenv.FreeUDPPair(t)
-	return ports{rtsp: testenv.FreePort(t), rtp: rtp, rtcp: rtcp, http: testenv.FreePort(t)}
+	return ports{rtsp: testenv.FreePort(t), rtp: rtp, rtcp: rtcp, http: testenv.FreePort(t), webrtc: testenv.FreeUDPPort(t)}
 }
 
 func (p ports) ingestFlags() []string {
 	return []string{"--rtsp-addr", fmt.Sprintf("127.0.0.1:%d", p.rtsp), "--rtp-addr", fmt.Sprintf(":%d", p.rtp),
-		"--rtcp-addr", fmt.Sprintf(":%d", p.rtcp), "--node", "e2e"}
+		"--rtcp-addr", fmt.Sprintf(":%d", p.rtcp), "--webrtc-udp-addr", fmt.Sprintf("127.0.0.1:%d", p.webrtc), "--node", "e2e"}
 }

@@ -30,24 +30,46 @@ type installation struct {
 	prefix   string            // Kafka topic prefix
 	procs    map[string]*proc
 	startFns map[string]func() *proc
+	addrs    map[string]string // HTTP address of each service, in split mode
+	dirs     map[string]string // data directory of each service that has one, in split mode
+	readers  int               // Kafka reader groups used by readEvents
 }
 
 func (in *installation) rtspHost() string { return fmt.Sprintf("127.0.0.1:%d", in.ports.rtsp) }
 
-// register adds the devices and a NARK user with the CLI.
+// register creates the organisation chain of site1 (council1 → center1 →
+// site1), the devices of site1 and a NARK user with the CLI.
 func (in *installation) register(devices ...string) string {
 	in.publish = map[string]string{}
+	cli(in.t, in.env, "org", "add", "council", "council1", "--name", "Council 1")
+	cli(in.t, in.env, "org", "add", "center", "center1", "--council", "council1", "--name", "Center 1")
+	cli(in.t, in.env, "org", "add", "site", "site1", "--center", "center1", "--name", "Site 1")
 	for _, d := range devices {
 		in.publish[d] = cli(in.t, in.env, "device", "add", "site1/"+d, "--host", in.rtspHost())
 	}
 	return cli(in.t, in.env, "user", "add", "--role", "nark", "auditor")
 }
 
+// options change an installation under test.
+type options struct {
+	env  []string            // more environment for every command
+	args map[string][]string // more flags per service: "all", "ingest", "transcoder", "archiver", "registry"
+	// s3 and kafka replace the test's MinIO bucket and Kafka cluster in
+	// split mode (s3 as an s3:// URL), for tests that stop them.
+	s3    string
+	kafka []string
+}
+
 // startAll runs `nokstream all` with its embedded defaults: a directory blob
 // store and the in-process bus.
 func startAll(t *testing.T, segment time.Duration, devices ...string) *installation {
+	return startAllWith(t, segment, options{}, devices...)
+}
+
+// startAllWith is startAll with options.
+func startAllWith(t *testing.T, segment time.Duration, o options, devices ...string) *installation {
 	dsn := testenv.Postgres(t)
-	in := &installation{t: t, env: []string{"NOKSTREAM_DB=" + dsn}, dsn: dsn, ports: newPorts(t),
+	in := &installation{t: t, env: append([]string{"NOKSTREAM_DB=" + dsn}, o.env...), dsn: dsn, ports: newPorts(t),
 		procs: map[string]*proc{}, startFns: map[string]func() *proc{}}
 	cli(t, in.env, "migrate")
 	pw := in.register(devices...)
@@ -55,6 +77,7 @@ func startAll(t *testing.T, segment time.Duration, devices ...string) *installat
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", in.ports.http)
 	in.startFns["all"] = func() *proc {
 		args := append([]string{"all", "--data", data, "--http-addr", httpAddr, "--segment-duration", segment.String()}, in.ports.ingestFlags()...)
+		args = append(args, o.args["all"]...)
 		p := startProc(t, "all", in.env, args...)
 		waitReady(t, p, httpAddr)
 		return p
@@ -64,18 +87,28 @@ func startAll(t *testing.T, segment time.Duration, devices ...string) *installat
 	return in
 }
 
-// startSplit runs ingest, archiver and registry as separate processes over
+// startSplit runs ingest, transcoder, archiver and registry as separate processes over
 // the Kafka protocol and MinIO.
 func startSplit(t *testing.T, segment time.Duration, devices ...string) *installation {
+	return startSplitWith(t, segment, options{}, devices...)
+}
+
+// startSplitWith is startSplit with options.
+func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...string) *installation {
 	dsn := testenv.Postgres(t)
-	m := testenv.MinIO(t)
-	brokers := testenv.Kafka(t)
+	s3, brokers := o.s3, o.kafka
+	if s3 == "" {
+		m := testenv.MinIO(t)
+		s3 = fmt.Sprintf("s3://%s:%s@%s/%s?ssl=false", url.QueryEscape(m.AccessKey), url.QueryEscape(m.SecretKey), m.Endpoint, m.Bucket)
+	}
+	if len(brokers) == 0 {
+		brokers = testenv.Kafka(t)
+	}
 	prefix := testenv.TopicPrefix(t)
-	s3 := fmt.Sprintf("s3://%s:%s@%s/%s?ssl=false", url.QueryEscape(m.AccessKey), url.QueryEscape(m.SecretKey), m.Endpoint, m.Bucket)
 	in := &installation{t: t, dsn: dsn, ports: newPorts(t), kafka: brokers, prefix: prefix,
 		procs: map[string]*proc{}, startFns: map[string]func() *proc{},
-		env: []string{"NOKSTREAM_DB=" + dsn, "NOKSTREAM_BLOB=" + s3, "NOKSTREAM_KAFKA=" + strings.Join(brokers, ","),
-			"NOKSTREAM_KAFKA_TOPIC_PREFIX=" + prefix}}
+		env: append([]string{"NOKSTREAM_DB=" + dsn, "NOKSTREAM_BLOB=" + s3, "NOKSTREAM_KAFKA=" + strings.Join(brokers, ","),
+			"NOKSTREAM_KAFKA_TOPIC_PREFIX=" + prefix}, o.env...)}
 	cli(t, in.env, "migrate")
 	pw := in.register(devices...)
 	regHTTP := fmt.Sprintf("127.0.0.1:%d", in.ports.http)
@@ -84,21 +117,25 @@ func startSplit(t *testing.T, segment time.Duration, devices ...string) *install
 	ingData, regData := t.TempDir(), t.TempDir()
 	in.startFns["ingest"] = func() *proc {
 		args := append([]string{"ingest", "--data", ingData, "--http-addr", ingHTTP, "--segment-duration", segment.String()}, in.ports.ingestFlags()...)
+		args = append(args, o.args["ingest"]...)
 		p := startProc(t, "ingest", in.env, args...)
 		waitReady(t, p, ingHTTP)
 		return p
 	}
 	in.startFns["archiver"] = func() *proc {
-		p := startProc(t, "archiver", in.env, "archiver", "--http-addr", arcHTTP)
+		p := startProc(t, "archiver", in.env, append([]string{"archiver", "--http-addr", arcHTTP}, o.args["archiver"]...)...)
 		waitReady(t, p, arcHTTP)
 		return p
 	}
 	in.startFns["registry"] = func() *proc {
-		p := startProc(t, "registry", in.env, "registry", "--data", regData, "--http-addr", regHTTP)
+		p := startProc(t, "registry", in.env, append([]string{"registry", "--data", regData, "--http-addr", regHTTP}, o.args["registry"]...)...)
 		waitReady(t, p, regHTTP)
 		return p
 	}
-	for _, name := range []string{"registry", "archiver", "ingest"} {
+	in.startFns["transcoder"] = in.transcoderProc(o.args["transcoder"])
+	in.addrs = map[string]string{"ingest": ingHTTP, "archiver": arcHTTP, "registry": regHTTP}
+	in.dirs = map[string]string{"ingest": ingData, "registry": regData}
+	for _, name := range []string{"registry", "archiver", "transcoder", "ingest"} {
 		in.procs[name] = in.startFns[name]()
 	}
 	in.api = login(t, "http://"+regHTTP, "auditor", pw)
@@ -175,7 +212,11 @@ func (in *installation) checkSegments(segs []segment) {
 		}
 	}
 	if len(in.kafka) > 0 {
-		evs := in.readEvents(len(segs))
+		want := map[string]bool{}
+		for _, s := range segs {
+			want[s.SegmentID] = true
+		}
+		evs := in.readEvents(want)
 		for _, s := range segs {
 			ev, ok := evs[s.SegmentID]
 			if !ok {
@@ -190,8 +231,8 @@ func (in *installation) checkSegments(segs []segment) {
 }
 
 // readEvents reads SegmentClosed events from Kafka with a group of its own
-// until it has n distinct segments.
-func (in *installation) readEvents(n int) map[string]*events.SegmentClosed {
+// until it has seen every segment in want (or 30 s passed).
+func (in *installation) readEvents(want map[string]bool) map[string]*events.SegmentClosed {
 	cfg := bus.DefaultKafkaConfig()
 	cfg.Brokers = in.kafka
 	cfg.TopicPrefix = in.prefix
@@ -204,14 +245,18 @@ func (in *installation) readEvents(n int) map[string]*events.SegmentClosed {
 	out := map[string]*events.SegmentClosed{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = k.Consume(ctx, events.TopicSegments, "e2e-reader", func(_ context.Context, m bus.Message) error {
+	// A group of its own per call, so that every call reads from the start.
+	in.readers++
+	_ = k.Consume(ctx, events.TopicSegments, fmt.Sprintf("e2e-reader-%d", in.readers), func(_ context.Context, m bus.Message) error {
 		var ev events.SegmentClosed
 		if err := json.Unmarshal(m.Value, &ev); err != nil {
 			return bus.Permanent(err)
 		}
 		mu.Lock()
-		out[ev.SegmentID] = &ev
-		if len(out) >= n {
+		if want[ev.SegmentID] {
+			out[ev.SegmentID] = &ev
+		}
+		if len(out) >= len(want) {
 			cancel()
 		}
 		mu.Unlock()
@@ -224,7 +269,9 @@ func (in *installation) readEvents(n int) map[string]*events.SegmentClosed {
 // H.264 + AAC published with ffmpeg over RTSP is, within 10 s of the
 // publisher stopping, a 60 ± 1 s playlist with video and audio whose every
 // segment hashes to what the index and the event say; a publisher with a
-// wrong secret beside it is refused and disturbs nothing.
+// wrong secret beside it is refused and disturbs nothing. The transcoder's
+// review playlist and thumbnails track of the recording are checked too
+// (checkReview).
 func TestSpine(t *testing.T) {
 	for _, mode := range []string{"all", "split"} {
 		t.Run(mode, func(t *testing.T) {
@@ -267,6 +314,7 @@ func TestSpine(t *testing.T) {
 				t.Errorf("playlist streams %s, want video:h264,audio:aac", got)
 			}
 			in.checkSegments(segs)
+			in.checkReview("site1/cam1", segs)
 			if segs := in.api.segments("site1/cam2"); len(segs) != 0 {
 				t.Errorf("the refused publisher has %d segments", len(segs))
 			}

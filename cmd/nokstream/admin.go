@@ -3,11 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nokstream/nokstream/ingest/rtsp"
+	"github.com/nokstream/nokstream/internal/secrets"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -35,28 +38,65 @@ func migrateCommand(_ *globalFlags) *cobra.Command {
 func deviceCommand(_ *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "device", Short: "Manage the devices that publish streams"}
 	var d deps
-	var kind, host string
+	var kind, host, pull, secretsKey, whipURL string
 	var rotate bool
 	add := &cobra.Command{
 		Use:   "add <site>/<device>",
-		Short: "Register a device and print its publish URL with a new secret",
-		Long: `Register a device and print its publish URL with a new secret.
+		Short: "Register a device of an existing site and print its publish URL with a new secret",
+		Long: `Register a device of an existing site and print its publish URL with a new secret.
 
 The URL (rtsp://<device>:<secret>@HOST:PORT/<site>/<device>) is printed once on
 standard output; the registry keeps only a hash of the secret. With --rotate,
-an existing device gets a new secret and the old one stops working.`,
+an existing device gets a new secret and the old one stops working. For a
+webcam or screen, the WHIP endpoint and its bearer token (the same secret) are
+printed on standard error: browsers and OBS publish those over WHIP.
+
+With --pull rtsp://user:pass@camera/stream the device is a camera that only
+serves: ingest pulls it (new devices are picked up within --pull-refresh). The
+camera URL is stored sealed with AES-256-GCM under the key in --secrets-key
+(default <data>/keys/secrets.key, created if missing), which every ingest must
+also read; it is never printed or logged with its password. Giving --pull for
+an existing device replaces its camera URL.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			site, device, ok := strings.Cut(args[0], "/")
 			if !ok || !store.ValidName(site) || !store.ValidName(device) {
 				return fmt.Errorf("%q is not <site>/<device>: use lowercase letters, digits, '-' and '_'", args[0])
 			}
+			var sealed []byte
+			if pull != "" {
+				u, err := url.Parse(pull)
+				if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
+					return fmt.Errorf("--pull %s: want rtsp://[user:pass@]host[:port]/path or rtsps://…", rtsp.RedactURL(pull))
+				}
+				key, err := secrets.LoadOrCreateKey(secretsKeyPath(secretsKey, d.data))
+				if err != nil {
+					return err
+				}
+				if sealed, err = key.Seal([]byte(pull), []byte(site+"/"+device)); err != nil {
+					return err
+				}
+			}
 			st, err := d.openStore(cmd.Context(), true)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if sealed != nil {
+				_, err := st.AddDevice(cmd.Context(), site, device, kind)
+				if err != nil && !errors.Is(err, store.ErrExists) {
+					return err
+				}
+				if err := st.SetDevicePull(cmd.Context(), site, device, sealed); err != nil {
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "device %s/%s (%s) registered; ingest pulls %s\n", site, device, kind, rtsp.RedactURL(pull))
+				return nil
+			}
 			secret, err := st.AddDevice(cmd.Context(), site, device, kind)
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no site %s: create it first with 'nokstream org add site %s --center <center>'", site, site)
+			}
 			if errors.Is(err, store.ErrExists) {
 				if !rotate {
 					return fmt.Errorf("device %s/%s exists: add --rotate to give it a new secret", site, device)
@@ -66,15 +106,28 @@ an existing device gets a new secret and the old one stops working.`,
 			if err != nil {
 				return err
 			}
+			if err := auditCLI(cmd.Context(), st, "device.add", site+"/"+device, map[string]any{"kind": kind, "rotate": rotate}); err != nil {
+				return err
+			}
 			fmt.Printf("rtsp://%s:%s@%s/%s/%s\n", device, secret, host, site, device)
 			fmt.Fprintf(os.Stderr, "device %s/%s (%s) registered; keep the URL above secret: it is not shown again\n", site, device, kind)
+			if kind == "webcam" || kind == "screen" {
+				// Browsers and OBS publish these over WHIP; the secret is
+				// the bearer token.
+				fmt.Fprintf(os.Stderr, "WHIP: POST %s/whip/%s/%s with \"Authorization: Bearer %s\" (OBS: Service WHIP, Bearer Token)\n",
+					strings.TrimRight(whipURL, "/"), site, device, secret)
+			}
 			return nil
 		},
 	}
 	d.dbFlag(add)
+	d.dataFlag(add)
+	add.Flags().StringVar(&pull, "pull", "", "camera URL that ingest pulls (rtsp://user:pass@camera/stream), stored encrypted")
+	add.Flags().StringVar(&secretsKey, "secrets-key", "", "file with the key that seals camera URLs (default: <data>/keys/secrets.key, created if missing)")
 	add.Flags().StringVar(&kind, "kind", "room", "what the device records: room, webcam or screen")
 	add.Flags().StringVar(&host, "host", "localhost:8554", "host:port of the ingest RTSP server, for the printed URL")
 	add.Flags().BoolVar(&rotate, "rotate", false, "give an existing device a new secret")
+	add.Flags().StringVar(&whipURL, "whip-url", "http://localhost:8080", "base URL of the HTTP server that serves /whip/ (all, ingest: --http-addr), for the WHIP endpoint printed for webcam and screen devices")
 	cmd.AddCommand(add)
 	return cmd
 }
@@ -84,12 +137,14 @@ func userCommand(_ *globalFlags) *cobra.Command {
 	var d deps
 	var role, org string
 	add := &cobra.Command{
-		Use:   "add --role ROLE <login>",
+		Use:   "add --role ROLE [--org ID] <login>",
 		Short: "Create a user and print a temporary password",
 		Long: `Create a user and print a temporary password on standard output.
 
 The user must change it at first login (POST /api/v1/auth/password).
-Roles: nark, council, center, site, expert.`,
+Roles: nark, council, center, site, expert. A council, center or site user
+names the organisation they belong to with --org; an expert may name a
+council or center; a NARK operator none.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := d.openStore(cmd.Context(), true)
@@ -104,6 +159,9 @@ Roles: nark, council, center, site, expert.`,
 			if err != nil {
 				return err
 			}
+			if err := auditCLI(cmd.Context(), st, "user.add", args[0], map[string]any{"role": role, "org": org}); err != nil {
+				return err
+			}
 			fmt.Println(pw)
 			fmt.Fprintf(os.Stderr, "user %s (%s) created; the temporary password above must be changed at first login\n", args[0], role)
 			return nil
@@ -111,7 +169,7 @@ Roles: nark, council, center, site, expert.`,
 	}
 	d.dbFlag(add)
 	add.Flags().StringVar(&role, "role", "", "role: nark, council, center, site, expert (required)")
-	add.Flags().StringVar(&org, "org", "", "organisation id (not for nark)")
+	add.Flags().StringVar(&org, "org", "", "organisation: the council, center or site of the user (none for nark; optional for expert)")
 	_ = add.MarkFlagRequired("role")
 	var rd deps
 	reset := &cobra.Command{
@@ -129,6 +187,9 @@ Roles: nark, council, center, site, expert.`,
 				return fmt.Errorf("no user %s: create it with 'nokstream user add'", args[0])
 			}
 			if err != nil {
+				return err
+			}
+			if err := auditCLI(cmd.Context(), st, "user.reset", args[0], nil); err != nil {
 				return err
 			}
 			fmt.Println(pw)

@@ -6,19 +6,21 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nokstream/nokstream/archiver"
 	"github.com/nokstream/nokstream/ingest"
 	"github.com/nokstream/nokstream/internal/obs"
+	"github.com/nokstream/nokstream/transcoder"
 )
 
 func allCommand(g *globalFlags) *cobra.Command {
 	var d deps
 	var fi ingestFlags
 	var fr registryFlags
+	var fa archiverFlags
+	var ft transcoderFlags
 	cmd := &cobra.Command{
 		Use:   "all",
 		Short: "Run every service in one process (single machine)",
-		Long: `Run ingest, archiver and registry in one process.
+		Long: `Run ingest, transcoder, archiver and registry in one process.
 
 By default the blob store is a directory and the bus is a durable in-process
 log, both under --data; --blob s3://… and --kafka brokers use the scaled-out
@@ -48,18 +50,34 @@ adapters instead. Migrations are applied at start.`,
 				health.Add("kafka", busPing.Ping)
 			}
 			health.Add("postgres", st.Ping)
-			ing, err := ingest.New(fi.config(d.data), ingest.Deps{Checker: deviceChecker{st}, Blob: blobStore, Publisher: b,
-				Log: log.With("service", "ingest"), Registry: reg, Health: health, Now: time.Now})
+			pulls, err := fi.pullSource(st, d.data, log.With("service", "ingest"))
 			if err != nil {
 				return err
 			}
-			arc := archiver.New(archiver.Deps{Bus: b, Blob: blobStore, Recorder: st, Log: log.With("service", "archiver"), Registry: reg})
+			ing, err := ingest.New(fi.config(d.data), ingest.Deps{Checker: deviceChecker{st}, Blob: blobStore, Publisher: b,
+				Log: log.With("service", "ingest"), Registry: reg, Health: health, Now: time.Now, Pull: pulls})
+			if err != nil {
+				return err
+			}
+			tcfg, err := ft.config(d.kafka == "")
+			if err != nil {
+				return err
+			}
+			tc, err := transcoder.New(tcfg, transcoder.Deps{Bus: b, Blob: blobStore, Log: log.With("service", "transcoder"), Registry: reg, Now: time.Now})
+			if err != nil {
+				return err
+			}
+			fa.sealKey = fr.sealKey // one --seal-key flag for both
+			arc, err := archiverService(&fa, d.data, st, blobStore, b, log.With("service", "archiver"), reg)
+			if err != nil {
+				return err
+			}
 			h, consume, err := registryParts(&fr, d.data, st, blobStore, b, log.With("service", "registry"), reg, health)
 			if err != nil {
 				return err
 			}
-			return runAll(ctx, ing.Run, arc.Run, consume,
-				func(ctx context.Context) error { return serveHTTP(ctx, log, "all", fr.httpAddr, h) })
+			return runAll(ctx, ing.Run, tc.Run, arc.Run, consume,
+				func(ctx context.Context) error { return serveHTTP(ctx, log, "all", fr.httpAddr, withWHIP(ing, h)) })
 		},
 	}
 	d.dataFlag(cmd)
@@ -68,5 +86,7 @@ adapters instead. Migrations are applied at start.`,
 	d.kafkaFlag(cmd, "")
 	fi.register(cmd)
 	fr.register(cmd)
+	fa.register(cmd)
+	ft.register(cmd)
 	return cmd
 }

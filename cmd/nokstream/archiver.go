@@ -2,20 +2,120 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"path/filepath"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/nokstream/nokstream/archiver"
+	"github.com/nokstream/nokstream/archiver/retention"
+	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/obs"
+	"github.com/nokstream/nokstream/registry/store"
 )
+
+// retentionFlags are the default retention periods, in days; councils and
+// qualifications override them in the registry.
+type retentionFlags struct {
+	appealWindow, appealMargin, provisional, unlinked int
+}
+
+func (f *retentionFlags) register(cmd *cobra.Command) {
+	d := retention.DefaultSettings()
+	cmd.Flags().IntVar(&f.appealWindow, "appeal-window-days", int(d.Default.AppealWindow/retention.Day),
+		"default appeal window after a result, in days (a council's setting wins)")
+	cmd.Flags().IntVar(&f.appealMargin, "appeal-margin-days", int(d.Default.AppealMargin/retention.Day),
+		"days kept beyond the appeal window and beyond the closing of an appeal")
+	cmd.Flags().IntVar(&f.provisional, "provisional-days", int(d.Default.Provisional/retention.Day),
+		"default days an exam's footage is kept while it has no result (a council's setting wins)")
+	cmd.Flags().IntVar(&f.unlinked, "unlinked-days", int(d.Unlinked/retention.Day),
+		"default days footage of no exam is kept (a council's setting wins)")
+}
+
+func (f *retentionFlags) settings() retention.Settings {
+	return retention.Settings{
+		Default: retention.Policy{
+			AppealWindow: time.Duration(f.appealWindow) * retention.Day,
+			AppealMargin: time.Duration(f.appealMargin) * retention.Day,
+			Provisional:  time.Duration(f.provisional) * retention.Day,
+		},
+		Unlinked: time.Duration(f.unlinked) * retention.Day,
+	}
+}
+
+// archiverFlags configure the archiver.
+type archiverFlags struct {
+	retention     retentionFlags
+	sealKey       string
+	sweepInterval time.Duration
+	sweepDelay    time.Duration
+}
+
+func (f *archiverFlags) register(cmd *cobra.Command) {
+	f.retention.register(cmd)
+	sealKeyFlag(cmd, &f.sealKey)
+	d := archiver.DefaultConfig()
+	cmd.Flags().DurationVar(&f.sweepInterval, "sweep-interval", d.SweepInterval, "how often the sweeper runs")
+	cmd.Flags().DurationVar(&f.sweepDelay, "sweep-delay", d.SweepDelay,
+		"how long an expired object stays marked before the sweeper deletes it")
+}
+
+// sealKeyFlag registers --seal-key, which the archiver signs seals with and
+// the registry signs exports with and serves the public half of.
+func sealKeyFlag(cmd *cobra.Command, p *string) {
+	if cmd.Flags().Lookup("seal-key") != nil {
+		return
+	}
+	cmd.Flags().StringVar(p, "seal-key", "",
+		"Ed25519 key file (PEM) that signs seals and evidence bundles (default: <data>/keys/seal.ed25519, created if missing)")
+}
+
+func loadSealKey(path, data string) (ed25519.PrivateKey, error) {
+	if path == "" {
+		path = filepath.Join(data, "keys", "seal.ed25519")
+	}
+	k, err := seal.LoadOrCreateKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("--seal-key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+func (f *archiverFlags) config() archiver.Config {
+	cfg := archiver.DefaultConfig()
+	cfg.Retention = f.retention.settings()
+	cfg.SweepInterval, cfg.SweepDelay = f.sweepInterval, f.sweepDelay
+	return cfg
+}
+
+// archiverService wires the archiver.
+func archiverService(f *archiverFlags, data string, st *store.Store, blobStore blob.Store, b bus.Bus,
+	log *slog.Logger, reg prometheus.Registerer) (*archiver.Service, error) {
+	rb, ok := blobStore.(archiver.Blob)
+	if !ok {
+		return nil, fmt.Errorf("blob store %T has no retention", blobStore)
+	}
+	key, err := loadSealKey(f.sealKey, data)
+	if err != nil {
+		return nil, err
+	}
+	return archiver.New(f.config(), archiver.Deps{Bus: b, Blob: rb, Store: st, SealKey: key, Log: log, Registry: reg, Now: time.Now})
+}
 
 func archiverCommand(g *globalFlags) *cobra.Command {
 	var d deps
+	var f archiverFlags
 	var httpAddr string
 	cmd := &cobra.Command{
 		Use:   "archiver",
-		Short: "Run the archiver: checks every announced segment against the blob store",
+		Short: "Run the archiver: integrity, hash chains, retention (Object Lock), seals, sweeper",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -27,7 +127,7 @@ func archiverCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			store, blobPing, err := d.openBlob(ctx)
+			blobStore, blobPing, err := d.openBlob(ctx)
 			if err != nil {
 				return err
 			}
@@ -39,7 +139,10 @@ func archiverCommand(g *globalFlags) *cobra.Command {
 			health.Add("blob", blobPing.Ping)
 			health.Add("kafka", busPing.Ping)
 			health.Add("postgres", st.Ping)
-			svc := archiver.New(archiver.Deps{Bus: b, Blob: store, Recorder: st, Log: log, Registry: reg})
+			svc, err := archiverService(&f, d.data, st, blobStore, b, log, reg)
+			if err != nil {
+				return err
+			}
 			mux := http.NewServeMux()
 			obs.Register(mux, reg, health)
 			return runAll(ctx, svc.Run, func(ctx context.Context) error { return serveHTTP(ctx, log, "archiver", httpAddr, mux) })
@@ -49,6 +152,7 @@ func archiverCommand(g *globalFlags) *cobra.Command {
 	d.dbFlag(cmd)
 	d.blobFlag(cmd, "")
 	d.kafkaFlag(cmd, "")
+	f.register(cmd)
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9102", "metrics and health listen address")
 	return cmd
 }

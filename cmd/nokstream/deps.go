@@ -17,8 +17,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nokstream/nokstream/ingest/access"
+	"github.com/nokstream/nokstream/ingest/rtsp"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
+	"github.com/nokstream/nokstream/internal/secrets"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -164,6 +166,50 @@ func (c deviceChecker) CheckPublisher(ctx context.Context, site, device, user, s
 		return access.Publisher{}, err
 	}
 	return access.Publisher{Site: d.Site, Device: d.Name, Source: d.Kind}, nil
+}
+
+// CheckCandidate lets a candidate publish their workstation's webcam or
+// screen with their exam token, inside the exam window only.
+func (c deviceChecker) CheckCandidate(ctx context.Context, site, device, token string) (access.Publisher, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	kind, es, err := c.st.CandidatePublisher(ctx, token, site, device, time.Now())
+	switch {
+	case errors.Is(err, store.ErrBadCredentials):
+		return access.Publisher{}, access.ErrBadCredentials
+	case err != nil:
+		return access.Publisher{}, err
+	}
+	return access.Publisher{Site: site, Device: device, Source: kind, Candidate: es.CandidateID, Exam: es.ExamID, Until: es.End}, nil
+}
+
+// pullSource lets ingest load the cameras it pulls from the registry,
+// opening their sealed URLs with the secrets key.
+type pullSource struct {
+	st  *store.Store
+	key secrets.Key
+	log *slog.Logger
+}
+
+func (p pullSource) PullDevices(ctx context.Context) ([]rtsp.PullDevice, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	devs, err := p.st.PullDevices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rtsp.PullDevice, 0, len(devs))
+	for _, d := range devs {
+		u, err := p.key.Open(d.URLSealed, []byte(d.StreamID()))
+		if err != nil {
+			// Another key (a wrong --secrets-key): say so, pull the others.
+			p.log.Error("cannot open the camera url of a pull device; is --secrets-key the file `device add --pull` used?",
+				"stream", d.StreamID(), "err", err)
+			continue
+		}
+		out = append(out, rtsp.PullDevice{Site: d.Site, Device: d.Name, Source: d.Kind, URL: string(u)})
+	}
+	return out, nil
 }
 
 // serveHTTP serves h on addr until ctx ends, then shuts down gracefully.

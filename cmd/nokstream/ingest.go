@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -10,6 +15,8 @@ import (
 
 	"github.com/nokstream/nokstream/ingest"
 	"github.com/nokstream/nokstream/internal/obs"
+	"github.com/nokstream/nokstream/internal/secrets"
+	"github.com/nokstream/nokstream/registry/store"
 )
 
 type ingestFlags struct {
@@ -18,6 +25,20 @@ type ingestFlags struct {
 	rtcpAddr string
 	segment  time.Duration
 	node     string
+
+	rtspsAddr     string
+	tlsCert       string
+	tlsKey        string
+	spoolMaxBytes int64
+	gap           time.Duration
+	pullRefresh   time.Duration
+	pullRetryMax  time.Duration
+	secretsKey    string
+
+	webrtcUDPAddr  string
+	webrtcUDPPorts string
+	webrtcTCPAddr  string
+	webrtcNATIPs   []string
 }
 
 func (f *ingestFlags) register(cmd *cobra.Command) {
@@ -27,6 +48,26 @@ func (f *ingestFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.rtcpAddr, "rtcp-addr", def.RTSP.UDPRTCPAddr, "RTSP over UDP: RTCP listen address (RTP port + 1)")
 	cmd.Flags().DurationVar(&f.segment, "segment-duration", def.RTSP.Segment.SegmentDuration, "target segment duration (cut on the next keyframe after it)")
 	cmd.Flags().StringVar(&f.node, "node", def.Node, "name of this ingest node in events")
+	cmd.Flags().StringVar(&f.rtspsAddr, "rtsps-addr", def.RTSP.TLSAddr, "RTSPS (TLS) listen address, served when --rtsp-tls-cert and --rtsp-tls-key are given")
+	cmd.Flags().StringVar(&f.tlsCert, "rtsp-tls-cert", "", "PEM certificate (chain) for RTSPS")
+	cmd.Flags().StringVar(&f.tlsKey, "rtsp-tls-key", "", "PEM private key for RTSPS")
+	cmd.Flags().Int64Var(&f.spoolMaxBytes, "spool-max-bytes", 0, "spool quota in bytes; at 90% new publishers are refused (default: 90% of the free disk at start)")
+	cmd.Flags().DurationVar(&f.gap, "gap", def.Gap, "no media for longer than this is reported as a gap observation")
+	cmd.Flags().DurationVar(&f.pullRefresh, "pull-refresh", def.Pull.Refresh, "how often the list of pulled cameras is reloaded from the registry")
+	cmd.Flags().DurationVar(&f.pullRetryMax, "pull-retry-max", def.Pull.RetryMax, "longest wait between attempts to reach a pulled camera (backoff starts at 1s)")
+	cmd.Flags().StringVar(&f.webrtcUDPAddr, "webrtc-udp-addr", def.WHIP.UDPAddr, "WHIP: the one UDP address for the media of every WebRTC session (empty: a port per session from --webrtc-udp-ports)")
+	cmd.Flags().StringVar(&f.webrtcUDPPorts, "webrtc-udp-ports", fmt.Sprintf("%d-%d", def.WHIP.UDPPortMin, def.WHIP.UDPPortMax), "WHIP: UDP port range MIN-MAX used when --webrtc-udp-addr is empty")
+	cmd.Flags().StringVar(&f.webrtcTCPAddr, "webrtc-tcp-addr", def.WHIP.TCPAddr, "WHIP: also take WebRTC media over ICE-TCP on this address (empty: UDP only)")
+	cmd.Flags().StringSliceVar(&f.webrtcNATIPs, "webrtc-nat-ips", nil, "WHIP: public IPs that map 1:1 to this host, offered as extra host candidates (comma-separated)")
+	cmd.Flags().StringVar(&f.secretsKey, "secrets-key", "", "file with the key that seals camera URLs (default: <data>/keys/secrets.key, created if missing); device add --pull must use the same file")
+}
+
+// secretsKeyPath returns the secrets key file of a data directory.
+func secretsKeyPath(flag, data string) string {
+	if flag != "" {
+		return flag
+	}
+	return filepath.Join(data, "keys", "secrets.key")
 }
 
 func (f *ingestFlags) config(data string) ingest.Config {
@@ -38,7 +79,40 @@ func (f *ingestFlags) config(data string) ingest.Config {
 	if f.node != "" {
 		cfg.Node = f.node
 	}
+	cfg.RTSP.TLSAddr = f.rtspsAddr
+	cfg.RTSP.TLSCert = f.tlsCert
+	cfg.RTSP.TLSKey = f.tlsKey
+	cfg.SpoolMaxBytes = f.spoolMaxBytes
+	cfg.Gap = f.gap
+	cfg.WHIP.UDPAddr = f.webrtcUDPAddr
+	cfg.WHIP.TCPAddr = f.webrtcTCPAddr
+	cfg.WHIP.NAT1To1IPs = f.webrtcNATIPs
+	// A range that does not parse leaves 0-0, which Validate refuses when
+	// the range is used.
+	cfg.WHIP.UDPPortMin, cfg.WHIP.UDPPortMax = 0, 0
+	if lo, hi, ok := strings.Cut(f.webrtcUDPPorts, "-"); ok {
+		minPort, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+		maxPort, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+		if err1 == nil && err2 == nil {
+			cfg.WHIP.UDPPortMin, cfg.WHIP.UDPPortMax = uint16(minPort), uint16(maxPort)
+		}
+	}
+	cfg.Pull.Refresh = f.pullRefresh
+	cfg.Pull.RetryMax = f.pullRetryMax
+	if cfg.Pull.RetryMin > cfg.Pull.RetryMax {
+		cfg.Pull.RetryMin = cfg.Pull.RetryMax
+	}
 	return cfg
+}
+
+// pullSource loads the cameras to pull from the registry with the secrets
+// key of the data directory.
+func (f *ingestFlags) pullSource(st *store.Store, data string, log *slog.Logger) (pullSource, error) {
+	key, err := secrets.LoadOrCreateKey(secretsKeyPath(f.secretsKey, data))
+	if err != nil {
+		return pullSource{}, err
+	}
+	return pullSource{st: st, key: key, log: log}, nil
 }
 
 func ingestCommand(g *globalFlags) *cobra.Command {
@@ -47,7 +121,7 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 	var httpAddr string
 	cmd := &cobra.Command{
 		Use:   "ingest",
-		Short: "Run the ingest service: RTSP publishers in, segments to the blob store and Kafka",
+		Short: "Run the ingest service: RTSP and WHIP publishers in, segments to the blob store and Kafka",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -59,7 +133,7 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			store, blobPing, err := d.openBlob(ctx)
+			blobStore, blobPing, err := d.openBlob(ctx)
 			if err != nil {
 				return err
 			}
@@ -71,13 +145,18 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 			health.Add("blob", blobPing.Ping)
 			health.Add("kafka", busPing.Ping)
 			health.Add("postgres", st.Ping)
-			svc, err := ingest.New(f.config(d.data), ingest.Deps{Checker: deviceChecker{st}, Blob: store, Publisher: b,
-				Log: log, Registry: reg, Health: health, Now: time.Now})
+			pulls, err := f.pullSource(st, d.data, log)
+			if err != nil {
+				return err
+			}
+			svc, err := ingest.New(f.config(d.data), ingest.Deps{Checker: deviceChecker{st}, Blob: blobStore, Publisher: b,
+				Log: log, Registry: reg, Health: health, Now: time.Now, Pull: pulls})
 			if err != nil {
 				return err
 			}
 			mux := http.NewServeMux()
 			obs.Register(mux, reg, health)
+			mux.Handle("/whip/", svc.Handler())
 			return runAll(ctx, svc.Run, func(ctx context.Context) error { return serveHTTP(ctx, log, "ingest", httpAddr, mux) })
 		},
 	}
@@ -86,8 +165,16 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 	d.blobFlag(cmd, "")
 	d.kafkaFlag(cmd, "")
 	f.register(cmd)
-	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9101", "metrics and health listen address")
+	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9101", "HTTP listen address: WHIP (/whip/), metrics and health")
 	return cmd
+}
+
+// withWHIP serves ingest's WHIP endpoint at /whip/ and h for the rest.
+func withWHIP(ing *ingest.Service, h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/whip/", ing.Handler())
+	mux.Handle("/", h)
+	return mux
 }
 
 // runAll runs the functions until ctx ends or one fails.

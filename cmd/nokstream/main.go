@@ -48,8 +48,10 @@ Every flag can also be set from the environment: --db is NOKSTREAM_DB,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(
-		allCommand(g), ingestCommand(g), archiverCommand(g), registryCommand(g),
+		allCommand(g), ingestCommand(g), transcoderCommand(g), archiverCommand(g), registryCommand(g),
 		migrateCommand(g), simCommand(g), deviceCommand(g), userCommand(g), linkCommand(g),
+		orgCommand(g), qualificationCommand(g), importCommand(g),
+		retentionCommand(g), evidenceCommand(g), verifyCommand(g),
 	)
 	return root
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
@@ -22,15 +23,20 @@ import (
 // registryGroup is the registry's consumer group for the segment index.
 const registryGroup = "registry"
 
+// segmentConsumers is how many members of registryGroup a registry runs.
+const segmentConsumers = 3
+
 type registryFlags struct {
 	httpAddr   string
 	signingKey string
 	publicURL  string
+	sealKey    string
 }
 
 func (f *registryFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", ":8080", "HTTP API listen address")
 	cmd.Flags().StringVar(&f.signingKey, "signing-key", "", "file with the key that signs media URLs, shared by every registry (default: <data>/keys/signing.key, created if missing)")
+	sealKeyFlag(cmd, &f.sealKey)
 }
 
 // registryParts builds the registry's HTTP handler and index consumer.
@@ -46,12 +52,35 @@ func registryParts(f *registryFlags, data string, st *store.Store, blobStore blo
 	}
 	cfg := api.DefaultConfig()
 	cfg.SigningKey = key
-	srv, err := api.New(cfg, api.Deps{Store: st, Blob: blobStore, Log: log, Registry: reg, Health: health, Now: time.Now})
+	sealKey, err := loadSealKey(f.sealKey, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := api.New(cfg, api.Deps{Store: st, Blob: blobStore, Log: log, Registry: reg, Health: health, Now: time.Now, Bus: b,
+		SealKey: sealKey})
 	if err != nil {
 		return nil, nil, err
 	}
 	consume := func(ctx context.Context) error {
-		return b.Consume(ctx, events.TopicSegments, registryGroup, index.Handler(st, log))
+		g, gctx := errgroup.WithContext(ctx)
+		// The segment index: segmentConsumers members of the group (one
+		// per partition they are given on Kafka; one at a time on the
+		// in-process bus), whose events are written in shared batches.
+		batcher := index.NewBatcher(st, 500)
+		g.Go(func() error { return batcher.Run(gctx) })
+		for range segmentConsumers {
+			g.Go(func() error { return b.Consume(gctx, events.TopicSegments, registryGroup, index.Handler(batcher, log)) })
+		}
+		g.Go(func() error {
+			return b.Consume(gctx, events.TopicObservations, index.ObservationGroup, index.ObservationHandler(st, log))
+		})
+		g.Go(func() error {
+			return b.Consume(gctx, events.TopicRenditions, index.RenditionGroup, index.RenditionHandler(st, log))
+		})
+		// The outbox relay: RetentionChanged and other events of changes.
+		g.Go(func() error { return srv.Run(gctx) })
+		g.Go(func() error { return index.MaintainPartitions(gctx, st, time.Now, log) })
+		return g.Wait()
 	}
 	return srv.Handler(), consume, nil
 }

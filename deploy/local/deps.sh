@@ -2,7 +2,8 @@
 # Installs what nokstream needs on Debian 12, only what is missing:
 #   Debian packages: ffmpeg (publisher and probe in tests, simulator), the
 #   FFmpeg development libraries (transcoder, cgo), PostgreSQL, pkg-config.
-#   With "test": the pinned MinIO server binary in $(go env GOPATH)/bin.
+#   With "test": Chromium (headless browser tests) and the pinned MinIO
+#   server binary in $(go env GOPATH)/bin.
 # Idempotent and quick when everything is there.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ want_minio=0
 
 pkgs=(ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
       libavfilter-dev libavdevice-dev pkg-config postgresql fonts-dejavu-core curl ca-certificates)
+# Tests also drive headless Chromium (WHIP publishing from a browser).
+[ "$want_minio" = 1 ] && pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: a whole nokstream on this machine, with a simulated exam site.
-# Starts a private PostgreSQL under DATA/pg, registers two room cameras and a
-# NARK user, runs `nokstream all` and `nokstream sim`, and says where to look.
+# Starts a private PostgreSQL under DATA/pg, sets up a demo organisation
+# (council demo-council → center demo-center → site site1, a qualification),
+# registers two room cameras of site1 and a NARK user, runs `nokstream all`
+# and `nokstream sim`, and says where to look.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 data=$(realpath -m "${1:-./var}")
@@ -14,6 +16,21 @@ log="$data/nokstream.log"
 echo "run: starting PostgreSQL in $data/pg"
 export NOKSTREAM_DB=$(deploy/local/pg.sh start "$data/pg" "${NOKSTREAM_PG_PORT:-5433}")
 $bin migrate
+
+# The demo organisation: a device needs its site, a site its center, a
+# center its council. `org add` on an existing organisation updates it, so
+# this is safe on every start.
+$bin org add council demo-council --name "Демонстрационный СПК" \
+  --commission-member "Иванов Иван Иванович" --commission-member "Петрова Анна Сергеевна" \
+  --commission-address "101000, Москва, ул. Мясницкая, д. 1" --commission-email appeals@demo-council.example \
+  --commission-phone "+7 495 000-00-00"
+$bin qualification add 40.00800.01 --council demo-council --name "Демонстрационная квалификация (3 уровень)" \
+  --validity-years 3 --tool "ОС-40.008-01 https://nok.example/os/40.00800.01"
+$bin org add center demo-center --council demo-council --name "Демонстрационный ЦОК" \
+  --head "Сидоров Сергей Сергеевич" --website https://demo-center.example \
+  --legal-address "101000, Москва, ул. Покровка, д. 2" --email info@demo-center.example \
+  --phone "+7 495 111-11-11" --qualification 40.00800.01
+$bin org add site site1 --center demo-center --name "Демонстрационная ЭП" --address "Москва, ул. Ильинка, д. 3"
 
 urls=()
 for cam in cam1 cam2; do
@@ -76,6 +93,8 @@ cat <<MSG
   Login:    demo / $(cat "$creds" 2>/dev/null)   (POST /api/v1/auth/login; the password is kept in $creds)
   Metrics:  http://$http/metrics   Health: http://$http/readyz
   Publish your own camera: $bin device add site1/<name>   (prints its RTSP URL)
+  Demo organisation: council demo-council → center demo-center → site site1
+            (more users: $bin user add --role center --org demo-center <login>)
   Logs:     $log
   Ctrl-C stops everything; the recordings stay in $data.
 

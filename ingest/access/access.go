@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"time"
 )
 
 // ErrUnknownStream means no device is registered under the stream's path
@@ -22,6 +23,12 @@ type Publisher struct {
 	Site   string
 	Device string
 	Source string // room, webcam or screen
+	// Candidate and Exam are set for a candidate publishing with an exam
+	// token (CandidateChecker); Until is then the end of the exam window,
+	// after which the candidate may no longer publish.
+	Candidate string
+	Exam      string
+	Until     time.Time
 }
 
 // Checker authenticates a publisher of <site>/<device> with a user name and

@@ -1,13 +1,18 @@
-// Package rtsp is ingest's RTSP server (RFC 7826 / RFC 2326, gortsplib): it
-// accepts publishers (ANNOUNCE + RECORD) at rtsp://host:port/<site>/<device>
-// over TCP and UDP, authenticates them with the device's credentials, and
-// feeds their H.264, AAC and Opus media into a segmenter per session.
+// Package rtsp is ingest's RTSP side (RFC 7826 / RFC 2326, gortsplib): a
+// server that accepts publishers (ANNOUNCE + RECORD) at
+// rtsp://host:port/<site>/<device> over TCP and UDP, and over RTSPS (TLS) on
+// a second address when a certificate is configured; and a puller that
+// reads IP cameras which only serve (DESCRIBE + PLAY), reconnecting with
+// backoff. Both feed H.264, AAC and Opus media into a segmenter per session
+// through the same recorder, and report the continuity of each stream
+// (start, stop, gaps, outages) as observations.
 //
-// It never serves streams to readers.
+// The server never serves streams to readers.
 package rtsp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,19 +24,31 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/auth"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
-	"github.com/pion/rtp"
+	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/nokstream/nokstream/ingest/access"
+	"github.com/nokstream/nokstream/ingest/metrics"
+	"github.com/nokstream/nokstream/ingest/observe"
 	"github.com/nokstream/nokstream/ingest/segmenter"
+	"github.com/nokstream/nokstream/internal/events"
 )
+
+// isTLS reports whether a connection came in over RTSPS.
+func isTLS(c *gortsplib.ServerConn) bool {
+	_, ok := c.NetConn().(*tls.Conn)
+	return ok
+}
+
+// discardSink is the observation sink of a server without one.
+type discardSink struct{}
+
+func (discardSink) Observe(events.Observation) error             { return nil }
+func (discardSink) LastMedia(string, string) (time.Time, error)  { return time.Time{}, nil }
+func (discardSink) SetLastMedia(string, string, time.Time) error { return nil }
 
 // Config of the RTSP server.
 type Config struct {
@@ -41,12 +58,19 @@ type Config struct {
 	ReadTimeout time.Duration    `yaml:"read_timeout"`  // a publisher silent this long is cut off
 	MaxSDPBytes int              `yaml:"max_sdp_bytes"` // larger ANNOUNCE bodies are refused
 	Segment     segmenter.Config `yaml:"segment"`
+	// TLSAddr is the RTSPS listen address, served when TLSCert and TLSKey
+	// name a certificate and its key (PEM). gortsplib serves either TLS or
+	// plain RTSP on one server, so RTSPS has its own address, TCP only
+	// (RTSPS over UDP would need SRTP, which publishers rarely speak).
+	TLSAddr string `yaml:"tls_addr"`
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Addr: ":8554", UDPRTPAddr: ":8000", UDPRTCPAddr: ":8001", ReadTimeout: 10 * time.Second,
-		MaxSDPBytes: 64 << 10, Segment: segmenter.DefaultConfig()}
+		MaxSDPBytes: 64 << 10, Segment: segmenter.DefaultConfig(), TLSAddr: ":8322"}
 }
 
 // Validate checks the configuration.
@@ -56,6 +80,12 @@ func (c Config) Validate() error {
 	}
 	if (c.UDPRTPAddr == "") != (c.UDPRTCPAddr == "") {
 		return fmt.Errorf("rtsp: set both UDP RTP and RTCP addresses, or neither")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("rtsp: set both the TLS certificate and key, or neither")
+	}
+	if c.TLSCert != "" && c.TLSAddr == "" {
+		return fmt.Errorf("rtsp: a TLS certificate is set but no RTSPS address")
 	}
 	return c.Segment.Validate()
 }
@@ -75,19 +105,22 @@ type Metrics struct {
 // NewMetrics registers the metrics.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
+	// The session metrics are shared with the other transports (WHIP).
+	shared := metrics.NewPublishers(reg)
 	return &Metrics{
-		active: f.NewGaugeVec(prometheus.GaugeOpts{Name: "nokstream_ingest_streams_active",
-			Help: "Publisher sessions currently recording, by transport and source kind."}, []string{"transport", "source"}),
-		refused: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_ingest_publishers_refused_total",
-			Help: "Publishers refused, by transport and reason."}, []string{"transport", "reason"}),
+		active:  shared.Active,
+		refused: shared.Refused,
 		bytesIn: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_ingest_rtsp_received_bytes_total",
 			Help: "Media payload bytes received over RTSP."}),
-		errors: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_ingest_media_errors_total",
-			Help: "Media that could not be used, by transport and kind (decode, timestamp, codec, write)."}, []string{"transport", "kind"}),
-		sessions: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_ingest_sessions_total",
-			Help: "Publisher sessions started, by transport and source kind."}, []string{"transport", "source"}),
+		errors:   shared.Errors,
+		sessions: shared.Sessions,
 	}
 }
+
+// Gate decides whether new publishers are taken. It returns nil to admit,
+// or the reason to refuse with 503 (for example a spool near its quota).
+// Running sessions are never cut off by it.
+type Gate func() error
 
 // Server is the RTSP ingest server.
 type Server struct {
@@ -98,14 +131,26 @@ type Server struct {
 	m       *Metrics
 	now     func() time.Time
 	srv     *gortsplib.Server
+	tlsSrv  *gortsplib.Server // RTSPS, nil without a certificate
+	cont    *observe.Continuity
+	gate    Gate
 
 	mu         sync.Mutex
 	publishers map[*gortsplib.ServerSession]*publisher
 	byStream   map[string]*publisher
 }
 
+// Options are the optional collaborators of a Server.
+type Options struct {
+	// Continuity receives the observations of every session. Without it
+	// nothing is reported.
+	Continuity *observe.Continuity
+	// Gate, if set, is asked before each new publisher is taken.
+	Gate Gate
+}
+
 // New wires a server; Run starts it.
-func New(cfg Config, checker access.Checker, outputs Outputs, log *slog.Logger, m *Metrics, now func() time.Time) (*Server, error) {
+func New(cfg Config, checker access.Checker, outputs Outputs, log *slog.Logger, m *Metrics, now func() time.Time, opts ...Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -114,6 +159,31 @@ func New(cfg Config, checker access.Checker, outputs Outputs, log *slog.Logger, 
 	}
 	s := &Server{cfg: cfg, checker: checker, outputs: outputs, log: log, m: m, now: now,
 		publishers: map[*gortsplib.ServerSession]*publisher{}, byStream: map[string]*publisher{}}
+	for _, o := range opts {
+		if o.Continuity != nil {
+			s.cont = o.Continuity
+		}
+		if o.Gate != nil {
+			s.gate = o.Gate
+		}
+	}
+	if s.cont == nil {
+		s.cont = observe.New(discardSink{}, 0, log, nil, now)
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("rtsps: load certificate %s: %w", cfg.TLSCert, err)
+		}
+		s.tlsSrv = &gortsplib.Server{
+			Handler:      s,
+			RTSPAddress:  cfg.TLSAddr,
+			TLSConfig:    &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			ReadTimeout:  cfg.ReadTimeout,
+			WriteTimeout: cfg.ReadTimeout,
+			AuthMethods:  []auth.VerifyMethod{auth.VerifyMethodBasic},
+		}
+	}
 	s.srv = &gortsplib.Server{
 		Handler:        s,
 		RTSPAddress:    cfg.Addr,
@@ -139,18 +209,35 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("start rtsp server on %s: %w", s.cfg.Addr, err)
 	}
 	s.log.Info("rtsp server listening", "addr", s.cfg.Addr, "udp_rtp", s.cfg.UDPRTPAddr)
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- s.srv.Wait() }()
+	servers := 1
+	if s.tlsSrv != nil {
+		if err := s.tlsSrv.Start(); err != nil {
+			s.srv.Close()
+			<-done
+			return fmt.Errorf("start rtsps server on %s: %w", s.cfg.TLSAddr, err)
+		}
+		s.log.Info("rtsps server listening", "addr", s.cfg.TLSAddr)
+		go func() { done <- s.tlsSrv.Wait() }()
+		servers++
+	}
+	var err error
 	select {
 	case <-ctx.Done():
-		s.srv.Close()
-		<-done
-		s.closeAll()
-		return nil
-	case err := <-done:
-		s.closeAll()
-		return fmt.Errorf("rtsp server: %w", err)
+	case e := <-done:
+		servers--
+		err = fmt.Errorf("rtsp server: %w", e)
 	}
+	s.srv.Close()
+	if s.tlsSrv != nil {
+		s.tlsSrv.Close()
+	}
+	for range servers {
+		<-done
+	}
+	s.closeAll()
+	return err
 }
 
 func (s *Server) closeAll() {
@@ -186,7 +273,44 @@ func (s *Server) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 			reason = ctx.Error.Error()
 		}
 		s.endPublisher(p, reason)
+		return
 	}
+}
+
+// OnRequest implements gortsplib.ServerHandlerOnRequest. gortsplib answers
+// an ANNOUNCE whose SDP does not parse with 400 before any handler sees
+// it; the same parse is done here so that the refusal has a reason in the
+// log and the metrics.
+func (s *Server) OnRequest(sc *gortsplib.ServerConn, req *base.Request) {
+	if req.Method != base.Announce {
+		return
+	}
+	var sd sdp.SessionDescription
+	err := sd.Unmarshal(req.Body)
+	if err == nil {
+		var desc description.Session
+		err = desc.Unmarshal(&sd)
+	}
+	if err != nil {
+		s.m.refused.WithLabelValues("rtsp", "bad_sdp").Inc()
+		s.log.Warn("rtsp publisher refused", "reason", "invalid SDP: "+err.Error(), "path", req.URL.Path,
+			"remote_addr", sc.NetConn().RemoteAddr().String())
+	}
+}
+
+// OnPacketsLost implements gortsplib.ServerHandlerOnPacketsLost: counted
+// and logged (at most every 10 s per session) instead of gortsplib's own
+// log line.
+func (s *Server) OnPacketsLost(ctx *gortsplib.ServerHandlerOnPacketsLostCtx) {
+	s.mu.Lock()
+	p := s.publishers[ctx.Session]
+	s.mu.Unlock()
+	transport := "rtsp"
+	if p != nil {
+		transport = p.transport
+		p.warn("packets_lost", fmt.Errorf("%d RTP packets lost", ctx.Lost))
+	}
+	s.m.errors.WithLabelValues(transport, "packets_lost").Add(float64(ctx.Lost))
 }
 
 // OnDescribe refuses readers: ingest only records.
@@ -236,14 +360,32 @@ func (s *Server) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Re
 		return s.refuse("registry_unavailable", base.StatusServiceUnavailable, fmt.Errorf("check publisher: %w", err))
 	}
 	if len(ctx.Request.Body) > s.cfg.MaxSDPBytes {
-		return s.refuse("bad_sdp", base.StatusBadRequest, fmt.Errorf("SDP of %d bytes is larger than %d", len(ctx.Request.Body), s.cfg.MaxSDPBytes))
+		reason := fmt.Sprintf("SDP of %d bytes is larger than %d", len(ctx.Request.Body), s.cfg.MaxSDPBytes)
+		s.log.Warn("rtsp publisher refused", "reason", reason, "stream", stream, "remote_addr", remote)
+		s.cont.Refused(site, device, reason)
+		return s.refuse("bad_sdp", base.StatusBadRequest, errors.New(reason))
 	}
-	p, err := newPublisher(s, pub, ctx.Description, remote)
+	if s.gate != nil {
+		if err := s.gate(); err != nil {
+			s.log.Warn("rtsp publisher refused", "reason", err.Error(), "stream", stream, "remote_addr", remote)
+			s.cont.Refused(site, device, err.Error())
+			return s.refuse("spool_full", base.StatusServiceUnavailable, err)
+		}
+	}
+	transport := "rtsp"
+	if isTLS(ctx.Conn) {
+		transport = "rtsps"
+	}
+	rec, err := newRecorder(stream, transport, ctx.Description, s.cfg.Segment, s.outputs(pub.Site, pub.Device, pub.Source), s.log, s.m, s.now)
 	if err != nil {
 		s.log.Warn("rtsp publisher refused", "reason", err.Error(), "stream", stream, "remote_addr", remote)
+		s.cont.Refused(site, device, err.Error())
 		return s.refuse("unsupported_media", base.StatusUnsupportedMediaType, err)
 	}
-	p.session = ctx.Session
+	rec.seg.OnCodecChange(func(track int, codec string) {
+		s.log.Warn("codec configuration changed mid-stream, starting a new init segment", "stream", stream, "track", track, "codec", codec)
+	})
+	p := &publisher{recorder: rec, pub: pub, remote: remote, session: ctx.Session}
 
 	s.mu.Lock()
 	old := s.byStream[stream]
@@ -275,23 +417,30 @@ func (s *Server) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respon
 	if p == nil {
 		return &base.Response{StatusCode: base.StatusBadRequest}, fmt.Errorf("record without announce")
 	}
-	p.start(ctx.Session)
-	s.m.sessions.WithLabelValues("rtsp", p.pub.Source).Inc()
-	s.m.active.WithLabelValues("rtsp", p.pub.Source).Inc()
+	p.mu.Lock()
+	p.recording = true
+	p.mu.Unlock()
+	p.obs = s.cont.Start(p.pub.Site, p.pub.Device, fmt.Sprintf("%s publisher from %s (%s)", p.transport, p.remote, strings.Join(p.codecs, ",")))
+	ss := ctx.Session
+	p.attach(ss, p.obs, func() { ss.Close() })
+	s.m.sessions.WithLabelValues(p.transport, p.pub.Source).Inc()
+	s.m.active.WithLabelValues(p.transport, p.pub.Source).Inc()
 	s.log.Info("rtsp publisher recording", "stream", p.stream, "source", p.pub.Source, "remote_addr", p.remote,
-		"codecs", strings.Join(p.codecs, ","))
+		"transport", p.transport, "codecs", strings.Join(p.codecs, ","))
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
 // OnDecodeError counts RTP/RTCP the library could not parse.
 func (s *Server) OnDecodeError(ctx *gortsplib.ServerHandlerOnDecodeErrorCtx) {
-	s.m.errors.WithLabelValues("rtsp", "decode").Inc()
 	s.mu.Lock()
 	p := s.publishers[ctx.Session]
 	s.mu.Unlock()
 	if p != nil {
+		s.m.errors.WithLabelValues(p.transport, "decode").Inc()
 		p.warn("decode", ctx.Error)
+		return
 	}
+	s.m.errors.WithLabelValues("rtsp", "decode").Inc()
 }
 
 func (s *Server) endPublisher(p *publisher, reason string) {
@@ -304,206 +453,25 @@ func (s *Server) endPublisher(p *publisher, reason string) {
 	}
 	s.mu.Unlock()
 	if p.close() {
-		if p.recording {
-			s.m.active.WithLabelValues("rtsp", p.pub.Source).Dec()
+		p.mu.Lock()
+		recording := p.recording
+		p.mu.Unlock()
+		if recording {
+			s.m.active.WithLabelValues(p.transport, p.pub.Source).Dec()
+		}
+		if p.obs != nil {
+			p.obs.Stop(reason)
 		}
 		s.log.Info("rtsp publisher ended", "stream", p.stream, "reason", reason)
 	}
 }
 
-// publisher is one recording session.
+// publisher is one recording session of a publisher.
 type publisher struct {
-	s       *Server
-	pub     access.Publisher
-	stream  string
-	remote  string
-	session *gortsplib.ServerSession
-	desc    *description.Session
-	codecs  []string
-
-	mu        sync.Mutex
-	seg       *segmenter.Segmenter
-	medias    []mediaWriter
-	closed    bool
+	*recorder
+	pub       access.Publisher
+	remote    string
+	session   *gortsplib.ServerSession
+	obs       *observe.Session
 	recording bool
-	lastWarn  map[string]time.Time
-}
-
-type mediaWriter struct {
-	media  *description.Media
-	format format.Format
-	write  func(pkt *rtp.Packet, pts int64) error
-}
-
-func newPublisher(s *Server, pub access.Publisher, desc *description.Session, remote string) (*publisher, error) {
-	p := &publisher{s: s, pub: pub, stream: pub.Site + "/" + pub.Device, remote: remote, desc: desc, lastWarn: map[string]time.Time{}}
-	var tracks []segmenter.Track
-	type pending struct {
-		media  *description.Media
-		format format.Format
-		make   func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error)
-	}
-	var pend []pending
-	hasVideo, hasAudio := false, false
-	for _, m := range desc.Medias {
-		for _, f := range m.Formats {
-			switch f := f.(type) {
-			case *format.H264:
-				if hasVideo {
-					continue
-				}
-				hasVideo = true
-				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecH264{SPS: f.SPS, PPS: f.PPS}, TimeScale: 90000})
-				pend = append(pend, pending{m, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
-					dec, err := f.CreateDecoder()
-					if err != nil {
-						return nil, err
-					}
-					w := segmenter.NewH264(seg, idx, f.SPS, f.PPS)
-					return func(pkt *rtp.Packet, pts int64) error {
-						au, err := dec.Decode(pkt)
-						if err != nil {
-							if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
-								return nil
-							}
-							return fmt.Errorf("h264 rtp: %w", err)
-						}
-						return w.Write(pts, au)
-					}, nil
-				}})
-			case *format.MPEG4Audio:
-				if hasAudio || f.Config == nil {
-					continue
-				}
-				hasAudio = true
-				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecMPEG4Audio{Config: *f.Config}, TimeScale: uint32(f.ClockRate())})
-				pend = append(pend, pending{m, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
-					dec, err := f.CreateDecoder()
-					if err != nil {
-						return nil, err
-					}
-					w := segmenter.NewAAC(seg, idx, f.Config)
-					return func(pkt *rtp.Packet, pts int64) error {
-						aus, err := dec.Decode(pkt)
-						if err != nil {
-							if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
-								return nil
-							}
-							return fmt.Errorf("aac rtp: %w", err)
-						}
-						return w.Write(pts, aus)
-					}, nil
-				}})
-			case *format.Opus:
-				if hasAudio {
-					continue
-				}
-				hasAudio = true
-				ch := f.ChannelCount
-				if ch == 0 {
-					ch = 2
-				}
-				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecOpus{ChannelCount: ch}, TimeScale: 48000})
-				pend = append(pend, pending{m, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
-					dec, err := f.CreateDecoder()
-					if err != nil {
-						return nil, err
-					}
-					w := segmenter.NewOpus(seg, idx)
-					return func(pkt *rtp.Packet, pts int64) error {
-						op, err := dec.Decode(pkt)
-						if err != nil {
-							return fmt.Errorf("opus rtp: %w", err)
-						}
-						return w.Write(pts, op)
-					}, nil
-				}})
-			}
-		}
-	}
-	if !hasVideo && !hasAudio {
-		return nil, fmt.Errorf("no supported media: need H.264 video and/or AAC or Opus audio")
-	}
-	seg, err := segmenter.New(s.cfg.Segment, tracks, s.outputs(pub.Site, pub.Device, pub.Source), s.now)
-	if err != nil {
-		return nil, err
-	}
-	p.seg = seg
-	for i, pd := range pend {
-		fn, err := pd.make(seg, i)
-		if err != nil {
-			return nil, fmt.Errorf("media %d: %w", i, err)
-		}
-		p.medias = append(p.medias, mediaWriter{media: pd.media, format: pd.format, write: fn})
-		p.codecs = append(p.codecs, pd.format.Codec())
-	}
-	return p, nil
-}
-
-func (p *publisher) start(ss *gortsplib.ServerSession) {
-	p.mu.Lock()
-	p.recording = true
-	p.mu.Unlock()
-	for _, mw := range p.medias {
-		mw := mw
-		ss.OnPacketRTP(mw.media, mw.format, func(pkt *rtp.Packet) {
-			pts, ok := ss.PacketPTS2(mw.media, pkt)
-			if !ok {
-				return
-			}
-			p.s.m.bytesIn.Add(float64(len(pkt.Payload)))
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if p.closed {
-				return
-			}
-			if err := mw.write(pkt, pts); err != nil {
-				kind := "decode"
-				if errors.Is(err, segmenter.ErrTimestampBack) {
-					kind = "timestamp"
-				}
-				var werr *segmenter.OutputError
-				if errors.As(err, &werr) {
-					// The spool cannot take the data: stop this publisher
-					// rather than pretend to record.
-					p.s.m.errors.WithLabelValues("rtsp", "write").Inc()
-					p.s.log.Error("spooling failed, closing publisher", "stream", p.stream, "err", err)
-					go ss.Close()
-					return
-				}
-				p.s.m.errors.WithLabelValues("rtsp", kind).Inc()
-				p.warnLocked(kind, err)
-			}
-		})
-	}
-}
-
-func (p *publisher) warn(kind string, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.warnLocked(kind, err)
-}
-
-// warnLocked logs at most one warning of a kind per publisher every 10 s.
-func (p *publisher) warnLocked(kind string, err error) {
-	now := time.Now()
-	if now.Sub(p.lastWarn[kind]) < 10*time.Second {
-		return
-	}
-	p.lastWarn[kind] = now
-	p.s.log.Warn("rtsp media problem", "stream", p.stream, "kind", kind, "err", err)
-}
-
-// close ends the session's segmenter once; it reports whether it did.
-func (p *publisher) close() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.closed = true
-	if err := p.seg.Close(); err != nil {
-		p.s.log.Error("closing last segment", "stream", p.stream, "err", err)
-	}
-	return true
 }

@@ -51,7 +51,7 @@ func (h *H264) Write(pts int64, au [][]byte) error {
 		if sps != nil {
 			var p h264.SPS
 			if err := p.Unmarshal(sps); err != nil {
-				return fmt.Errorf("h264: invalid SPS: %w", err)
+				return fmt.Errorf("h264: %w: invalid SPS: %w", ErrCodec, err)
 			}
 			h.sps = bytes.Clone(sps)
 		}

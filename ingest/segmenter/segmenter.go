@@ -29,6 +29,10 @@ import (
 // the previous sample of its track. The sample is dropped.
 var ErrTimestampBack = errors.New("decode timestamp went back")
 
+// ErrCodec is returned, wrapped, for a codec configuration that cannot be
+// used (for example an H.264 SPS that does not parse). The sample is dropped.
+var ErrCodec = errors.New("bad codec configuration")
+
 // OutputError wraps a failure of the Output (the spool): the media was fine
 // but could not be stored. Transports stop the publisher on it.
 type OutputError struct{ Err error }
@@ -138,7 +142,13 @@ type Segmenter struct {
 	cur           *segment
 	partSeq       uint32
 	closed        bool
+	onCodec       func(track int, codec string)
 }
+
+// OnCodecChange sets a function called when a track's codec configuration
+// changes mid-session (a new init segment follows), so that the transport
+// can log why the stream starts a new init.
+func (s *Segmenter) OnCodecChange(fn func(track int, codec string)) { s.onCodec = fn }
 
 // New returns a Segmenter for a session with the given tracks. Nothing is
 // written until the first sample (the first video sync sample when there is
@@ -169,6 +179,9 @@ func New(cfg Config, tracks []Track, out Output, now func() time.Time) (*Segment
 // with a new init segment, as a discontinuity.
 func (s *Segmenter) SetCodec(trackIndex int, c mp4.Codec) error {
 	tr := s.tracks[trackIndex]
+	if s.onCodec != nil && tr.started {
+		s.onCodec(trackIndex, CodecString(c))
+	}
 	tr.codec = c
 	s.initDirty = true
 	if err := s.flushHeld(); err != nil {
@@ -397,9 +410,9 @@ func CodecString(c mp4.Codec) string {
 	case *mp4.CodecOpus:
 		return "opus"
 	case *mp4.CodecVP9:
-		return "vp09"
+		return vp9CodecString(c)
 	case *mp4.CodecAV1:
-		return "av01"
+		return av1CodecString(c)
 	default:
 		return fmt.Sprintf("%T", c)
 	}

@@ -6,13 +6,21 @@
 //	init/<sha256>.mp4        init segments, content-addressed
 //	open/<id>.json, <id>.m4s a segment being written; parts are appended and fsync'd
 //	ready/<id>.m4s, <id>.json a closed segment and its SegmentClosed event
-//	streams/<site>~<device>.json the next sequence number and chain value of a stream
+//	streams/<site>~<device>.json the next sequence number, chain value and
+//	                         time of the last media of a stream
+//	obs/<ulid>.json          observations (events.Observation) waiting to be
+//	                         published, in the order they were made
 //
 // Every file is written to a temporary name, fsync'd and renamed, except the
 // open segment, which is appended to and fsync'd after every part. The event
 // (ready/<id>.json) is written last: a ready segment without it is finished on
 // recovery from its open meta. A segment leaves the spool only when Done is
-// called, after it was uploaded and announced.
+// called, after it was uploaded and announced; an observation only when
+// ObservationDone is called, after it was published.
+//
+// Nothing in the spool is ever deleted before it was shipped: a full disk
+// fails the writes (the transport then stops the publisher), it never makes
+// room by dropping evidence.
 package spool
 
 import (
@@ -33,6 +41,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -80,6 +89,10 @@ type openMeta struct {
 type streamState struct {
 	NextSequence int64  `json:"next_sequence"`
 	Chain        string `json:"chain"`
+	// LastMedia is the wall clock of the stream's last media that the
+	// spool knows of: the end of its last segment, or the last packet of
+	// its last session. The next session's gap is measured from it.
+	LastMedia time.Time `json:"last_media,omitzero"`
 }
 
 // Pending is a closed segment waiting to be uploaded and announced.
@@ -101,13 +114,17 @@ type Spool struct {
 	streams map[string]*streamState
 	entropy io.Reader
 	notify  chan struct{}
+
+	// used is the bytes of every file in the spool, for the quota.
+	used atomic.Int64
+	m    *Metrics
 }
 
 // Open opens (creating if needed) a spool directory and recovers what a crash
 // left: open segments are salvaged up to their last complete part, ready
 // segments without an event are finished.
 func Open(dir, node string, log *slog.Logger, now func() time.Time) (*Spool, error) {
-	for _, d := range []string{"init", "open", "ready", "streams"} {
+	for _, d := range []string{"init", "open", "ready", "streams", "obs"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o750); err != nil {
 			return nil, fmt.Errorf("open spool: %w", err)
 		}
@@ -124,7 +141,35 @@ func Open(dir, node string, log *slog.Logger, now func() time.Time) (*Spool, err
 	if err := s.recover(); err != nil {
 		return nil, fmt.Errorf("recover spool %s: %w", dir, err)
 	}
+	used, err := dirSize(dir)
+	if err != nil {
+		return nil, fmt.Errorf("measure spool %s: %w", dir, err)
+	}
+	s.used.Store(used)
 	return s, nil
+}
+
+// Used returns the bytes the spool holds on disk (segments open and ready,
+// init segments, events, observations).
+func (s *Spool) Used() int64 { return s.used.Load() }
+
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 // Notify returns a channel that receives a value when a segment is ready.
@@ -158,6 +203,7 @@ func (st *Stream) OpenSegment(h segmenter.Header) (segmenter.SegmentWriter, erro
 		if err := writeFileAtomic(initPath, h.Init); err != nil {
 			return nil, fmt.Errorf("spool init: %w", err)
 		}
+		s.used.Add(int64(len(h.Init)))
 	}
 	s.mu.Lock()
 	id, err := ulid.New(ulid.Timestamp(s.now()), s.entropy)
@@ -209,6 +255,10 @@ func (w *segmentWriter) WritePart(b []byte) error {
 	}
 	w.h.Write(b)
 	w.size += int64(len(b))
+	w.s.used.Add(int64(len(b)))
+	if w.s.m != nil {
+		w.s.m.bytesIn.Add(float64(len(b)))
+	}
 	return nil
 }
 
@@ -298,13 +348,20 @@ func (s *Spool) finish(m openMeta, sha string, size int64, d time.Duration, salv
 	if err := writeFileAtomic(s.path("ready", m.SegmentID+".json"), b); err != nil {
 		return fmt.Errorf("spool event %s: %w", m.SegmentID, err)
 	}
+	s.used.Add(int64(len(b)))
 	if err := os.Remove(s.path("open", m.SegmentID+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool remove open meta %s: %w", m.SegmentID, err)
 	}
 	st.NextSequence = seq + 1
 	st.Chain = chain
+	if end := m.Start.Add(d); end.After(st.LastMedia) {
+		st.LastMedia = end.UTC()
+	}
 	if err := s.saveStateLocked(m.Site, m.Device, st); err != nil {
 		return err
+	}
+	if s.m != nil {
+		s.m.segmentsIn.Inc()
 	}
 	s.log.Debug("segment closed", "stream", ev.StreamID, "segment_id", ev.SegmentID, "sequence", seq,
 		"duration_s", ev.Duration, "bytes", size, "salvaged", salvaged)
@@ -377,6 +434,11 @@ func (s *Spool) Pending() ([]Pending, error) {
 
 // Done removes a segment that was uploaded and announced.
 func (s *Spool) Done(segmentID string) error {
+	for _, ext := range []string{".m4s", ".json"} {
+		if fi, err := os.Stat(s.path("ready", segmentID+ext)); err == nil {
+			s.used.Add(-fi.Size())
+		}
+	}
 	// The event goes last so that a crash in between leaves a pending
 	// segment that is re-sent (idempotently), never a lost one.
 	if err := os.Remove(s.path("ready", segmentID+".m4s")); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -445,6 +507,10 @@ func (s *Spool) salvage(m openMeta) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		path = s.path("ready", m.SegmentID+".m4s")
 	}
+	var mtime time.Time
+	if fi, err := os.Stat(path); err == nil {
+		mtime = fi.ModTime()
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s.discardOpen(m.SegmentID)
@@ -484,7 +550,24 @@ func (s *Spool) salvage(m openMeta) error {
 	}
 	s.log.Warn("salvaged segment after crash", "segment_id", m.SegmentID, "stream", m.Site+"/"+m.Device,
 		"bytes", n, "cut_bytes", len(b)-n, "duration_s", d.Seconds())
-	return s.finish(m, hex.EncodeToString(sum[:]), int64(n), d, true)
+	if err := s.finish(m, hex.EncodeToString(sum[:]), int64(n), d, true); err != nil {
+		return err
+	}
+	// The observation spans what was lost: from the end of the salvaged
+	// media to the last write before the crash.
+	end := m.Start.Add(d)
+	lost := end
+	if mtime.After(lost) {
+		lost = mtime
+	}
+	o := events.Observation{
+		StreamID: m.Site + "/" + m.Device, Site: m.Site, Device: m.Device,
+		Kind: events.ObsSalvaged, Start: end.UTC(), End: lost.UTC(), Measure: lost.Sub(end).Seconds(),
+		Detail:   fmt.Sprintf("segment salvaged after a crash: %.3f s kept, %d bytes of an incomplete part cut", d.Seconds(), len(b)-n),
+		Reporter: "ingest", SegmentID: m.SegmentID,
+	}
+	o.ObservationID = events.NewObservationID(o.StreamID, o.Kind, o.Reporter, o.Start)
+	return s.Observe(o)
 }
 
 // completeFragments returns the length of the prefix of b made of complete

@@ -1,6 +1,9 @@
 // Package uploader drains the spool: it uploads each closed segment and its
 // init segment to the blob store, publishes SegmentClosed, and only then
-// removes the segment from the spool.
+// removes the segment from the spool. It also publishes the spooled
+// observations, in the order they were made, and removes each once the bus
+// accepted it; observations need only the bus, so they flow while the blob
+// store is down.
 //
 // Segments are shipped strictly in order within a stream. When the blob store
 // or the bus is down, the uploader retries with backoff and the spool keeps
@@ -36,6 +39,7 @@ type Metrics struct {
 	backlog        prometheus.Gauge
 	backlogBytes   prometheus.Gauge
 	backlogAge     prometheus.Gauge
+	backlogObs     prometheus.Gauge
 }
 
 // NewMetrics registers the uploader metrics.
@@ -51,13 +55,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		shippedBytes: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_ingest_shipped_bytes_total",
 			Help: "Bytes of segments uploaded and announced."}),
 		errors: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_ingest_ship_errors_total",
-			Help: "Failed attempts to ship a segment, by step (upload, publish, spool)."}, []string{"step"}),
+			Help: "Failed attempts to ship a segment or observation, by step (upload, publish, publish_observation, spool)."}, []string{"step"}),
 		backlog: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_ingest_spool_backlog_segments",
 			Help: "Closed segments in the spool not yet uploaded and announced."}),
 		backlogBytes: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_ingest_spool_backlog_bytes",
 			Help: "Bytes of closed segments in the spool not yet shipped."}),
 		backlogAge: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_ingest_spool_oldest_seconds",
 			Help: "Age of the oldest segment waiting in the spool."}),
+		backlogObs: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_ingest_spool_backlog_observations",
+			Help: "Observations in the spool not yet published."}),
 	}
 }
 
@@ -94,6 +100,29 @@ func (u *Uploader) Err() error {
 // Run ships segments until ctx ends. On return, whatever was not shipped is
 // still in the spool and is shipped by the next Run.
 func (u *Uploader) Run(ctx context.Context) error {
+	// The backlog gauges are also refreshed apart from the shipping loop,
+	// which may sit in one slow upload or publish for long while a
+	// dependency is down.
+	gauges := make(chan struct{})
+	go func() {
+		defer close(gauges)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if pend, err := u.spool.Pending(); err == nil {
+					u.updateBacklog(pend)
+				}
+				if obs, err := u.spool.PendingObservations(); err == nil && u.m != nil {
+					u.m.backlogObs.Set(float64(len(obs)))
+				}
+			}
+		}
+	}()
+	defer func() { <-gauges }()
 	wait := u.minWait
 	tick := time.NewTicker(5 * time.Second) // also refreshes backlog metrics
 	defer tick.Stop()
@@ -131,6 +160,49 @@ func (u *Uploader) Run(ctx context.Context) error {
 func (u *Uploader) Drain(ctx context.Context) error { return u.drain(ctx) }
 
 func (u *Uploader) drain(ctx context.Context) error {
+	obsErr := u.drainObservations(ctx)
+	err := u.drainSegments(ctx)
+	if err == nil {
+		err = obsErr
+	}
+	return err
+}
+
+// drainObservations publishes the spooled observations in order, stopping
+// at the first failure so that none overtakes another.
+func (u *Uploader) drainObservations(ctx context.Context) error {
+	pend, err := u.spool.PendingObservations()
+	if err != nil {
+		u.count("spool")
+		return err
+	}
+	if u.m != nil {
+		u.m.backlogObs.Set(float64(len(pend)))
+	}
+	for i, p := range pend {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b, err := json.Marshal(p.Observation)
+		if err != nil {
+			return err
+		}
+		if err := u.pub.Publish(ctx, events.TopicObservations, p.Observation.StreamID, b); err != nil {
+			u.count("publish_observation")
+			return fmt.Errorf("publish observation %s: %w", p.Observation.ObservationID, err)
+		}
+		if err := u.spool.ObservationDone(p.Name); err != nil {
+			u.count("spool")
+			return err
+		}
+		if u.m != nil {
+			u.m.backlogObs.Set(float64(len(pend) - i - 1))
+		}
+	}
+	return nil
+}
+
+func (u *Uploader) drainSegments(ctx context.Context) error {
 	pend, err := u.spool.Pending()
 	if err != nil {
 		u.count("spool")

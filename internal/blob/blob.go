@@ -62,7 +62,8 @@ type Store interface {
 // A key is a '/'-separated relative path of at most MaxKeyLen bytes of valid
 // UTF-8. It must not be absolute, have empty, "." or ".." elements, contain
 // backslashes or control characters, or have an element starting with the
-// reserved prefix ".tmp-". The same keys are valid in every Store, so a key
+// reserved prefixes ".tmp-" or ".ret-" (a Dir's temporary and retention
+// files). The same keys are valid in every Store, so a key
 // that works on a developer's directory store works on S3 and back.
 func CheckKey(key string) error {
 	if reason := keyProblem(key, false); reason != "" {
@@ -119,6 +120,8 @@ func keyProblem(s string, isPrefix bool) string {
 			return fmt.Sprintf("path element %q", e)
 		case strings.HasPrefix(e, tempPrefix):
 			return fmt.Sprintf("path element %q starts with the reserved prefix %q", e, tempPrefix)
+		case strings.HasPrefix(e, retPrefix):
+			return fmt.Sprintf("path element %q starts with the reserved prefix %q", e, retPrefix)
 		}
 	}
 	return ""

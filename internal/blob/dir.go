@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // Dir is a Store in a local directory, the single-machine default. A key maps
@@ -23,14 +25,23 @@ import (
 //
 // Unlike S3, a Dir cannot hold both "a" and "a/b": "a" cannot be a file and a
 // directory at once. Put of the second one fails.
+//
+// A Dir is a Retainer: it keeps each object's retain-until date and legal
+// hold in a sidecar file next to it (see SetRetention), refuses to delete an
+// object before that date or under hold, and refuses other bytes under its
+// key, with ErrRetained.
 type Dir struct {
 	root string
+	now  func() time.Time
+	// mu orders retention changes, deletes and the renaming of a Put into
+	// place, so that a delete never races a hold being set.
+	mu sync.Mutex
 }
 
 var _ Store = (*Dir)(nil)
 
 // NewDir returns a Store in root, creating the directory if it is missing.
-func NewDir(root string) (*Dir, error) {
+func NewDir(root string, opts ...DirOption) (*Dir, error) {
 	if root == "" {
 		return nil, errors.New("open blob directory: empty path")
 	}
@@ -48,7 +59,11 @@ func NewDir(root string) (*Dir, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("open blob directory %s: not a directory", abs)
 	}
-	return &Dir{root: abs}, nil
+	d := &Dir{root: abs, now: time.Now}
+	for _, o := range opts {
+		o(d)
+	}
+	return d, nil
 }
 
 // Put writes the object atomically and durably, replacing any object with the
@@ -103,10 +118,27 @@ func (d *Dir) put(ctx context.Context, key string, r io.Reader, size int64) (err
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close: %w", err)
 	}
-	if err := os.Rename(tmp, name); err != nil {
-		return fmt.Errorf("rename into place: %w", err)
+	d.mu.Lock()
+	same, err := d.checkReplaceLocked(key, tmp)
+	if err == nil && !same {
+		err = os.Rename(tmp, name)
+		if err != nil {
+			err = fmt.Errorf("rename into place: %w", err)
+		}
+		renamed = err == nil
 	}
-	renamed = true
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if same {
+		// The object is under retention and has these very bytes: an
+		// upload retried. Keep it; drop the copy.
+		if err := os.Remove(tmp); err != nil {
+			return fmt.Errorf("remove duplicate upload: %w", err)
+		}
+		return nil
+	}
 	return syncDir(dir)
 }
 
@@ -274,7 +306,7 @@ func (d *Dir) walk(ctx context.Context, dirKey, prefix string, fn func(key strin
 	items := make([]item, 0, len(entries))
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, tempPrefix) || (!e.IsDir() && !e.Type().IsRegular()) {
+		if strings.HasPrefix(name, tempPrefix) || strings.HasPrefix(name, retPrefix) || (!e.IsDir() && !e.Type().IsRegular()) {
 			continue
 		}
 		if keyProblem(dirKey+name, false) != "" {
@@ -306,7 +338,9 @@ func (d *Dir) walk(ctx context.Context, dirKey, prefix string, fn func(key strin
 }
 
 // Delete removes the object and then the directories it leaves empty, up to
-// the root. Deleting a missing object is not an error.
+// the root. Deleting a missing object is not an error. An object under
+// retention or legal hold is not deleted: Delete returns an error wrapping
+// ErrRetained.
 func (d *Dir) Delete(ctx context.Context, key string) error {
 	if err := CheckKey(key); err != nil {
 		return fmt.Errorf("delete object: %w", err)
@@ -315,16 +349,33 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("delete object %s: %w", key, err)
 	}
 	name := d.path(key)
+	d.mu.Lock()
 	fi, err := os.Lstat(name)
 	switch {
 	case err != nil && errors.Is(notFound(err), ErrNotFound):
+		err = d.removeRetentionLocked(key) // Left by a crash, if any.
+		d.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("delete object %s: %w", key, err)
+		}
 		return nil
 	case err != nil:
+		d.mu.Unlock()
 		return fmt.Errorf("delete object %s: %w", key, err)
 	case fi.IsDir():
+		d.mu.Unlock()
 		return nil // A directory of other objects: no object has this key.
 	}
-	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := d.checkDeleteLocked(key); err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("delete object %s: %w", key, err)
+	}
+	err = os.Remove(name)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		err = d.removeRetentionLocked(key)
+	}
+	d.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("delete object %s: %w", key, err)
 	}
 	if err := d.prune(filepath.Dir(name)); err != nil {

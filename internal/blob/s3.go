@@ -407,7 +407,7 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(key string) error)
 // adds a delete marker and keeps the bytes. Footage past its retention must
 // really go (152-FZ), so Delete removes each version, delete markers
 // included. A version still under retention or legal hold is refused by the
-// server, and Delete returns that error.
+// server, and Delete returns that error, wrapping ErrRetained.
 func (s *S3) Delete(ctx context.Context, key string) error {
 	if err := CheckKey(key); err != nil {
 		return fmt.Errorf("delete object: %w", err)
@@ -438,7 +438,7 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 		// S3 takes to mean the only version.
 		err := s.client.RemoveObject(ctx, s.bucket, name, minio.RemoveObjectOptions{VersionID: v})
 		if err != nil && !errors.Is(mapS3Err(err), ErrNotFound) {
-			return fmt.Errorf("delete object %s version %s: %w", key, v, err)
+			return fmt.Errorf("delete object %s version %s: %w", key, v, retainedErr(err))
 		}
 	}
 	return nil

@@ -218,7 +218,32 @@ func (k *Kafka) Consume(ctx context.Context, topic, group string, h Handler) err
 			return nil
 		}
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
+	// A broker outage makes the reader fail (it cannot dial the group
+	// coordinator); the consumer then waits and starts a new reader from
+	// the committed offsets, rather than fail the service: Kafka down for
+	// minutes must not take the registry or the archiver down with it.
+	var rb backoff
+	for {
+		r := k.newReader(topic, group)
+		err := k.consume(ctx, r, topic, group, h)
+		// Close leaves the group, so that the partitions are reassigned at
+		// once rather than after the session timeout.
+		cerr := r.Close()
+		if err == nil {
+			if cerr != nil {
+				return fmt.Errorf("consume %s: close reader: %w", topic, cerr)
+			}
+			return nil
+		}
+		k.log.Warn("kafka consumer failed, will reconnect", "topic", topic, "group", group, "err", err)
+		if !rb.wait(ctx) {
+			return nil
+		}
+	}
+}
+
+func (k *Kafka) newReader(topic, group string) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     k.cfg.Brokers,
 		GroupID:     k.name(group),
 		Topic:       k.name(topic),
@@ -236,13 +261,6 @@ func (k *Kafka) Consume(ctx context.Context, topic, group string, h Handler) err
 		Logger:                kafkaLogger(k.log, slog.LevelDebug),
 		ErrorLogger:           kafkaLogger(k.log, slog.LevelWarn),
 	})
-	err := k.consume(ctx, r, topic, group, h)
-	// Close leaves the group, so that the partitions are reassigned at
-	// once rather than after the session timeout.
-	if cerr := r.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("consume %s: close reader: %w", topic, cerr)
-	}
-	return err
 }
 
 func (k *Kafka) consume(ctx context.Context, r *kafka.Reader, topic, group string, h Handler) error {

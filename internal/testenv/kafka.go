@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,4 +119,74 @@ func deleteTopics(t testing.TB, brokers []string, prefix string) {
 			t.Logf("delete topic %s: %v", name, err)
 		}
 	}
+}
+
+// KafkaCluster is a kfake cluster that one test may stop and start again on
+// the same addresses with the same data, to play a Kafka outage. Its data
+// is kept on disk (kfake.DataDir, fsync'd writes), so events and committed
+// offsets survive the restart as on a real cluster.
+type KafkaCluster struct {
+	ports []int
+	dir   string
+
+	mu sync.Mutex
+	c  *kfake.Cluster
+}
+
+// RestartableKafka starts a three-broker kfake cluster for t alone. It is
+// closed when t ends.
+func RestartableKafka(t testing.TB) *KafkaCluster {
+	t.Helper()
+	k := &KafkaCluster{dir: t.TempDir()}
+	for range 3 {
+		k.ports = append(k.ports, FreePort(t))
+	}
+	if err := k.Start(); err != nil {
+		t.Fatalf("start kfake cluster: %v", err)
+	}
+	t.Cleanup(k.Stop)
+	return k
+}
+
+// Addrs returns the brokers' addresses.
+func (k *KafkaCluster) Addrs() []string {
+	out := make([]string, len(k.ports))
+	for i, p := range k.ports {
+		out[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	return out
+}
+
+// Start starts the cluster if it is stopped.
+func (k *KafkaCluster) Start() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.c != nil {
+		return nil
+	}
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(len(k.ports)),
+		kfake.Ports(k.ports...),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(6),
+		kfake.DataDir(k.dir),
+		kfake.SyncWrites(),
+	)
+	if err != nil {
+		return err
+	}
+	k.c = c
+	return nil
+}
+
+// Stop closes the cluster: every connection is cut and nothing answers on
+// its addresses until Start.
+func (k *KafkaCluster) Stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.c == nil {
+		return
+	}
+	k.c.Close()
+	k.c = nil
 }

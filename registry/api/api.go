@@ -9,9 +9,21 @@
 //	POST /api/v1/auth/logout                             ends the session
 //	POST /api/v1/links                                   {"path"} → {"url","expires_at"}: a signed URL for a stream or media path
 //	GET  /api/v1/streams/{site}/{device}/segments        ?from=&to= → the indexed segments
-//	GET  /api/v1/streams/{site}/{device}/playlist.m3u8   ?from=&to= → an HLS VOD playlist
+//	GET  /api/v1/streams/{site}/{device}/playlist.m3u8   ?from=&to=&variant= → an HLS VOD playlist, raw (default) or review
+//	GET  /api/v1/streams/{site}/{device}/master.m3u8     ?from=&to= → an HLS master playlist offering the review and raw variants
+//	GET  /api/v1/streams/{site}/{device}/thumbnails.vtt  ?from=&to= → the WebVTT track of scrubbing thumbnails
+//	GET  /api/v1/streams/{site}/{device}/observations    ?from=&to= → what was observed (gaps, outages, …)
 //	GET  /api/v1/media/{key...}                          a segment or init segment, with Range support
+//	GET  /api/v1/keys/seal                               the archiver's public key (evidence.go; with Deps.SealKey)
+//	GET  /api/v1/exams/{exam}/candidates/{candidate}/evidence  ?purpose= → the evidence bundle, a tar (evidence.go)
 //	GET  /metrics, /healthz, /readyz
+//
+// and the routes of the НОК domain (domain.go): organisations,
+// qualifications, candidates and their documents, exams with their
+// candidates, admissions, exam passwords and evidence, results and
+// certificates, protocols, council decisions and NARK verifications,
+// deadlines, appeals, expert reviews, the candidate's exam login, and
+// /api/v1/openapi.json, which describes every route.
 //
 // Every route but login needs "Authorization: Bearer <token>". The GET
 // routes also accept a signed query instead (exp, uid, sig; see
@@ -22,8 +34,9 @@
 //
 // Every playlist, segment list and media access is written to the audit log
 // with the caller, the remote address and the purpose declared in the
-// X-Purpose header or the purpose query parameter. Access is decided by one
-// function, canSee; streams a caller may not see answer 404.
+// X-Purpose header or the purpose query parameter. Who sees what is decided
+// in one place, scope.go (visible, scopeOf and canSee): what a caller may
+// not see answers 404, what it sees but its role may not change 403.
 //
 // from and to are RFC 3339 times and select the segments that overlap
 // [from, to). to defaults to now, and from to one hour before to; a range
@@ -32,6 +45,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +58,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nokstream/nokstream/internal/bus"
+	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/registry/store"
 )
@@ -98,12 +114,33 @@ type Config struct {
 	// plus the playlist's duration, so that watching it at normal speed
 	// never runs into an expired segment URL.
 	LinkTTL time.Duration `yaml:"link_ttl"`
+	// PasswordMaxAge is the age of a password past which the login answer
+	// carries a reminder to change it.
+	PasswordMaxAge time.Duration `yaml:"password_max_age"`
+	// LoginFailuresPerLogin and LoginFailuresPerAddress are how many failed
+	// logins a login, and a client address, may have within
+	// LoginFailureWindow; the next attempt answers 429 with Retry-After
+	// until the oldest of them is older than the window. Exam logins count
+	// per address.
+	LoginFailuresPerLogin   int           `yaml:"login_failures_per_login"`
+	LoginFailuresPerAddress int           `yaml:"login_failures_per_address"`
+	LoginFailureWindow      time.Duration `yaml:"login_failure_window"`
+	// OutboxInterval is how often Run looks for events to publish that a
+	// change left in the outbox, at the latest.
+	OutboxInterval time.Duration `yaml:"outbox_interval"`
+	// MaxDocumentBytes is the largest scanned document or protocol that may
+	// be uploaded.
+	MaxDocumentBytes int64 `yaml:"max_document_bytes"`
 }
 
-// DefaultConfig returns the defaults: sessions of 12 hours and signed URLs
-// of 1 hour. There is no default signing key.
+// DefaultConfig returns the defaults: sessions of 12 hours, signed URLs of
+// 1 hour, a password reminder after 90 days, 5 failed logins per login and
+// 20 per address in 15 minutes, the outbox checked every second, documents
+// of up to 20 MiB. There is no default signing key.
 func DefaultConfig() Config {
-	return Config{TokenTTL: 12 * time.Hour, LinkTTL: time.Hour}
+	return Config{TokenTTL: 12 * time.Hour, LinkTTL: time.Hour, PasswordMaxAge: 90 * 24 * time.Hour,
+		LoginFailuresPerLogin: 5, LoginFailuresPerAddress: 20, LoginFailureWindow: 15 * time.Minute,
+		OutboxInterval: time.Second, MaxDocumentBytes: 20 << 20}
 }
 
 // Validate reports what is wrong with c.
@@ -115,6 +152,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("registry api: token_ttl %v is not positive", c.TokenTTL)
 	case c.LinkTTL <= 0:
 		return fmt.Errorf("registry api: link_ttl %v is not positive", c.LinkTTL)
+	case c.PasswordMaxAge <= 0:
+		return fmt.Errorf("registry api: password_max_age %v is not positive", c.PasswordMaxAge)
+	case c.LoginFailuresPerLogin <= 0 || c.LoginFailuresPerAddress <= 0 || c.LoginFailureWindow <= 0:
+		return fmt.Errorf("registry api: login failure limits %d/%d in %v must be positive",
+			c.LoginFailuresPerLogin, c.LoginFailuresPerAddress, c.LoginFailureWindow)
+	case c.OutboxInterval <= 0:
+		return fmt.Errorf("registry api: outbox_interval %v is not positive", c.OutboxInterval)
+	case c.MaxDocumentBytes <= 0:
+		return fmt.Errorf("registry api: max_document_bytes %d is not positive", c.MaxDocumentBytes)
 	}
 	return nil
 }
@@ -131,13 +177,20 @@ type Store interface {
 	ChangePassword(ctx context.Context, id int64, oldPassword, newPassword string) error
 	StreamExists(ctx context.Context, site, device string) (bool, error)
 	Segments(ctx context.Context, site, device string, from, to time.Time) ([]store.Segment, error)
+	Observations(ctx context.Context, site, device string, from, to time.Time) ([]store.Observation, error)
 	ObjectByKey(ctx context.Context, key string) (store.Object, error)
+	Renditions(ctx context.Context, site, device, variant string, from, to time.Time) ([]events.RenditionReady, error)
+	RenditionObjectByKey(ctx context.Context, key string) (store.Object, error)
 	Audit(ctx context.Context, e store.AuditEntry) error
+	domainStore   // the НОК domain: domain.go
+	evidenceStore // evidence bundles (issue 5): evidence.go
 }
 
-// Blobs reads media objects; every blob.Store is one.
+// Blobs reads media objects and stores uploaded documents; every
+// blob.Store is one.
 type Blobs interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
 }
 
 // Deps are the API's collaborators.
@@ -148,6 +201,14 @@ type Deps struct {
 	Registry *prometheus.Registry // metrics are registered here and served at /metrics
 	Health   *obs.Health          // served at /readyz; New adds a "postgres" check of Store
 	Now      func() time.Time     // time.Now if nil
+	// Bus receives the events that changes publish (RetentionChanged on
+	// appeals and certificates), through the outbox that Run relays. Nil
+	// keeps them in the outbox until a registry with a bus relays them.
+	Bus bus.Publisher
+	// SealKey is the archiver's Ed25519 key: with it, the API serves its
+	// public half and exports evidence bundles signed by it (evidence.go).
+	// Nil leaves those routes out.
+	SealKey ed25519.PrivateKey
 }
 
 // Server serves the API.
@@ -158,9 +219,18 @@ type Server struct {
 	log   *slog.Logger
 	now   func() time.Time
 	mux   *http.ServeMux
+	bus   bus.Publisher
+	// sealKey signs evidence bundles; nil without the evidence routes.
+	sealKey ed25519.PrivateKey
+	// routes are the patterns registered, in order: the OpenAPI document
+	// must describe each.
+	routes []string
+	// outboxKick wakes Run's relay after a change wrote to the outbox.
+	outboxKick chan struct{}
 
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	published *prometheus.CounterVec
 }
 
 // New returns a Server. It starts nothing: the caller serves Handler.
@@ -187,6 +257,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:   deps.Log,
 		now:   deps.Now,
 		mux:   http.NewServeMux(),
+		bus:   deps.Bus,
+
+		sealKey: deps.SealKey,
+
+		outboxKick: make(chan struct{}, 1),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nokstream_registry_outbox_events_total",
+			Help: "Events of the registry's outbox, by outcome: published, or failed (kept for the next try).",
+		}, []string{"outcome"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nokstream_registry_http_requests_total",
 			Help: "HTTP requests answered by the registry API, by route pattern and status code.",
@@ -200,7 +279,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	for _, c := range []prometheus.Collector{s.requests, s.duration} {
+	for _, c := range []prometheus.Collector{s.requests, s.duration, s.published} {
 		if err := deps.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("registry api: register metrics: %w", err)
 		}
@@ -214,7 +293,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.route("POST /api/v1/links", authBearer, s.createLink)
 	s.route("GET /api/v1/streams/{site}/{device}/segments", authBearerOrSigned, s.segments)
 	s.route("GET /api/v1/streams/{site}/{device}/playlist.m3u8", authBearerOrSigned, s.playlist)
+	s.route("GET /api/v1/streams/{site}/{device}/master.m3u8", authBearerOrSigned, s.master)
+	s.route("GET /api/v1/streams/{site}/{device}/thumbnails.vtt", authBearerOrSigned, s.thumbnails)
+	s.route("GET /api/v1/streams/{site}/{device}/observations", authBearerOrSigned, s.observations)
 	s.route("GET /api/v1/media/{key...}", authBearerOrSigned, s.media)
+	s.domainRoutes()
+	s.evidenceRoutes()
 	return s, nil
 }
 
@@ -262,12 +346,16 @@ const (
 	authBearer                         // a session token
 	authBearerOrSigned                 // a session token or a signed query
 	authPasswordChange                 // a session token, even while the password must be changed
+	authCandidate                      // a candidate's exam token (POST /api/v1/exam/login)
 )
 
 // caller is who makes a request.
 type caller struct {
 	user  store.User
 	token string // the session token, "" for a signed request
+	// exam is the exam session of a candidate (authCandidate); user is
+	// then the zero User.
+	exam *store.ExamSession
 }
 
 // handlerFunc handles a request of an authenticated caller (nil for
@@ -278,6 +366,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller) error
 type apiError struct {
 	status int
 	msg    string
+	extra  map[string]any // more members of the JSON answer, beside "error"
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }
@@ -293,6 +382,7 @@ const mustChangePassword = "password change required: POST /api/v1/auth/password
 
 // route registers h for pattern, behind authentication and metrics.
 func (s *Server) route(pattern string, mode authMode, h handlerFunc) {
+	s.routes = append(s.routes, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
@@ -304,7 +394,7 @@ func (s *Server) route(pattern string, mode authMode, h handlerFunc) {
 				if ae.status == http.StatusUnauthorized {
 					w.Header().Set("WWW-Authenticate", `Bearer realm="nokstream"`)
 				}
-				writeError(sw, ae.status, ae.msg)
+				writeErrorWith(sw, ae.status, ae.msg, ae.extra)
 			case r.Context().Err() != nil:
 				// The client went away; nobody reads an answer. 499 is
 				// nginx's code for it, for the metrics.
@@ -330,6 +420,13 @@ func (s *Server) route(pattern string, mode authMode, h handlerFunc) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, mode authMode, h handlerFunc) error {
 	if mode == authNone {
 		return h(w, r, nil)
+	}
+	if mode == authCandidate {
+		c, err := s.authenticateCandidate(r)
+		if err != nil {
+			return err
+		}
+		return h(w, r, c)
 	}
 	c, err := s.authenticate(r, mode == authBearerOrSigned)
 	if err != nil {
@@ -382,6 +479,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError answers {"error": msg} with status.
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// writeErrorWith answers {"error": msg} and the members of extra with
+// status.
+func writeErrorWith(w http.ResponseWriter, status int, msg string, extra map[string]any) {
+	if len(extra) == 0 {
+		writeError(w, status, msg)
+		return
+	}
+	v := map[string]any{"error": msg}
+	for k, x := range extra {
+		v[k] = x
+	}
+	writeJSON(w, status, v)
 }
 
 // decodeJSON decodes a request body of at most 64 KiB into v, refusing

@@ -155,6 +155,9 @@ type sessionJSON struct {
 	ExpiresAt          time.Time `json:"expires_at"`
 	MustChangePassword bool      `json:"must_change_password"`
 	PasswordAgeDays    int       `json:"password_age_days"`
+	// PasswordReminder asks to change a password older than
+	// Config.PasswordMaxAge.
+	PasswordReminder string `json:"password_reminder,omitempty"`
 }
 
 // startSession creates a session for u and answers it.
@@ -168,12 +171,16 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.Us
 	if !u.MustChangePassword {
 		age = int(now.Sub(u.PasswordChangedAt).Hours() / 24)
 	}
-	writeJSON(w, http.StatusOK, sessionJSON{
+	answer := sessionJSON{
 		Token:              token,
 		ExpiresAt:          expires.UTC(),
 		MustChangePassword: u.MustChangePassword,
 		PasswordAgeDays:    max(age, 0),
-	})
+	}
+	if maxDays := int(s.cfg.PasswordMaxAge.Hours() / 24); !u.MustChangePassword && age > maxDays {
+		answer.PasswordReminder = fmt.Sprintf("your password is %d days old, older than %d days: change it (POST /api/v1/auth/password)", age, maxDays)
+	}
+	writeJSON(w, http.StatusOK, answer)
 	return nil
 }
 
@@ -189,8 +196,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) error 
 	if req.Login == "" || req.Password == "" {
 		return errorf(http.StatusBadRequest, "login and password are required")
 	}
+	loginKey := "login:" + strings.ToLower(strings.TrimSpace(limit(req.Login, 200)))
+	addrKey := "addr:" + clientAddr(r)
+	if err := s.throttle(w, r, limitRule{loginKey, s.cfg.LoginFailuresPerLogin}, limitRule{addrKey, s.cfg.LoginFailuresPerAddress}); err != nil {
+		return err
+	}
 	u, err := s.store.Login(r.Context(), req.Login, req.Password)
 	if errors.Is(err, store.ErrBadCredentials) {
+		if err := s.store.RecordLoginFailure(r.Context(), s.now(), loginKey, addrKey); err != nil {
+			return err
+		}
 		// The attempted login is kept in the audit log, not in the
 		// service log.
 		if err := s.audit(r, nil, "auth.login_failed", "", nil, func(e *store.AuditEntry) { e.ActorLogin = limit(req.Login, 200) }); err != nil {
@@ -199,6 +214,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) error 
 		return errorf(http.StatusUnauthorized, "wrong login or password")
 	}
 	if err != nil {
+		return err
+	}
+	if err := s.store.ClearLoginFailures(r.Context(), loginKey); err != nil {
 		return err
 	}
 	if err := s.audit(r, &caller{user: u}, "auth.login", "", nil); err != nil {

@@ -20,25 +20,28 @@ import (
 // mediaPrefix is where media objects are served: mediaPrefix + object key.
 const mediaPrefix = "/api/v1/media/"
 
-// canSee reports whether u may see stream <site>/<device> and its media. It
-// is the one place that decides access to streams. For now NARK operators see
-// every stream and nobody else sees any; scoping councils, centers, sites
-// and experts by organisation and exam comes with the registry's domain
-// (issue 4). Streams a user may not see answer 404, as unknown ones do, so
-// that their names cannot be probed.
-func canSee(u store.User, site, device string) bool {
-	return u.Role == store.RoleNARK
-}
-
 // stream returns the site and device of a stream route, if the stream exists
-// and c may see it, and a 404 otherwise.
+// and c may see it in the range of the request (canSee in scope.go), and a
+// 404 otherwise: streams a user may not see answer as unknown ones do, so
+// that their names cannot be probed. A malformed range is a 400.
 func (s *Server) stream(r *http.Request, c *caller) (site, device string, err error) {
 	site, device = r.PathValue("site"), r.PathValue("device")
 	notFound := errorf(http.StatusNotFound, "unknown stream %s/%s", site, device)
-	if !store.ValidName(site) || !store.ValidName(device) || !canSee(c.user, site, device) {
+	if !store.ValidName(site) || !store.ValidName(device) {
 		return "", "", notFound
 	}
-	ok, err := s.store.StreamExists(r.Context(), site, device)
+	from, to, err := timeRange(r.URL.Query(), s.now())
+	if err != nil {
+		return "", "", err
+	}
+	ok, err := s.canSee(r.Context(), c.user, site, device, from, to, true)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		return "", "", notFound
+	}
+	ok, err = s.store.StreamExists(r.Context(), site, device)
 	if err != nil {
 		return "", "", err
 	}
@@ -162,7 +165,9 @@ func (s *Server) segments(w http.ResponseWriter, r *http.Request, c *caller) err
 	return nil
 }
 
-// playlist handles GET /api/v1/streams/{site}/{device}/playlist.m3u8.
+// playlist handles GET /api/v1/streams/{site}/{device}/playlist.m3u8, of
+// the raw segments or, with variant=review, of their review renditions
+// (review.go).
 func (s *Server) playlist(w http.ResponseWriter, r *http.Request, c *caller) error {
 	site, device, err := s.stream(r, c)
 	if err != nil {
@@ -173,7 +178,7 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	segs, err := s.store.Segments(r.Context(), site, device, from, to)
+	variant, segs, err := s.variantSegments(r, site, device, from, to)
 	if err != nil {
 		return err
 	}
@@ -181,7 +186,9 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, c *caller) err
 		return errorf(http.StatusNotFound, "no segments of %s/%s between %s and %s",
 			site, device, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 	}
-	if err := s.audit(r, c, "playlist.get", site+"/"+device, rangeDetail(from, to, len(segs))); err != nil {
+	detail := rangeDetail(from, to, len(segs))
+	detail["variant"] = variant
+	if err := s.audit(r, c, "playlist.get", site+"/"+device, detail); err != nil {
 		return err
 	}
 	var total float64
@@ -261,12 +268,29 @@ func discontinuous(prev, next store.Segment) bool {
 // or init segment, with Range support.
 func (s *Server) media(w http.ResponseWriter, r *http.Request, c *caller) error {
 	key := r.PathValue("key")
-	o, err := s.store.ObjectByKey(r.Context(), key)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(c.user, o.Site, o.Device)) {
+	o, err := s.mediaObject(r.Context(), key)
+	if errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusNotFound, "unknown media object")
 	}
 	if err != nil {
 		return err
+	}
+	// A media segment is checked at its footage's time; an init segment
+	// holds no footage.
+	var from, to time.Time
+	if !o.Init && c.user.Role == store.RoleExpert {
+		g, err := s.store.SegmentByID(r.Context(), o.SegmentID)
+		if err != nil {
+			return err
+		}
+		from, to = g.Start, g.End
+	}
+	ok, err := s.canSee(r.Context(), c.user, o.Site, o.Device, from, to, false)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errorf(http.StatusNotFound, "unknown media object")
 	}
 	b, err := s.readObject(r, o)
 	if err != nil {
@@ -279,11 +303,7 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request, c *caller) error 
 	if err := s.audit(r, c, "media.get", key, detail); err != nil {
 		return err
 	}
-	if o.Init {
-		w.Header().Set("Content-Type", "video/mp4")
-	} else {
-		w.Header().Set("Content-Type", "video/iso.segment")
-	}
+	w.Header().Set("Content-Type", mediaType(o))
 	w.Header().Set("ETag", `"`+o.SHA256+`"`)
 	w.Header().Set("Cache-Control", "private, max-age=3600")
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))

@@ -33,10 +33,11 @@ type Device struct {
 // StreamID returns the stream the device publishes, "<site>/<name>".
 func (d Device) StreamID() string { return d.Site + "/" + d.Name }
 
-// AddDevice registers device at site, creating the site if it is new, and
-// returns the device's publish secret. The secret is shown only here: the
-// registry keeps its hash. Adding a registered device fails with ErrExists;
-// RotateDeviceSecret gives it a new secret.
+// AddDevice registers device at site, which must exist (ErrNotFound; sites
+// are made with SaveSite), and returns the device's publish secret. The
+// secret is shown only here: the registry keeps its hash. Adding a
+// registered device fails with ErrExists; RotateDeviceSecret gives it a new
+// secret.
 func (s *Store) AddDevice(ctx context.Context, site, device, kind string) (secret string, err error) {
 	if err := checkDevice(site, device); err != nil {
 		return "", err
@@ -51,10 +52,14 @@ func (s *Store) AddDevice(ctx context.Context, site, device, kind string) (secre
 		return "", fmt.Errorf("add device %s/%s: %w", site, device, err)
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO sites (id) VALUES ($1) ON CONFLICT DO NOTHING`, site); err != nil {
+		err := tx.QueryRow(ctx, `SELECT id FROM sites WHERE id = $1`, site).Scan(new(string))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: site %s: create it with 'nokstream org add site'", ErrNotFound, site)
+		}
+		if err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx,
+		_, err = tx.Exec(ctx,
 			`INSERT INTO devices (site, name, kind, secret_hash) VALUES ($1, $2, $3, $4)`,
 			site, device, kind, hash)
 		return err

@@ -48,12 +48,15 @@ func (s *Store) IndexSegment(ctx context.Context, e *events.SegmentClosed) (inse
 	if codecs == nil {
 		codecs = []string{}
 	}
+	// segment_ids makes the same event twice one row: the segments table
+	// is partitioned by time and cannot hold a unique index on segment_id
+	// alone (migration 00006).
 	tag, err := s.pool.Exec(ctx, `
+		WITH id AS (INSERT INTO segment_ids (segment_id, start_at) VALUES ($1, $7) ON CONFLICT DO NOTHING RETURNING segment_id)
 		INSERT INTO segments (segment_id, stream_id, source, site, device, sequence, start_at, duration, end_at,
 			codecs, bytes, sha256, prev_chain, chain, object_key, init_key, init_sha256, init_bytes,
 			ingest_node, discontinuity, salvaged)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
-		ON CONFLICT (segment_id) DO NOTHING`,
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 FROM id`,
 		e.SegmentID, e.StreamID, e.Source, e.Site, e.Device, e.Sequence, e.Start, e.Duration, end,
 		codecs, e.Bytes, e.SHA256, e.PrevChain, e.Chain, e.ObjectKey, e.InitKey, e.InitSHA256, e.InitBytes,
 		e.IngestNode, e.Discontinuity, e.Salvaged)
@@ -68,7 +71,8 @@ func (s *Store) IndexSegment(ctx context.Context, e *events.SegmentClosed) (inse
 	// at-least-once delivery produces.
 	var g Segment
 	err = s.pool.QueryRow(ctx,
-		`SELECT stream_id, sequence, bytes, sha256, chain, object_key, init_key FROM segments WHERE segment_id = $1`,
+		`SELECT stream_id, sequence, bytes, sha256, chain, object_key, init_key FROM segments
+		 WHERE segment_id = $1 AND start_at = (SELECT start_at FROM segment_ids WHERE segment_id = $1)`,
 		e.SegmentID).Scan(&g.StreamID, &g.Sequence, &g.Bytes, &g.SHA256, &g.Chain, &g.ObjectKey, &g.InitKey)
 	if err != nil {
 		return false, fmt.Errorf("index segment %s: read indexed duplicate: %w", e.SegmentID, err)
@@ -82,9 +86,18 @@ func (s *Store) IndexSegment(ctx context.Context, e *events.SegmentClosed) (inse
 
 // Segments returns the segments of stream <site>/<device> that overlap the
 // interval [from, to), ordered by sequence.
+//
+// The segments of a stream follow each other, so those overlapping the
+// interval are the ones starting inside it and at most the last one that
+// starts before it: both are found on the (stream_id, start_at) index of
+// the partitions of the interval, whatever the length of the stream's
+// history.
 func (s *Store) Segments(ctx context.Context, site, device string, from, to time.Time) ([]Segment, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+segmentColumns+` FROM segments
-		WHERE stream_id = $1 AND start_at < $3 AND end_at > $2
+	rows, err := s.pool.Query(ctx, `SELECT `+segmentColumns+` FROM (
+			(SELECT * FROM segments WHERE stream_id = $1 AND start_at < $2 ORDER BY start_at DESC LIMIT 1)
+			UNION ALL
+			(SELECT * FROM segments WHERE stream_id = $1 AND start_at >= $2 AND start_at < $3)
+		) g WHERE end_at > $2
 		ORDER BY sequence, start_at`,
 		site+"/"+device, from, to)
 	if err != nil {
@@ -99,7 +112,8 @@ func (s *Store) Segments(ctx context.Context, site, device string, from, to time
 
 // SegmentByID returns the indexed segment with id, or ErrNotFound.
 func (s *Store) SegmentByID(ctx context.Context, id string) (Segment, error) {
-	g, err := scanSegment(s.pool.QueryRow(ctx, `SELECT `+segmentColumns+` FROM segments WHERE segment_id = $1`, id))
+	g, err := scanSegment(s.pool.QueryRow(ctx, `SELECT `+segmentColumns+` FROM segments
+		WHERE segment_id = $1 AND start_at = (SELECT start_at FROM segment_ids WHERE segment_id = $1)`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Segment{}, fmt.Errorf("get segment %s: %w", id, ErrNotFound)
 	}
@@ -191,4 +205,20 @@ func (s *Store) SegmentChecks(ctx context.Context, segmentID string) ([]SegmentC
 		return nil, fmt.Errorf("list checks of segment %s: %w", segmentID, err)
 	}
 	return checks, nil
+}
+
+// EnsureSegmentPartitions makes the monthly partitions of the segment index
+// for the month of now and the next three, if they are missing, and reports
+// how many it made. Rows that a missing month's footage left in the
+// default partition move into the new one. Safe to call from several
+// registries at once.
+func (s *Store) EnsureSegmentPartitions(ctx context.Context, now time.Time) (int, error) {
+	var made int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE segments_ensure_partition(m AT TIME ZONE 'UTC'))
+		FROM generate_series(date_trunc('month', $1::timestamptz AT TIME ZONE 'UTC'),
+			date_trunc('month', $1::timestamptz AT TIME ZONE 'UTC') + interval '3 months', interval '1 month') AS m`, now).Scan(&made)
+	if err != nil {
+		return 0, fmt.Errorf("make segment partitions: %w", err)
+	}
+	return made, nil
 }

@@ -1,8 +1,12 @@
 // Package store is the registry's PostgreSQL store, and the only place in
 // nokstream that holds SQL: sites and their devices with publish secrets,
 // staff users with argon2id passwords and their sessions, the segment index
-// filled from SegmentClosed events, the archiver's segment checks, and the
-// append-only audit log.
+// filled from SegmentClosed events (partitioned by month), the archiver's
+// segment checks, the append-only audit log, and the НОК domain: councils,
+// qualifications, centers, candidates, exams, admissions and exam
+// passwords, results, appeals, reviews, retention settings, and the outbox
+// of events (orgs.go, candidates.go, exams.go, examauth.go, results.go,
+// appeals.go, reviews.go, evidence.go, outbox.go).
 //
 // The schema is versioned by goose migrations embedded from migrations/;
 // Migrate applies them. Open connects a pgx pool to an already migrated

@@ -13,9 +13,11 @@ import (
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
+	"github.com/nokstream/nokstream/registry/store/storetest"
 )
 
-// open returns a store on a fresh, migrated database, and its DSN.
+// open returns a store on a fresh, migrated database with the organisation
+// chain council1 → center1 → site1, and its DSN.
 func open(t *testing.T) (*store.Store, string) {
 	t.Helper()
 	ctx := context.Background()
@@ -28,6 +30,7 @@ func open(t *testing.T) (*store.Store, string) {
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(s.Close)
+	storetest.Org(t, s, "council1", "center1", "site1")
 	return s, dsn
 }
 
@@ -150,6 +153,10 @@ func TestAddDeviceInvalid(t *testing.T) {
 	// Another device on the existing site is fine.
 	if _, err := s.AddDevice(ctx, "site1", "screen1", store.KindScreen); err != nil {
 		t.Errorf("add second device: %v", err)
+	}
+	// A device needs an existing site.
+	if _, err := s.AddDevice(ctx, "site9", "cam1", store.KindRoom); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("add device at an unknown site: got %v, want ErrNotFound", err)
 	}
 }
 

@@ -61,8 +61,11 @@ func scanUser(row pgx.Row, extra ...any) (User, error) {
 func normalizeLogin(login string) string { return strings.ToLower(strings.TrimSpace(login)) }
 
 // AddUser creates a user with a temporary password and returns it. The user
-// must change it at the first login before anything else works. orgID is ""
-// for none. An existing login is ErrExists.
+// must change it at the first login before anything else works. orgID is
+// the user's organisation: none for a NARK operator, the council, center or
+// site of a user of that role, and optionally a council or center for an
+// expert (ErrInvalid otherwise, ErrNotFound if it does not exist). An
+// existing login is ErrExists.
 func (s *Store) AddUser(ctx context.Context, login, role, orgID string) (tempPassword string, err error) {
 	login = normalizeLogin(login)
 	if !loginPattern.MatchString(login) {
@@ -75,6 +78,9 @@ func (s *Store) AddUser(ctx context.Context, login, role, orgID string) (tempPas
 	}
 	if orgID != "" && !ValidName(orgID) {
 		return "", fmt.Errorf("add user %s: %w: organisation id %q", login, ErrInvalid, orgID)
+	}
+	if err := s.checkUserOrg(ctx, role, orgID); err != nil {
+		return "", fmt.Errorf("add user %s: %w", login, err)
 	}
 	tempPassword = newTempPassword()
 	hash, err := s.hashPassword(ctx, tempPassword)

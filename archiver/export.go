@@ -1,0 +1,147 @@
+package archiver
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nokstream/nokstream/archiver/bundle"
+	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// ErrNoPurpose is returned by ExportEvidence when no purpose is given:
+// every export of evidence must say why.
+var ErrNoPurpose = errors.New("an export of evidence needs a purpose")
+
+// ExportStore is what an export reads and writes; *store.Store is one.
+type ExportStore interface {
+	ExamEvidence(ctx context.Context, exam, candidate string) ([]store.EvidenceExam, error)
+	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
+	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)
+	ArchiveObjectsByKeys(ctx context.Context, keys []string) ([]store.ArchiveObject, error)
+	EvidenceTimeline(ctx context.Context, exam, candidate string) (store.Timeline, error)
+	ObjectAudit(ctx context.Context, objects []string, since time.Time, limit int) ([]store.AuditEntry, error)
+	Audit(ctx context.Context, e store.AuditEntry) error
+}
+
+// ExportRequest says whose evidence to export, by whom and why.
+type ExportRequest struct {
+	ExamID      string
+	CandidateID string
+	Purpose     string
+	ActorID     int64
+	ActorLogin  string
+	RemoteAddr  string
+}
+
+// AuditObject is the audit log's name for a candidate-exam's evidence.
+func AuditObject(exam, candidate string) string { return "evidence/" + exam + "/" + candidate }
+
+// maxAuditEntries bounds the audit trail put in a bundle.
+const maxAuditEntries = 100000
+
+// ExportEvidence writes the evidence bundle of a candidate-exam to w
+// (archiver/bundle): its latest seal, or, before any seal, a manifest made
+// and signed now, with the objects it lists read from objs, the candidate's
+// timeline and the audit trail of the evidence. The export is written to the
+// audit log before the first byte.
+func ExportEvidence(ctx context.Context, w io.Writer, st ExportStore, objs bundle.Objects, key ed25519.PrivateKey,
+	req ExportRequest, now time.Time) (bundle.Summary, error) {
+	req.Purpose = strings.TrimSpace(req.Purpose)
+	if req.Purpose == "" {
+		return bundle.Summary{}, ErrNoPurpose
+	}
+	ces, err := st.ExamEvidence(ctx, req.ExamID, req.CandidateID)
+	if err != nil {
+		return bundle.Summary{}, err
+	}
+	ce := ces[0]
+	manifest, sig, sealVersion, err := exportSeal(ctx, st, objs, key, ce, now)
+	if err != nil {
+		return bundle.Summary{}, err
+	}
+	m, err := seal.Parse(manifest)
+	if err != nil {
+		return bundle.Summary{}, fmt.Errorf("export evidence: the stored seal: %w", err)
+	}
+	object := AuditObject(req.ExamID, req.CandidateID)
+	if err := st.Audit(ctx, store.AuditEntry{At: now, ActorID: req.ActorID, ActorLogin: req.ActorLogin,
+		Action: "evidence.export", Object: object, RemoteAddr: req.RemoteAddr, Purpose: req.Purpose,
+		Detail: map[string]any{"seal_version": sealVersion, "merkle_root": m.MerkleRoot, "objects": m.Objects, "bytes": m.Bytes}}); err != nil {
+		return bundle.Summary{}, err
+	}
+	timeline, err := st.EvidenceTimeline(ctx, req.ExamID, req.CandidateID)
+	if err != nil {
+		return bundle.Summary{}, err
+	}
+	names := []string{object, req.ExamID + "/" + req.CandidateID, timeline.Candidate.Webcam, timeline.Candidate.Screen}
+	streams := map[string]bool{}
+	for _, e := range m.Entries {
+		names = append(names, e.Key)
+		if !streams[e.Stream] {
+			streams[e.Stream] = true
+			names = append(names, e.Stream)
+		}
+	}
+	trail, err := st.ObjectAudit(ctx, names, ce.Start.Add(-24*time.Hour), maxAuditEntries)
+	if err != nil {
+		return bundle.Summary{}, err
+	}
+	audit := make([]map[string]any, 0, len(trail))
+	for _, a := range trail {
+		audit = append(audit, map[string]any{"id": a.ID, "at": a.At.UTC(), "actor": a.ActorLogin, "action": a.Action,
+			"object": a.Object, "remote_addr": a.RemoteAddr, "purpose": a.Purpose, "detail": a.Detail})
+	}
+	by := req.ActorLogin
+	if by == "" {
+		by = "operator"
+	}
+	return bundle.Write(ctx, w, objs, bundle.Request{Purpose: req.Purpose, ExportedBy: by, ExportedAt: now,
+		Manifest: manifest, Signature: sig, Timeline: timeline, Audit: audit, Key: key})
+}
+
+// exportSeal returns the latest seal of a candidate-exam, or a manifest made
+// and signed now (version 0, not stored) if it has none yet.
+func exportSeal(ctx context.Context, st ExportStore, objs bundle.Objects, key ed25519.PrivateKey, ce store.EvidenceExam,
+	now time.Time) (manifest, sig []byte, version int, err error) {
+	sl, err := st.LatestSeal(ctx, ce.ExamID, ce.CandidateID)
+	if err == nil {
+		if manifest, err = readObject(ctx, objs, sl.ManifestKey); err != nil {
+			return nil, nil, 0, err
+		}
+		if sig, err = readObject(ctx, objs, sl.SignatureKey); err != nil {
+			return nil, nil, 0, err
+		}
+		return manifest, sig, sl.Version, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, 0, err
+	}
+	entries, problems, err := Entries(ctx, st, ce, 1000)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	m := &seal.Manifest{ExamID: ce.ExamID, CandidateID: ce.CandidateID, Version: 0, SealedAt: now.UTC(), Site: ce.Site,
+		WindowStart: ce.Start.UTC(), WindowEnd: ce.End.UTC(), Result: string(ce.Result), Entries: entries,
+		Gaps: seal.Breaks(entries), Problems: problems}
+	manifest, sig, err = seal.Seal(m, key)
+	return manifest, sig, 0, err
+}
+
+func readObject(ctx context.Context, objs bundle.Objects, key string) ([]byte, error) {
+	r, err := objs.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, 256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,170 @@
+package archiver
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nokstream/nokstream/archiver/retention"
+	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// SealKeys returns the object keys of version v of a candidate-exam's seal:
+// the manifest and its signature, stored beside the media.
+func SealKeys(exam, candidate string, v int) (manifest, signature string) {
+	base := fmt.Sprintf("seals/%s/%s/%04d/", exam, candidate, v)
+	return base + "manifest.json", base + "manifest.sig"
+}
+
+// Entries returns the manifest entries of every kept object that is
+// evidence for a candidate-exam (its media segments and their init
+// segments), in canonical order, and the objects among them that failed the
+// check on arrival.
+func Entries(ctx context.Context, st interface {
+	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)
+	ArchiveObjectsByKeys(ctx context.Context, keys []string) ([]store.ArchiveObject, error)
+}, ce store.EvidenceExam, batch int) ([]seal.Entry, []seal.Problem, error) {
+	var entries []seal.Entry
+	var problems []seal.Problem
+	type span struct{ start, end time.Time }
+	inits := map[string]*span{}
+	var initKeys []string
+	after := ""
+	for {
+		page, err := st.ArchivedSegments(ctx, ce.Site, ce.Start, ce.End, after, batch)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		after = page[len(page)-1].Key
+		for _, o := range page {
+			if !ce.Serves(o.Device, o.Source == events.SourceRoom) {
+				continue
+			}
+			entries = append(entries, seal.Entry{Kind: seal.KindSegment, Key: o.Key, Size: o.Bytes, SHA256: o.SHA256,
+				Stream: o.StreamID, Source: o.Source, Sequence: o.Sequence, Start: o.Start.UTC(), End: o.End.UTC(),
+				PrevChain: o.PrevChain, Chain: o.Chain, Init: o.InitKey})
+			if !o.Verified {
+				problems = append(problems, seal.Problem{Key: o.Key, Detail: "the stored bytes did not match ingest's announcement on arrival"})
+			}
+			sp := inits[o.InitKey]
+			if sp == nil {
+				sp = &span{o.Start, o.End}
+				inits[o.InitKey] = sp
+				initKeys = append(initKeys, o.InitKey)
+			}
+			if o.Start.Before(sp.start) {
+				sp.start = o.Start
+			}
+			if o.End.After(sp.end) {
+				sp.end = o.End
+			}
+		}
+		if len(page) < batch {
+			break
+		}
+	}
+	slices.Sort(initKeys)
+	for i := 0; i < len(initKeys); i += batch {
+		objs, err := st.ArchiveObjectsByKeys(ctx, initKeys[i:min(i+batch, len(initKeys))])
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, o := range objs {
+			sp := inits[o.Key]
+			entries = append(entries, seal.Entry{Kind: seal.KindInit, Key: o.Key, Size: o.Bytes, SHA256: o.SHA256,
+				Stream: o.StreamID, Source: o.Source, Start: sp.start.UTC(), End: sp.end.UTC()})
+			if !o.Verified {
+				problems = append(problems, seal.Problem{Key: o.Key, Detail: "the stored bytes did not match ingest's announcement on arrival"})
+			}
+			delete(inits, o.Key)
+		}
+	}
+	for k := range inits {
+		problems = append(problems, seal.Problem{Key: k, Detail: "init segment not archived"})
+	}
+	seal.Sort(entries)
+	slices.SortFunc(problems, func(a, b seal.Problem) int { return strings.Compare(a.Key, b.Key) })
+	return entries, problems, nil
+}
+
+// sealIfDue seals a candidate-exam whose result is recorded and whose exam
+// is over, unless its latest seal already covers exactly its objects: a seal
+// is made once, and again only if footage arrived after it (a late upload).
+func (s *Service) sealIfDue(ctx context.Context, ce store.EvidenceExam) error {
+	if ce.Result == retention.ResultNone || s.now().Before(ce.End) {
+		return nil
+	}
+	_, err := s.Seal(ctx, ce, false)
+	return err
+}
+
+// Seal seals a candidate-exam: it writes the manifest of its objects and the
+// signature beside the media, gives them the candidate-exam's retention, and
+// records the seal. Unless force is set, nothing is written when the latest
+// seal has the same entries. It returns the seal written or found.
+func (s *Service) Seal(ctx context.Context, ce store.EvidenceExam, force bool) (store.Seal, error) {
+	entries, problems, err := Entries(ctx, s.d.Store, ce, s.cfg.Batch)
+	if err != nil {
+		return store.Seal{}, err
+	}
+	root := seal.Root(entries)
+	latest, err := s.d.Store.LatestSeal(ctx, ce.ExamID, ce.CandidateID)
+	switch {
+	case err == nil && !force && latest.MerkleRoot == hex.EncodeToString(root[:]):
+		return latest, nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return store.Seal{}, err
+	}
+	now := s.now().UTC()
+	m := &seal.Manifest{
+		ExamID: ce.ExamID, CandidateID: ce.CandidateID, Version: latest.Version + 1, SealedAt: now,
+		Site: ce.Site, WindowStart: ce.Start.UTC(), WindowEnd: ce.End.UTC(), Result: string(ce.Result),
+		Entries: entries, Gaps: seal.Breaks(entries), Problems: problems,
+	}
+	manifest, sig, err := seal.Seal(m, s.d.SealKey)
+	if err != nil {
+		return store.Seal{}, err
+	}
+	mKey, sKey := SealKeys(ce.ExamID, ce.CandidateID, m.Version)
+	// The signature first, the manifest last: a manifest in the store is
+	// a complete seal.
+	if err := s.d.Blob.Put(ctx, sKey, bytes.NewReader(sig), int64(len(sig))); err != nil {
+		return store.Seal{}, fmt.Errorf("store seal signature: %w", err)
+	}
+	if err := s.d.Blob.Put(ctx, mKey, bytes.NewReader(manifest), int64(len(manifest))); err != nil {
+		return store.Seal{}, fmt.Errorf("store seal manifest: %w", err)
+	}
+	d := s.settings.Decide(retention.Object{Key: mKey, End: ce.End}, []retention.CandidateExam{ce.CandidateExam}, retention.Applied{})
+	var objs []store.ArchiveObject
+	for _, k := range []struct {
+		key  string
+		size int
+	}{{mKey, len(manifest)}, {sKey, len(sig)}} {
+		o := store.ArchiveObject{Key: k.key, Kind: store.ArchiveSeal, Site: ce.Site, Start: ce.Start, End: ce.End,
+			Bytes: int64(k.size), ExamID: ce.ExamID, CandidateID: ce.CandidateID, Verified: true, DecidedAt: now}
+		if err := s.applyDecision(ctx, o, d, true); err != nil {
+			return store.Seal{}, err
+		}
+		setDecision(&o, d)
+		objs = append(objs, o)
+	}
+	rec := store.Seal{ExamID: ce.ExamID, CandidateID: ce.CandidateID, Version: m.Version, ManifestKey: mKey,
+		SignatureKey: sKey, MerkleRoot: m.MerkleRoot, KeyID: m.KeyID, Objects: m.Objects, Bytes: m.Bytes, SealedAt: now}
+	if err := s.d.Store.SaveSeal(ctx, rec, objs...); err != nil {
+		return store.Seal{}, err
+	}
+	s.m.seals.Inc()
+	s.d.Log.Info("sealed candidate-exam", "exam_id", ce.ExamID, "candidate_id", ce.CandidateID, "version", m.Version,
+		"objects", m.Objects, "merkle_root", m.MerkleRoot, "gaps", len(m.Gaps), "problems", len(m.Problems))
+	return rec, nil
+}

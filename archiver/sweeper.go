@@ -1,0 +1,174 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nokstream/nokstream/archiver/retention"
+	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// SweepStats counts what one sweeper pass did.
+type SweepStats struct {
+	Marked, Unmarked, Deleted, Refused int
+	Bytes                              int64
+}
+
+// Sweep runs one pass of the sweeper, in two phases, each safe to re-run
+// after a crash:
+//
+//  1. Mark: every object whose recorded retain-until date has passed and
+//     that is under no hold is decided again from the registry's facts of
+//     now; if it may still be deleted it is marked, else its new retention
+//     is applied.
+//  2. Delete: every object marked at least Config.SweepDelay ago is decided
+//     again; if it may still be deleted it is deleted from the blob store
+//     (which refuses if its lock says otherwise), and the deletion is
+//     recorded and written to the audit log with the rule that allowed it;
+//     if not, the mark is dropped and the new retention applied. An init
+//     segment goes only once no kept segment uses it.
+//
+// The sweeper deletes only what the rules allow; nothing else deletes, and
+// it never deletes to make room.
+func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
+	start := time.Now()
+	defer func() { s.m.sweep.Observe(time.Since(start).Seconds()) }()
+	var st SweepStats
+	now := s.now()
+	// Phase 1. Every object listed leaves the list: it is marked, or its
+	// new date or hold is recorded. An object whose decision cannot be
+	// recorded stops the pass.
+	for {
+		due, err := s.d.Store.DueObjects(ctx, now, s.cfg.Batch)
+		if err != nil {
+			return st, err
+		}
+		if len(due) == 0 {
+			break
+		}
+		ds, err := s.decideObjects(ctx, due)
+		if err != nil {
+			return st, err
+		}
+		var keep []store.ArchiveObject
+		var keepDs []retention.Decision
+		for i, o := range due {
+			switch retention.Sweep(now, ds[i], time.Time{}, s.cfg.SweepDelay) {
+			case retention.SweepMark:
+				if err := s.d.Store.MarkObject(ctx, o.Key, now); err != nil {
+					return st, err
+				}
+				st.Marked++
+				s.m.swept.WithLabelValues("mark").Inc()
+			default:
+				keep, keepDs = append(keep, o), append(keepDs, ds[i])
+			}
+		}
+		if err := s.applyBatch(ctx, keep, keepDs); err != nil {
+			return st, err
+		}
+		if len(due) < s.cfg.Batch {
+			break
+		}
+	}
+	// Phase 2.
+	for {
+		marked, err := s.d.Store.MarkedObjects(ctx, now.Add(-s.cfg.SweepDelay), s.cfg.Batch)
+		if err != nil || len(marked) == 0 {
+			return st, err
+		}
+		ds, err := s.decideObjects(ctx, marked)
+		if err != nil {
+			return st, err
+		}
+		progress := false
+		for i, o := range marked {
+			action := retention.Sweep(now, ds[i], deref(o.MarkedAt), s.cfg.SweepDelay)
+			if action == retention.SweepDelete && o.Kind == store.ArchiveInit {
+				u, err := s.d.Store.InitUsage(ctx, o.Key)
+				if err != nil {
+					return st, err
+				}
+				if u.Users > 0 {
+					action = retention.SweepKeep // it goes with its last segment
+				}
+			}
+			switch action {
+			case retention.SweepDelete:
+				deleted, err := s.delete(ctx, o, ds[i], now)
+				if err != nil {
+					return st, err
+				}
+				if deleted {
+					st.Deleted++
+					st.Bytes += o.Bytes
+					progress = true
+				} else {
+					st.Refused++
+				}
+			case retention.SweepUnmark:
+				b := decisionJSON(ds[i])
+				if err := s.applyDecision(ctx, o, ds[i], false); err != nil {
+					return st, err
+				}
+				err := s.d.Store.SetArchiveRetention(ctx, []store.RetentionUpdate{{Key: o.Key, RetainUntil: ds[i].RetainUntil,
+					LegalHold: ds[i].LegalHold, Rule: string(ds[i].Rule), Decision: b, DecidedAt: now, Unmark: true}})
+				if err != nil {
+					return st, err
+				}
+				st.Unmarked++
+				progress = true
+				s.m.swept.WithLabelValues("unmark").Inc()
+			}
+		}
+		if len(marked) < s.cfg.Batch || !progress {
+			return st, nil
+		}
+	}
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+// delete deletes one expired object and records it. It reports false if the
+// blob store refused because the object is still locked there: the object
+// stays marked, and the refusal is an error in the log.
+func (s *Service) delete(ctx context.Context, o store.ArchiveObject, d retention.Decision, now time.Time) (bool, error) {
+	err := s.d.Blob.Delete(ctx, o.Key)
+	if errors.Is(err, blob.ErrRetained) {
+		s.m.swept.WithLabelValues("refused").Inc()
+		s.d.Log.Error("the blob store refused to delete an object the rules let go: its lock is longer than the registry's answer",
+			"object_key", o.Key, "retain_until", d.RetainUntil, "err", err)
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delete %s: %w", o.Key, err)
+	}
+	reasons := make([]map[string]any, 0, len(d.Reasons))
+	for _, r := range d.Reasons {
+		reasons = append(reasons, map[string]any{"rule": r.Rule, "until": r.Until, "exam_id": r.ExamID,
+			"candidate_id": r.CandidateID, "detail": r.Detail()})
+	}
+	entry := store.AuditEntry{
+		At: now, ActorLogin: "archiver", Action: "archive.delete", Object: o.Key,
+		Purpose: "retention expired",
+		Detail: map[string]any{
+			"kind": o.Kind, "stream": o.StreamID, "bytes": o.Bytes, "sha256": o.SHA256,
+			"rule": d.Rule, "retain_until": d.RetainUntil, "marked_at": o.MarkedAt, "reasons": reasons,
+		},
+	}
+	if err := s.d.Store.RecordDeletion(ctx, o.Key, now, entry); err != nil {
+		return false, err
+	}
+	s.m.swept.WithLabelValues("delete").Inc()
+	s.m.sweptBytes.Add(float64(o.Bytes))
+	s.d.Log.Info("deleted expired object", "object_key", o.Key, "rule", d.Rule, "retain_until", d.RetainUntil)
+	return true, nil
+}

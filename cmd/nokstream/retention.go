@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nokstream/nokstream/archiver"
+)
+
+func retentionCommand(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "retention",
+		Short: "Retention of archived objects",
+	}
+	cmd.AddCommand(retentionExplainCommand(g))
+	return cmd
+}
+
+func retentionExplainCommand(_ *globalFlags) *cobra.Command {
+	var d deps
+	var f retentionFlags
+	cmd := &cobra.Command{
+		Use:   "explain <object key | exam/candidate>",
+		Short: "Say why an object is kept until when, or why and when it was deleted",
+		Long: `Say why an archived object is kept until when: which exams and candidates
+it is evidence for, their certificates, conclusions and appeals, and the rule
+that gives the date; or, for a deleted object, when and under which rule it
+was deleted. For <exam>/<candidate>, say what the candidate-exam asks of its
+evidence, how many objects it has, which are kept longer for others, and its
+seal. The retention flags must be the archiver's.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			st, err := d.openStore(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			text, err := archiver.Explain(ctx, st, f.settings(), time.Now(), args[0])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), text)
+			return err
+		},
+	}
+	d.dbFlag(cmd)
+	f.register(cmd)
+	return cmd
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/obs"
+	"github.com/nokstream/nokstream/transcoder"
+)
+
+// transcoderFlags are the transcoder's settings that flags reach; the rest
+// keep their defaults (transcoder.DefaultConfig).
+type transcoderFlags struct {
+	workers   int
+	threads   int
+	profiles  map[string]*string
+	crf       int
+	preset    string
+	thumbs    time.Duration
+	blackMin  time.Duration
+	frozenMin time.Duration
+	silentMin time.Duration
+	scene     float64
+	node      string
+}
+
+func (f *transcoderFlags) register(cmd *cobra.Command) {
+	def := transcoder.DefaultConfig()
+	fl := cmd.Flags()
+	fl.IntVar(&f.workers, "transcode-workers", 0, "segments transcoded at once (0: one per CPU with Kafka, one with the in-process bus)")
+	fl.IntVar(&f.threads, "transcode-threads", 0, "threads per decoder and encoder (0: 1 with several workers, FFmpeg's choice with one)")
+	f.profiles = map[string]*string{}
+	for _, kind := range []string{events.SourceRoom, events.SourceWebcam, events.SourceScreen} {
+		p := def.Profiles[kind]
+		v := fmt.Sprintf("%dx%d", p.Width, p.Height)
+		if p.MaxFPS > 0 {
+			v += "@" + strconv.FormatFloat(p.MaxFPS, 'f', -1, 64)
+		}
+		f.profiles[kind] = fl.String("review-"+kind, v,
+			fmt.Sprintf("review rendition of %s sources: WIDTHxHEIGHT[@FPS], the box the picture fits in (0: unbounded side), the highest frame rate (none: the source's)", kind))
+	}
+	fl.IntVar(&f.crf, "review-crf", def.Profiles[events.SourceRoom].CRF, "libx264 quality of review renditions (CRF, lower is better)")
+	fl.StringVar(&f.preset, "review-preset", def.Profiles[events.SourceRoom].Preset, "libx264 preset of review renditions")
+	fl.DurationVar(&f.thumbs, "thumbnail-interval", def.Thumbnails.Interval, "media time between two scrubbing thumbnails (0 disables them)")
+	fl.DurationVar(&f.blackMin, "black-min", def.Detect.BlackMin, "report a black or covered picture that lasts this long")
+	fl.DurationVar(&f.frozenMin, "frozen-min", def.Detect.FrozenMin, "report a picture that does not change for this long")
+	fl.DurationVar(&f.silentMin, "silent-min", def.Detect.SilenceMin, "report audio that stays silent this long")
+	fl.Float64Var(&f.scene, "scene-score", def.Detect.SceneScore, "report a change of scene with at least this score (0-1)")
+	fl.StringVar(&f.node, "transcoder-node", def.Node, "name of this transcoder in events")
+}
+
+// config returns the transcoder configuration; inProcess says whether the
+// bus is the in-process one, whose single partition is consumed by one
+// worker at a time.
+func (f *transcoderFlags) config(inProcess bool) (transcoder.Config, error) {
+	cfg := transcoder.DefaultConfig()
+	switch {
+	case f.workers > 0:
+		cfg.Workers = f.workers
+	case inProcess:
+		cfg.Workers = 1
+	default:
+		cfg.Workers = runtime.NumCPU()
+	}
+	cfg.Threads = f.threads
+	if f.threads == 0 && cfg.Workers > 1 {
+		cfg.Threads = 1
+	}
+	for kind, v := range f.profiles {
+		p := cfg.Profiles[kind]
+		size, fps, hasFPS := strings.Cut(*v, "@")
+		w, h, ok := strings.Cut(size, "x")
+		var err error
+		if p.Width, err = strconv.Atoi(w); err != nil || !ok {
+			return cfg, fmt.Errorf("--review-%s %q: want WIDTHxHEIGHT[@FPS]", kind, *v)
+		}
+		if p.Height, err = strconv.Atoi(h); err != nil {
+			return cfg, fmt.Errorf("--review-%s %q: want WIDTHxHEIGHT[@FPS]", kind, *v)
+		}
+		p.MaxFPS = 0
+		if hasFPS {
+			if p.MaxFPS, err = strconv.ParseFloat(fps, 64); err != nil {
+				return cfg, fmt.Errorf("--review-%s %q: want WIDTHxHEIGHT[@FPS]", kind, *v)
+			}
+		}
+		p.CRF, p.Preset = f.crf, f.preset
+		cfg.Profiles[kind] = p
+	}
+	cfg.Thumbnails.Interval = f.thumbs
+	cfg.Detect.BlackMin, cfg.Detect.FrozenMin, cfg.Detect.SilenceMin = f.blackMin, f.frozenMin, f.silentMin
+	cfg.Detect.SceneScore = f.scene
+	cfg.Node = f.node
+	return cfg, cfg.Validate()
+}
+
+func transcoderCommand(g *globalFlags) *cobra.Command {
+	var d deps
+	var f transcoderFlags
+	var httpAddr string
+	cmd := &cobra.Command{
+		Use:   "transcoder",
+		Short: "Run the transcoder: review renditions, thumbnails and observations of every segment",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := g.logger().With("service", "transcoder")
+			reg := obs.NewRegistry()
+			health := obs.NewHealth()
+			cfg, err := f.config(false)
+			if err != nil {
+				return err
+			}
+			blobStore, blobPing, err := d.openBlob(ctx)
+			if err != nil {
+				return err
+			}
+			b, busPing, err := d.openBus(log, reg, true)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			health.Add("blob", blobPing.Ping)
+			health.Add("kafka", busPing.Ping)
+			svc, err := transcoder.New(cfg, transcoder.Deps{Bus: b, Blob: blobStore, Log: log, Registry: reg, Now: time.Now})
+			if err != nil {
+				return err
+			}
+			mux := http.NewServeMux()
+			obs.Register(mux, reg, health)
+			return runAll(ctx, svc.Run, func(ctx context.Context) error { return serveHTTP(ctx, log, "transcoder", httpAddr, mux) })
+		},
+	}
+	d.dataFlag(cmd)
+	d.blobFlag(cmd, "")
+	d.kafkaFlag(cmd, "")
+	f.register(cmd)
+	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9103", "metrics and health listen address")
+	return cmd
+}

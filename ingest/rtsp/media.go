@@ -1,0 +1,261 @@
+package rtsp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
+	"github.com/pion/rtp"
+
+	"github.com/nokstream/nokstream/ingest/observe"
+	"github.com/nokstream/nokstream/ingest/segmenter"
+)
+
+// packetSource is what a recorder reads packets from: a publisher's
+// *gortsplib.ServerSession or a pulled camera's *gortsplib.Client.
+type packetSource interface {
+	OnPacketRTP(medi *description.Media, forma format.Format, cb gortsplib.OnPacketRTPFunc)
+	PacketPTS2(medi *description.Media, pkt *rtp.Packet) (int64, bool)
+}
+
+var (
+	_ packetSource = (*gortsplib.ServerSession)(nil)
+	_ packetSource = (*gortsplib.Client)(nil)
+)
+
+// recorder feeds the media of one RTSP session, published or pulled, into
+// a segmenter: one H.264 track and one AAC or Opus track at most, the
+// first of each in the description.
+type recorder struct {
+	stream    string
+	transport string // metric label: rtsp, rtsps or rtsp_pull
+	log       *slog.Logger
+	m         *Metrics
+	seg       *segmenter.Segmenter
+	medias    []mediaWriter
+	codecs    []string
+
+	mu        sync.Mutex
+	closed    bool
+	session   *observe.Session
+	lastWarn  map[string]time.Time
+	onFailure func() // ends the RTSP session when the spool fails
+}
+
+type mediaWriter struct {
+	media  *description.Media
+	format format.Format
+	write  func(pkt *rtp.Packet, pts int64) error
+}
+
+// errNoMedia is returned for a description with nothing ingest can record.
+var errNoMedia = errors.New("no supported media: need H.264 video and/or AAC or Opus audio")
+
+// newRecorder builds the per-media writers of desc over one segmenter
+// writing to out.
+func newRecorder(stream, transport string, desc *description.Session, cfg segmenter.Config, out segmenter.Output,
+	log *slog.Logger, m *Metrics, now func() time.Time) (*recorder, error) {
+	r := &recorder{stream: stream, transport: transport, log: log, m: m, lastWarn: map[string]time.Time{}}
+	var tracks []segmenter.Track
+	type pending struct {
+		media  *description.Media
+		format format.Format
+		make   func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error)
+	}
+	var pend []pending
+	hasVideo, hasAudio := false, false
+	for _, md := range desc.Medias {
+		for _, f := range md.Formats {
+			switch f := f.(type) {
+			case *format.H264:
+				if hasVideo {
+					continue
+				}
+				hasVideo = true
+				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecH264{SPS: f.SPS, PPS: f.PPS}, TimeScale: 90000})
+				pend = append(pend, pending{md, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
+					dec, err := f.CreateDecoder()
+					if err != nil {
+						return nil, err
+					}
+					w := segmenter.NewH264(seg, idx, f.SPS, f.PPS)
+					return func(pkt *rtp.Packet, pts int64) error {
+						au, err := dec.Decode(pkt)
+						if err != nil {
+							if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
+								return nil
+							}
+							return fmt.Errorf("h264 rtp: %w", err)
+						}
+						return w.Write(pts, au)
+					}, nil
+				}})
+			case *format.MPEG4Audio:
+				if hasAudio || f.Config == nil {
+					continue
+				}
+				hasAudio = true
+				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecMPEG4Audio{Config: *f.Config}, TimeScale: uint32(f.ClockRate())})
+				pend = append(pend, pending{md, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
+					dec, err := f.CreateDecoder()
+					if err != nil {
+						return nil, err
+					}
+					w := segmenter.NewAAC(seg, idx, f.Config)
+					return func(pkt *rtp.Packet, pts int64) error {
+						aus, err := dec.Decode(pkt)
+						if err != nil {
+							if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
+								return nil
+							}
+							return fmt.Errorf("aac rtp: %w", err)
+						}
+						return w.Write(pts, aus)
+					}, nil
+				}})
+			case *format.Opus:
+				if hasAudio {
+					continue
+				}
+				hasAudio = true
+				ch := f.ChannelCount
+				if ch == 0 {
+					ch = 2
+				}
+				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecOpus{ChannelCount: ch}, TimeScale: 48000})
+				pend = append(pend, pending{md, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
+					dec, err := f.CreateDecoder()
+					if err != nil {
+						return nil, err
+					}
+					w := segmenter.NewOpus(seg, idx)
+					return func(pkt *rtp.Packet, pts int64) error {
+						op, err := dec.Decode(pkt)
+						if err != nil {
+							return fmt.Errorf("opus rtp: %w", err)
+						}
+						return w.Write(pts, op)
+					}, nil
+				}})
+			}
+		}
+	}
+	if !hasVideo && !hasAudio {
+		return nil, errNoMedia
+	}
+	seg, err := segmenter.New(cfg, tracks, out, now)
+	if err != nil {
+		return nil, err
+	}
+	r.seg = seg
+	for i, pd := range pend {
+		fn, err := pd.make(seg, i)
+		if err != nil {
+			return nil, fmt.Errorf("media %d: %w", i, err)
+		}
+		r.medias = append(r.medias, mediaWriter{media: pd.media, format: pd.format, write: fn})
+		r.codecs = append(r.codecs, pd.format.Codec())
+	}
+	return r, nil
+}
+
+// setSession sets the observation session that receives the arrival of
+// every packet.
+func (r *recorder) setSession(session *observe.Session) {
+	r.mu.Lock()
+	r.session = session
+	r.mu.Unlock()
+}
+
+// attach starts reading the recorder's media from src. session (which may
+// be set later with setSession) receives the arrival of every packet;
+// onFailure ends the RTSP session when the spool cannot take the media.
+func (r *recorder) attach(src packetSource, session *observe.Session, onFailure func()) {
+	r.mu.Lock()
+	r.session = session
+	r.onFailure = onFailure
+	r.mu.Unlock()
+	for _, mw := range r.medias {
+		src.OnPacketRTP(mw.media, mw.format, func(pkt *rtp.Packet) {
+			pts, ok := src.PacketPTS2(mw.media, pkt)
+			if !ok {
+				return
+			}
+			r.packet(mw, pkt, pts)
+		})
+	}
+}
+
+func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
+	r.m.bytesIn.Add(float64(len(pkt.Payload)))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	if r.session != nil {
+		r.session.Media()
+	}
+	err := mw.write(pkt, pts)
+	if err == nil {
+		return
+	}
+	var werr *segmenter.OutputError
+	if errors.As(err, &werr) {
+		// The spool cannot take the data: stop this session rather than
+		// pretend to record.
+		r.m.errors.WithLabelValues(r.transport, "write").Inc()
+		r.log.Error("spooling failed, closing session", "stream", r.stream, "err", err)
+		if r.onFailure != nil {
+			go r.onFailure()
+		}
+		return
+	}
+	kind := "decode"
+	switch {
+	case errors.Is(err, segmenter.ErrTimestampBack):
+		kind = "timestamp"
+	case errors.Is(err, segmenter.ErrCodec):
+		kind = "codec"
+	}
+	r.m.errors.WithLabelValues(r.transport, kind).Inc()
+	r.warnLocked(kind, err)
+}
+
+func (r *recorder) warn(kind string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.warnLocked(kind, err)
+}
+
+// warnLocked logs at most one warning of a kind per session every 10 s.
+func (r *recorder) warnLocked(kind string, err error) {
+	now := time.Now()
+	if now.Sub(r.lastWarn[kind]) < 10*time.Second {
+		return
+	}
+	r.lastWarn[kind] = now
+	r.log.Warn("rtsp media problem", "stream", r.stream, "transport", r.transport, "kind", kind, "err", err)
+}
+
+// close ends the session's segmenter once; it reports whether it did.
+func (r *recorder) close() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.closed = true
+	if err := r.seg.Close(); err != nil {
+		r.log.Error("closing last segment", "stream", r.stream, "err", err)
+	}
+	return true
+}

@@ -1,0 +1,363 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+type certificateChangeJSON struct {
+	Change     string    `json:"change"`
+	ValidUntil date      `json:"valid_until"`
+	Reason     string    `json:"reason,omitempty"`
+	ChangedAt  time.Time `json:"changed_at"`
+}
+
+type resultJSON struct {
+	Exam              string                  `json:"exam"`
+	Candidate         string                  `json:"candidate"`
+	Kind              string                  `json:"kind"`
+	CertificateNumber string                  `json:"certificate_number,omitempty"`
+	IssuedOn          date                    `json:"issued_on"`
+	ValidUntil        *date                   `json:"valid_until,omitempty"`
+	Conclusion        string                  `json:"conclusion,omitempty"`
+	RevokedAt         *time.Time              `json:"revoked_at,omitempty"`
+	RevocationReason  string                  `json:"revocation_reason,omitempty"`
+	RecordedAt        time.Time               `json:"recorded_at"`
+	Changes           []certificateChangeJSON `json:"changes"`
+}
+
+func newResultJSON(r store.Result) resultJSON {
+	out := resultJSON{Exam: r.ExamID, Candidate: r.CandidateID, Kind: r.Kind, CertificateNumber: r.CertificateNumber,
+		IssuedOn: date{r.IssuedOn}, Conclusion: r.Conclusion, RevokedAt: utcPtr(r.RevokedAt), RevocationReason: r.RevocationReason,
+		RecordedAt: r.RecordedAt.UTC(), Changes: []certificateChangeJSON{}}
+	if !r.ValidUntil.IsZero() {
+		out.ValidUntil = &date{r.ValidUntil}
+	}
+	for _, c := range r.Changes {
+		out.Changes = append(out.Changes, certificateChangeJSON{Change: c.Change, ValidUntil: date{c.ValidUntil}, Reason: c.Reason, ChangedAt: c.ChangedAt.UTC()})
+	}
+	return out
+}
+
+func (s *Server) getResult(w http.ResponseWriter, r *http.Request, c *caller) error {
+	exam, cand, _, err := s.examCandidateOwner(r, c)
+	if err != nil {
+		return err
+	}
+	res, err := s.store.Result(r.Context(), exam, cand)
+	if err != nil {
+		return fail(err, "result")
+	}
+	writeJSON(w, http.StatusOK, newResultJSON(res))
+	return nil
+}
+
+// recordResult handles PUT /api/v1/exams/{exam}/candidates/{candidate}/result:
+// the council or the center records a certificate {"kind":"certificate",
+// "certificate_number","issued_on"} (valid until is computed from the
+// qualification) or a conclusion {"kind":"conclusion","issued_on",
+// "conclusion"}. Unmet preconditions answer 409 listing each.
+func (s *Server) recordResult(w http.ResponseWriter, r *http.Request, c *caller) error {
+	exam, cand, _, err := s.examCandidateOwner(r, c, store.RoleCouncil, store.RoleCenter)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Kind              string `json:"kind"`
+		CertificateNumber string `json:"certificate_number"`
+		IssuedOn          date   `json:"issued_on"`
+		Conclusion        string `json:"conclusion"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	res := &store.Result{ExamID: exam, CandidateID: cand, Kind: req.Kind, CertificateNumber: req.CertificateNumber,
+		IssuedOn: req.IssuedOn.Time, Conclusion: req.Conclusion}
+	if err := s.store.RecordResult(r.Context(), res, c.user.ID, s.now()); err != nil {
+		return fail(err, "candidate of the exam")
+	}
+	s.kickOutbox()
+	if err := s.audit(r, c, "result.record", exam+"/"+cand, map[string]any{"kind": res.Kind, "certificate_number": res.CertificateNumber}); err != nil {
+		return err
+	}
+	got, err := s.store.Result(r.Context(), exam, cand)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, newResultJSON(got))
+	return nil
+}
+
+// certificate returns the certificate of the route after checking c may see
+// its exam with one of roles.
+func (s *Server) certificate(r *http.Request, c *caller, roles ...string) (store.Result, error) {
+	res, err := s.store.Certificate(r.Context(), r.PathValue("number"))
+	if err != nil {
+		return res, fail(err, "certificate")
+	}
+	o, err := s.store.ExamOwner(r.Context(), res.ExamID)
+	if err != nil {
+		return res, err
+	}
+	return res, allow(c, o, "certificate", roles...)
+}
+
+func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request, c *caller) error {
+	res, err := s.certificate(r, c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newResultJSON(res))
+	return nil
+}
+
+// extendCertificate handles POST /api/v1/certificates/{number}/extend
+// {"valid_until","reason"}.
+func (s *Server) extendCertificate(w http.ResponseWriter, r *http.Request, c *caller) error {
+	res, err := s.certificate(r, c, store.RoleCouncil)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		ValidUntil date   `json:"valid_until"`
+		Reason     string `json:"reason"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.ValidUntil.IsZero() {
+		return errorf(http.StatusUnprocessableEntity, "valid_until is required")
+	}
+	if err := s.store.ExtendCertificate(r.Context(), res.CertificateNumber, req.ValidUntil.Time, req.Reason, c.user.ID, s.now()); err != nil {
+		return fail(err, "certificate")
+	}
+	s.kickOutbox()
+	if err := s.audit(r, c, "certificate.extend", res.CertificateNumber, map[string]any{"valid_until": req.ValidUntil.Format(time.DateOnly)}); err != nil {
+		return err
+	}
+	return s.getCertificate(w, r, c)
+}
+
+// revokeCertificate handles POST /api/v1/certificates/{number}/revoke
+// {"reason"}. The evidence is still kept until the certificate's date.
+func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *caller) error {
+	res, err := s.certificate(r, c, store.RoleCouncil)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if err := s.store.RevokeCertificate(r.Context(), res.CertificateNumber, req.Reason, c.user.ID, s.now()); err != nil {
+		return fail(err, "certificate")
+	}
+	s.kickOutbox()
+	if err := s.audit(r, c, "certificate.revoke", res.CertificateNumber, map[string]any{"reason": req.Reason}); err != nil {
+		return err
+	}
+	return s.getCertificate(w, r, c)
+}
+
+type protocolJSON struct {
+	Exam       string         `json:"exam"`
+	Number     string         `json:"number"`
+	SignedOn   date           `json:"signed_on"`
+	Document   documentJSON   `json:"document"`
+	UploadedAt time.Time      `json:"uploaded_at"`
+	Approvals  []approvalJSON `json:"approvals"`
+}
+
+type approvalJSON struct {
+	Expert    string    `json:"expert"`
+	Approved  bool      `json:"approved"`
+	Comment   string    `json:"comment,omitempty"`
+	DecidedAt time.Time `json:"decided_at"`
+}
+
+// uploadProtocol handles PUT /api/v1/exams/{exam}/protocol?number=&signed_on=:
+// the site uploads the commission protocol (the body is the scan),
+// replacing an earlier one.
+func (s *Server) uploadProtocol(w http.ResponseWriter, r *http.Request, c *caller) error {
+	o, err := s.examOwner(r, c, store.RoleSite)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	var signed date
+	if err := signed.UnmarshalJSON([]byte(`"` + q.Get("signed_on") + `"`)); err != nil || q.Get("number") == "" {
+		return errorf(http.StatusBadRequest, "?number= and ?signed_on=YYYY-MM-DD are required")
+	}
+	d := &store.Document{ExamID: o.Exam, Kind: "protocol", Filename: q.Get("filename")}
+	if err := s.storeDocument(r, c, d, "exams/"+o.Exam); err != nil {
+		return err
+	}
+	p := store.Protocol{ExamID: o.Exam, Number: q.Get("number"), SignedOn: signed.Time, Document: *d, UploadedBy: c.user.ID, UploadedAt: s.now()}
+	if err := s.store.SetProtocol(r.Context(), p); err != nil {
+		return fail(err, "exam")
+	}
+	if err := s.audit(r, c, "protocol.upload", o.Exam, map[string]any{"number": p.Number, "document": d.ID, "sha256": d.SHA256}); err != nil {
+		return err
+	}
+	return s.getProtocol(w, r, c)
+}
+
+func (s *Server) getProtocol(w http.ResponseWriter, r *http.Request, c *caller) error {
+	o, err := s.examOwner(r, c)
+	if err != nil {
+		return err
+	}
+	p, err := s.store.ExamProtocol(r.Context(), o.Exam)
+	if err != nil {
+		return fail(err, "protocol")
+	}
+	out := protocolJSON{Exam: p.ExamID, Number: p.Number, SignedOn: date{p.SignedOn}, Document: newDocumentJSON(p.Document),
+		UploadedAt: p.UploadedAt.UTC(), Approvals: []approvalJSON{}}
+	for _, a := range p.Approvals {
+		out.Approvals = append(out.Approvals, approvalJSON{Expert: a.ExpertLogin, Approved: a.Approved, Comment: a.Comment, DecidedAt: a.DecidedAt.UTC()})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// approveProtocol handles POST /api/v1/exams/{exam}/protocol/approval
+// {"approved","comment"}: an appointed expert approves the protocol, or
+// not with a comment.
+func (s *Server) approveProtocol(w http.ResponseWriter, r *http.Request, c *caller) error {
+	o, err := s.examOwner(r, c, store.RoleExpert)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Approved bool   `json:"approved"`
+		Comment  string `json:"comment"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if err := s.store.ApproveProtocol(r.Context(), o.Exam, c.user.ID, req.Approved, req.Comment, s.now()); err != nil {
+		return fail(err, "exam")
+	}
+	if err := s.audit(r, c, "protocol.approval", o.Exam, map[string]any{"approved": req.Approved}); err != nil {
+		return err
+	}
+	return s.getProtocol(w, r, c)
+}
+
+// listDecisions handles GET /api/v1/exams/{exam}/decisions: the council's
+// decisions and NARK's verifications of the exam's results.
+func (s *Server) listDecisions(w http.ResponseWriter, r *http.Request, c *caller) error {
+	o, err := s.examOwner(r, c)
+	if err != nil {
+		return err
+	}
+	ds, vs, err := s.store.ExamDecisions(r.Context(), o.Exam)
+	if err != nil {
+		return err
+	}
+	decisions, verifications := []map[string]any{}, []map[string]any{}
+	for _, d := range ds {
+		decisions = append(decisions, map[string]any{"decision": d.Decision, "comment": d.Comment, "decided_at": d.DecidedAt.UTC()})
+	}
+	for _, v := range vs {
+		verifications = append(verifications, map[string]any{"verified": v.Verified, "comment": v.Comment, "verified_at": v.VerifiedAt.UTC()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"exam": o.Exam, "decisions": decisions, "verifications": verifications})
+	return nil
+}
+
+// recordDecision handles POST /api/v1/exams/{exam}/decision
+// {"decision":"approved"|"rejected"|"returned","comment"}: the council's
+// decision on the exam's results; approved submits them to the register.
+func (s *Server) recordDecision(w http.ResponseWriter, r *http.Request, c *caller) error {
+	o, err := s.examOwner(r, c, store.RoleCouncil)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Decision string `json:"decision"`
+		Comment  string `json:"comment"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if err := s.store.RecordDecision(r.Context(), store.Decision{ExamID: o.Exam, Decision: req.Decision, Comment: req.Comment,
+		DecidedBy: c.user.ID, DecidedAt: s.now()}); err != nil {
+		return fail(err, "exam")
+	}
+	if err := s.audit(r, c, "exam.decision", o.Exam, map[string]any{"decision": req.Decision}); err != nil {
+		return err
+	}
+	return s.listDecisions(w, r, c)
+}
+
+// recordVerification handles POST /api/v1/exams/{exam}/verification
+// {"verified","comment"}: NARK verifies the submitted results.
+func (s *Server) recordVerification(w http.ResponseWriter, r *http.Request, c *caller) error {
+	o, err := s.examOwner(r, c, store.RoleNARK)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Verified bool   `json:"verified"`
+		Comment  string `json:"comment"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if err := s.store.RecordVerification(r.Context(), store.Verification{ExamID: o.Exam, Verified: req.Verified, Comment: req.Comment,
+		VerifiedBy: c.user.ID, VerifiedAt: s.now()}); err != nil {
+		return fail(err, "exam")
+	}
+	if err := s.audit(r, c, "exam.verification", o.Exam, map[string]any{"verified": req.Verified}); err != nil {
+		return err
+	}
+	return s.listDecisions(w, r, c)
+}
+
+type deadlineJSON struct {
+	Kind        string    `json:"kind"`
+	Exam        string    `json:"exam"`
+	Council     string    `json:"council"`
+	Center      string    `json:"center"`
+	Site        string    `json:"site"`
+	Since       time.Time `json:"since"`
+	Due         time.Time `json:"due"`
+	Overdue     bool      `json:"overdue"`
+	OverdueDays int       `json:"overdue_days"`
+}
+
+func (s *Server) deadlines(w http.ResponseWriter, r *http.Request, c *caller, overdueOnly bool) error {
+	now := s.now()
+	list, err := s.store.Deadlines(r.Context(), scopeOf(c.user), now, overdueOnly)
+	if err != nil {
+		return err
+	}
+	// The query is narrowed to the caller's scope (scopeOf).
+	out := []deadlineJSON{}
+	for _, d := range list {
+		j := deadlineJSON{Kind: d.Kind, Exam: d.ExamID, Council: d.CouncilID, Center: d.CenterID, Site: d.SiteID,
+			Since: d.Since.UTC(), Due: d.Due.UTC(), Overdue: d.Overdue}
+		if d.Overdue {
+			j.OverdueDays = int(now.Sub(d.Due).Hours() / 24)
+		}
+		out = append(out, j)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// listDeadlines handles GET /api/v1/deadlines: every pending step of the
+// registry procedure the caller sees, overdue ones flagged.
+func (s *Server) listDeadlines(w http.ResponseWriter, r *http.Request, c *caller) error {
+	return s.deadlines(w, r, c, false)
+}
+
+// listOverdue handles GET /api/v1/deadlines/overdue: the steps past due.
+func (s *Server) listOverdue(w http.ResponseWriter, r *http.Request, c *caller) error {
+	return s.deadlines(w, r, c, true)
+}

@@ -1,0 +1,133 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// This file is the one place that decides who sees what. Every object of
+// the registry has an Owner (store.Owner): the council, center and site it
+// belongs to and, for what belongs to an exam, the exam and its experts.
+//
+//   - A NARK operator sees everything.
+//   - A council user sees what belongs to its council: its centers, their
+//     sites, exams, candidates, results and appeals.
+//   - A center user sees what belongs to its center.
+//   - A site user sees what belongs to its site: its exams and devices.
+//   - An expert sees the exams they are appointed to and what belongs to
+//     them (candidates of the exam, evidence, protocol, reviews), and
+//     nothing else.
+//   - A candidate (exam token) sees only their own exam session.
+//
+// What a caller may not see answers 404, as if it did not exist, so that ids
+// cannot be probed. What a caller sees but whose role may not change answers
+// 403. Listings are filtered by the same rule: scopeOf narrows the query,
+// and visible is checked again on every row.
+
+// visible reports whether u may see an object owned by o.
+func visible(u store.User, o store.Owner) bool {
+	switch u.Role {
+	case store.RoleNARK:
+		return true
+	case store.RoleCouncil:
+		return u.OrgID != "" && o.Council == u.OrgID
+	case store.RoleCenter:
+		return u.OrgID != "" && o.Center == u.OrgID
+	case store.RoleSite:
+		return u.OrgID != "" && o.Site == u.OrgID
+	case store.RoleExpert:
+		return o.HasExpert(u.ID)
+	}
+	return false
+}
+
+// scopeOf returns the store.Scope that narrows a listing to what u may see:
+// visible in the form the store filters by.
+func scopeOf(u store.User) store.Scope {
+	switch u.Role {
+	case store.RoleNARK:
+		return store.Scope{}
+	case store.RoleCouncil:
+		return store.Scope{Council: u.OrgID, None: u.OrgID == ""}
+	case store.RoleCenter:
+		return store.Scope{Center: u.OrgID, None: u.OrgID == ""}
+	case store.RoleSite:
+		return store.Scope{Site: u.OrgID, None: u.OrgID == ""}
+	case store.RoleExpert:
+		return store.Scope{Expert: u.ID}
+	}
+	return store.Scope{None: true}
+}
+
+// allow returns nil if c may act on an object owned by o with a role among
+// roles (any role when none are given): a 404 naming what when c may not
+// see it, a 403 when c sees it but its role may not do this.
+func allow(c *caller, o store.Owner, what string, roles ...string) error {
+	if c == nil || c.exam != nil || !visible(c.user, o) {
+		return errorf(http.StatusNotFound, "unknown %s", what)
+	}
+	if len(roles) > 0 && !slices.Contains(roles, c.user.Role) {
+		return errorf(http.StatusForbidden, "a %s user may not do this", c.user.Role)
+	}
+	return nil
+}
+
+// allowRole returns nil if c's role is among roles, for actions that create
+// something in c's own organisation; a 403 otherwise.
+func allowRole(c *caller, roles ...string) error {
+	if c == nil || c.exam != nil || !slices.Contains(roles, c.user.Role) {
+		role := "candidate"
+		if c != nil && c.exam == nil {
+			role = c.user.Role
+		}
+		return errorf(http.StatusForbidden, "a %s user may not do this", role)
+	}
+	if c.user.OrgID == "" && c.user.Role != store.RoleNARK && c.user.Role != store.RoleExpert {
+		return errorf(http.StatusForbidden, "user %s belongs to no organisation", c.user.Login)
+	}
+	return nil
+}
+
+// canSee reports whether u may see the footage of stream <site>/<device>
+// in [from, to) and its media. A NARK operator sees every stream; a
+// council, center or site user the streams of the sites they see; an
+// expert a stream that is evidence for an exam they are appointed to, and
+// only inside that exam's window. within says how [from, to) must relate to
+// an expert's window: contained (a requested range) or overlapping (one
+// segment, which may straddle the window's edge). A zero from and to (an
+// init segment, which holds no footage) needs only some window.
+func (s *Server) canSee(ctx context.Context, u store.User, site, device string, from, to time.Time, contained bool) (bool, error) {
+	switch u.Role {
+	case store.RoleNARK:
+		return true, nil
+	case store.RoleExpert:
+		windows, err := s.store.ExpertStreamWindows(ctx, u.ID, site, device)
+		if err != nil {
+			return false, err
+		}
+		for _, w := range windows {
+			switch {
+			case from.IsZero() && to.IsZero():
+				return true, nil
+			case contained && !from.Before(w.Start) && !to.After(w.End):
+				return true, nil
+			case !contained && from.Before(w.End) && to.After(w.Start):
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	st, err := s.store.Site(ctx, site)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return visible(u, st.Owner()), nil
+}

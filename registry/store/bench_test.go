@@ -1,0 +1,275 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nokstream/nokstream/internal/testenv"
+	"github.com/nokstream/nokstream/registry/store"
+	"github.com/nokstream/nokstream/registry/store/storetest"
+)
+
+// Shape of the synthetic index: sites with a room camera and ten
+// workstations (webcam and screen) each, recording 4-hour exams of ten
+// candidates through 2025, in 6 s segments.
+const (
+	benchSites        = 50
+	benchWorkstations = 10
+	benchExamHours    = 4
+	benchSegment      = 6 * time.Second
+)
+
+// BenchmarkSegmentIndex loads NOKSTREAM_BENCH_SEGMENTS synthetic segments
+// (default 10 000 000) into a fresh database with COPY, then measures the
+// queries playback and review make, reporting p50 and p99 in ms:
+//
+//   - exam-evidence: the evidence listing of a candidate's 4-hour exam
+//     (store.CandidateEvidence: their webcam, screen and room camera);
+//   - exam-media: all media of a candidate's 4-hour exam, every segment of
+//     those three streams in the window (store.ExamMedia, 7 200 rows);
+//   - exam-all-segments: the same through three full playlist queries
+//     (store.Segments, every column);
+//   - playlist: one stream's segments for an hour (600 rows), the default
+//     playlist.
+//
+// Run it with `make bench` (or go test -run '^$' -bench SegmentIndex
+// ./registry/store); the goal is a p99 of 20 ms or less.
+func BenchmarkSegmentIndex(b *testing.B) {
+	n := 10_000_000
+	if v := os.Getenv("NOKSTREAM_BENCH_SEGMENTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("NOKSTREAM_BENCH_SEGMENTS=%q: %v", v, err)
+		}
+	}
+	ctx := context.Background()
+	dsn := testenv.Postgres(b)
+	if err := store.Migrate(ctx, dsn); err != nil {
+		b.Fatal(err)
+	}
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	db, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close(ctx)
+
+	perExam := (2*benchWorkstations + 1) * int(benchExamHours*time.Hour/benchSegment)
+	exams := max(1, n/perExam)
+	start := time.Now()
+	examList := benchWorld(b, s, exams)
+	for _, m := range []time.Month{1, 5, 9} {
+		if _, err := s.EnsureSegmentPartitions(ctx, time.Date(2025, m, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rows := loadSegments(b, db, examList)
+	if _, err := db.Exec(ctx, `INSERT INTO segment_ids (segment_id, start_at) SELECT segment_id, start_at FROM segments`); err != nil {
+		b.Fatal(err)
+	}
+	// What autovacuum does to a table that only grows, so that index-only
+	// scans need no heap.
+	if _, err := db.Exec(ctx, `VACUUM ANALYZE`); err != nil {
+		b.Fatal(err)
+	}
+	var size string
+	if err := db.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("loaded %d segments of %d exams at %d sites in %v; database %s", rows, len(examList), benchSites, time.Since(start).Round(time.Second), size)
+
+	if os.Getenv("NOKSTREAM_BENCH_EXPLAIN") != "" {
+		e := examList[0]
+		rows, err := db.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) SELECT stream_id, sequence, start_at, duration, object_key, init_key, bytes, sha256 FROM segments
+			WHERE stream_id = ANY($1) AND start_at >= $2 AND start_at < $3 AND end_at > $4 ORDER BY stream_id, sequence`,
+			[]string{e.site + "/ws1-cam", e.site + "/ws1-screen", e.site + "/room1"}, e.start.Add(-10*time.Minute), e.start.Add(4*time.Hour), e.start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, l := range lines {
+			b.Log(l)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func() benchExam { return examList[rng.IntN(len(examList))] }
+	measure := func(b *testing.B, q func(e benchExam, ws int) int) {
+		lat := make([]time.Duration, 0, b.N)
+		rowsSeen := 0
+		b.ResetTimer()
+		for range b.N {
+			e := pick()
+			t0 := time.Now()
+			rowsSeen += q(e, 1+rng.IntN(benchWorkstations))
+			lat = append(lat, time.Since(t0))
+		}
+		b.StopTimer()
+		slices.Sort(lat)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+		b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99-ms")
+		b.ReportMetric(float64(rowsSeen)/float64(b.N), "rows/op")
+	}
+	b.Run("exam-evidence", func(b *testing.B) {
+		measure(b, func(e benchExam, ws int) int {
+			ev, err := s.CandidateEvidence(ctx, e.id, fmt.Sprintf("%s-c%d", e.id, ws))
+			if err != nil || len(ev) != 3 || ev[0].Segments == 0 {
+				b.Fatalf("evidence of %s: %v %+v", e.id, err, ev)
+			}
+			return len(ev)
+		})
+	})
+	b.Run("exam-media", func(b *testing.B) {
+		measure(b, func(e benchExam, ws int) int {
+			media, err := s.ExamMedia(ctx, e.id, fmt.Sprintf("%s-c%d", e.id, ws))
+			if err != nil || len(media) != 3*int(benchExamHours*time.Hour/benchSegment) {
+				b.Fatalf("media of %s: %d %v", e.id, len(media), err)
+			}
+			return len(media)
+		})
+	})
+	b.Run("exam-all-segments", func(b *testing.B) {
+		measure(b, func(e benchExam, ws int) int {
+			total := 0
+			for _, dev := range []string{fmt.Sprintf("ws%d-cam", ws), fmt.Sprintf("ws%d-screen", ws), "room1"} {
+				segs, err := s.Segments(ctx, e.site, dev, e.start, e.start.Add(benchExamHours*time.Hour))
+				if err != nil || len(segs) == 0 {
+					b.Fatalf("segments of %s/%s: %d %v", e.site, dev, len(segs), err)
+				}
+				total += len(segs)
+			}
+			return total
+		})
+	})
+	b.Run("playlist", func(b *testing.B) {
+		measure(b, func(e benchExam, ws int) int {
+			from := e.start.Add(time.Duration(rng.IntN(3)) * time.Hour)
+			segs, err := s.Segments(ctx, e.site, fmt.Sprintf("ws%d-cam", ws), from, from.Add(time.Hour))
+			if err != nil || len(segs) == 0 {
+				b.Fatalf("playlist of %s: %d %v", e.site, len(segs), err)
+			}
+			return len(segs)
+		})
+	})
+}
+
+type benchExam struct {
+	id, site string
+	start    time.Time
+}
+
+// benchWorld makes the sites, their devices, and exams exams with ten
+// candidates each, spread over the sites and the days of 2025.
+func benchWorld(b *testing.B, s *store.Store, exams int) []benchExam {
+	b.Helper()
+	ctx := context.Background()
+	storetest.Org(b, s, "council1", "center1", "")
+	if _, err := s.SaveQualification(ctx, store.Qualification{Code: "q1", CouncilID: "council1", Name: "q", ValidityYears: 3}); err != nil {
+		b.Fatal(err)
+	}
+	c, err := s.Center(ctx, "center1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.Qualifications = []string{"q1"}
+	if _, err := s.SaveCenter(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	for i := range benchSites {
+		site := fmt.Sprintf("site%d", i)
+		if _, err := s.SaveSite(ctx, store.Site{ID: site, CenterID: "center1"}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.AddDevice(ctx, site, "room1", store.KindRoom); err != nil {
+			b.Fatal(err)
+		}
+		for w := 1; w <= benchWorkstations; w++ {
+			for _, d := range []struct{ name, kind string }{{fmt.Sprintf("ws%d-cam", w), store.KindWebcam}, {fmt.Sprintf("ws%d-screen", w), store.KindScreen}} {
+				if _, err := s.AddDevice(ctx, site, d.name, d.kind); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	var out []benchExam
+	for i := range exams {
+		site := fmt.Sprintf("site%d", i%benchSites)
+		day := (i/benchSites*37 + i%benchSites*11) % 360
+		e := benchExam{id: fmt.Sprintf("exam%d", i), site: site, start: time.Date(2025, 1, 1, 8, 0, 0, 0, time.UTC).AddDate(0, 0, day)}
+		if err := s.CreateExam(ctx, &store.Exam{ID: e.id, CenterID: "center1", SiteID: site, Qualification: "q1",
+			Start: e.start, End: e.start.Add(benchExamHours * time.Hour)}); err != nil {
+			b.Fatal(err)
+		}
+		for w := 1; w <= benchWorkstations; w++ {
+			cand := fmt.Sprintf("%s-c%d", e.id, w)
+			if _, err := s.SaveCandidate(ctx, store.Candidate{ID: cand, CenterID: "center1", LastName: "L", FirstName: "F", Document: cand}); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.AddExamCandidate(ctx, e.id, cand, fmt.Sprintf("ws%d-cam", w), fmt.Sprintf("ws%d-screen", w)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// loadSegments COPYs the segments of every stream of every exam's site
+// through its window and returns how many.
+func loadSegments(b *testing.B, db *pgx.Conn, exams []benchExam) int64 {
+	b.Helper()
+	devices := []string{"room1"}
+	for w := 1; w <= benchWorkstations; w++ {
+		devices = append(devices, fmt.Sprintf("ws%d-cam", w), fmt.Sprintf("ws%d-screen", w))
+	}
+	perStream := int(benchExamHours * time.Hour / benchSegment)
+	seqs := map[string]int64{}
+	ei, di, k := 0, 0, 0
+	hex := func(x int64) string { return fmt.Sprintf("%064x", x) }
+	var row []any
+	src := pgx.CopyFromFunc(func() ([]any, error) {
+		if k == perStream {
+			k, di = 0, di+1
+		}
+		if di == len(devices) {
+			di, ei = 0, ei+1
+		}
+		if ei == len(exams) {
+			return nil, nil
+		}
+		e, dev := exams[ei], devices[di]
+		stream := e.site + "/" + dev
+		seq := seqs[stream]
+		seqs[stream] = seq + 1
+		source := "room"
+		if dev != "room1" {
+			source = map[bool]string{true: "webcam", false: "screen"}[len(dev) > 4 && dev[len(dev)-3:] == "cam"]
+		}
+		at := e.start.Add(time.Duration(k) * benchSegment)
+		id := fmt.Sprintf("%s-%08d", stream, seq)
+		row = append(row[:0], id, stream, source, e.site, dev, seq, at, benchSegment.Seconds(), at.Add(benchSegment),
+			[]string{"avc1.64001f", "mp4a.40.2"}, int64(750_000), hex(seq*7919+int64(ei)), hex(seq), hex(seq+1),
+			fmt.Sprintf("%s/%012d.m4s", stream, seq), stream+"/init-0.mp4", hex(int64(di)), int64(900), "bench", k == 0, false)
+		k++
+		return row, nil
+	})
+	n, err := db.CopyFrom(context.Background(), pgx.Identifier{"segments"}, []string{"segment_id", "stream_id", "source", "site", "device",
+		"sequence", "start_at", "duration", "end_at", "codecs", "bytes", "sha256", "prev_chain", "chain", "object_key", "init_key",
+		"init_sha256", "init_bytes", "ingest_node", "discontinuity", "salvaged"}, src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,392 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Commission is a council's appeals commission (апелляционная комиссия).
+type Commission struct {
+	Members []string
+	Address string // postal address
+	Email   string
+	Phones  []string
+}
+
+// Missing returns what the commission lacks of what the registry procedure
+// requires before a result may be entered: members, postal address, e-mail
+// and a phone. Nil means complete.
+func (c Commission) Missing() []string {
+	var m []string
+	if len(cleanList(c.Members)) == 0 {
+		m = append(m, "members")
+	}
+	if strings.TrimSpace(c.Address) == "" {
+		m = append(m, "postal address")
+	}
+	if strings.TrimSpace(c.Email) == "" {
+		m = append(m, "e-mail")
+	}
+	if len(cleanList(c.Phones)) == 0 {
+		m = append(m, "phone")
+	}
+	return m
+}
+
+// Council is a council for professional qualifications (СПК).
+type Council struct {
+	ID         string
+	Name       string
+	Commission Commission
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Owner returns where the council sits: at its own top.
+func (c Council) Owner() Owner { return Owner{Council: c.ID} }
+
+// Center is an assessment center (ЦОК) authorised by its council for a list
+// of qualifications.
+type Center struct {
+	ID             string
+	CouncilID      string
+	Name           string
+	Head           string // full name of the head
+	Website        string // official site
+	LegalAddress   string
+	PostalAddress  string
+	Email          string
+	Phones         []string
+	Qualifications []string // codes the council authorised it for
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Owner returns where the center sits.
+func (c Center) Owner() Owner { return Owner{Council: c.CouncilID, Center: c.ID} }
+
+// MissingDetails returns the required details the center lacks before a
+// result of its exams may be entered: head, official site, legal address,
+// e-mail and phone. Nil means complete.
+func (c Center) MissingDetails() []string {
+	var m []string
+	for _, f := range []struct{ name, v string }{
+		{"head", c.Head}, {"official site", c.Website}, {"legal address", c.LegalAddress}, {"e-mail", c.Email},
+	} {
+		if strings.TrimSpace(f.v) == "" {
+			m = append(m, f.name)
+		}
+	}
+	if len(cleanList(c.Phones)) == 0 {
+		m = append(m, "phone")
+	}
+	return m
+}
+
+// Site is an exam site (ЭП) of a center. A site of the spine that no center
+// claimed yet has an empty CenterID.
+type Site struct {
+	ID        string
+	CenterID  string
+	CouncilID string // of the center; read only
+	Name      string
+	Address   string
+	Email     string
+	Phones    []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Owner returns where the site sits.
+func (s Site) Owner() Owner { return Owner{Council: s.CouncilID, Center: s.CenterID, Site: s.ID} }
+
+// SaveCouncil creates the council c, or updates the name and commission of
+// an existing one, and reports whether it was created.
+func (s *Store) SaveCouncil(ctx context.Context, c Council) (created bool, err error) {
+	if err := checkID("council", c.ID); err != nil {
+		return false, fmt.Errorf("save council: %w", err)
+	}
+	if strings.TrimSpace(c.Name) == "" {
+		return false, fmt.Errorf("save council %s: %w: a name is required", c.ID, ErrInvalid)
+	}
+	err = s.pool.QueryRow(ctx, `
+		INSERT INTO councils (id, name, commission_members, commission_address, commission_email, commission_phones)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, commission_members = EXCLUDED.commission_members,
+			commission_address = EXCLUDED.commission_address, commission_email = EXCLUDED.commission_email,
+			commission_phones = EXCLUDED.commission_phones, updated_at = now()
+		RETURNING xmax = 0`,
+		c.ID, strings.TrimSpace(c.Name), cleanList(c.Commission.Members), strings.TrimSpace(c.Commission.Address),
+		strings.TrimSpace(c.Commission.Email), cleanList(c.Commission.Phones)).Scan(&created)
+	if err != nil {
+		return false, fmt.Errorf("save council %s: %w", c.ID, err)
+	}
+	return created, nil
+}
+
+const councilColumns = `id, name, commission_members, commission_address, commission_email, commission_phones, created_at, updated_at`
+
+func scanCouncil(row pgx.Row) (Council, error) {
+	var c Council
+	err := row.Scan(&c.ID, &c.Name, &c.Commission.Members, &c.Commission.Address, &c.Commission.Email,
+		&c.Commission.Phones, &c.CreatedAt, &c.UpdatedAt)
+	return c, err
+}
+
+// Council returns the council id, or ErrNotFound.
+func (s *Store) Council(ctx context.Context, id string) (Council, error) {
+	c, err := scanCouncil(s.pool.QueryRow(ctx, `SELECT `+councilColumns+` FROM councils WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Council{}, fmt.Errorf("get council %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Council{}, fmt.Errorf("get council %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// Councils returns the councils in sc, by id.
+func (s *Store) Councils(ctx context.Context, sc Scope) ([]Council, error) {
+	var a args
+	where := sc.where(scopeColumns{council: "id"}, &a)
+	rows, err := s.pool.Query(ctx, `SELECT `+councilColumns+` FROM councils WHERE `+where+` ORDER BY id`, a...)
+	if err != nil {
+		return nil, fmt.Errorf("list councils: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Council, error) { return scanCouncil(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list councils: %w", err)
+	}
+	return out, nil
+}
+
+// SaveCenter creates the center c, or updates the details of an existing
+// one, and reports whether it was created. The council must exist; a center
+// never moves to another council (ErrInvalid). c.Qualifications, when not
+// nil, become the qualifications the center is authorised for; they must be
+// qualifications of its council.
+func (s *Store) SaveCenter(ctx context.Context, c Center) (created bool, err error) {
+	if err := checkID("center", c.ID); err != nil {
+		return false, fmt.Errorf("save center: %w", err)
+	}
+	if strings.TrimSpace(c.Name) == "" {
+		return false, fmt.Errorf("save center %s: %w: a name is required", c.ID, ErrInvalid)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var council string
+		err := tx.QueryRow(ctx, `SELECT id FROM councils WHERE id = $1`, c.CouncilID).Scan(&council)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: council %q: create it with 'nokstream org add council'", ErrNotFound, c.CouncilID)
+		}
+		if err != nil {
+			return err
+		}
+		var was string
+		err = tx.QueryRow(ctx, `SELECT council_id FROM centers WHERE id = $1 FOR UPDATE`, c.ID).Scan(&was)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			created = true
+		case err != nil:
+			return err
+		case was != c.CouncilID:
+			return fmt.Errorf("%w: center %s belongs to council %s, not %s", ErrInvalid, c.ID, was, c.CouncilID)
+		}
+		_, err = tx.Exec(ctx, `
+			INSERT INTO centers (id, council_id, name, head, website, legal_address, postal_address, email, phones)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, head = EXCLUDED.head, website = EXCLUDED.website,
+				legal_address = EXCLUDED.legal_address, postal_address = EXCLUDED.postal_address,
+				email = EXCLUDED.email, phones = EXCLUDED.phones, updated_at = now()`,
+			c.ID, c.CouncilID, strings.TrimSpace(c.Name), strings.TrimSpace(c.Head), strings.TrimSpace(c.Website),
+			strings.TrimSpace(c.LegalAddress), strings.TrimSpace(c.PostalAddress), strings.TrimSpace(c.Email),
+			cleanList(c.Phones))
+		if err != nil {
+			return err
+		}
+		if c.Qualifications == nil {
+			return nil
+		}
+		return setCenterQualifications(ctx, tx, c.ID, c.CouncilID, c.Qualifications)
+	})
+	if err != nil {
+		return false, fmt.Errorf("save center %s: %w", c.ID, err)
+	}
+	return created, nil
+}
+
+// setCenterQualifications makes codes the qualifications center is
+// authorised for.
+func setCenterQualifications(ctx context.Context, tx pgx.Tx, center, council string, codes []string) error {
+	codes = cleanList(codes)
+	var foreign []string
+	err := tx.QueryRow(ctx, `
+		SELECT coalesce(array_agg(code ORDER BY code), '{}') FROM unnest($1::text[]) AS code
+		WHERE NOT EXISTS (SELECT 1 FROM qualifications q WHERE q.code = code AND q.council_id = $2)`,
+		codes, council).Scan(&foreign)
+	if err != nil {
+		return err
+	}
+	if len(foreign) > 0 {
+		return fmt.Errorf("%w: qualifications %s are not qualifications of council %s", ErrInvalid, strings.Join(foreign, ", "), council)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM center_qualifications WHERE center_id = $1 AND NOT qualification_code = ANY($2)`, center, codes); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO center_qualifications (center_id, qualification_code)
+		SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, center, codes)
+	return err
+}
+
+const centerColumns = `c.id, c.council_id, c.name, c.head, c.website, c.legal_address, c.postal_address, c.email, c.phones,
+	coalesce((SELECT array_agg(qualification_code ORDER BY qualification_code) FROM center_qualifications WHERE center_id = c.id), '{}'),
+	c.created_at, c.updated_at`
+
+func scanCenter(row pgx.Row) (Center, error) {
+	var c Center
+	err := row.Scan(&c.ID, &c.CouncilID, &c.Name, &c.Head, &c.Website, &c.LegalAddress, &c.PostalAddress, &c.Email,
+		&c.Phones, &c.Qualifications, &c.CreatedAt, &c.UpdatedAt)
+	return c, err
+}
+
+// Center returns the center id, or ErrNotFound.
+func (s *Store) Center(ctx context.Context, id string) (Center, error) {
+	c, err := scanCenter(s.pool.QueryRow(ctx, `SELECT `+centerColumns+` FROM centers c WHERE c.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Center{}, fmt.Errorf("get center %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Center{}, fmt.Errorf("get center %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// Centers returns the centers in sc, by id.
+func (s *Store) Centers(ctx context.Context, sc Scope) ([]Center, error) {
+	var a args
+	where := sc.where(scopeColumns{council: "c.council_id", center: "c.id"}, &a)
+	rows, err := s.pool.Query(ctx, `SELECT `+centerColumns+` FROM centers c WHERE `+where+` ORDER BY c.id`, a...)
+	if err != nil {
+		return nil, fmt.Errorf("list centers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Center, error) { return scanCenter(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list centers: %w", err)
+	}
+	return out, nil
+}
+
+// SaveSite creates the site st of center st.CenterID, or updates the details
+// of an existing one, and reports whether it was created. A site of the
+// spine without a center joins st.CenterID; a site never moves from one
+// center to another (ErrInvalid).
+func (s *Store) SaveSite(ctx context.Context, st Site) (created bool, err error) {
+	if err := checkID("site", st.ID); err != nil {
+		return false, fmt.Errorf("save site: %w", err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var center string
+		err := tx.QueryRow(ctx, `SELECT id FROM centers WHERE id = $1`, st.CenterID).Scan(&center)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: center %q: create it with 'nokstream org add center'", ErrNotFound, st.CenterID)
+		}
+		if err != nil {
+			return err
+		}
+		var was *string
+		err = tx.QueryRow(ctx, `SELECT center_id FROM sites WHERE id = $1 FOR UPDATE`, st.ID).Scan(&was)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			created = true
+			_, err = tx.Exec(ctx, `INSERT INTO sites (id, center_id, name, address, email, phones) VALUES ($1, $2, $3, $4, $5, $6)`,
+				st.ID, st.CenterID, strings.TrimSpace(st.Name), strings.TrimSpace(st.Address), strings.TrimSpace(st.Email), cleanList(st.Phones))
+			return err
+		case err != nil:
+			return err
+		case was != nil && *was != st.CenterID:
+			return fmt.Errorf("%w: site %s belongs to center %s, not %s", ErrInvalid, st.ID, *was, st.CenterID)
+		}
+		_, err = tx.Exec(ctx, `UPDATE sites SET center_id = $2, name = $3, address = $4, email = $5, phones = $6, updated_at = now() WHERE id = $1`,
+			st.ID, st.CenterID, strings.TrimSpace(st.Name), strings.TrimSpace(st.Address), strings.TrimSpace(st.Email), cleanList(st.Phones))
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("save site %s: %w", st.ID, err)
+	}
+	return created, nil
+}
+
+const siteColumns = `st.id, coalesce(st.center_id, ''), coalesce(c.council_id, ''), st.name, st.address, st.email, st.phones, st.created_at, st.updated_at`
+
+func scanSite(row pgx.Row) (Site, error) {
+	var st Site
+	err := row.Scan(&st.ID, &st.CenterID, &st.CouncilID, &st.Name, &st.Address, &st.Email, &st.Phones, &st.CreatedAt, &st.UpdatedAt)
+	return st, err
+}
+
+// Site returns the site id, or ErrNotFound.
+func (s *Store) Site(ctx context.Context, id string) (Site, error) {
+	st, err := scanSite(s.pool.QueryRow(ctx, `SELECT `+siteColumns+` FROM sites st LEFT JOIN centers c ON c.id = st.center_id WHERE st.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Site{}, fmt.Errorf("get site %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Site{}, fmt.Errorf("get site %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// Sites returns the sites in sc, by id.
+func (s *Store) Sites(ctx context.Context, sc Scope) ([]Site, error) {
+	var a args
+	where := sc.where(scopeColumns{council: "c.council_id", center: "st.center_id", site: "st.id"}, &a)
+	rows, err := s.pool.Query(ctx, `SELECT `+siteColumns+` FROM sites st LEFT JOIN centers c ON c.id = st.center_id
+		WHERE `+where+` ORDER BY st.id`, a...)
+	if err != nil {
+		return nil, fmt.Errorf("list sites: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Site, error) { return scanSite(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list sites: %w", err)
+	}
+	return out, nil
+}
+
+// SiteDevices returns the devices registered at site, by name.
+func (s *Store) SiteDevices(ctx context.Context, site string) ([]Device, error) {
+	rows, err := s.pool.Query(ctx, `SELECT site, name, kind, created_at, disabled FROM devices WHERE site = $1 ORDER BY name`, site)
+	if err != nil {
+		return nil, fmt.Errorf("list devices of %s: %w", site, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Device, error) {
+		var d Device
+		err := r.Scan(&d.Site, &d.Name, &d.Kind, &d.CreatedAt, &d.Disabled)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list devices of %s: %w", site, err)
+	}
+	return out, nil
+}
+
+// OrgKind returns the kind of organisation id is ("council", "center" or
+// "site"), or ErrNotFound.
+func (s *Store) OrgKind(ctx context.Context, id string) (string, error) {
+	var kind string
+	err := s.pool.QueryRow(ctx, `
+		SELECT 'council' FROM councils WHERE id = $1
+		UNION ALL SELECT 'center' FROM centers WHERE id = $1
+		UNION ALL SELECT 'site' FROM sites WHERE id = $1
+		LIMIT 1`, id).Scan(&kind)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("look up organisation %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up organisation %s: %w", id, err)
+	}
+	return kind, nil
+}
