@@ -67,6 +67,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 }
 
+// initTTL is how long an init segment seen in the blob store is trusted to
+// still be there.
+const initTTL = 10 * time.Minute
+
 // Uploader ships spooled segments.
 type Uploader struct {
 	spool   *spool.Spool
@@ -77,16 +81,19 @@ type Uploader struct {
 	minWait time.Duration
 	maxWait time.Duration
 
-	mu       sync.Mutex
-	lastErr  error
-	inits    map[string]bool // init keys known to be in the blob store
+	mu      sync.Mutex
+	lastErr error
+	// inits remembers when an init key was last seen in the blob store. An
+	// entry is trusted for initTTL only: the sweeper may delete an init
+	// whose footage expired, and a camera may come back with the same one.
+	inits    map[string]time.Time
 	draining bool
 }
 
 // New returns an uploader. m may be nil.
 func New(sp *spool.Spool, store blob.Store, pub bus.Publisher, log *slog.Logger, m *Metrics) *Uploader {
 	return &Uploader{spool: sp, store: store, pub: pub, log: log, m: m,
-		minWait: 200 * time.Millisecond, maxWait: 10 * time.Second, inits: map[string]bool{}}
+		minWait: 200 * time.Millisecond, maxWait: 10 * time.Second, inits: map[string]time.Time{}}
 }
 
 // Err returns the error of the last failed attempt, or nil once shipping
@@ -268,7 +275,8 @@ func (u *Uploader) ship(ctx context.Context, p spool.Pending) error {
 
 func (u *Uploader) putInit(ctx context.Context, key, path string, size int64) error {
 	u.mu.Lock()
-	known := u.inits[key]
+	seen, ok := u.inits[key]
+	known := ok && time.Since(seen) < initTTL
 	u.mu.Unlock()
 	if known {
 		return nil
@@ -283,7 +291,7 @@ func (u *Uploader) putInit(ctx context.Context, key, path string, size int64) er
 		}
 	}
 	u.mu.Lock()
-	u.inits[key] = true
+	u.inits[key] = time.Now()
 	u.mu.Unlock()
 	return nil
 }
