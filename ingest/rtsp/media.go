@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/pion/rtp"
@@ -57,7 +58,7 @@ type mediaWriter struct {
 }
 
 // errNoMedia is returned for a description with nothing ingest can record.
-var errNoMedia = errors.New("no supported media: need H.264 video and/or AAC or Opus audio")
+var errNoMedia = errors.New("no supported media: need H.264 or H.265 video and/or AAC or Opus audio")
 
 // newRecorder builds the per-media writers of desc over one segmenter
 // writing to out.
@@ -94,6 +95,29 @@ func newRecorder(stream, transport string, desc *description.Session, cfg segmen
 								return nil
 							}
 							return fmt.Errorf("h264 rtp: %w", err)
+						}
+						return w.Write(pts, au)
+					}, nil
+				}})
+			case *format.H265:
+				if hasVideo {
+					continue
+				}
+				hasVideo = true
+				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecH265{VPS: f.VPS, SPS: f.SPS, PPS: f.PPS}, TimeScale: 90000})
+				pend = append(pend, pending{md, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
+					dec, err := f.CreateDecoder()
+					if err != nil {
+						return nil, err
+					}
+					w := segmenter.NewH265(seg, idx, f.VPS, f.SPS, f.PPS)
+					return func(pkt *rtp.Packet, pts int64) error {
+						au, err := dec.Decode(pkt)
+						if err != nil {
+							if errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) {
+								return nil
+							}
+							return fmt.Errorf("h265 rtp: %w", err)
 						}
 						return w.Write(pts, au)
 					}, nil

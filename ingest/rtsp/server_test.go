@@ -83,10 +83,22 @@ func start(t *testing.T, devices ...string) *env {
 }
 
 func publish(t *testing.T, url string, seconds int, audio, transport string) (string, error) {
+	return publishVideo(t, url, seconds, audio, transport, "libx264")
+}
+
+// publishVideo publishes with the given ffmpeg video encoder (libx264 or
+// libx265).
+func publishVideo(t *testing.T, url string, seconds int, audio, transport, encoder string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+30)*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testenv.Tool(t, "ffmpeg"), testenv.PublishArgs(url, seconds, "320x240", 25, audio, transport)...)
+	args := testenv.PublishArgs(url, seconds, "320x240", 25, audio, transport)
+	for i, a := range args {
+		if a == "libx264" {
+			args[i] = encoder
+		}
+	}
+	cmd := exec.CommandContext(ctx, testenv.Tool(t, "ffmpeg"), args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
@@ -133,15 +145,18 @@ func TestPublishIsSegmented(t *testing.T) {
 	for _, tc := range []struct {
 		name, audio, transport string
 		codecs                 []string
+		encoder                string
 	}{
-		{"tcp_aac", "aac", "tcp", []string{"video:h264", "audio:aac"}},
-		{"udp_opus", "opus", "udp", []string{"video:h264", "audio:opus"}},
-		{"tcp_video_only", "", "tcp", []string{"video:h264"}},
+		{"tcp_aac", "aac", "tcp", []string{"video:h264", "audio:aac"}, "libx264"},
+		{"udp_opus", "opus", "udp", []string{"video:h264", "audio:opus"}, "libx264"},
+		{"tcp_video_only", "", "tcp", []string{"video:h264"}, "libx264"},
+		// Many IP cameras send H.265.
+		{"tcp_hevc_aac", "aac", "tcp", []string{"video:hevc", "audio:aac"}, "libx265"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := start(t, "site1/cam1")
-			stderr, err := publish(t, "rtsp://cam1:s3cret-cam1@"+e.addr+"/site1/cam1", 7, tc.audio, tc.transport)
+			stderr, err := publishVideo(t, "rtsp://cam1:s3cret-cam1@"+e.addr+"/site1/cam1", 7, tc.audio, tc.transport, tc.encoder)
 			if err != nil {
 				t.Fatalf("ffmpeg publish: %v: %s", err, stderr)
 			}
