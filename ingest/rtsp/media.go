@@ -188,6 +188,20 @@ func newRecorder(stream, transport string, desc *description.Session, cfg segmen
 		r.medias = append(r.medias, mediaWriter{media: pd.media, format: pd.format, write: fn})
 		r.codecs = append(r.codecs, pd.format.Codec())
 	}
+	// Say what is not recorded (a second video, G.711 audio, metadata…),
+	// so that an operator does not wonder where it went.
+	for _, md := range desc.Medias {
+		for _, f := range md.Formats {
+			used := false
+			for _, mw := range r.medias {
+				used = used || mw.format == f
+			}
+			if !used {
+				log.Warn("media not recorded", "stream", stream, "codec", f.Codec(),
+					"reason", "only the first H.264/H.265 video and the first AAC/Opus audio are recorded")
+			}
+		}
+	}
 	return r, nil
 }
 
