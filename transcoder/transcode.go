@@ -820,8 +820,19 @@ func (p *pipeline) audioTrack() (*fmp4.PartTrack, mp4.Codec, int64, error) {
 			return nil, nil, 0, fmt.Errorf("AAC configuration: %w", err)
 		}
 		t := &fmp4.PartTrack{ID: 2, BaseTime: uint64(p.aBase)}
-		for _, e := range p.audio {
-			t.Samples = append(t.Samples, &fmp4.Sample{Duration: uint32(e.dur), Payload: e.data})
+		// Durations come from the decode times: FFmpeg does not give every
+		// demuxed packet one, and a sample without a duration would stack
+		// the audio on one instant.
+		for i, e := range p.audio {
+			next := p.aEnd
+			if i+1 < len(p.audio) {
+				next = p.audio[i+1].pts
+			}
+			d := next - e.pts
+			if d <= 0 {
+				d = max(e.dur, 1)
+			}
+			t.Samples = append(t.Samples, &fmp4.Sample{Duration: uint32(d), Payload: e.data})
 		}
 		return t, &mp4.CodecMPEG4Audio{Config: asc}, p.aTB, nil
 	}

@@ -139,6 +139,16 @@ func checkRendition(t *testing.T, h *harness, s rawSegment, rr *events.Rendition
 	if revDur != rawDur {
 		t.Errorf("rendition spans %v, raw %v", revDur, rawDur)
 	}
+	// The audio covers the same span too: a player buffers only where
+	// both tracks have media.
+	if rawA, ok := audioSpan(t, s.init, s.data); ok {
+		revA, ok := audioSpan(t, init, seg)
+		if !ok {
+			t.Errorf("rendition has no audio samples")
+		} else if (revA[0]-rawA[0]).Abs() > 30*time.Millisecond || (revA[1]-rawA[1]).Abs() > 30*time.Millisecond {
+			t.Errorf("rendition audio spans %v, raw audio %v", revA, rawA)
+		}
+	}
 	if got := time.Duration(rr.MediaStart * float64(time.Second)); (got - rawStart).Abs() > time.Millisecond {
 		t.Errorf("event says media start %v, segment %v", got, rawStart)
 	}
@@ -191,6 +201,45 @@ func checkRendition(t *testing.T, h *harness, s rawSegment, rr *events.Rendition
 	if end := rawStart + rawDur; (at - end).Abs() > time.Millisecond {
 		t.Errorf("cues end at %v, segment at %v", at, end)
 	}
+}
+
+// audioSpan returns where the audio samples of a segment start and end on
+// the media timeline, from their decode times and durations.
+func audioSpan(t *testing.T, init, seg []byte) ([2]time.Duration, bool) {
+	t.Helper()
+	var in fmp4.Init
+	if err := in.Unmarshal(bytes.NewReader(init)); err != nil {
+		t.Fatal(err)
+	}
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(seg); err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range in.Tracks {
+		if tr.Codec.IsVideo() {
+			continue
+		}
+		var start, end int64
+		found := false
+		for _, p := range parts {
+			for _, pt := range p.Tracks {
+				if pt.ID != tr.ID || len(pt.Samples) == 0 {
+					continue
+				}
+				e := int64(pt.BaseTime)
+				for _, smp := range pt.Samples {
+					e += int64(smp.Duration)
+				}
+				if !found || int64(pt.BaseTime) < start {
+					start = int64(pt.BaseTime)
+				}
+				end = max(end, e)
+				found = true
+			}
+		}
+		return [2]time.Duration{ticks(start, int64(tr.TimeScale)), ticks(end, int64(tr.TimeScale))}, found
+	}
+	return [2]time.Duration{}, false
 }
 
 // videoTiming returns the decode time of the first video sample of a

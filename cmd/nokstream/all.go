@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nokstream/nokstream/ingest"
-	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/transcoder"
 )
 
@@ -29,27 +28,12 @@ adapters instead. Migrations are applied at start.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := g.logger()
-			reg := obs.NewRegistry()
-			health := obs.NewHealth()
-			st, err := d.openStore(ctx, true)
+			p, err := d.open(ctx, log, openOpts{store: true, migrate: true})
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			blobStore, blobPing, err := d.openBlob(ctx)
-			if err != nil {
-				return err
-			}
-			b, busPing, err := d.openBus(log, reg, false)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			health.Add("blob", blobPing.Ping)
-			if busPing != nil {
-				health.Add("kafka", busPing.Ping)
-			}
-			health.Add("postgres", st.Ping)
+			defer p.close()
+			st, blobStore, b, reg, health := p.st, p.blob, p.bus, p.reg, p.health
 			pulls, err := fi.pullSource(st, d.data, log.With("service", "ingest"))
 			if err != nil {
 				return err

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
-	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -120,32 +117,16 @@ func archiverCommand(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := g.logger().With("service", "archiver")
-			reg := obs.NewRegistry()
-			health := obs.NewHealth()
-			st, err := d.openStore(ctx, false)
+			p, err := d.open(ctx, log, openOpts{store: true, requireKafka: true})
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			blobStore, blobPing, err := d.openBlob(ctx)
+			defer p.close()
+			svc, err := archiverService(&f, d.data, p.st, p.blob, p.bus, log, p.reg)
 			if err != nil {
 				return err
 			}
-			b, busPing, err := d.openBus(log, reg, true)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			health.Add("blob", blobPing.Ping)
-			health.Add("kafka", busPing.Ping)
-			health.Add("postgres", st.Ping)
-			svc, err := archiverService(&f, d.data, st, blobStore, b, log, reg)
-			if err != nil {
-				return err
-			}
-			mux := http.NewServeMux()
-			obs.Register(mux, reg, health)
-			return runAll(ctx, svc.Run, func(ctx context.Context) error { return serveHTTP(ctx, log, "archiver", httpAddr, mux) })
+			return p.serve(ctx, log, "archiver", httpAddr, nil, svc.Run)
 		},
 	}
 	d.dataFlag(cmd)

@@ -20,6 +20,7 @@ import (
 	"github.com/nokstream/nokstream/ingest/rtsp"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
+	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/internal/secrets"
 	"github.com/nokstream/nokstream/registry/store"
 )
@@ -232,4 +233,73 @@ func serveHTTP(ctx context.Context, log *slog.Logger, name, addr string, h http.
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", name, err)
 	}
+}
+
+// process is what a service process opens before it runs: its metrics,
+// readiness checks and the shared dependencies, each with its check.
+type process struct {
+	reg    *prometheus.Registry
+	health *obs.Health
+	st     *store.Store // nil unless asked for
+	blob   blob.Store
+	bus    bus.Bus
+}
+
+// openOpts says what a process needs.
+type openOpts struct {
+	store        bool // open the registry database
+	migrate      bool // and apply migrations first
+	requireKafka bool // refuse the in-process bus (a service on its own)
+}
+
+// open opens what the process needs and registers their readiness checks.
+// close releases it.
+func (d *deps) open(ctx context.Context, log *slog.Logger, o openOpts) (*process, error) {
+	p := &process{reg: obs.NewRegistry(), health: obs.NewHealth()}
+	if o.store {
+		st, err := d.openStore(ctx, o.migrate)
+		if err != nil {
+			return nil, err
+		}
+		p.st = st
+		p.health.Add("postgres", st.Ping)
+	}
+	blobStore, blobPing, err := d.openBlob(ctx)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.blob = blobStore
+	p.health.Add("blob", blobPing.Ping)
+	b, busPing, err := d.openBus(log, p.reg, o.requireKafka)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.bus = b
+	if busPing != nil {
+		p.health.Add("kafka", busPing.Ping)
+	}
+	return p, nil
+}
+
+func (p *process) close() {
+	if p.bus != nil {
+		_ = p.bus.Close()
+	}
+	if p.st != nil {
+		p.st.Close()
+	}
+}
+
+// serve runs the service loops and an HTTP server on addr with /metrics,
+// /healthz, /readyz and the extra handlers, until ctx ends or one fails.
+func (p *process) serve(ctx context.Context, log *slog.Logger, name, addr string, extra map[string]http.Handler,
+	loops ...func(context.Context) error) error {
+	mux := http.NewServeMux()
+	obs.Register(mux, p.reg, p.health)
+	for pattern, h := range extra {
+		mux.Handle(pattern, h)
+	}
+	return runAll(ctx, append(loops, func(ctx context.Context) error { return serveHTTP(ctx, log, name, addr, mux) })...)
 }

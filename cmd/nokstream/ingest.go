@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nokstream/nokstream/ingest"
-	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/internal/secrets"
 	"github.com/nokstream/nokstream/registry/store"
 )
@@ -126,38 +125,21 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := g.logger().With("service", "ingest")
-			reg := obs.NewRegistry()
-			health := obs.NewHealth()
-			st, err := d.openStore(ctx, false)
+			p, err := d.open(ctx, log, openOpts{store: true, requireKafka: true})
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			blobStore, blobPing, err := d.openBlob(ctx)
+			defer p.close()
+			pulls, err := f.pullSource(p.st, d.data, log)
 			if err != nil {
 				return err
 			}
-			b, busPing, err := d.openBus(log, reg, true)
+			svc, err := ingest.New(f.config(d.data), ingest.Deps{Checker: deviceChecker{p.st}, Blob: p.blob, Publisher: p.bus,
+				Log: log, Registry: p.reg, Health: p.health, Now: time.Now, Pull: pulls})
 			if err != nil {
 				return err
 			}
-			defer b.Close()
-			health.Add("blob", blobPing.Ping)
-			health.Add("kafka", busPing.Ping)
-			health.Add("postgres", st.Ping)
-			pulls, err := f.pullSource(st, d.data, log)
-			if err != nil {
-				return err
-			}
-			svc, err := ingest.New(f.config(d.data), ingest.Deps{Checker: deviceChecker{st}, Blob: blobStore, Publisher: b,
-				Log: log, Registry: reg, Health: health, Now: time.Now, Pull: pulls})
-			if err != nil {
-				return err
-			}
-			mux := http.NewServeMux()
-			obs.Register(mux, reg, health)
-			mux.Handle("/whip/", svc.Handler())
-			return runAll(ctx, svc.Run, func(ctx context.Context) error { return serveHTTP(ctx, log, "ingest", httpAddr, mux) })
+			return p.serve(ctx, log, "ingest", httpAddr, map[string]http.Handler{"/whip/": svc.Handler()}, svc.Run)
 		},
 	}
 	d.dataFlag(cmd)

@@ -18,6 +18,7 @@ import (
 	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/index"
 	"github.com/nokstream/nokstream/registry/store"
+	"github.com/nokstream/nokstream/registry/web"
 )
 
 // registryGroup is the registry's consumer group for the segment index.
@@ -82,7 +83,7 @@ func registryParts(f *registryFlags, data string, st *store.Store, blobStore blo
 		g.Go(func() error { return index.MaintainPartitions(gctx, st, time.Now, log) })
 		return g.Wait()
 	}
-	return srv.Handler(), consume, nil
+	return web.Handler(srv.Handler()), consume, nil
 }
 
 func registryCommand(g *globalFlags) *cobra.Command {
@@ -95,26 +96,12 @@ func registryCommand(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := g.logger().With("service", "registry")
-			reg := obs.NewRegistry()
-			health := obs.NewHealth()
-			st, err := d.openStore(ctx, true)
+			p, err := d.open(ctx, log, openOpts{store: true, migrate: true, requireKafka: true})
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			blobStore, blobPing, err := d.openBlob(ctx)
-			if err != nil {
-				return err
-			}
-			b, busPing, err := d.openBus(log, reg, true)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			health.Add("blob", blobPing.Ping)
-			health.Add("kafka", busPing.Ping)
-			health.Add("postgres", st.Ping)
-			h, consume, err := registryParts(&f, d.data, st, blobStore, b, log, reg, health)
+			defer p.close()
+			h, consume, err := registryParts(&f, d.data, p.st, p.blob, p.bus, log, p.reg, p.health)
 			if err != nil {
 				return err
 			}

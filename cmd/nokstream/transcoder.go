@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nokstream/nokstream/internal/events"
-	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/transcoder"
 )
 
@@ -112,30 +109,20 @@ func transcoderCommand(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := g.logger().With("service", "transcoder")
-			reg := obs.NewRegistry()
-			health := obs.NewHealth()
 			cfg, err := f.config(false)
 			if err != nil {
 				return err
 			}
-			blobStore, blobPing, err := d.openBlob(ctx)
+			p, err := d.open(ctx, log, openOpts{requireKafka: true})
 			if err != nil {
 				return err
 			}
-			b, busPing, err := d.openBus(log, reg, true)
+			defer p.close()
+			svc, err := transcoder.New(cfg, transcoder.Deps{Bus: p.bus, Blob: p.blob, Log: log, Registry: p.reg, Now: time.Now})
 			if err != nil {
 				return err
 			}
-			defer b.Close()
-			health.Add("blob", blobPing.Ping)
-			health.Add("kafka", busPing.Ping)
-			svc, err := transcoder.New(cfg, transcoder.Deps{Bus: b, Blob: blobStore, Log: log, Registry: reg, Now: time.Now})
-			if err != nil {
-				return err
-			}
-			mux := http.NewServeMux()
-			obs.Register(mux, reg, health)
-			return runAll(ctx, svc.Run, func(ctx context.Context) error { return serveHTTP(ctx, log, "transcoder", httpAddr, mux) })
+			return p.serve(ctx, log, "transcoder", httpAddr, nil, svc.Run)
 		},
 	}
 	d.dataFlag(cmd)

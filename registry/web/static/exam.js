@@ -1,0 +1,111 @@
+// The candidate's exam page: sign in with the exam password, consent, then
+// publish the webcam with the microphone and the screen over WHIP (RFC 9725)
+// with the exam token. A dropped connection is replaced by a new session of
+// the same stream (the stream goes on); a stopped screen share is said and
+// asked for again.
+'use strict';
+NS.langButton(document.getElementById('lang'));
+const $ = (id) => document.getElementById(id);
+let session = JSON.parse(sessionStorage.getItem('exam') || 'null');
+
+$('login').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('login-error').textContent = '';
+  try {
+    session = await NS.api('POST', '/api/v1/exam/login', {password: $('exam-password').value.trim()});
+    sessionStorage.setItem('exam', JSON.stringify(session));
+    showConsent();
+  } catch (e) {
+    $('login-error').textContent = e.status === 401 ? 'Неверный пароль экзамена' : e.status === 403 ? 'Сейчас не время вашего экзамена' : e.message;
+  }
+});
+function showConsent() {
+  $('login').classList.add('hidden');
+  $('consent-step').classList.remove('hidden');
+}
+$('consent').addEventListener('change', () => { $('start').disabled = !$('consent').checked; });
+
+// Publisher keeps one WHIP session of a stream alive for as long as it has
+// a track, starting a new session when the connection is lost.
+class Publisher {
+  constructor(endpoint, stateEl) { this.endpoint = endpoint; this.stateEl = stateEl; this.stream = null; this.pc = null; this.location = null; this.gen = 0; }
+  state(text, cls) { this.stateEl.textContent = text; this.stateEl.className = cls; }
+  async start(stream) {
+    this.stream = stream;
+    const gen = ++this.gen;
+    this.close();
+    const pc = new RTCPeerConnection();
+    this.pc = pc;
+    for (const track of stream.getTracks()) pc.addTransceiver(track, {direction: 'sendonly'});
+    this.state('подключение…', 'st-wait');
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve();
+        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+        setTimeout(resolve, 2000);
+      });
+      const resp = await fetch(this.endpoint, {method: 'POST', body: pc.localDescription.sdp,
+        headers: {'Content-Type': 'application/sdp', 'Authorization': 'Bearer ' + session.token}});
+      const answer = await resp.text();
+      if (resp.status === 401 || resp.status === 403) { this.state('экзамен окончен или доступ закрыт', 'st-bad'); return; }
+      if (resp.status !== 201) throw new Error(resp.status + ' ' + answer);
+      this.location = new URL(resp.headers.get('Location'), location.href).href;
+      await pc.setRemoteDescription({type: 'answer', sdp: answer});
+    } catch (e) {
+      if (gen === this.gen) this.retry(gen);
+      return;
+    }
+    pc.addEventListener('connectionstatechange', () => {
+      if (gen !== this.gen) return;
+      if (pc.connectionState === 'connected') this.state('идёт запись', 'st-live');
+      else if (pc.connectionState === 'disconnected') {
+        this.state('связь прервалась, переподключение…', 'st-wait');
+        // A short blip may heal by itself; if not, a new session.
+        setTimeout(() => { if (gen === this.gen && pc.connectionState !== 'connected') this.retry(gen); }, 3000);
+      } else if (pc.connectionState === 'failed') this.retry(gen);
+    });
+  }
+  retry(gen) {
+    this.state('связь прервалась, переподключение…', 'st-wait');
+    setTimeout(() => { if (gen === this.gen && this.stream) this.start(this.stream); }, 1000);
+  }
+  close() {
+    if (this.pc) { this.pc.close(); this.pc = null; }
+    if (this.location) {
+      fetch(this.location, {method: 'DELETE', headers: {'Authorization': 'Bearer ' + session.token}}).catch(() => {});
+      this.location = null;
+    }
+  }
+  stop() { this.gen++; this.close(); this.stream = null; }
+}
+
+let cam, screen;
+async function shareScreen() {
+  const s = await navigator.mediaDevices.getDisplayMedia({video: {frameRate: 15}, audio: false});
+  $('screen-preview').srcObject = s;
+  $('screen-stopped').classList.add('hidden');
+  s.getVideoTracks()[0].addEventListener('ended', () => {
+    screen.stop();
+    screen.state('демонстрация экрана остановлена', 'st-bad');
+    $('screen-stopped').classList.remove('hidden');
+  });
+  await screen.start(s);
+}
+$('start').addEventListener('click', async () => {
+  $('start-error').textContent = '';
+  try {
+    const c = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480, frameRate: 15}, audio: true});
+    $('cam-preview').srcObject = c;
+    $('consent-step').classList.add('hidden');
+    $('recording').classList.remove('hidden');
+    $('window').textContent = 'Экзамен ' + session.exam_id + ': ' + NS.fmtDate(Date.parse(session.starts_at)) + ' – ' + NS.fmtTime(Date.parse(session.ends_at));
+    cam = new Publisher(session.whip.webcam, $('cam-state'));
+    screen = new Publisher(session.whip.screen, $('screen-state'));
+    await cam.start(c);
+    await shareScreen();
+  } catch (e) { $('start-error').textContent = 'Нет доступа к камере, микрофону или экрану: ' + e.message; }
+});
+$('screen-again').addEventListener('click', () => shareScreen().catch((e) => { $('start-error').textContent = e.message; }));
+window.addEventListener('pagehide', () => { if (cam) cam.stop(); if (screen) screen.stop(); });
+if (session) showConsent();

@@ -1,0 +1,45 @@
+// Package web serves the pages of the people in the loop: staff login, the
+// expert's synchronized review of a candidate's exam and the candidate's exam
+// page. The pages are plain HTML, CSS and JavaScript embedded in the binary
+// (no CDN, no external fonts: personal data stays inside) and talk only to
+// the public API under /api/v1 and to WHIP under /whip.
+package web
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+	"strings"
+)
+
+//go:embed static
+var static embed.FS
+
+// Handler serves the pages under /ui/ (and / redirects there) and passes
+// every other request to next, the API.
+func Handler(next http.Handler) http.Handler {
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		// The embedded tree always has a static directory.
+		return next
+	}
+	files := http.StripPrefix("/ui/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			http.Redirect(w, r, "/ui/", http.StatusFound)
+		case r.URL.Path == "/ui":
+			http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
+		case strings.HasPrefix(r.URL.Path, "/ui/"):
+			// The pages hold no secrets, but a person's session must not
+			// run stale code after an upgrade.
+			w.Header().Set("Cache-Control", "no-cache")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.Header().Set("Referrer-Policy", "no-referrer")
+			w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; style-src 'self'; script-src 'self'")
+			files.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
