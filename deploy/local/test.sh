@@ -15,5 +15,15 @@ echo "test: starting a private PostgreSQL in $pgdir"
 dsn=$(deploy/local/pg.sh start "$pgdir" "$pgport")
 export NOKSTREAM_TEST_PG="$dsn"
 [ -n "${NOKSTREAM_TEST_KAFKA:-}" ] && echo "test: using the Kafka cluster $NOKSTREAM_TEST_KAFKA"
-echo "test: go test ./... (about 3 minutes)"
+echo "test: go test ./... (about 8 minutes)"
 go test -count=1 -timeout 15m "$@" ./...
+if [ $# -eq 0 ]; then
+  # The fuzz targets of untrusted input run briefly on every full test run
+  # (their seed corpora also run above, as plain tests).
+  for target in "FuzzWHIPOffer ./ingest/whip" "FuzzSegmenter ./ingest/segmenter"; do
+    set -- $target
+    echo "test: fuzzing $1 for ${NOKSTREAM_FUZZTIME:-15s}"
+    go test -run '^$' -fuzz "^$1\$" -fuzztime "${NOKSTREAM_FUZZTIME:-15s}" "$2"
+    set --
+  done
+fi
