@@ -30,23 +30,34 @@ type Indexer interface {
 // idx. The bus consumer counts the outcomes (handled, retried,
 // dead-lettered); the handler logs why it rejects an event.
 func Handler(idx Indexer, log *slog.Logger) bus.Handler {
+	return handler(log, "segment", events.DecodeSegmentClosed, idx.IndexSegment,
+		func(e *events.SegmentClosed) []any {
+			return []any{"segment_id", e.SegmentID, "stream", e.StreamID, "sequence", e.Sequence}
+		})
+}
+
+// handler decodes one kind of event and indexes it. An event that cannot be
+// decoded, or that the store refuses as invalid or conflicting, can never be
+// indexed: it is logged and dead-lettered. Any other error is retried.
+func handler[E any](log *slog.Logger, what string, decode func([]byte) (E, error),
+	index func(context.Context, E) (bool, error), attrs func(E) []any) bus.Handler {
 	return func(ctx context.Context, m bus.Message) error {
-		e, err := events.DecodeSegmentClosed(m.Value)
+		e, err := decode(m.Value)
 		if err != nil {
-			log.Error("reject malformed segment event", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
-			return bus.Permanent(fmt.Errorf("index segment at %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err))
+			log.Error("reject malformed "+what+" event", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+			return bus.Permanent(fmt.Errorf("index %s at %s/%d/%d: %w", what, m.Topic, m.Partition, m.Offset, err))
 		}
-		inserted, err := idx.IndexSegment(ctx, e)
+		changed, err := index(ctx, e)
 		switch {
 		case errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrConflict):
-			log.Error("reject segment event", "segment_id", e.SegmentID, "stream", e.StreamID, "err", err)
+			log.Error("reject "+what+" event", append(attrs(e), "err", err)...)
 			return bus.Permanent(err)
 		case err != nil:
 			return err
-		case inserted:
-			log.Debug("indexed segment", "segment_id", e.SegmentID, "stream", e.StreamID, "sequence", e.Sequence)
+		case changed:
+			log.Debug("indexed "+what, attrs(e)...)
 		default:
-			log.Debug("segment already indexed", "segment_id", e.SegmentID, "stream", e.StreamID)
+			log.Debug(what+" already indexed", attrs(e)...)
 		}
 		return nil
 	}
