@@ -89,6 +89,7 @@ cat <<MSG
       ffplay '$link'
       (or open it in VLC; camera 2 is /api/v1/streams/site1/cam2/…)
 
+  Web:      http://$http/ui/   (staff pages: sign in as demo)
   API:      http://$http/api/v1/…   (see README.md)
   Login:    demo / $(cat "$creds" 2>/dev/null)   (POST /api/v1/auth/login; the password is kept in $creds)
   Metrics:  http://$http/metrics   Health: http://$http/readyz
