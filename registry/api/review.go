@@ -123,12 +123,7 @@ func containsString(list []string, s string) bool {
 // variant of the range, each a signed playlist URL with the range made
 // explicit, so that both cover the same segments.
 func (s *Server) master(w http.ResponseWriter, r *http.Request, c *caller) error {
-	site, device, err := s.stream(r, c)
-	if err != nil {
-		return err
-	}
-	now := s.now()
-	from, to, err := timeRange(r.URL.Query(), now)
+	site, device, from, to, now, err := s.streamRange(r, c)
 	if err != nil {
 		return err
 	}
@@ -137,8 +132,7 @@ func (s *Server) master(w http.ResponseWriter, r *http.Request, c *caller) error
 		return err
 	}
 	if len(segs) == 0 {
-		return errorf(http.StatusNotFound, "no segments of %s/%s between %s and %s",
-			site, device, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+		return noSegments(site, device, from, to)
 	}
 	if err := s.audit(r, c, "master.get", site+"/"+device, rangeDetail(from, to, len(segs))); err != nil {
 		return err
@@ -210,12 +204,7 @@ const maxFragmentReads = 8
 // cue points with #xywh= into a sprite by a signed media URL. Segments
 // without thumbnails have no cues.
 func (s *Server) thumbnails(w http.ResponseWriter, r *http.Request, c *caller) error {
-	site, device, err := s.stream(r, c)
-	if err != nil {
-		return err
-	}
-	now := s.now()
-	from, to, err := timeRange(r.URL.Query(), now)
+	site, device, from, to, now, err := s.streamRange(r, c)
 	if err != nil {
 		return err
 	}
@@ -224,8 +213,7 @@ func (s *Server) thumbnails(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	if len(segs) == 0 {
-		return errorf(http.StatusNotFound, "no segments of %s/%s between %s and %s",
-			site, device, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+		return noSegments(site, device, from, to)
 	}
 	if err := s.audit(r, c, "thumbnails.get", site+"/"+device, rangeDetail(from, to, len(segs))); err != nil {
 		return err

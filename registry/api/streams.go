@@ -115,12 +115,7 @@ type segmentJSON struct {
 
 // segments handles GET /api/v1/streams/{site}/{device}/segments.
 func (s *Server) segments(w http.ResponseWriter, r *http.Request, c *caller) error {
-	site, device, err := s.stream(r, c)
-	if err != nil {
-		return err
-	}
-	now := s.now()
-	from, to, err := timeRange(r.URL.Query(), now)
+	site, device, from, to, now, err := s.streamRange(r, c)
 	if err != nil {
 		return err
 	}
@@ -169,12 +164,7 @@ func (s *Server) segments(w http.ResponseWriter, r *http.Request, c *caller) err
 // the raw segments or, with variant=review, of their review renditions
 // (review.go).
 func (s *Server) playlist(w http.ResponseWriter, r *http.Request, c *caller) error {
-	site, device, err := s.stream(r, c)
-	if err != nil {
-		return err
-	}
-	now := s.now()
-	from, to, err := timeRange(r.URL.Query(), now)
+	site, device, from, to, now, err := s.streamRange(r, c)
 	if err != nil {
 		return err
 	}
@@ -183,8 +173,7 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	if len(segs) == 0 {
-		return errorf(http.StatusNotFound, "no segments of %s/%s between %s and %s",
-			site, device, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+		return noSegments(site, device, from, to)
 	}
 	detail := rangeDetail(from, to, len(segs))
 	detail["variant"] = variant
@@ -336,4 +325,22 @@ func (s *Server) readObject(r *http.Request, o store.Object) ([]byte, error) {
 		return nil, errorf(http.StatusInternalServerError, "stored media object does not match its index")
 	}
 	return b, nil
+}
+
+// streamRange reads the stream of a request, checks the caller may see it,
+// and reads its from/to range; now is the time the range was read at.
+func (s *Server) streamRange(r *http.Request, c *caller) (site, device string, from, to, now time.Time, err error) {
+	site, device, err = s.stream(r, c)
+	if err != nil {
+		return "", "", time.Time{}, time.Time{}, time.Time{}, err
+	}
+	now = s.now()
+	from, to, err = timeRange(r.URL.Query(), now)
+	return site, device, from, to, now, err
+}
+
+// noSegments is the answer for a range of a stream with no segments.
+func noSegments(site, device string, from, to time.Time) error {
+	return errorf(http.StatusNotFound, "no segments of %s/%s between %s and %s",
+		site, device, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 }
