@@ -57,6 +57,60 @@ type viewState struct {
 const viewsJS = `window.review && window.review.loaded ? window.review.views.map(v => ({stream: v.stream, time: v.video.currentTime,
   playing: !v.video.paused, covered: v.player.covered(v.video.currentTime), ready: v.video.readyState})) : []`
 
+// webExam is an exam of site1 set up through the CLI and the API for the
+// page tests: a qualification, center1 authorised for it, workstations
+// ws<i>-cam and ws<i>-screen, the users center1, site1, council1 (their
+// temporary passwords already changed, see login) and expert1 (still
+// temporary, appointed), and one candidate per workstation in an exam of
+// ten minutes that started 5 s ago.
+type webExam struct {
+	base                  string
+	center, site, council *api
+	expertPW              string
+	passwords             map[string]string // login → password after the forced change
+	exam                  string
+	cands                 []string
+	start, end            time.Time
+}
+
+func newWebExam(t *testing.T, in *installation, workstations int) *webExam {
+	t.Helper()
+	w := &webExam{base: fmt.Sprintf("http://127.0.0.1:%d", in.ports.http), passwords: map[string]string{}}
+	cli(t, in.env, "qualification", "add", "40.00800.01", "--council", "council1", "--name", "Сварщик (3 уровень)",
+		"--validity-years", "3", "--tool", "ОС-40.008-01 https://nok.example/os/1")
+	cli(t, in.env, "org", "add", "center", "center1", "--qualification", "40.00800.01")
+	for i := 1; i <= workstations; i++ {
+		for _, d := range []struct{ name, kind string }{{fmt.Sprintf("ws%d-cam", i), "webcam"}, {fmt.Sprintf("ws%d-screen", i), "screen"}} {
+			cli(t, in.env, "device", "add", "site1/"+d.name, "--kind", d.kind, "--host", in.rtspHost())
+		}
+	}
+	staff := func(role, org string) *api {
+		pw := cli(t, in.env, "user", "add", "--role", role, "--org", org, org)
+		w.passwords[org] = "e2e-" + pw + "-changed" // what login changes it to
+		return login(t, w.base, org, pw)
+	}
+	w.center, w.site, w.council = staff("center", "center1"), staff("site", "site1"), staff("council", "council1")
+	w.expertPW = cli(t, in.env, "user", "add", "--role", "expert", "expert1")
+
+	people := []struct{ last, first, snils string }{{"Орлова", "Анна", "112-233-445 95"}, {"Белов", "Игорь", "123-456-789 64"}}
+	var exam struct{ ID string }
+	w.start = time.Now().Add(-5 * time.Second).UTC().Truncate(time.Second)
+	w.end = w.start.Add(10 * time.Minute)
+	w.center.do("POST", "/api/v1/exams", map[string]any{"site": "site1", "qualification": "40.00800.01", "starts_at": w.start, "ends_at": w.end,
+		"parts": []map[string]any{{"kind": "theory", "starts_at": w.start, "ends_at": w.end}}}, http.StatusCreated, &exam)
+	w.exam = exam.ID
+	ep := "/api/v1/exams/" + exam.ID
+	for i := 1; i <= workstations; i++ {
+		var cand struct{ ID string }
+		p := people[i-1]
+		w.center.do("POST", "/api/v1/candidates", map[string]string{"last_name": p.last, "first_name": p.first, "snils": p.snils}, http.StatusCreated, &cand)
+		w.center.do("POST", ep+"/candidates", map[string]string{"candidate": cand.ID, "webcam": fmt.Sprintf("ws%d-cam", i), "screen": fmt.Sprintf("ws%d-screen", i)}, http.StatusCreated, nil)
+		w.cands = append(w.cands, cand.ID)
+	}
+	w.center.do("POST", ep+"/experts", map[string]string{"login": "expert1"}, http.StatusOK, nil)
+	return w
+}
+
 // TestWebReview drives the staff pages in headless Chromium: the expert
 // signs in with a temporary password and must change it; opens the review
 // of a candidate's exam (room camera, webcam, screen), states a purpose,
@@ -66,27 +120,11 @@ const viewsJS = `window.review && window.review.loaded ? window.review.views.map
 func TestWebReview(t *testing.T) {
 	t.Parallel()
 	in := startAll(t, 2*time.Second, "room1")
-	base := fmt.Sprintf("http://127.0.0.1:%d", in.ports.http)
-	cli(t, in.env, "qualification", "add", "40.00800.01", "--council", "council1", "--name", "Сварщик (3 уровень)",
-		"--validity-years", "3", "--tool", "ОС-40.008-01 https://nok.example/os/1")
-	cli(t, in.env, "org", "add", "center", "center1", "--qualification", "40.00800.01")
-	for _, d := range []struct{ name, kind string }{{"ws1-cam", "webcam"}, {"ws1-screen", "screen"}} {
-		cli(t, in.env, "device", "add", "site1/"+d.name, "--kind", d.kind, "--host", in.rtspHost())
-	}
-	center := login(t, base, "center1", cli(t, in.env, "user", "add", "--role", "center", "--org", "center1", "center1"))
-	site := login(t, base, "site1", cli(t, in.env, "user", "add", "--role", "site", "--org", "site1", "site1"))
-	council := login(t, base, "council1", cli(t, in.env, "user", "add", "--role", "council", "--org", "council1", "council1"))
-	expertPW := cli(t, in.env, "user", "add", "--role", "expert", "expert1")
-
-	var cand, exam struct{ ID string }
-	center.do("POST", "/api/v1/candidates", map[string]string{"last_name": "Орлова", "first_name": "Анна", "snils": "112-233-445 95"}, http.StatusCreated, &cand)
-	start := time.Now().Add(-5 * time.Second).UTC().Truncate(time.Second)
-	end := start.Add(10 * time.Minute)
-	center.do("POST", "/api/v1/exams", map[string]any{"site": "site1", "qualification": "40.00800.01", "starts_at": start, "ends_at": end,
-		"parts": []map[string]any{{"kind": "theory", "starts_at": start, "ends_at": end}}}, http.StatusCreated, &exam)
-	ep := "/api/v1/exams/" + exam.ID
-	center.do("POST", ep+"/candidates", map[string]string{"candidate": cand.ID, "webcam": "ws1-cam", "screen": "ws1-screen"}, http.StatusCreated, nil)
-	center.do("POST", ep+"/experts", map[string]string{"login": "expert1"}, http.StatusOK, nil)
+	w := newWebExam(t, in, 1)
+	base, site, council, expertPW := w.base, w.site, w.council, w.expertPW
+	cand := struct{ ID string }{w.cands[0]}
+	start, end := w.start, w.end
+	ep := "/api/v1/exams/" + w.exam
 	site.do("PUT", ep+"/candidates/"+cand.ID+"/admission", map[string]string{"status": "admitted"}, http.StatusOK, nil)
 	var pw struct{ Password string }
 	site.do("POST", ep+"/candidates/"+cand.ID+"/password", nil, http.StatusOK, &pw)

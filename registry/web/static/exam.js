@@ -73,7 +73,7 @@ class Publisher {
   close() {
     if (this.pc) { this.pc.close(); this.pc = null; }
     if (this.location) {
-      fetch(this.location, {method: 'DELETE', headers: {'Authorization': 'Bearer ' + session.token}}).catch(() => {});
+      fetch(this.location, {method: 'DELETE', keepalive: true, headers: {'Authorization': 'Bearer ' + session.token}}).catch(() => {});
       this.location = null;
     }
   }
@@ -81,11 +81,17 @@ class Publisher {
 }
 
 let cam, screen;
-async function shareScreen() {
-  const s = await navigator.mediaDevices.getDisplayMedia({video: {frameRate: 15}, audio: false});
+// captureScreen asks for the screen; it is called first thing after a
+// click, while the page still has the user activation getDisplayMedia needs.
+function captureScreen() {
+  return navigator.mediaDevices.getDisplayMedia({video: {frameRate: 15}, audio: false});
+}
+async function publishScreen(s) {
   $('screen-preview').srcObject = s;
   $('screen-stopped').classList.add('hidden');
   s.getVideoTracks()[0].addEventListener('ended', () => {
+    // The candidate pressed "stop sharing": end the screen's session (its
+    // stop is on the timeline), say so and offer to share again.
     screen.stop();
     screen.state('демонстрация экрана остановлена', 'st-bad');
     $('screen-stopped').classList.remove('hidden');
@@ -96,16 +102,16 @@ $('start').addEventListener('click', async () => {
   $('start-error').textContent = '';
   try {
     const c = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480, frameRate: 15}, audio: true});
+    const s = await captureScreen();
     $('cam-preview').srcObject = c;
     $('consent-step').classList.add('hidden');
     $('recording').classList.remove('hidden');
     $('window').textContent = 'Экзамен ' + session.exam_id + ': ' + NS.fmtDate(Date.parse(session.starts_at)) + ' – ' + NS.fmtTime(Date.parse(session.ends_at));
     cam = new Publisher(session.whip.webcam, $('cam-state'));
     screen = new Publisher(session.whip.screen, $('screen-state'));
-    await cam.start(c);
-    await shareScreen();
+    await Promise.all([cam.start(c), publishScreen(s)]);
   } catch (e) { $('start-error').textContent = 'Нет доступа к камере, микрофону или экрану: ' + e.message; }
 });
-$('screen-again').addEventListener('click', () => shareScreen().catch((e) => { $('start-error').textContent = e.message; }));
+$('screen-again').addEventListener('click', () => captureScreen().then(publishScreen).catch((e) => { screen.state('нет доступа к экрану: ' + e.message, 'st-bad'); }));
 window.addEventListener('pagehide', () => { if (cam) cam.stop(); if (screen) screen.stop(); });
 if (session) showConsent();

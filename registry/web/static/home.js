@@ -11,6 +11,9 @@ const roles = {nark: 'Национальное агентство (НАРК)', c
   const me = await NS.api('GET', '/api/v1/auth/me');
   document.getElementById('who').textContent = me.login + (me.org ? ' · ' + me.org : '');
   document.getElementById('role-title').textContent = NS.t(roles[me.role] || me.role);
+  const links = {site: [['site.html', 'site-link', 'Пульт площадки: допуск, пароли, состояние источников']],
+    council: [['appeals.html', 'appeals-link', 'Апелляции и сроки решений']]};
+  for (const [href, id, text] of links[me.role] || []) document.getElementById('links').append(NS.el('a', {href, id, class: 'btn-link'}, NS.t(text)));
   const reminder = sessionStorage.getItem('reminder');
   if (reminder) { const r = document.getElementById('reminder'); r.textContent = reminder; r.classList.remove('hidden'); }
   const from = new Date(Date.now() - 30 * 864e5).toISOString(), to = new Date(Date.now() + 30 * 864e5).toISOString();

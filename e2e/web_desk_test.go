@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+
+	"github.com/nokstream/nokstream/internal/testenv"
+)
+
+// TestWebDesk drives the exam site's console and the council's appeal desk
+// in headless Chromium: the site admits one candidate and refuses another
+// with a reason, and its health grid shows the room camera live and then,
+// once it stops, not live within 10 s; the council opens an appeal (the
+// page shows the legal hold), exports the evidence bundle, and `nokstream
+// verify` accepts the downloaded file.
+func TestWebDesk(t *testing.T) {
+	t.Parallel()
+	in := startAll(t, 2*time.Second, "room1")
+	w := newWebExam(t, in, 2)
+	ep := "/api/v1/exams/" + w.exam
+
+	// The room camera publishes for 30 s, then stops.
+	stopped := make(chan time.Time, 1)
+	go func() {
+		out, err := publish(t, in.publish["room1"], 30, "320x240", "aac")
+		if err != nil {
+			t.Errorf("room camera: %v\n%s", err, out)
+		}
+		stopped <- time.Now()
+	}()
+
+	ctx := browser(t)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	defer func() {
+		if t.Failed() {
+			d, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' | ' + document.body.innerText`))
+			t.Logf("page: %s", d)
+		}
+	}()
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		for _, a := range actions {
+			if _, err := chromedp.Run(ctx, a); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+	}
+	signIn := func(user string, link string) {
+		t.Helper()
+		run("sign in as "+user, chromedp.EmulateViewport(1366, 768), chromedp.Navigate(w.base+"/ui/"), chromedp.WaitVisible("#login-name"),
+			chromedp.SendKeys("#login-name", user), chromedp.SendKeys("#login-password", w.passwords[user]), chromedp.Click("#login-submit"),
+			chromedp.WaitVisible(link), chromedp.Click(link))
+	}
+
+	// The site console: admit the first candidate, refuse the second.
+	signIn("site1", "#site-link")
+	row := func(i int) string { return `tr[data-candidate="` + w.cands[i] + `"]` }
+	run("admit", chromedp.WaitVisible(row(0)+" button.admit"), chromedp.Click(row(0)+" button.admit"),
+		chromedp.WaitVisible(row(0)+" .admission.admitted"))
+	run("refuse", chromedp.SendKeys(row(1)+" input.reason", "нет документа, удостоверяющего личность"), chromedp.Click(row(1)+" button.refuse"),
+		chromedp.WaitVisible(row(1)+" .admission.refused"))
+	var cands []struct {
+		Candidate     struct{ ID string }
+		Admission     string
+		RefusalReason string `json:"refusal_reason"`
+	}
+	w.site.do("GET", ep+"/candidates", nil, http.StatusOK, &cands)
+	got := map[string]string{}
+	for _, c := range cands {
+		got[c.Candidate.ID] = c.Admission + ":" + c.RefusalReason
+	}
+	if got[w.cands[0]] != "admitted:" || got[w.cands[1]] != "refused:нет документа, удостоверяющего личность" {
+		t.Errorf("admissions through the API: %v", got)
+	}
+	run("passwords", chromedp.Click(`#passwords-`+w.exam), chromedp.WaitVisible("#print-rows td.password"))
+	pws := value(t, ctx, "passwords", chromedp.Evaluate[int](`document.querySelectorAll('#print-rows td.password').length`))
+	if pws != 1 {
+		t.Errorf("%d passwords printed, want 1 (the admitted candidate)", pws)
+	}
+
+	// The health grid: the room camera live, then not live within 10 s of
+	// stopping.
+	cell := `.hcell[data-stream="site1/room1"]`
+	state := func() string {
+		return value(t, ctx, "room camera cell", chromedp.Evaluate[string](`(document.querySelector('`+cell+`') || {dataset: {}}).dataset.state || ''`))
+	}
+	testenv.WaitFor(t, 25*time.Second, "the room camera live in the grid", func() bool { return state() == "live" })
+	if n := value(t, ctx, "grid", chromedp.Evaluate[int](`document.querySelectorAll('.hcell').length`)); n != 5 {
+		t.Errorf("health grid has %d sources, want 5 (room camera, two webcams, two screens)", n)
+	}
+	screenshot(t, ctx, "site-console")
+	var stop time.Time
+	select {
+	case stop = <-stopped:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the room camera did not stop")
+	}
+	for state() == "live" {
+		if time.Since(stop) > 10*time.Second {
+			t.Fatalf("the room camera still live in the grid %v after it stopped", time.Since(stop))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("room camera shown not live %v after it stopped", time.Since(stop).Round(100*time.Millisecond))
+	if s := value(t, ctx, "cell", chromedp.Text(cell+" .hstate")); !strings.Contains(s, "молчит с") {
+		t.Errorf("stopped camera's cell says %q", s)
+	}
+	screenshot(t, ctx, "site-console-stopped")
+
+	// The council's appeal desk: open an appeal, see the hold, export.
+	run("sign out", chromedp.Click("#logout"))
+	signIn("council1", "#appeals-link")
+	run("open an appeal", chromedp.WaitReady(`#open-target option`),
+		chromedp.SetValue("#open-target", w.exam+"/"+w.cands[0]),
+		chromedp.SendKeys("#open-reason", "кандидат не согласен с результатом"), chromedp.Click("#open-submit"),
+		chromedp.WaitVisible(`#appeals tr[data-hold="true"] .hold`))
+	var appeals []struct {
+		ID        string
+		Candidate string
+		Status    string
+		LegalHold bool `json:"legal_hold"`
+	}
+	w.council.do("GET", "/api/v1/appeals?exam="+w.exam, nil, http.StatusOK, &appeals)
+	if len(appeals) != 1 || appeals[0].Candidate != w.cands[0] || !appeals[0].LegalHold {
+		t.Fatalf("appeals through the API: %+v", appeals)
+	}
+
+	dl := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dl}); err != nil {
+		t.Fatalf("download behavior: %v", err)
+	}
+	run("export", chromedp.Click(`#appeals tr[data-appeal="`+appeals[0].ID+`"] button.export`), chromedp.WaitVisible("#purpose"),
+		chromedp.SendKeys("#purpose", "рассмотрение апелляции"), chromedp.Click("#purpose-submit"))
+	name := "evidence-" + w.exam + "-" + w.cands[0] + ".tar"
+	testenv.WaitFor(t, 60*time.Second, "the bundle downloaded", func() bool {
+		done := value(t, ctx, "export state", chromedp.Evaluate[string](`document.getElementById('export-state').dataset.done || ''`))
+		_, err := os.Stat(filepath.Join(dl, name))
+		return done == name && err == nil
+	})
+	screenshot(t, ctx, "appeal-desk")
+	out, err := exec.Command(binary, "verify", filepath.Join(dl, name)).CombinedOutput()
+	if err != nil {
+		t.Errorf("nokstream verify of the downloaded bundle: %v\n%s", err, out)
+	}
+	t.Logf("verify: %s", strings.TrimSpace(string(out)))
+}

@@ -1,0 +1,154 @@
+// The exam-site console: today's exams of the site with the admission of
+// each candidate and their exam passwords, and a live health grid of every
+// source of the site (room cameras, each workstation's webcam and screen).
+'use strict';
+if (!NS.token()) location.href = '/ui/';
+NS.langButton(document.getElementById('lang'));
+document.getElementById('logout').addEventListener('click', NS.logout);
+const $ = (id) => document.getElementById(id);
+const q = (from, to) => '?from=' + encodeURIComponent(new Date(from).toISOString()) + '&to=' + encodeURIComponent(new Date(to).toISOString());
+const admissionNames = {pending: 'ожидает', admitted: 'допущен', refused: 'не допущен'};
+const kindNames = {room: 'камера помещения', webcam: 'веб-камера', screen: 'экран'};
+const site = window.site = {me: null, exams: [], cells: {}, passwords: []};
+
+const candName = (c) => c.full_name || [c.last_name, c.first_name, c.middle_name].filter(Boolean).join(' ');
+
+async function loadExams() {
+  const day = new Date(); day.setHours(0, 0, 0, 0);
+  const exams = await NS.api('GET', '/api/v1/exams' + q(day.getTime(), day.getTime() + 864e5)) || [];
+  site.exams = exams.filter((e) => e.site === site.me.org || !site.me.org);
+  const box = $('exams');
+  box.textContent = '';
+  $('empty').textContent = site.exams.length ? '' : NS.t('Сегодня экзаменов нет');
+  for (const e of site.exams) {
+    const cands = await NS.api('GET', '/api/v1/exams/' + encodeURIComponent(e.id) + '/candidates') || [];
+    const tbody = NS.el('tbody', {});
+    for (const c of cands) tbody.append(candidateRow(e, c));
+    const pw = NS.el('button', {class: 'btn', type: 'button', id: 'passwords-' + e.id, 'data-i18n': ''}, NS.t('Выдать пароли допущенным и напечатать'));
+    pw.addEventListener('click', () => passwords(e, cands).catch((err) => { $('error').textContent = err.message; }));
+    box.append(NS.el('div', {class: 'card exam-card', 'data-exam': e.id},
+      NS.el('div', {}, NS.el('b', {}, e.id + ' · ' + e.qualification), ' ', NS.el('span', {class: 'muted'},
+        NS.fmtDate(Date.parse(e.starts_at)) + ' – ' + NS.fmtTime(Date.parse(e.ends_at)))),
+      NS.el('table', {class: 'list'}, NS.el('thead', {}, NS.el('tr', {}, ...['Кандидат', 'Рабочее место', 'Допуск', 'Действие'].map((h) => NS.el('th', {}, NS.t(h))))), tbody),
+      pw));
+  }
+}
+
+function candidateRow(e, c) {
+  const id = c.candidate.id;
+  const state = NS.el('span', {class: 'admission ' + c.admission}, NS.t(admissionNames[c.admission] || c.admission));
+  if (c.refusal_reason) state.append(': ' + c.refusal_reason);
+  if (c.password_issued_at) state.append(NS.el('span', {class: 'muted'}, ' · ' + NS.t('пароль выдан') + ' ' + NS.fmtTime(Date.parse(c.password_issued_at))));
+  const reason = NS.el('input', {type: 'text', class: 'reason', placeholder: NS.t('причина отказа')});
+  const err = NS.el('span', {class: 'error'});
+  const set = async (status) => {
+    err.textContent = '';
+    if (status === 'refused' && !reason.value.trim()) { err.textContent = NS.t('Укажите причину отказа'); reason.focus(); return; }
+    try {
+      await NS.api('PUT', '/api/v1/exams/' + encodeURIComponent(e.id) + '/candidates/' + encodeURIComponent(id) + '/admission',
+        {status, reason: status === 'refused' ? reason.value.trim() : ''});
+      await loadExams();
+    } catch (x) { err.textContent = x.message; }
+  };
+  const admit = NS.el('button', {type: 'button', class: 'btn small admit'}, NS.t('Допустить'));
+  admit.addEventListener('click', () => set('admitted'));
+  const refuse = NS.el('button', {type: 'button', class: 'btn small light refuse'}, NS.t('Отказать'));
+  refuse.addEventListener('click', () => set('refused'));
+  return NS.el('tr', {'data-candidate': id}, NS.el('td', {}, candName(c.candidate)), NS.el('td', {}, c.webcam + ' / ' + c.screen),
+    NS.el('td', {}, state), NS.el('td', {class: 'actions'}, admit, reason, refuse, err));
+}
+
+// passwords generates a new exam password for every admitted candidate of
+// exam e (each shown once) and prints the list.
+async function passwords(e, cands) {
+  const rows = $('print-rows');
+  rows.textContent = '';
+  site.passwords = [];
+  for (const c of cands.filter((x) => x.admission === 'admitted')) {
+    const p = await NS.api('POST', '/api/v1/exams/' + encodeURIComponent(e.id) + '/candidates/' + encodeURIComponent(c.candidate.id) + '/password');
+    site.passwords.push({candidate: c.candidate.id, password: p.password});
+    rows.append(NS.el('tr', {}, NS.el('td', {}, candName(c.candidate)), NS.el('td', {}, c.webcam + ' / ' + c.screen),
+      NS.el('td', {class: 'password'}, p.password), NS.el('td', {}, NS.fmtDate(Date.parse(p.valid_from)) + ' – ' + NS.fmtTime(Date.parse(p.valid_until)))));
+  }
+  $('print-meta').textContent = e.id + ' · ' + e.qualification + ' · ' + e.site + ' · ' + NS.fmtDate(Date.parse(e.starts_at));
+  document.body.classList.add('has-print');
+  await loadExams();
+  if (!navigator.webdriver) window.print();
+}
+
+// The health grid: every device of the site, polled every few seconds.
+const POLL = 2000;
+function liveWindow(dur) { return Math.max(2 * dur + 1, 4) * 1000; }
+
+async function buildGrid() {
+  const devices = await NS.api('GET', '/api/v1/sites/' + encodeURIComponent(site.me.org) + '/devices') || [];
+  const order = {room: 0, webcam: 1, screen: 2};
+  devices.sort((a, b) => (order[a.kind] - order[b.kind]) || a.name.localeCompare(b.name));
+  for (const d of devices) {
+    const thumb = NS.el('div', {class: 'hthumb'});
+    const state = NS.el('div', {class: 'hstate st-wait'}, '…');
+    const facts = NS.el('div', {class: 'muted hfacts'});
+    const cell = NS.el('div', {class: 'hcell', 'data-stream': d.stream, 'data-state': 'unknown'}, thumb,
+      NS.el('div', {class: 'hname'}, NS.el('b', {}, d.name), ' ', NS.el('span', {class: 'muted'}, NS.t(kindNames[d.kind] || d.kind))), state, facts);
+    $('health').append(cell);
+    site.cells[d.stream] = {d, cell, thumb, state, facts, lastSeq: null, thumbAt: 0};
+  }
+}
+
+async function pollCell(c) {
+  const now = Date.now();
+  let segs;
+  try { segs = await NS.api('GET', '/api/v1/streams/' + c.d.stream + '/segments' + q(now - 30 * 60e3, now + 60e3)) || []; } catch (e) { c.facts.textContent = e.message; return; }
+  const last = segs[segs.length - 1];
+  if (!last) {
+    c.cell.dataset.state = 'none'; c.state.className = 'hstate st-bad'; c.state.textContent = NS.t('нет записи за 30 мин');
+    c.facts.textContent = ''; return;
+  }
+  const end = Date.parse(last.start) + last.duration * 1000;
+  const age = Math.max(0, (now - end) / 1000);
+  const live = now - end < liveWindow(last.duration);
+  c.cell.dataset.state = live ? 'live' : 'silent';
+  c.state.className = 'hstate ' + (live ? 'st-live' : 'st-bad');
+  c.state.textContent = live ? NS.t('в эфире') : NS.t('не в эфире, молчит с') + ' ' + NS.fmtTime(end);
+  const recent = segs.slice(-5);
+  const bytes = recent.reduce((s, x) => s + x.bytes, 0), secs = recent.reduce((s, x) => s + x.duration, 0);
+  c.facts.textContent = NS.t('посл. сегмент') + ': ' + age.toFixed(0) + ' ' + NS.t('с назад') + ' · ' + (secs ? (bytes * 8 / secs / 1000).toFixed(0) : '–') + ' ' + NS.t('кбит/с');
+  if (last.sequence !== c.lastSeq && now - c.thumbAt > 10000) {
+    c.lastSeq = last.sequence; c.thumbAt = now;
+    try {
+      const from = Date.parse(last.start);
+      const vtt = await NS.fetchText('/api/v1/streams/' + c.d.stream + '/thumbnails.vtt' + q(from, from + last.duration * 1000 + 1000));
+      const cues = vtt.split('\n').map((l) => l.trim()).filter((l) => l.includes('#xywh='));
+      if (cues.length) {
+        const [url, frag] = cues[cues.length - 1].split('#xywh=');
+        const [x, y, w, h] = frag.split(',').map(Number);
+        const scale = 120 / w;
+        Object.assign(c.thumb.style, {backgroundImage: 'url("' + url + '")', backgroundPosition: (-x * scale) + 'px ' + (-y * scale) + 'px',
+          backgroundSize: 'auto', width: '120px', height: (h * scale) + 'px', zoom: ''});
+        if (scale !== 1) {
+          // Scale the sprite: load it once to know its size.
+          const img = new Image();
+          img.onload = () => { c.thumb.style.backgroundSize = (img.naturalWidth * scale) + 'px ' + (img.naturalHeight * scale) + 'px'; };
+          img.src = url;
+        }
+        c.thumb.classList.add('has');
+      }
+    } catch (e) { /* no thumbnails yet */ }
+  }
+}
+
+async function poll() {
+  await Promise.all(Object.values(site.cells).map(pollCell));
+  $('health-time').textContent = NS.t('обновлено') + ' ' + NS.fmtTime(Date.now());
+  site.polled = (site.polled || 0) + 1;
+}
+
+(async () => {
+  site.me = await NS.api('GET', '/api/v1/auth/me');
+  $('who').textContent = site.me.login + (site.me.org ? ' · ' + site.me.org : '');
+  await loadExams();
+  site.loaded = true;
+  await buildGrid();
+  await poll();
+  setInterval(() => poll().catch((e) => { $('error').textContent = e.message; }), POLL);
+})().catch((e) => { $('error').textContent = e.message; });
