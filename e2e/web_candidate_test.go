@@ -101,9 +101,9 @@ func TestWebCandidate(t *testing.T) {
 	}
 	screenshot(t, ctx, "exam-recording")
 
-	// ~20 s of both; then the candidate stops sharing the screen (the
+	// 30 s of both; then the candidate stops sharing the screen (the
 	// browser's "stop sharing": the track ends and says so).
-	run("publish", chromedp.Sleep(20*time.Second))
+	run("publish", chromedp.Sleep(30*time.Second))
 	value(t, ctx, "stop sharing the screen", chromedp.Evaluate[bool](`(() => {
   const tr = document.getElementById('screen-preview').srcObject.getVideoTracks()[0];
   tr.stop(); tr.dispatchEvent(new Event('ended')); return true; })()`))
@@ -162,6 +162,25 @@ func TestWebCandidate(t *testing.T) {
 	value(t, ctx, "end the sessions", chromedp.Evaluate[bool](`cam.stop(); screen.stop(); true`))
 	camTo := time.Now()
 	playable(camStream, camTo.Sub(camFrom), "video:h264,audio:opus")
+
+	// The registry lists both streams as evidence of the candidate's exam.
+	var media struct {
+		Streams []struct {
+			Stream   string `json:"stream"`
+			Source   string `json:"source"`
+			Segments int    `json:"segments"`
+		} `json:"streams"`
+	}
+	in.api.do("GET", ep+"/candidates/"+cand.ID+"/media", nil, http.StatusOK, &media)
+	withFootage := map[string]string{}
+	for _, m := range media.Streams {
+		if m.Segments > 0 {
+			withFootage[m.Stream] = m.Source
+		}
+	}
+	if withFootage[camStream] != "webcam" || withFootage[screenStream] != "screen" {
+		t.Errorf("evidence of the candidate's exam lists %+v, want the webcam and the screen with footage", media.Streams)
+	}
 	for _, stream := range []string{camStream, screenStream} {
 		var ks []string
 		for _, o := range in.api.observations(stream) {
