@@ -591,24 +591,6 @@ func completeFragments(b []byte) int {
 	return good
 }
 
-// Backlog returns the number and bytes of pending segments and the age of
-// the oldest.
-func (s *Spool) Backlog() (n int, size int64, oldest time.Duration, err error) {
-	pend, err := s.Pending()
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	now := s.now()
-	for _, p := range pend {
-		n++
-		size += p.Event.Bytes
-		if age := now.Sub(p.ClosedAt); age > oldest {
-			oldest = age
-		}
-	}
-	return n, size, oldest, nil
-}
-
 func writeFileAtomic(path string, b []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")

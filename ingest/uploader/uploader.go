@@ -86,8 +86,7 @@ type Uploader struct {
 	// inits remembers when an init key was last seen in the blob store. An
 	// entry is trusted for initTTL only: the sweeper may delete an init
 	// whose footage expired, and a camera may come back with the same one.
-	inits    map[string]time.Time
-	draining bool
+	inits map[string]time.Time
 }
 
 // New returns an uploader. m may be nil.
