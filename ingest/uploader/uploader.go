@@ -231,7 +231,13 @@ func (u *Uploader) drainSegments(ctx context.Context) error {
 			}
 			continue
 		}
-		u.updateBacklog(pend[i+1:])
+		// Count down rather than rescan what is left: with a backlog of
+		// thousands after an outage, a rescan per segment is quadratic.
+		// The age of the oldest is refreshed by the gauge ticker.
+		if u.m != nil {
+			u.m.backlog.Set(float64(len(pend) - i - 1))
+			u.m.backlogBytes.Sub(float64(p.Event.Bytes))
+		}
 	}
 	return firstErr
 }
