@@ -209,6 +209,7 @@ type segment struct {
 	URL           string    `json:"url"`
 	Chain         string    `json:"chain"`
 	Discontinuity bool      `json:"discontinuity"`
+	InitKey       string    `json:"init_key"`
 }
 
 func (a *api) segments(stream string) []segment {

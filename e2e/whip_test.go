@@ -284,7 +284,13 @@ func TestWHIP(t *testing.T) {
 			t.Logf("%d segments of %s s", len(segs), strings.Join(durs, ", "))
 			for i, s := range segs {
 				// Segments are cut on keyframes the endpoint asks for: about
-				// 6 s each, the last one shorter.
+				// 6 s each, the last one shorter. A browser that adapts its
+				// resolution to a loaded CPU sends a new SPS, which needs a
+				// new init segment and so cuts the segment early.
+				if i < len(segs)-1 && segs[i+1].InitKey != s.InitKey {
+					t.Logf("segment %d ends early at a codec configuration change (%.2f s)", i, s.Duration)
+					continue
+				}
 				if i < len(segs)-1 && (s.Duration < 5.9 || s.Duration > 7.5) {
 					t.Errorf("segment %d lasts %.2f s, want about 6", i, s.Duration)
 				}

@@ -303,7 +303,10 @@ func (ss *session) resync() {
 		if delta == 0 {
 			continue
 		}
-		if delta < 0 {
+		if delta < 0 && (!rt.hasFloor || last > rt.floor) {
+			// A second shift back before any sample passed the floor
+			// must not lower it: the segmenter has written up to the
+			// higher one.
 			rt.floor, rt.hasFloor = last, true
 		}
 		ss.s.log.Debug("track aligned by sender reports", "stream", ss.stream, "track", rt.idx,

@@ -91,7 +91,7 @@ func MinIO(t testing.TB) MinIOEnv {
 		// t.Context() has ended by now.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := removeMinIOBucket(ctx, srv.client, bucket); err != nil {
+		if err := removeMinIOBucketRetry(ctx, srv.client, bucket); err != nil {
 			// Objects under COMPLIANCE retention cannot be removed by anyone
 			// before they expire; a local server's directory goes with it.
 			t.Logf("testenv: leaving bucket %s on %s: %v", bucket, srv.endpoint, err)
@@ -489,6 +489,26 @@ func minioBucketName(testName string) (string, error) {
 		return "", fmt.Errorf("bucket name %q too long", name)
 	}
 	return name, nil
+}
+
+// removeMinIOBucketRetry retries removeMinIOBucket for a few seconds: under
+// load MinIO may answer BucketNotEmpty for a moment after the last version
+// was removed (seen once in CI).
+func removeMinIOBucketRetry(ctx context.Context, client *minio.Client, bucket string) error {
+	var err error
+	for wait := 100 * time.Millisecond; ; wait *= 2 {
+		if err = removeMinIOBucket(ctx, client, bucket); err == nil {
+			return nil
+		}
+		if wait > 5*time.Second {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // removeMinIOBucket removes every object version in the bucket, then the bucket.
