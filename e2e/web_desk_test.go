@@ -20,8 +20,10 @@ import (
 // in headless Chromium: the site admits one candidate and refuses another
 // with a reason, and its health grid shows the room camera live and then,
 // once it stops, not live within 10 s; the council opens an appeal (the
-// page shows the legal hold), exports the evidence bundle, and `nokstream
-// verify` accepts the downloaded file.
+// page shows the legal hold), exports the evidence bundle, the page shows
+// that the registry verified it, and `nokstream verify` accepts the
+// downloaded file; the commission's decision recorded on the page shows as
+// the appeal's state after a reload, the hold still on.
 func TestWebDesk(t *testing.T) {
 	t.Parallel()
 	in := startAll(t, 2*time.Second, "room1")
@@ -148,10 +150,47 @@ func TestWebDesk(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dl, name))
 		return done == name && err == nil
 	})
+	// The page sends the bundle back to the registry, which verifies it
+	// with the archive's key.
+	verified := func() string {
+		return value(t, ctx, "verify state", chromedp.Evaluate[string](`document.getElementById('verify-state').dataset.valid || ''`))
+	}
+	testenv.WaitFor(t, 60*time.Second, "the page to show the bundle's verification", func() bool { return verified() != "" })
+	shown := value(t, ctx, "verify state", chromedp.Text("#verify-state"))
+	if verified() != "true" || !strings.Contains(shown, "Пакет проверен: подписи верны") {
+		t.Errorf("the page shows the bundle %s: %q", verified(), shown)
+	}
 	screenshot(t, ctx, "appeal-desk")
 	out, err := exec.Command(binary, "verify", filepath.Join(dl, name)).CombinedOutput()
 	if err != nil {
 		t.Errorf("nokstream verify of the downloaded bundle: %v\n%s", err, out)
 	}
-	t.Logf("verify: %s", strings.TrimSpace(string(out)))
+	t.Logf("page: %s; verify: %s", shown, strings.TrimSpace(string(out)))
+
+	// The commission's decision, recorded on the page, is the appeal's
+	// state after a reload; the hold stays until the appeal is closed.
+	appeal := `#appeals tr[data-appeal="` + appeals[0].ID + `"]`
+	decide := `#appeals tr[data-decide="` + appeals[0].ID + `"]`
+	run("decide", chromedp.WaitVisible(decide+" select.outcome"), chromedp.SetValue(decide+" select.outcome", "rejected"),
+		chromedp.SendKeys(decide+" input.decision", "оснований для пересмотра результата нет"), chromedp.Click(decide+" button.decide"),
+		chromedp.WaitVisible(appeal+`[data-status="decided"]`))
+	run("reload", chromedp.Reload(), chromedp.WaitVisible(appeal+" .status .state"))
+	if s := value(t, ctx, "appeal state", chromedp.Text(appeal+" .status .state")); !strings.Contains(s, "решена") {
+		t.Errorf("the decided appeal's state on the page: %q, want решена", s)
+	}
+	if hold := value(t, ctx, "appeal hold", chromedp.Evaluate[string](`document.querySelector('`+appeal+`').dataset.hold`)); hold != "true" {
+		t.Errorf("the decided appeal's hold on the page: %q, want true", hold)
+	}
+	if n := value(t, ctx, "decision form", chromedp.Evaluate[int](`document.querySelectorAll('`+decide+`').length`)); n != 0 {
+		t.Errorf("the decided appeal still offers a decision form")
+	}
+	var decided struct {
+		Status, Outcome, Decision string
+		LegalHold                 bool `json:"legal_hold"`
+	}
+	w.council.do("GET", "/api/v1/appeals/"+appeals[0].ID, nil, http.StatusOK, &decided)
+	if decided.Status != "decided" || decided.Outcome != "rejected" || decided.Decision != "оснований для пересмотра результата нет" || !decided.LegalHold {
+		t.Errorf("the decided appeal through the API: %+v", decided)
+	}
+	screenshot(t, ctx, "appeal-desk-decided")
 }

@@ -46,6 +46,7 @@ const (
 	kindPublic           // no authentication
 	kindSelf             // about the caller's own session
 	kindCandidate        // the candidate's exam token
+	kindRole             // about no object: the roles in do may call it
 )
 
 // access is the expected access to one route.
@@ -204,6 +205,9 @@ var matrix = map[string]access{
 		see: seeExam, do: []string{store.RoleCouncil}, body: jsonBody(map[string]any{"reason": "не согласен с результатом"})},
 	"GET /api/v1/exams/{exam}/candidates/{candidate}/evidence": {path: objPath("/api/v1/exams/%s/candidates/%s/evidence?purpose=appeal", kExam, kCand),
 		see: seeExam, do: []string{store.RoleNARK, store.RoleCouncil}},
+	// A body that is no bundle is answered with a report that says so.
+	"POST /api/v1/evidence/verify": {kind: kindRole, path: fixed("/api/v1/evidence/verify"), do: []string{store.RoleNARK, store.RoleCouncil},
+		contentType: "application/x-tar", body: func(*world, *org) any { return []byte("not an evidence bundle") }},
 	"GET /api/v1/keys/seal":             {kind: kindPublic, path: fixed("/api/v1/keys/seal")},
 	"GET /api/v1/exams/{exam}/protocol": {path: objPath("/api/v1/exams/%s/protocol", kExam), see: seeExam},
 	"PUT /api/v1/exams/{exam}/protocol": {path: objPath("/api/v1/exams/%s/protocol?number=1&signed_on=2025-03-01&filename=p.pdf", kExam),
@@ -260,6 +264,11 @@ func (a access) expect(role string, side int) string {
 	case kindSelf:
 		return verdict(a.staff)
 	case kindList:
+		return "A"
+	case kindRole:
+		if !slices.Contains(a.do, role) {
+			return "403"
+		}
 		return "A"
 	case kindCreate:
 		if !slices.Contains(a.do, role) {

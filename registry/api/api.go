@@ -16,6 +16,7 @@
 //	GET  /api/v1/media/{key...}                          a segment or init segment, with Range support
 //	GET  /api/v1/keys/seal                               the archiver's public key (evidence.go; with Deps.SealKey)
 //	GET  /api/v1/exams/{exam}/candidates/{candidate}/evidence  ?purpose= → the evidence bundle, a tar (evidence.go)
+//	POST /api/v1/evidence/verify                         a bundle as the body → its verification report (evidence.go)
 //	GET  /metrics, /healthz, /readyz
 //
 // and the routes of the НОК domain (domain.go): organisations,
@@ -131,16 +132,22 @@ type Config struct {
 	// MaxDocumentBytes is the largest scanned document or protocol that may
 	// be uploaded.
 	MaxDocumentBytes int64 `yaml:"max_document_bytes"`
+	// MaxBundleBytes is the largest evidence bundle POST
+	// /api/v1/evidence/verify reads. The bundle is checked as it streams
+	// in, so this bounds the time a request may take, not memory.
+	MaxBundleBytes int64 `yaml:"max_bundle_bytes"`
 }
 
 // DefaultConfig returns the defaults: sessions of 12 hours, signed URLs of
 // 1 hour, a password reminder after 90 days, 5 failed logins per login and
 // 20 per address in 15 minutes, the outbox checked every second, documents
-// of up to 20 MiB. There is no default signing key.
+// of up to 20 MiB, and evidence bundles of up to 64 GiB to verify (a
+// candidate's webcam, screen and room camera at 8 Mbit/s together make
+// about 3.6 GB an hour of exam). There is no default signing key.
 func DefaultConfig() Config {
 	return Config{TokenTTL: 12 * time.Hour, LinkTTL: time.Hour, PasswordMaxAge: 90 * 24 * time.Hour,
 		LoginFailuresPerLogin: 5, LoginFailuresPerAddress: 20, LoginFailureWindow: 15 * time.Minute,
-		OutboxInterval: time.Second, MaxDocumentBytes: 20 << 20}
+		OutboxInterval: time.Second, MaxDocumentBytes: 20 << 20, MaxBundleBytes: 64 << 30}
 }
 
 // Validate reports what is wrong with c.
@@ -161,6 +168,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("registry api: outbox_interval %v is not positive", c.OutboxInterval)
 	case c.MaxDocumentBytes <= 0:
 		return fmt.Errorf("registry api: max_document_bytes %d is not positive", c.MaxDocumentBytes)
+	case c.MaxBundleBytes <= 0:
+		return fmt.Errorf("registry api: max_bundle_bytes %d is not positive", c.MaxBundleBytes)
 	}
 	return nil
 }

@@ -5,7 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
+	"time"
 
 	"github.com/nokstream/nokstream/archiver"
 	"github.com/nokstream/nokstream/archiver/bundle"
@@ -15,12 +18,22 @@ import (
 
 // The evidence routes of issue 5, registered when Deps.SealKey is set:
 //
-//	GET /api/v1/keys/seal                                           the archiver's public key: {"algorithm","key_id","public_key","pem"}, or PEM with ?format=pem
-//	GET /api/v1/exams/{exam}/candidates/{candidate}/evidence        ?purpose= (or X-Purpose) → the evidence bundle (application/x-tar)
+//	GET  /api/v1/keys/seal                                           the archiver's public key: {"algorithm","key_id","public_key","pem"}, or PEM with ?format=pem
+//	GET  /api/v1/exams/{exam}/candidates/{candidate}/evidence        ?purpose= (or X-Purpose) → the evidence bundle (application/x-tar)
+//	POST /api/v1/evidence/verify                                     a bundle as the body → its verification report (JSON)
 //
 // The key is public: anyone checking a bundle may fetch it, without a
 // session. A bundle may be exported by NARK and by the exam's council, with a
 // purpose, which goes to the audit log before the first byte.
+//
+// Those who may export a bundle (NARK and council users) may also have the
+// registry verify one, as `nokstream verify --pubkey` does: with the
+// archive's own key, so a bundle that verifies was exported by this archive
+// and is intact. The body is checked as it streams in, up to
+// Config.MaxBundleBytes. Every body that could be read is answered 200 with
+// the report, "valid" false and the problems for one that does not verify,
+// a body that is no tar at all included; the verification is audited as
+// evidence.verify of the bundle's candidate-exam.
 
 // evidenceStore is what an export reads; *store.Store is one.
 type evidenceStore = archiver.ExportStore
@@ -32,6 +45,7 @@ func (s *Server) evidenceRoutes() {
 	}
 	s.route("GET /api/v1/keys/seal", authNone, s.sealPublicKey)
 	s.route("GET /api/v1/exams/{exam}/candidates/{candidate}/evidence", authBearer, s.evidence)
+	s.route("POST /api/v1/evidence/verify", authBearer, s.verifyEvidence)
 }
 
 // sealPublicKey handles GET /api/v1/keys/seal.
@@ -106,4 +120,126 @@ func (s *startWriter) Write(p []byte) (int, error) {
 		s.start()
 	}
 	return s.w.Write(p)
+}
+
+// maxReported bounds the problems and warnings a verification answers with;
+// the counts say how many there were.
+const maxReported = 100
+
+// verifyJSON is the answer of POST /api/v1/evidence/verify.
+type verifyJSON struct {
+	Valid bool `json:"valid"`
+	// Reason is the first problem, as `nokstream verify` names it; empty
+	// when the bundle verifies.
+	Reason    string `json:"reason,omitempty"`
+	Exam      string `json:"exam"`
+	Candidate string `json:"candidate"`
+	// KeyID is the archive's key the bundle was checked with.
+	KeyID      string `json:"key_id"`
+	MerkleRoot string `json:"merkle_root"`
+	// Objects and Bytes are the media objects (init and media segments)
+	// that matched the manifest, and their bytes; Read is the bytes of
+	// the tar read.
+	Objects       int              `json:"objects"`
+	Bytes         int64            `json:"bytes"`
+	Read          int64            `json:"read"`
+	Problems      []bundle.Problem `json:"problems"`
+	ProblemsTotal int              `json:"problems_total"`
+	Warnings      []string         `json:"warnings"`
+	WarningsTotal int              `json:"warnings_total"`
+	Export        *exportJSON      `json:"export,omitempty"`
+}
+
+// exportJSON is what export.json of a verified bundle says of its export.
+type exportJSON struct {
+	Purpose    string    `json:"purpose"`
+	ExportedBy string    `json:"exported_by"`
+	ExportedAt time.Time `json:"exported_at"`
+}
+
+// verifyEvidence handles POST /api/v1/evidence/verify: the evidence bundle
+// in the body, checked with bundle.Verify and the archive's key.
+func (s *Server) verifyEvidence(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := allowRole(c, store.RoleNARK, store.RoleCouncil); err != nil {
+		return err
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/x-tar" && mt != "application/octet-stream") {
+			return errorf(http.StatusUnsupportedMediaType, "content type %q is not application/x-tar or application/octet-stream", ct)
+		}
+	}
+	tooBig := errorf(http.StatusRequestEntityTooLarge, "an evidence bundle to verify may have at most %d bytes", s.cfg.MaxBundleBytes)
+	if r.ContentLength > s.cfg.MaxBundleBytes {
+		return tooBig
+	}
+	pub := s.sealKey.Public().(ed25519.PublicKey)
+	body := &errReader{r: http.MaxBytesReader(nil, r.Body, s.cfg.MaxBundleBytes)}
+	rep, verr := bundle.Verify(body, pub)
+	// The verifier stops at the first thing that is not a bundle; read the
+	// rest, so that the client, still sending, gets the answer rather than
+	// a reset connection.
+	_, _ = io.Copy(io.Discard, body)
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(body.err, &maxErr):
+		return tooBig
+	case body.err != nil && r.Context().Err() != nil:
+		return r.Context().Err()
+	case body.err != nil:
+		return errorf(http.StatusBadRequest, "read the bundle: %v", body.err)
+	case verr != nil:
+		return errorf(http.StatusUnprocessableEntity, "cannot read the bundle: %v", verr)
+	}
+
+	out := verifyJSON{Valid: rep.OK(), Exam: rep.ExamID, Candidate: rep.CandidateID, KeyID: seal.KeyID(pub),
+		MerkleRoot: rep.MerkleRoot, Objects: rep.Objects, Bytes: rep.Bytes, Read: rep.Read,
+		Problems: rep.Problems[:min(len(rep.Problems), maxReported)], ProblemsTotal: len(rep.Problems),
+		Warnings: rep.Warnings[:min(len(rep.Warnings), maxReported)], WarningsTotal: len(rep.Warnings)}
+	if out.Problems == nil {
+		out.Problems = []bundle.Problem{}
+	}
+	if out.Warnings == nil {
+		out.Warnings = []string{}
+	}
+	if !out.Valid {
+		out.Reason = rep.Problems[0].String()
+	}
+	if x := rep.Export; x != nil {
+		out.Export = &exportJSON{Purpose: x.Purpose, ExportedBy: x.ExportedBy, ExportedAt: x.ExportedAt.UTC()}
+	}
+
+	// The audit entry names the bundle's candidate-exam, as the export's
+	// does, so that the next export carries this check in its audit trail.
+	// What a bundle that does not verify claims is not trusted: the entry
+	// says it did not verify.
+	object := "evidence"
+	if rep.ExamID != "" || rep.CandidateID != "" {
+		object = archiver.AuditObject(limit(rep.ExamID, 200), limit(rep.CandidateID, 200))
+	}
+	detail := map[string]any{"valid": out.Valid, "key_id": out.KeyID, "merkle_root": out.MerkleRoot,
+		"objects": out.Objects, "bytes": out.Bytes, "read": out.Read}
+	if !out.Valid {
+		detail["problems"] = out.ProblemsTotal
+		detail["reason"] = limit(out.Reason, 500)
+	}
+	if err := s.audit(r, c, "evidence.verify", object, detail); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// errReader remembers the first error other than io.EOF of its reader.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }

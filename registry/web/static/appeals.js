@@ -1,7 +1,16 @@
 // The council's appeal desk: results awaiting the council's decision with
-// their deadlines, appeals with their state and legal hold, opening and
-// closing an appeal, and exporting a candidate's evidence bundle.
+// their deadlines, appeals with their state and legal hold, opening an
+// appeal, recording the commission's decision and closing it, and exporting
+// a candidate's evidence bundle, which the registry then verifies.
 'use strict';
+Object.assign(NS.dict.en, {
+  'удовлетворена': 'upheld', 'отклонена': 'rejected', 'Решение комиссии': "Commission's decision", '— исход —': '— outcome —',
+  'удовлетворить': 'uphold', 'отклонить': 'reject', 'текст решения апелляционной комиссии': "the appeals commission's decision",
+  'Записать решение': 'Record decision', 'Записать решение комиссии? Изменить его будет нельзя.': "Record the commission's decision? It cannot be changed.",
+  'Проверка пакета…': 'Verifying the bundle…', 'Пакет проверен: подписи верны': 'Bundle verified: the signatures are valid',
+  'сегментов': 'segments', 'сегмент': 'segment', 'ключ архива': "archive's key",
+  'Пакет не прошёл проверку': 'The bundle did not verify', 'и ещё': 'and more', 'Проверка не выполнена': 'Verification failed',
+});
 if (!NS.token()) location.href = '/ui/';
 NS.langButton(document.getElementById('lang'));
 document.getElementById('logout').addEventListener('click', NS.logout);
@@ -9,7 +18,15 @@ const $ = (id) => document.getElementById(id);
 const desk = window.desk = {names: {}, exams: []};
 const stepNames = {council_submission: 'решение совета (14 дней)', nark_verification: 'проверка НАРК (7 дней)'};
 const statusNames = {open: 'открыта', decided: 'решена', closed: 'закрыта'};
+const outcomeNames = {upheld: 'удовлетворена', rejected: 'отклонена'};
 const enc = encodeURIComponent;
+// plural picks the Russian form for n (1 сегмент, 2 сегмента, 5 сегментов).
+// In English: one or many.
+const plural = (n, one, few, many) => {
+  const d = n % 10, h = n % 100;
+  if (NS.lang() !== 'ru') return NS.t(n === 1 ? one : many);
+  return d === 1 && h !== 11 ? one : d >= 2 && d <= 4 && (h < 12 || h > 14) ? few : many;
+};
 
 async function loadTargets() {
   const from = new Date(Date.now() - 120 * 864e5).toISOString(), to = new Date(Date.now() + 30 * 864e5).toISOString();
@@ -59,15 +76,39 @@ async function loadAppeals() {
       });
       actions.append(' ', close);
     }
-    const status = NS.t(statusNames[a.status] || a.status) + (a.outcome ? ' (' + a.outcome + ')' : '');
+    const status = NS.t(statusNames[a.status] || a.status) + (a.outcome ? ' (' + NS.t(outcomeNames[a.outcome] || a.outcome) + ')' : '');
+    const decided = a.decision ? NS.el('div', {class: 'muted decision-text'}, a.decision + (a.decided_at ? ' · ' + NS.fmtDate(Date.parse(a.decided_at)) : '')) : '';
     tbody.append(NS.el('tr', {'data-appeal': a.id, 'data-status': a.status, 'data-hold': String(a.legal_hold)}, NS.el('td', {}, a.exam),
       NS.el('td', {}, desk.names[a.exam + '/' + a.candidate] || a.candidate), NS.el('td', {}, a.filed_on), NS.el('td', {}, a.reason),
-      NS.el('td', {class: 'status'}, status), NS.el('td', {}, hold), actions));
+      NS.el('td', {class: 'status'}, NS.el('span', {class: 'state'}, status), decided), NS.el('td', {}, hold), actions));
+    if (a.status === 'open') tbody.append(decisionRow(a));
   }
 }
 
+// decisionRow is the form under an open appeal that records the appeals
+// commission's decision: its outcome and text.
+function decisionRow(a) {
+  const outcome = NS.el('select', {class: 'outcome', required: ''}, NS.el('option', {value: ''}, NS.t('— исход —')),
+    NS.el('option', {value: 'upheld'}, NS.t('удовлетворить')), NS.el('option', {value: 'rejected'}, NS.t('отклонить')));
+  const text = NS.el('input', {type: 'text', class: 'decision', required: '', placeholder: NS.t('текст решения апелляционной комиссии')});
+  const submit = NS.el('button', {type: 'submit', class: 'btn small decide'}, NS.t('Записать решение'));
+  const err = NS.el('span', {class: 'error decide-error'});
+  const form = NS.el('form', {class: 'row decide'}, NS.el('span', {class: 'muted'}, NS.t('Решение комиссии') + ':'), outcome, text, submit, err);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    if (!navigator.webdriver && !confirm(NS.t('Записать решение комиссии? Изменить его будет нельзя.'))) return;
+    submit.disabled = true;
+    try {
+      await NS.api('POST', '/api/v1/appeals/' + enc(a.id) + '/decision', {outcome: outcome.value, decision: text.value.trim()});
+      await loadAppeals();
+    } catch (e) { err.textContent = e.message; submit.disabled = false; }
+  });
+  return NS.el('tr', {class: 'decide-row', 'data-decide': a.id}, NS.el('td', {colspan: '7'}, form));
+}
+
 // exportBundle asks the purpose, then downloads the evidence bundle with
-// the session token and saves it as a file.
+// the session token, saves it as a file and has the registry verify it.
 function exportBundle(exam, cand) {
   const dlg = $('purpose-dialog');
   desk.pending = {exam, cand};
@@ -84,6 +125,8 @@ $('purpose-form').addEventListener('submit', async (ev) => {
   const st = $('export-state');
   st.classList.remove('hidden');
   st.textContent = NS.t('Выгрузка…');
+  delete st.dataset.done;
+  $('verify-state').className = 'notice hidden';
   try {
     const resp = await fetch('/api/v1/exams/' + enc(exam) + '/candidates/' + enc(cand) + '/evidence?purpose=' + enc(why),
       {headers: {Authorization: 'Bearer ' + NS.token()}});
@@ -97,8 +140,39 @@ $('purpose-form').addEventListener('submit', async (ev) => {
     st.append(NS.el('b', {}, NS.t('Выгружено') + ': ' + name), ' · ' + (blob.size / 1048576).toFixed(1) + ' MiB · SHA-256 ' + digest,
       NS.el('br', {}), NS.el('span', {}, NS.t('Проверка: nokstream verify') + ' ' + name));
     st.dataset.done = name;
+    await verifyBundle(blob, why);
   } catch (e) { st.textContent = NS.t('Ошибка выгрузки') + ': ' + e.message; }
 });
+
+// verifyBundle sends the downloaded bundle back to the registry, which
+// checks it with the archive's key as `nokstream verify --pubkey` does, and
+// shows the result: data-valid is "true", "false" or "error".
+async function verifyBundle(blob, why) {
+  const vs = $('verify-state');
+  vs.className = 'notice';
+  vs.dataset.valid = '';
+  vs.textContent = NS.t('Проверка пакета…');
+  try {
+    const resp = await fetch('/api/v1/evidence/verify?purpose=' + enc(why), {method: 'POST', body: blob,
+      headers: {Authorization: 'Bearer ' + NS.token(), 'Content-Type': 'application/x-tar'}});
+    const rep = await resp.json().catch(() => null);
+    if (!resp.ok || !rep) throw new Error((rep && rep.error) || resp.statusText || resp.status);
+    if (rep.valid) {
+      vs.classList.add('ok');
+      vs.textContent = NS.t('Пакет проверен: подписи верны') + ', ' + rep.objects + ' ' + plural(rep.objects, 'сегмент', 'сегмента', 'сегментов') +
+        ' (' + (rep.bytes / 1048576).toFixed(1) + ' MiB), ' + NS.t('ключ архива') + ' ' + rep.key_id;
+    } else {
+      vs.classList.add('bad');
+      vs.textContent = NS.t('Пакет не прошёл проверку') + ': ' + rep.reason +
+        (rep.problems_total > 1 ? ' (' + NS.t('и ещё') + ' ' + (rep.problems_total - 1) + ')' : '');
+    }
+    vs.dataset.valid = String(rep.valid);
+  } catch (e) {
+    vs.classList.add('bad');
+    vs.textContent = NS.t('Проверка не выполнена') + ': ' + e.message;
+    vs.dataset.valid = 'error';
+  }
+}
 
 $('open-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -120,4 +194,5 @@ $('open-form').addEventListener('submit', async (ev) => {
   await loadTargets();
   await Promise.all([loadDeadlines(), loadAppeals()]);
   desk.loaded = true;
+  document.addEventListener('langchange', () => { loadDeadlines(); loadAppeals(); });
 })().catch((e) => { $('error').textContent = e.message; });

@@ -1,0 +1,211 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nokstream/nokstream/archiver/bundle"
+	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/registry/api"
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// verifyReport is the answer of POST /api/v1/evidence/verify.
+type verifyReport struct {
+	Valid         bool
+	Reason        string
+	Exam          string
+	Candidate     string
+	KeyID         string `json:"key_id"`
+	MerkleRoot    string `json:"merkle_root"`
+	Objects       int
+	Bytes         int64
+	Read          int64
+	Problems      []bundle.Problem
+	ProblemsTotal int `json:"problems_total"`
+	Export        *struct {
+		Purpose    string
+		ExportedBy string    `json:"exported_by"`
+		ExportedAt time.Time `json:"exported_at"`
+	}
+}
+
+// TestVerifyEvidence: a bundle the registry exported verifies with the
+// archive's key, and the report says what was checked; a bundle with one
+// byte of a segment flipped, cut short, or a body that is no bundle at all
+// is reported invalid, naming what failed; every check is audited. Only
+// those who may export evidence may verify it.
+func TestVerifyEvidence(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	o := w.orgs[1]
+	for _, d := range []struct{ device, source string }{{"room1", events.SourceRoom}, {"ws1-cam", events.SourceWebcam}, {"ws1-screen", events.SourceScreen}} {
+		archive(t, e, o.site, d.device, d.source)
+	}
+	council := o.tokens[store.RoleCouncil]
+	exported := e.do("GET", "/api/v1/exams/exam1/candidates/"+o.cand+"/evidence?purpose=appeal", council, nil)
+	if exported.code != http.StatusOK {
+		t.Fatalf("export: %d %s", exported.code, limitBody(exported.body))
+	}
+	key := decode[struct {
+		KeyID string `json:"key_id"`
+	}](t, e.do("GET", "/api/v1/keys/seal", "", nil))
+
+	rc, err := e.blobs.Get(context.Background(), o.media)
+	must(t, err)
+	segment, err := io.ReadAll(rc)
+	must(t, err)
+	must(t, rc.Close())
+	at := bytes.Index(exported.body, segment)
+	if at < 0 {
+		t.Fatalf("room segment %s is not in the bundle", o.media)
+	}
+	flipped := bytes.Clone(exported.body)
+	flipped[at+len(segment)/2] ^= 0x20
+	garbage := make([]byte, 4096)
+	_, _ = rand.Read(garbage)
+
+	for _, tc := range []struct {
+		name  string
+		body  []byte
+		valid bool
+		// kind and file are the first problem's.
+		kind, file string
+	}{
+		{name: "as exported", body: exported.body, valid: true},
+		{name: "one byte flipped", body: flipped, kind: bundle.Altered, file: "objects/" + o.media},
+		{name: "cut short", body: exported.body[:at+len(segment)/2], kind: bundle.Format, file: "objects/" + o.media},
+		{name: "not a tar", body: garbage, kind: bundle.Format},
+		{name: "empty", body: nil, kind: bundle.Format},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do("POST", "/api/v1/evidence/verify?purpose=check", council, string(tc.body), "Content-Type", "application/x-tar")
+			if r.code != http.StatusOK {
+				t.Fatalf("%d %s, want 200 with a report", r.code, limitBody(r.body))
+			}
+			rep := decode[verifyReport](t, r)
+			if rep.Valid != tc.valid || rep.KeyID != key.KeyID {
+				t.Errorf("valid %v with key %s, want %v with the archive's key %s: %+v", rep.Valid, rep.KeyID, tc.valid, key.KeyID, rep)
+			}
+			if tc.valid {
+				// Six segments and the init segment of each of three streams.
+				if len(rep.Problems) != 0 || rep.Reason != "" || rep.Exam != "exam1" || rep.Candidate != o.cand || rep.MerkleRoot == "" ||
+					rep.Objects != 21 || rep.Bytes < 18000 || rep.Read != int64(len(tc.body)) {
+					t.Errorf("report of the exported bundle: %+v", rep)
+				}
+				if x := rep.Export; x == nil || x.Purpose != "appeal" || x.ExportedBy != "council1" {
+					t.Errorf("export of the report: %+v", x)
+				}
+				return
+			}
+			if len(rep.Problems) == 0 || rep.ProblemsTotal != len(rep.Problems) {
+				t.Fatalf("an invalid report with no problems: %+v", rep)
+			}
+			if p := rep.Problems[0]; p.Kind != tc.kind || p.Name != tc.file || !strings.HasPrefix(rep.Reason, tc.kind+": ") {
+				t.Errorf("first problem %+v, reason %q; want %s of %q", p, rep.Reason, tc.kind, tc.file)
+			}
+		})
+	}
+
+	log, err := e.store.AuditLog(context.Background(), 0, 10000)
+	must(t, err)
+	verified := map[string]int{}
+	for _, a := range log {
+		if a.Action == "evidence.verify" && a.ActorLogin == "council1" && a.Purpose == "check" {
+			verified[a.Object+" valid="+map[bool]string{true: "yes", false: "no"}[a.Detail["valid"] == true]]++
+		}
+	}
+	if verified["evidence/exam1/"+o.cand+" valid=yes"] != 1 || verified["evidence/exam1/"+o.cand+" valid=no"] != 2 || verified["evidence valid=no"] != 2 {
+		t.Errorf("evidence.verify in the audit log: %v", verified)
+	}
+
+	// NARK verifies too; a center, which may not export, may not verify.
+	if r := e.do("POST", "/api/v1/evidence/verify", w.nark, string(exported.body), "Content-Type", "application/octet-stream"); r.code != http.StatusOK ||
+		!decode[verifyReport](t, r).Valid {
+		t.Errorf("NARK: %d %s", r.code, limitBody(r.body))
+	}
+	if r := e.do("POST", "/api/v1/evidence/verify", o.tokens[store.RoleCenter], string(exported.body)); r.code != http.StatusForbidden {
+		t.Errorf("center: %d %s, want 403", r.code, limitBody(r.body))
+	}
+	if r := e.do("POST", "/api/v1/evidence/verify", council, string(exported.body), "Content-Type", "text/plain"); r.code != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain: %d %s, want 415", r.code, limitBody(r.body))
+	}
+}
+
+// TestVerifyEvidenceLimit: a body larger than Config.MaxBundleBytes is
+// refused with 413, whether its length is declared or only found while
+// reading it.
+func TestVerifyEvidenceLimit(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, func(c *api.Config) { c.MaxBundleBytes = 64 << 10 })
+	nark := e.operator("nark")
+	body := bytes.Repeat([]byte{0}, 100<<10) // zero blocks: the end of a tar, read past by the drain
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+	}{
+		{"declared", bytes.NewReader(body)},
+		{"chunked", io.MultiReader(bytes.NewReader(body))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest("POST", e.url+"/api/v1/evidence/verify", tc.body)
+			must(t, err)
+			req.Header.Set("Authorization", "Bearer "+nark)
+			res, err := http.DefaultClient.Do(req)
+			must(t, err)
+			defer res.Body.Close()
+			msg, _ := io.ReadAll(res.Body)
+			if res.StatusCode != http.StatusRequestEntityTooLarge || !bytes.Contains(msg, []byte("at most 65536 bytes")) {
+				t.Errorf("%d %s, want 413", res.StatusCode, msg)
+			}
+		})
+	}
+}
+
+// archive records the footage newWorld stored of stream <site>/<device>
+// (six segments from an hour into the exam) as the archiver does, with a
+// hash chain that links, so that an export has media to bundle.
+func archive(t *testing.T, e *env, site, device, source string) {
+	t.Helper()
+	ctx := context.Background()
+	read := func(key string) (int64, string) {
+		rc, err := e.blobs.Get(ctx, key)
+		must(t, err)
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		must(t, err)
+		sum := sha256.Sum256(b)
+		return int64(len(b)), hex.EncodeToString(sum[:])
+	}
+	stream, initKey := site+"/"+device, site+"/"+device+"/init-a.mp4"
+	initBytes, initSHA := read(initKey)
+	keep := examEnd.Add(5 * 365 * 24 * time.Hour)
+	prev := strings.Repeat("0", 64)
+	for i := range int64(6) {
+		key := fmt.Sprintf("%s/%06d.m4s", stream, i)
+		n, sum := read(key)
+		chain, err := seal.Link(prev, sum)
+		must(t, err)
+		start := examStart.Add(time.Hour + time.Duration(i)*6*time.Second)
+		seg := store.ArchiveObject{Key: key, Kind: store.ArchiveSegment, StreamID: stream, Site: site, Device: device, Source: source,
+			Sequence: i, Start: start, End: start.Add(6 * time.Second), Bytes: n, SHA256: sum, PrevChain: prev, Chain: chain,
+			InitKey: initKey, SegmentID: fmt.Sprintf("%s-%s-%d", site, device, i), Verified: true, RetainUntil: keep, Rule: "test",
+			DecidedAt: e.clock.Now()}
+		init := store.ArchiveObject{Key: initKey, Kind: store.ArchiveInit, StreamID: stream, Site: site, Device: device, Source: source,
+			Start: seg.Start, End: seg.End, Bytes: initBytes, SHA256: initSHA, Verified: true, RetainUntil: keep, Rule: "test",
+			DecidedAt: e.clock.Now()}
+		must(t, e.store.SaveArchivedSegment(ctx, seg, init, store.StreamChain{StreamID: stream, Sequence: i, Chain: chain, SegmentID: seg.SegmentID}))
+		prev = chain
+	}
+}
