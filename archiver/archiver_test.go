@@ -259,6 +259,27 @@ func TestRetentionLifecycle(t *testing.T) {
 		if _, err := d.Stat(ctx, ev.ObjectKey); !errors.Is(err, blob.ErrNotFound) {
 			t.Errorf("%s not deleted: %v", ev.ObjectKey, err)
 		}
+		// Gone from the index too: no playlist offers it, and its media
+		// URL answers 404 rather than a dangling object.
+		if _, err := e.st.ObjectByKey(ctx, ev.ObjectKey); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s still in the segment index after its deletion: %v", ev.ObjectKey, err)
+		}
+		// A replayed SegmentClosed does not bring it back.
+		if inserted, err := e.st.IndexSegment(ctx, ev); err != nil || inserted {
+			t.Errorf("replayed SegmentClosed of deleted %s: inserted %v, %v", ev.ObjectKey, inserted, err)
+		}
+	}
+	// The same through the batch indexer of the registry's consumer, with
+	// a kept segment beside them; an altered replay is still a conflict.
+	altered := *before
+	altered.SHA256 = strings.Repeat("ab", 32)
+	inserted, errs, err := e.st.IndexSegments(ctx, []*events.SegmentClosed{before, in, after, &altered})
+	if err != nil || inserted[0] || inserted[1] || inserted[2] || errs[0] != nil || errs[1] != nil || errs[2] != nil ||
+		!errors.Is(errs[3], store.ErrConflict) {
+		t.Errorf("batch replay after the sweep: inserted %v, errs %v, %v; want nothing new, and a conflict for the altered one", inserted, errs, err)
+	}
+	if _, err := e.st.ObjectByKey(ctx, in.ObjectKey); err != nil {
+		t.Errorf("kept footage %s left the index: %v", in.ObjectKey, err)
 	}
 	if _, err := d.Stat(ctx, in.InitKey); err != nil {
 		t.Errorf("init of kept footage deleted: %v", err)

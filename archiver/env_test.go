@@ -259,9 +259,13 @@ func (e *env) event(stream, device, source string, seq int64, prev string, start
 	return ev
 }
 
-// deliver hands a segment event to the archiver.
+// deliver hands a segment event to the registry's index and to the
+// archiver, as the bus would.
 func (e *env) deliver(ev *events.SegmentClosed) {
 	e.t.Helper()
+	if _, err := e.st.IndexSegment(e.t.Context(), ev); err != nil {
+		e.t.Fatalf("index segment %d of %s: %v", ev.Sequence, ev.StreamID, err)
+	}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		e.t.Fatal(err)

@@ -33,6 +33,7 @@ type installation struct {
 	addrs    map[string]string // HTTP address of each service, in split mode
 	dirs     map[string]string // data directory of each service that has one, in split mode
 	readers  int               // Kafka reader groups used by readEvents
+	db       *testenv.TCPProxy // between the services and PostgreSQL, with options.proxyDB
 }
 
 func (in *installation) rtspHost() string { return fmt.Sprintf("127.0.0.1:%d", in.ports.rtsp) }
@@ -58,6 +59,9 @@ type options struct {
 	// split mode (s3 as an s3:// URL), for tests that stop them.
 	s3    string
 	kafka []string
+	// proxyDB puts a proxy between the services and PostgreSQL
+	// (installation.db), for tests that take the database away.
+	proxyDB bool
 }
 
 // startAll runs `nokstream all` with its embedded defaults: a directory blob
@@ -105,9 +109,14 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 		brokers = testenv.Kafka(t)
 	}
 	prefix := testenv.TopicPrefix(t)
-	in := &installation{t: t, dsn: dsn, ports: newPorts(t), kafka: brokers, prefix: prefix,
+	svcDSN := dsn
+	var db *testenv.TCPProxy
+	if o.proxyDB {
+		db, svcDSN = testenv.PostgresProxy(t, dsn)
+	}
+	in := &installation{t: t, dsn: dsn, ports: newPorts(t), kafka: brokers, prefix: prefix, db: db,
 		procs: map[string]*proc{}, startFns: map[string]func() *proc{},
-		env: append([]string{"NOKSTREAM_DB=" + dsn, "NOKSTREAM_BLOB=" + s3, "NOKSTREAM_KAFKA=" + strings.Join(brokers, ","),
+		env: append([]string{"NOKSTREAM_DB=" + svcDSN, "NOKSTREAM_BLOB=" + s3, "NOKSTREAM_KAFKA=" + strings.Join(brokers, ","),
 			"NOKSTREAM_KAFKA_TOPIC_PREFIX=" + prefix}, o.env...)}
 	cli(t, in.env, "migrate")
 	pw := in.register(devices...)
@@ -194,7 +203,7 @@ func (in *installation) checkSegments(segs []segment) {
 		}
 	}
 	// The archiver compares each stored object with its event.
-	testenv.WaitFor(t, 30*time.Second, "the archiver to check every segment", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "the archiver to check every segment", func() bool {
 		for _, s := range segs {
 			checks, err := st.SegmentChecks(context.Background(), s.SegmentID)
 			if err != nil || len(checks) == 0 {

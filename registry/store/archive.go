@@ -308,10 +308,16 @@ func (s *Store) MarkObject(ctx context.Context, key string, at time.Time) error 
 
 // RecordDeletion records that the sweeper deleted the object at, and writes
 // the deletion, with the rule that allowed it, to the audit log, in one
-// transaction.
+// transaction. A deleted segment leaves the segment index, so that no
+// playlist or evidence listing offers media that is gone; its segment_ids
+// row stays, so that a replayed SegmentClosed does not index it again, and
+// the audit entry keeps what it was.
 func (s *Store) RecordDeletion(ctx context.Context, key string, at time.Time, e AuditEntry) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE archive_objects SET deleted_at = $2 WHERE object_key = $1 AND deleted_at IS NULL`, key, at); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM segments WHERE object_key = $1`, key); err != nil {
 			return err
 		}
 		return auditIn(ctx, tx, e)

@@ -74,6 +74,18 @@ func (s *Store) IndexSegment(ctx context.Context, e *events.SegmentClosed) (inse
 		`SELECT stream_id, sequence, bytes, sha256, chain, object_key, init_key FROM segments
 		 WHERE segment_id = $1 AND start_at = (SELECT start_at FROM segment_ids WHERE segment_id = $1)`,
 		e.SegmentID).Scan(&g.StreamID, &g.Sequence, &g.Bytes, &g.SHA256, &g.Chain, &g.ObjectKey, &g.InitKey)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Indexed once, then deleted by the sweeper when its retention
+		// ended (RecordDeletion): a replay must not bring it back.
+		swept, err := s.sweptSegments(ctx, s.pool, []*events.SegmentClosed{e})
+		if err != nil {
+			return false, fmt.Errorf("index segment %s: %w", e.SegmentID, err)
+		}
+		if sum, ok := swept[e.ObjectKey]; !ok || sum != e.SHA256 {
+			return false, fmt.Errorf("index segment %s: %w", e.SegmentID, ErrConflict)
+		}
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("index segment %s: read indexed duplicate: %w", e.SegmentID, err)
 	}
@@ -221,4 +233,31 @@ func (s *Store) EnsureSegmentPartitions(ctx context.Context, now time.Time) (int
 		return 0, fmt.Errorf("make segment partitions: %w", err)
 	}
 	return made, nil
+}
+
+// sweptSegments returns the SHA-256 of each of the events' object keys that
+// the sweeper deleted: an event of such a key and hash announces a segment
+// that was indexed and has since been swept.
+func (s *Store) sweptSegments(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, evs []*events.SegmentClosed) (map[string]string, error) {
+	keys := make([]string, len(evs))
+	for i, e := range evs {
+		keys[i] = e.ObjectKey
+	}
+	rows, err := q.Query(ctx, `SELECT object_key, sha256 FROM archive_objects
+		WHERE object_key = ANY($1) AND kind = 'segment' AND deleted_at IS NOT NULL`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("look up swept segments: %w", err)
+	}
+	deleted := map[string]string{}
+	var key, sum string
+	_, err = pgx.ForEachRow(rows, []any{&key, &sum}, func() error {
+		deleted[key] = sum
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up swept segments: %w", err)
+	}
+	return deleted, nil
 }

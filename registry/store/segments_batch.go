@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,6 +54,7 @@ func (s *Store) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) 
 	}
 	var fresh []string
 	var stored map[string]Segment
+	var swept map[string]string // object key → SHA-256, of swept segments
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			WITH ids AS (
@@ -97,7 +99,17 @@ func (s *Store) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) 
 		for _, g := range segs {
 			stored[g.SegmentID] = g
 		}
-		return nil
+		// Known ids without a row may have been deleted by the sweeper.
+		var gone []*events.SegmentClosed
+		for _, e := range evs {
+			if _, ok := stored[e.SegmentID]; !ok && !slices.Contains(fresh, e.SegmentID) {
+				gone = append(gone, e)
+			}
+		}
+		if len(gone) > 0 {
+			swept, err = s.sweptSegments(ctx, tx, gone)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("index %d segments: %w", len(ids), err)
@@ -115,6 +127,9 @@ func (s *Store) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) 
 			continue
 		}
 		g, ok := stored[e.SegmentID]
+		if sum, gone := swept[e.ObjectKey]; !ok && gone && sum == e.SHA256 {
+			continue // indexed once and since swept: a replay, not a conflict
+		}
 		if isNew[e.SegmentID] {
 			g, ok = Segment{SegmentClosed: *evs[first[e.SegmentID]]}, true
 		}

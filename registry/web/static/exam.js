@@ -68,16 +68,28 @@ class Publisher {
   }
   retry(gen) {
     this.state('связь прервалась, переподключение…', 'st-wait');
-    setTimeout(() => { if (gen === this.gen && this.stream) this.start(this.stream); }, 1000);
+    // A new session, unless the connection came back meanwhile (a blip
+    // that heals just as the page gives up on it).
+    setTimeout(() => {
+      if (gen === this.gen && this.stream && !(this.pc && this.pc.connectionState === 'connected')) this.start(this.stream);
+    }, 1000);
   }
-  close() {
-    if (this.pc) { this.pc.close(); this.pc = null; }
-    if (this.location) {
-      fetch(this.location, {method: 'DELETE', keepalive: true, headers: {'Authorization': 'Bearer ' + session.token}}).catch(() => {});
-      this.location = null;
-    }
+  // close ends the session. A deliberate end (stop) sends the DELETE first
+  // and closes the connection once it is answered (2 s at most): a closed
+  // connection that reaches ingest first is recorded as a lost one, and the
+  // timeline must say the candidate ended it.
+  close(deliberate) {
+    const pc = this.pc, loc = this.location;
+    this.pc = null;
+    this.location = null;
+    let closed = false;
+    const closePC = () => { if (pc && !closed) { closed = true; pc.close(); } };
+    if (!loc) return closePC();
+    if (!deliberate) closePC();
+    fetch(loc, {method: 'DELETE', keepalive: true, headers: {'Authorization': 'Bearer ' + session.token}}).catch(() => {}).finally(closePC);
+    setTimeout(closePC, 2000);
   }
-  stop() { this.gen++; this.close(); this.stream = null; }
+  stop() { this.gen++; this.close(true); this.stream = null; }
 }
 
 let cam, screen;
