@@ -237,6 +237,11 @@ func TestMalformedInputDoesNotDisturbOthers(t *testing.T) {
 			break
 		}
 	}
+	// The client queues what it writes: keep the session until the server
+	// has read some of it, or Close may drop the queue with it.
+	testenv.WaitFor(t, 10*time.Second, "the server to meet the garbage RTP", func() bool {
+		return counterSum(t, s.reg, "nokstream_ingest_media_errors_total", "kind", "decode") >= 1
+	})
 	c.Close()
 
 	wg.Wait()

@@ -90,7 +90,7 @@ func (v *avc) Write(pts int64, au [][]byte) error {
 	if err != nil {
 		v.c.reset()
 		v.waitIDR = true
-		return fmt.Errorf("%s: %w (waiting for next IDR)", v.name, err)
+		return fmt.Errorf("%s: %w: %w", v.name, err, ErrWaitingKeyframe)
 	}
 	payload, err := h264.AVCC(nalus).Marshal()
 	if err != nil {

@@ -25,6 +25,12 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
 
+// ErrWaitingKeyframe is returned when a video writer lost its way in the
+// stream (a decode-order error after packet loss): it drops what follows
+// until the next keyframe, which a publisher that can be asked for one
+// (WebRTC PLI) should be asked for at once.
+var ErrWaitingKeyframe = errors.New("waiting for the next keyframe")
+
 // ErrTimestampBack is returned when a sample's decode timestamp is not after
 // the previous sample of its track. The sample is dropped.
 var ErrTimestampBack = errors.New("decode timestamp went back")

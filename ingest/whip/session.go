@@ -54,7 +54,9 @@ func (e endCause) Error() string { return string(e) }
 // Keyframe requests: every firstKeyframeRetry until the first keyframe
 // (a browser starts with one, but it may be lost or come before the
 // session records), then when a segment is due and at most every
-// keyframeRetry while none comes.
+// keyframeRetry while none comes; and at once, then every keyframeRetry,
+// when video was lost (packets the network lost, or a stream the writer
+// cannot follow until the next keyframe), so that little is dropped.
 const (
 	firstKeyframeRetry = 2 * time.Second
 	keyframeRetry      = time.Second
@@ -99,6 +101,7 @@ type session struct {
 	lastWarn  map[string]time.Time
 	// keyframe requests
 	gotKey       bool
+	needKey      bool  // video was lost: ask for a keyframe now
 	cutPTS       int64 // PTS of the keyframe that opened the current segment
 	lastVideoPTS int64
 	lastPLI      time.Time
@@ -465,7 +468,9 @@ func (ss *session) tick(now time.Time) string {
 	var ssrc webrtc.SSRC
 	if v := ss.video; v != nil {
 		due := false
-		if !ss.gotKey {
+		if ss.needKey {
+			due = now.Sub(ss.lastPLI) >= keyframeRetry
+		} else if !ss.gotKey {
 			due = now.Sub(ss.lastPLI) >= firstKeyframeRetry
 		} else if ss.lastVideoPTS-ss.cutPTS >= ticks(ss.s.cfg.Segment.SegmentDuration, v.clock.rate) {
 			// The segment is long enough: the segmenter cuts at the next

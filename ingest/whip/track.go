@@ -211,6 +211,11 @@ func (ss *session) readRTP(rt *recTrack) {
 		}
 		if lost > 0 {
 			ss.s.m.lost.Add(float64(lost))
+			if rt.video {
+				ss.mu.Lock()
+				ss.needKey = true
+				ss.mu.Unlock()
+			}
 		}
 		if ss.writePackets(rt, pkts, arrival) {
 			return
@@ -244,6 +249,9 @@ func (ss *session) writePackets(rt *recTrack, pkts []*rtp.Packet, arrival time.T
 				ss.end(endSpool)
 				return true
 			}
+			if rt == ss.video && errors.Is(err, segmenter.ErrWaitingKeyframe) {
+				ss.needKey = true
+			}
 			kind := "decode"
 			switch {
 			case errors.Is(err, segmenter.ErrTimestampBack):
@@ -258,6 +266,7 @@ func (ss *session) writePackets(rt *recTrack, pkts []*rtp.Packet, arrival time.T
 		if smp.written && rt == ss.video {
 			ss.lastVideoPTS = smp.pts
 			if smp.key {
+				ss.needKey = false
 				// Mirror the segmenter's cut: the first keyframe opens a
 				// segment, and so does each keyframe a segment duration
 				// after the one that opened the current segment.

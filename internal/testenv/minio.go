@@ -491,16 +491,17 @@ func minioBucketName(testName string) (string, error) {
 	return name, nil
 }
 
-// removeMinIOBucketRetry retries removeMinIOBucket for a few seconds: under
-// load MinIO may answer BucketNotEmpty for a moment after the last version
-// was removed (seen once in CI).
+// removeMinIOBucketRetry retries removeMinIOBucket for up to half a
+// minute: under load a listing right after writes may come from MinIO's
+// list cache and miss the newest versions, and then the bucket is not
+// empty yet (seen in CI).
 func removeMinIOBucketRetry(ctx context.Context, client *minio.Client, bucket string) error {
 	var err error
-	for wait := 100 * time.Millisecond; ; wait *= 2 {
+	for deadline, wait := time.Now().Add(30*time.Second), 100*time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		if err = removeMinIOBucket(ctx, client, bucket); err == nil {
 			return nil
 		}
-		if wait > 5*time.Second {
+		if time.Now().Add(wait).After(deadline) {
 			return err
 		}
 		select {

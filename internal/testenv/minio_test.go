@@ -65,7 +65,7 @@ func TestMinIO(t *testing.T) {
 		// MinIO may answer HEAD on a bucket from its metadata cache for a
 		// moment after the bucket was removed (seen under load in CI).
 		var exists bool
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 			var err error
 			exists, err = srv.client.BucketExists(t.Context(), b)
 			if err != nil {
@@ -76,7 +76,7 @@ func TestMinIO(t *testing.T) {
 			}
 		}
 		if exists {
-			t.Errorf("bucket %s still exists 10 s after its test; removing it now: %v", b,
+			t.Errorf("bucket %s still exists after its test; removing it now: %v", b,
 				removeMinIOBucket(t.Context(), srv.client, b))
 		}
 	}

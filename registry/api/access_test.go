@@ -216,8 +216,9 @@ var matrix = map[string]access{
 	"POST /api/v1/exams/{exam}/protocol/approval": {path: objPath("/api/v1/exams/%s/protocol/approval", kExam), see: seeExam,
 		do: []string{store.RoleExpert}, body: jsonBody(map[string]any{"approved": true})},
 	"GET /api/v1/exams/{exam}/decisions": {path: objPath("/api/v1/exams/%s/decisions", kExam), see: seeExam},
+	// "returned" needs no approved protocol (TestDeadlinesAPI covers that).
 	"POST /api/v1/exams/{exam}/decision": {path: objPath("/api/v1/exams/%s/decision", kExam), see: seeExam, do: []string{store.RoleCouncil},
-		body: jsonBody(map[string]any{"decision": "approved"})},
+		body: jsonBody(map[string]any{"decision": "returned", "comment": "на доработку"})},
 	"POST /api/v1/exams/{exam}/verification": {path: objPath("/api/v1/exams/%s/verification", kExam), see: seeExam, do: []string{store.RoleNARK},
 		body: jsonBody(map[string]any{"verified": true})},
 

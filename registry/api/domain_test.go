@@ -252,7 +252,22 @@ func TestDeadlinesOverdue(t *testing.T) {
 	if got := list(o1.tokens[store.RoleCouncil], "/api/v1/deadlines/overdue"); len(got) != 1 || got[0].Exam != o1.exam {
 		t.Errorf("council1's overdue list: %+v", got)
 	}
-	if r := e.do("POST", "/api/v1/exams/"+o1.exam+"/decision", o1.tokens[store.RoleCouncil], map[string]string{"decision": "approved"}); r.code != http.StatusOK {
+	// The council approves only a protocol the appointed expert approved;
+	// a new protocol withdraws the approvals of the one it replaces.
+	decide := func() response {
+		return e.do("POST", "/api/v1/exams/"+o1.exam+"/decision", o1.tokens[store.RoleCouncil], map[string]string{"decision": "approved"})
+	}
+	if r := e.do("PUT", "/api/v1/exams/"+o1.exam+"/protocol?number=7&signed_on=2025-03-01&filename=p.pdf", o1.tokens[store.RoleSite],
+		"%PDF-1.4 protocol", "Content-Type", "application/pdf"); r.code != http.StatusOK && r.code != http.StatusCreated {
+		t.Fatalf("protocol: %d %s", r.code, r.body)
+	}
+	if r := decide(); r.code != http.StatusConflict || !strings.Contains(string(r.body), "experts approved") {
+		t.Fatalf("approval before the expert's: %d %s, want 409 saying the experts have not approved", r.code, r.body)
+	}
+	if r := e.do("POST", "/api/v1/exams/"+o1.exam+"/protocol/approval", o1.tokens[store.RoleExpert], map[string]any{"approved": true}); r.code != http.StatusOK {
+		t.Fatalf("expert's approval: %d %s", r.code, r.body)
+	}
+	if r := decide(); r.code != http.StatusOK {
 		t.Fatalf("decision: %d %s", r.code, r.body)
 	}
 	e.clock.Set(examEnd.Add(24 * 24 * time.Hour))

@@ -413,10 +413,46 @@ func (s *Store) RecordDecision(ctx context.Context, d Decision) error {
 	if d.DecidedAt.Before(ends) {
 		return fmt.Errorf("record decision on %s: %w: the exam ends at %s", d.ExamID, ErrState, ends.UTC().Format(time.RFC3339))
 	}
+	if d.Decision == DecisionApproved {
+		if err := s.protocolApproved(ctx, d.ExamID); err != nil {
+			return fmt.Errorf("record decision on %s: %w", d.ExamID, err)
+		}
+	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO exam_decisions (exam_id, decision, comment, decided_by, decided_at) VALUES ($1, $2, $3, nullif($4, 0), $5)`,
 		d.ExamID, d.Decision, d.Comment, d.DecidedBy, d.DecidedAt)
 	if err != nil {
 		return fmt.Errorf("record decision on %s: %w", d.ExamID, err)
+	}
+	return nil
+}
+
+// protocolApproved returns nil if the exam's commission protocol is
+// recorded and every expert appointed to the exam approved it, which the
+// council needs before it approves (submits) the results; otherwise
+// ErrState saying what is missing.
+func (s *Store) protocolApproved(ctx context.Context, exam string) error {
+	var hasProtocol bool
+	var experts, approved int
+	var refused []string
+	err := s.pool.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM protocols WHERE exam_id = $1),
+			(SELECT count(*) FROM exam_experts WHERE exam_id = $1),
+			(SELECT count(*) FROM protocol_approvals a JOIN exam_experts x ON x.exam_id = a.exam_id AND x.user_id = a.expert_id
+				WHERE a.exam_id = $1 AND a.approved),
+			(SELECT coalesce(array_agg(u.login ORDER BY u.login), '{}') FROM protocol_approvals a JOIN users u ON u.id = a.expert_id
+				WHERE a.exam_id = $1 AND NOT a.approved)`, exam).Scan(&hasProtocol, &experts, &approved, &refused)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !hasProtocol:
+		return fmt.Errorf("%w: the commission protocol is not recorded (PUT /api/v1/exams/%s/protocol)", ErrState, exam)
+	case experts == 0:
+		return fmt.Errorf("%w: no expert is appointed to approve the commission protocol", ErrState)
+	case len(refused) > 0:
+		return fmt.Errorf("%w: the commission protocol is not approved by %s", ErrState, strings.Join(refused, ", "))
+	case approved < experts:
+		return fmt.Errorf("%w: %d of %d appointed experts approved the commission protocol", ErrState, approved, experts)
 	}
 	return nil
 }
