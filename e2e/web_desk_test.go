@@ -18,8 +18,9 @@ import (
 
 // TestWebDesk drives the exam site's console and the council's appeal desk
 // in headless Chromium: the site admits one candidate and refuses another
-// with a reason, and its health grid shows the room camera live and then,
-// once it stops, not live within 10 s; the council opens an appeal (the
+// with a reason, and its health grid shows the room camera live; killed
+// (its connection lost), not live within 10 s and reconnecting; published
+// again and stopped on purpose, silent; the council opens an appeal (the
 // page shows the legal hold), exports the evidence bundle, the page shows
 // that the registry verified it, and `nokstream verify` accepts the
 // downloaded file; the commission's decision recorded on the page shows as
@@ -30,15 +31,20 @@ func TestWebDesk(t *testing.T) {
 	w := newWebExam(t, in, 2)
 	ep := "/api/v1/exams/" + w.exam
 
-	// The room camera publishes for 30 s, then stops.
-	stopped := make(chan time.Time, 1)
+	// The room camera publishes until it is killed.
+	camera := exec.Command(testenv.Tool(t, "ffmpeg"), testenv.PublishArgs(in.publish["room1"], 300, "320x240", 25, "aac", "tcp")...)
+	if err := camera.Start(); err != nil {
+		t.Fatalf("room camera: %v", err)
+	}
+	cameraDone := make(chan struct{})
 	go func() {
-		out, err := publish(t, in.publish["room1"], 30, "320x240", "aac")
-		if err != nil {
-			t.Errorf("room camera: %v\n%s", err, out)
-		}
-		stopped <- time.Now()
+		_ = camera.Wait()
+		close(cameraDone)
 	}()
+	t.Cleanup(func() {
+		_ = camera.Process.Kill()
+		<-cameraDone
+	})
 
 	ctx := browser(t)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -90,30 +96,64 @@ func TestWebDesk(t *testing.T) {
 		t.Errorf("%d passwords printed, want 1 (the admitted candidate)", pws)
 	}
 
-	// The health grid: the room camera live, then not live within 10 s of
-	// stopping.
+	// The health grid: the room camera live; killed (a lost connection, as
+	// when a camera loses power), not live within 10 s and reconnecting.
 	cell := `.hcell[data-stream="site1/room1"]`
 	state := func() string {
 		return value(t, ctx, "room camera cell", chromedp.Evaluate[string](`(document.querySelector('`+cell+`') || {dataset: {}}).dataset.state || ''`))
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		var devices []struct {
+			Name    string
+			Session any
+		}
+		w.site.do("GET", "/api/v1/sites/site1/devices", nil, http.StatusOK, &devices)
+		t.Logf("devices of the site: %+v", devices)
+	})
 	testenv.WaitFor(t, 25*time.Second, "the room camera live in the grid", func() bool { return state() == "live" })
 	if n := value(t, ctx, "grid", chromedp.Evaluate[int](`document.querySelectorAll('.hcell').length`)); n != 5 {
 		t.Errorf("health grid has %d sources, want 5 (room camera, two webcams, two screens)", n)
 	}
 	screenshot(t, ctx, "site-console")
-	var stop time.Time
+	if err := camera.Process.Kill(); err != nil {
+		t.Fatalf("kill the room camera: %v", err)
+	}
+	<-cameraDone
+	stop := time.Now()
+	for state() == "live" {
+		if time.Since(stop) > 10*time.Second {
+			t.Fatalf("the room camera still live in the grid %v after it was killed", time.Since(stop))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("room camera shown not live %v after it was killed", time.Since(stop).Round(100*time.Millisecond))
+	testenv.WaitFor(t, 10*time.Second, "the killed room camera shown reconnecting", func() bool { return state() == "reconnecting" })
+	if s := value(t, ctx, "cell", chromedp.Text(cell+" .hstate")); !strings.Contains(s, "переподключение… с") {
+		t.Errorf("killed camera's cell says %q", s)
+	}
+	screenshot(t, ctx, "site-console-reconnecting")
+
+	// Published again and stopped on purpose (ffmpeg ends its session with
+	// a TEARDOWN): live, then silent.
+	stopped := make(chan time.Time, 1)
+	go func() {
+		out, err := publish(t, in.publish["room1"], 10, "320x240", "aac")
+		if err != nil {
+			t.Errorf("room camera: %v\n%s", err, out)
+		}
+		stopped <- time.Now()
+	}()
+	testenv.WaitFor(t, 25*time.Second, "the room camera live again", func() bool { return state() == "live" })
 	select {
 	case stop = <-stopped:
 	case <-time.After(60 * time.Second):
 		t.Fatal("the room camera did not stop")
 	}
-	for state() == "live" {
-		if time.Since(stop) > 10*time.Second {
-			t.Fatalf("the room camera still live in the grid %v after it stopped", time.Since(stop))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Logf("room camera shown not live %v after it stopped", time.Since(stop).Round(100*time.Millisecond))
+	testenv.WaitFor(t, 10*time.Second, "the stopped room camera shown silent", func() bool { return state() == "silent" })
+	t.Logf("room camera shown silent %v after it stopped", time.Since(stop).Round(100*time.Millisecond))
 	if s := value(t, ctx, "cell", chromedp.Text(cell+" .hstate")); !strings.Contains(s, "молчит с") {
 		t.Errorf("stopped camera's cell says %q", s)
 	}

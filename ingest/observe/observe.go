@@ -89,27 +89,33 @@ func New(sink Sink, gap time.Duration, log *slog.Logger, m *Metrics, now func() 
 // Report stores one observation of a stream. Errors are logged and counted:
 // the caller's media must go on.
 func (c *Continuity) Report(site, device, kind string, start, end time.Time, measure float64, detail string) {
-	o := events.Observation{
+	c.report(events.Observation{
 		StreamID: site + "/" + device, Site: site, Device: device, Kind: kind,
 		Start: start.UTC(), End: end.UTC(), Measure: measure, Detail: detail, Reporter: Reporter,
-	}
-	o.ObservationID = events.NewObservationID(o.StreamID, kind, Reporter, o.Start)
-	c.m.observations.WithLabelValues(kind).Inc()
-	if kind == events.ObsGap {
+	})
+}
+
+// report stores o, which has every field but its id.
+func (c *Continuity) report(o events.Observation) {
+	o.ObservationID = events.NewObservationID(o.StreamID, o.Kind, Reporter, o.Start)
+	c.m.observations.WithLabelValues(o.Kind).Inc()
+	if o.Kind == events.ObsGap {
 		c.m.gaps.Inc()
-		c.m.gapSeconds.Add(measure)
+		c.m.gapSeconds.Add(o.Measure)
 	}
-	if kind == events.ObsReconnect {
+	if o.Kind == events.ObsReconnect {
 		c.m.reconnects.Inc()
+	}
+	attrs := []any{"stream", o.StreamID, "kind", o.Kind, "start", o.Start, "end", o.End, "measure", o.Measure, "detail", o.Detail}
+	if o.Cause != "" {
+		attrs = append(attrs, "cause", o.Cause)
 	}
 	if err := c.sink.Observe(o); err != nil {
 		c.m.lost.Inc()
-		c.log.Error("observation not spooled", "stream", o.StreamID, "kind", kind, "start", o.Start, "end", o.End,
-			"measure", measure, "detail", detail, "err", err)
+		c.log.Error("observation not spooled", append(attrs, "err", err)...)
 		return
 	}
-	c.log.Info("observation", "stream", o.StreamID, "kind", kind, "start", o.Start, "end", o.End,
-		"measure", measure, "detail", detail)
+	c.log.Info("observation", attrs...)
 }
 
 // Outage reports that a pulled camera could not be reached from start to
@@ -172,9 +178,10 @@ func (s *Session) Media() {
 // LastMedia returns when media last arrived (the session start before any).
 func (s *Session) LastMedia() time.Time { return time.Unix(0, s.last.Load()) }
 
-// Stop reports the end of the session with its reason and records its last
+// Stop reports the end of the session with its cause (events.CauseEnded,
+// CauseLost or CauseIngest) and its reason in words, and records its last
 // media for the next session's gap. Only the first call reports.
-func (s *Session) Stop(reason string) {
+func (s *Session) Stop(cause, reason string) {
 	if s.stopped.Swap(true) {
 		return
 	}
@@ -183,6 +190,10 @@ func (s *Session) Stop(reason string) {
 	if err := s.c.sink.SetLastMedia(s.site, s.device, last); err != nil {
 		s.c.log.Error("record last media of stream", "stream", s.site+"/"+s.device, "err", err)
 	}
-	s.c.Report(s.site, s.device, events.ObsStop, now, now, now.Sub(s.started).Seconds(),
-		fmt.Sprintf("%s (session of %s)", reason, now.Sub(s.started).Round(time.Second)))
+	s.c.report(events.Observation{
+		StreamID: s.site + "/" + s.device, Site: s.site, Device: s.device, Kind: events.ObsStop,
+		Start: now.UTC(), End: now.UTC(), Measure: now.Sub(s.started).Seconds(),
+		Detail:   fmt.Sprintf("%s (session of %s)", reason, now.Sub(s.started).Round(time.Second)),
+		Reporter: Reporter, Cause: cause,
+	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nokstream/nokstream/ingest/observe"
 	"github.com/nokstream/nokstream/ingest/spool"
+	"github.com/nokstream/nokstream/internal/events"
 )
 
 // TestContinuity: a session's start and stop, a gap inside it measured from
@@ -32,7 +33,7 @@ func TestContinuity(t *testing.T) {
 	now = now.Add(3 * time.Second) // a gap inside the session
 	s.Media()
 	now = now.Add(time.Second)
-	s.Stop("publisher disconnected")
+	s.Stop(events.CauseLost, "publisher disconnected")
 
 	// ingest restarts; the next session comes 10 s after the last media.
 	sp2, err := spool.Open(dir, "test", log, clock)
@@ -62,6 +63,9 @@ func TestContinuity(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("observations %v, want %v", got, want)
 		}
+	}
+	if o := pend[2].Observation; o.Cause != events.CauseLost || o.Detail != "publisher disconnected (session of 4s)" {
+		t.Errorf("stop observation has cause %q, detail %q", o.Cause, o.Detail)
 	}
 	if m := pend[1].Observation.Measure; m < 2.9 || m > 3.1 {
 		t.Errorf("gap in the session %.2f s, want 3", m)

@@ -12,9 +12,11 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 
 	"github.com/nokstream/nokstream/ingest/observe"
 	"github.com/nokstream/nokstream/ingest/segmenter"
+	"github.com/nokstream/nokstream/internal/events"
 )
 
 // PullDevice is an IP camera that ingest pulls because it only serves.
@@ -302,11 +304,18 @@ func (p *Puller) session(ctx context.Context, d PullDevice, onPlaying func()) (p
 	err = c.Wait()
 	p.m.active.WithLabelValues("rtsp_pull", d.Source).Dec()
 	rec.close()
-	reason := "camera session ended: " + scrub(err, d.URL)
-	if ctx.Err() != nil {
-		reason = "ingest stopping"
+	// The camera is pulled again until ingest stops: an end of ingest's
+	// own making (stopping, or closing the session when the spool cannot
+	// take the media) is not the camera's.
+	cause, reason := events.CauseLost, "camera session ended: "+scrub(err, d.URL)
+	var terminated liberrors.ErrClientTerminated
+	switch {
+	case ctx.Err() != nil:
+		cause, reason = events.CauseIngest, "ingest stopping"
+	case errors.As(err, &terminated):
+		cause = events.CauseIngest
 	}
-	obs.Stop(reason)
+	obs.Stop(cause, reason)
 	if err == nil {
 		err = errors.New("session ended")
 	}

@@ -248,7 +248,7 @@ func (s *Server) closeAll() {
 	}
 	s.mu.Unlock()
 	for _, p := range ps {
-		s.endPublisher(p, "server stopping")
+		s.endPublisher(p, events.CauseIngest, "server stopping")
 	}
 }
 
@@ -272,7 +272,7 @@ func (s *Server) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 		if ctx.Error != nil {
 			reason = ctx.Error.Error()
 		}
-		s.endPublisher(p, reason)
+		s.endPublisher(p, closeCause(ctx.Error), reason)
 		return
 	}
 }
@@ -396,7 +396,7 @@ func (s *Server) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Re
 		// A camera that reconnects replaces its stale session.
 		s.log.Info("new publisher replaces the previous session", "stream", stream)
 		old.session.Close()
-		s.endPublisher(old, "replaced by a new session")
+		s.endPublisher(old, events.CauseEnded, "replaced by a new session")
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
@@ -443,7 +443,26 @@ func (s *Server) OnDecodeError(ctx *gortsplib.ServerHandlerOnDecodeErrorCtx) {
 	s.m.errors.WithLabelValues("rtsp", "decode").Inc()
 }
 
-func (s *Server) endPublisher(p *publisher, reason string) {
+// closeCause tells why gortsplib closed a publisher's session: a TEARDOWN
+// is the publisher ending it on purpose (RFC 7826 §13.7), a session that
+// ingest closed (server stopping, spool failing) is ingest's doing, and
+// anything else — the connection dropped, no packets within the read
+// timeout — is a lost publisher, which is expected to come back.
+func closeCause(err error) string {
+	var torn liberrors.ErrServerSessionTornDown
+	var terminated liberrors.ErrServerTerminated
+	switch {
+	case errors.As(err, &torn):
+		return events.CauseEnded
+	case errors.As(err, &terminated):
+		return events.CauseIngest
+	}
+	return events.CauseLost
+}
+
+// endPublisher ends p's recording and reports the stop with its cause
+// (events.CauseEnded, CauseLost or CauseIngest) and reason.
+func (s *Server) endPublisher(p *publisher, cause, reason string) {
 	s.mu.Lock()
 	if s.publishers[p.session] == p {
 		delete(s.publishers, p.session)
@@ -460,9 +479,9 @@ func (s *Server) endPublisher(p *publisher, reason string) {
 			s.m.active.WithLabelValues(p.transport, p.pub.Source).Dec()
 		}
 		if p.obs != nil {
-			p.obs.Stop(reason)
+			p.obs.Stop(cause, reason)
 		}
-		s.log.Info("rtsp publisher ended", "stream", p.stream, "reason", reason)
+		s.log.Info("rtsp publisher ended", "stream", p.stream, "reason", reason, "cause", cause)
 	}
 }
 

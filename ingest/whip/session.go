@@ -20,6 +20,7 @@ import (
 	"github.com/nokstream/nokstream/ingest/access"
 	"github.com/nokstream/nokstream/ingest/observe"
 	"github.com/nokstream/nokstream/ingest/segmenter"
+	"github.com/nokstream/nokstream/internal/events"
 )
 
 // Why a session ended: the reason label of the ended metric.
@@ -44,6 +45,20 @@ var endDetails = map[string]string{
 	endNoMedia:   "publisher sent no media",
 	endSpool:     "spool could not take the media",
 	endExamOver:  "the candidate's exam window ended",
+}
+
+// stopCauses classify the end reasons for the stop observation
+// (events.Observation.Cause): whether the publisher ended the session, lost
+// it (the candidate page reconnects by itself), or ingest did.
+var stopCauses = map[string]string{
+	endDeleted:   events.CauseEnded,
+	endReplaced:  events.CauseEnded,
+	endExamOver:  events.CauseEnded,
+	endFailed:    events.CauseLost,
+	endHandshake: events.CauseLost,
+	endNoMedia:   events.CauseLost,
+	endStopping:  events.CauseIngest,
+	endSpool:     events.CauseIngest,
 }
 
 // endCause carries an end reason through a context's cause.
@@ -521,7 +536,7 @@ func (ss *session) teardown(reason string) {
 	obs := ss.obs
 	ss.mu.Unlock()
 	if obs != nil {
-		obs.Stop(endDetails[reason])
+		obs.Stop(stopCauses[reason], endDetails[reason])
 	}
 	if segErr != nil {
 		ss.s.log.Error("closing last segment", "stream", ss.stream, "err", segErr)

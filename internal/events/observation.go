@@ -45,7 +45,26 @@ type Observation struct {
 	Detail    string  `json:"detail,omitempty"`
 	Reporter  string  `json:"reporter"` // ingest, transcoder or archiver
 	SegmentID string  `json:"segment_id,omitempty"`
+	// Cause says, on a stop, why the session ended: CauseEnded, CauseLost
+	// or CauseIngest. Empty when unknown (observations from before causes
+	// were reported, and every other kind).
+	Cause string `json:"cause,omitempty"`
 }
+
+// Causes of a stop observation.
+const (
+	// CauseEnded: the publisher ended the session on purpose (RTSP
+	// TEARDOWN, WHIP DELETE), a new session of the stream replaced it, or
+	// the candidate's exam window ended.
+	CauseEnded = "ended"
+	// CauseLost: the connection was lost, no media came, the handshake
+	// timed out, or a pulled camera failed; the publisher (or ingest, for
+	// a pulled camera) is expected to reconnect.
+	CauseLost = "lost"
+	// CauseIngest: ingest stopped or failed (its spool could not take the
+	// media), not the publisher.
+	CauseIngest = "ingest"
+)
 
 // NewObservationID derives an id from what identifies an observation.
 func NewObservationID(streamID, kind, reporter string, start time.Time) string {

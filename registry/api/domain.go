@@ -32,7 +32,7 @@ type domainStore interface {
 	Site(ctx context.Context, id string) (store.Site, error)
 	Sites(ctx context.Context, sc store.Scope) ([]store.Site, error)
 	SaveSite(ctx context.Context, s store.Site) (bool, error)
-	SiteDevices(ctx context.Context, site string) ([]store.Device, error)
+	SiteDevices(ctx context.Context, site string) ([]store.SiteDevice, error)
 	Qualification(ctx context.Context, code string) (store.Qualification, error)
 	Qualifications(ctx context.Context) ([]store.Qualification, error)
 	AddAssessmentTool(ctx context.Context, code string, t store.AssessmentTool) error

@@ -342,7 +342,16 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request, c *caller) e
 	return s.getSite(w, r, c)
 }
 
-// siteDevices handles GET /api/v1/sites/{site}/devices.
+// deviceSessionJSON is the latest start or stop of a device's stream.
+type deviceSessionJSON struct {
+	State  string     `json:"state"` // open, ended, lost, ingest or none
+	At     *time.Time `json:"at,omitempty"`
+	Detail string     `json:"detail"`
+}
+
+// siteDevices handles GET /api/v1/sites/{site}/devices: the site's devices
+// with whether ingest pulls them and their stream's latest session, for
+// the site console's health grid.
 func (s *Server) siteDevices(w http.ResponseWriter, r *http.Request, c *caller) error {
 	x, err := s.site(r, c)
 	if err != nil {
@@ -354,8 +363,13 @@ func (s *Server) siteDevices(w http.ResponseWriter, r *http.Request, c *caller) 
 	}
 	out := []map[string]any{}
 	for _, d := range devs {
+		sess := deviceSessionJSON{State: d.Session.State, Detail: d.Session.Detail}
+		if !d.Session.At.IsZero() {
+			at := d.Session.At.UTC()
+			sess.At = &at
+		}
 		out = append(out, map[string]any{"site": d.Site, "name": d.Name, "stream": d.StreamID(), "kind": d.Kind,
-			"disabled": d.Disabled, "created_at": d.CreatedAt.UTC()})
+			"disabled": d.Disabled, "created_at": d.CreatedAt.UTC(), "pulled": d.Pulled, "session": sess})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

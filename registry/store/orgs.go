@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nokstream/nokstream/internal/events"
 )
 
 // Commission is a council's appeals commission (апелляционная комиссия).
@@ -356,16 +358,75 @@ func (s *Store) Sites(ctx context.Context, sc Scope) ([]Site, error) {
 	return out, nil
 }
 
-// SiteDevices returns the devices registered at site, by name.
-func (s *Store) SiteDevices(ctx context.Context, site string) ([]Device, error) {
-	rows, err := s.pool.Query(ctx, `SELECT site, name, kind, created_at, disabled FROM devices WHERE site = $1 ORDER BY name`, site)
+// Session states of a device's stream, from its latest start or stop
+// observation.
+const (
+	SessionOpen   = "open"   // a publisher session started and has not stopped
+	SessionEnded  = "ended"  // stopped by the publisher (or replaced, or the exam was over)
+	SessionLost   = "lost"   // stopped because the connection or the camera was lost
+	SessionIngest = "ingest" // stopped because ingest stopped or failed
+	SessionNone   = "none"   // no session observed
+)
+
+// SiteDevice is a device of a site as the site console shows it.
+type SiteDevice struct {
+	Device
+	// Pulled says that ingest pulls the device from a camera (and so
+	// reconnects it by itself): it has a pull URL and is not disabled.
+	Pulled bool
+	// Session is the latest start or stop of the device's stream.
+	Session DeviceSession
+}
+
+// DeviceSession is the latest start or stop observation of a stream.
+type DeviceSession struct {
+	State  string    // SessionOpen, SessionEnded, SessionLost, SessionIngest or SessionNone
+	At     time.Time // of the start or stop; zero for SessionNone
+	Detail string    // the observation's detail: by whom it started, why it stopped
+}
+
+// SiteDevices returns the devices registered at site, by name, with
+// whether ingest pulls them and their stream's latest session start or
+// stop. A stop without a cause (reported before causes were) is
+// SessionEnded.
+func (s *Store) SiteDevices(ctx context.Context, site string) ([]SiteDevice, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT d.site, d.name, d.kind, d.created_at, d.disabled, p.name IS NOT NULL AND NOT d.disabled,
+			o.kind, o.cause, o.start_at, o.detail
+		FROM devices d
+		LEFT JOIN device_pulls p ON p.site = d.site AND p.name = d.name
+		LEFT JOIN LATERAL (
+			SELECT kind, cause, start_at, detail FROM observations
+			WHERE stream_id = d.site || '/' || d.name AND kind IN ('start', 'stop')
+			ORDER BY start_at DESC LIMIT 1) o ON true
+		WHERE d.site = $1
+		ORDER BY d.name`, site)
 	if err != nil {
 		return nil, fmt.Errorf("list devices of %s: %w", site, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Device, error) {
-		var d Device
-		err := r.Scan(&d.Site, &d.Name, &d.Kind, &d.CreatedAt, &d.Disabled)
-		return d, err
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SiteDevice, error) {
+		var d SiteDevice
+		var kind, cause, detail *string
+		var at *time.Time
+		if err := r.Scan(&d.Site, &d.Name, &d.Kind, &d.CreatedAt, &d.Disabled, &d.Pulled, &kind, &cause, &at, &detail); err != nil {
+			return d, err
+		}
+		d.Session.State = SessionNone
+		if kind == nil {
+			return d, nil
+		}
+		d.Session.At, d.Session.Detail = *at, *detail
+		switch {
+		case *kind == events.ObsStart:
+			d.Session.State = SessionOpen
+		case *cause == events.CauseLost:
+			d.Session.State = SessionLost
+		case *cause == events.CauseIngest:
+			d.Session.State = SessionIngest
+		default:
+			d.Session.State = SessionEnded
+		}
+		return d, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list devices of %s: %w", site, err)

@@ -2,6 +2,9 @@
 // each candidate and their exam passwords, and a live health grid of every
 // source of the site (room cameras, each workstation's webcam and screen).
 'use strict';
+Object.assign(NS.dict.en, {
+  'переподключение…': 'reconnecting…', 'переподключение… с': 'reconnecting… since',
+});
 if (!NS.token()) location.href = '/ui/';
 NS.langButton(document.getElementById('lang'));
 document.getElementById('logout').addEventListener('click', NS.logout);
@@ -79,6 +82,14 @@ async function passwords(e, cands) {
 // The health grid: every device of the site, polled every few seconds.
 const POLL = 2000;
 function liveWindow(dur) { return Math.max(2 * dur + 1, 4) * 1000; }
+// A source that is not live is reconnecting when it comes back by itself:
+// ingest pulls it and its session is not open, or its publisher (a camera,
+// the candidate's page) lost the connection less than RECONNECT ago.
+const RECONNECT = 2 * 60e3;
+function reconnecting(d, now) {
+  const s = d.session || {state: 'none'};
+  return (d.pulled && s.state !== 'open') || (s.state === 'lost' && now - Date.parse(s.at) < RECONNECT);
+}
 
 async function buildGrid() {
   const devices = await NS.api('GET', '/api/v1/sites/' + encodeURIComponent(site.me.org) + '/devices') || [];
@@ -100,16 +111,22 @@ async function pollCell(c) {
   let segs;
   try { segs = await NS.api('GET', '/api/v1/streams/' + c.d.stream + '/segments' + q(now - 30 * 60e3, now + 60e3)) || []; } catch (e) { c.facts.textContent = e.message; return; }
   const last = segs[segs.length - 1];
-  if (!last) {
-    c.cell.dataset.state = 'none'; c.state.className = 'hstate st-bad'; c.state.textContent = NS.t('нет записи за 30 мин');
-    c.facts.textContent = ''; return;
+  const end = last ? Date.parse(last.start) + last.duration * 1000 : 0;
+  const live = last && now - end < liveWindow(last.duration);
+  const show = (state, cls, text) => { c.cell.dataset.state = state; c.state.className = 'hstate ' + cls; c.state.textContent = text; };
+  if (live) {
+    show('live', 'st-live', NS.t('в эфире'));
+  } else if (reconnecting(c.d, now)) {
+    const s = c.d.session || {};
+    const since = s.state !== 'open' && s.at ? Date.parse(s.at) : end;
+    show('reconnecting', 'st-wait', since ? NS.t('переподключение… с') + ' ' + NS.fmtTime(since) : NS.t('переподключение…'));
+  } else if (last) {
+    show('silent', 'st-bad', NS.t('не в эфире, молчит с') + ' ' + NS.fmtTime(end));
+  } else {
+    show('none', 'st-bad', NS.t('нет записи за 30 мин'));
   }
-  const end = Date.parse(last.start) + last.duration * 1000;
+  if (!last) { c.facts.textContent = ''; return; }
   const age = Math.max(0, (now - end) / 1000);
-  const live = now - end < liveWindow(last.duration);
-  c.cell.dataset.state = live ? 'live' : 'silent';
-  c.state.className = 'hstate ' + (live ? 'st-live' : 'st-bad');
-  c.state.textContent = live ? NS.t('в эфире') : NS.t('не в эфире, молчит с') + ' ' + NS.fmtTime(end);
   const recent = segs.slice(-5);
   const bytes = recent.reduce((s, x) => s + x.bytes, 0), secs = recent.reduce((s, x) => s + x.duration, 0);
   c.facts.textContent = NS.t('посл. сегмент') + ': ' + age.toFixed(0) + ' ' + NS.t('с назад') + ' · ' + (secs ? (bytes * 8 / secs / 1000).toFixed(0) : '–') + ' ' + NS.t('кбит/с');
@@ -138,6 +155,10 @@ async function pollCell(c) {
 }
 
 async function poll() {
+  // The devices' sessions (and whether ingest pulls them) tell a source
+  // that is reconnecting from one that stopped.
+  const devices = await NS.api('GET', '/api/v1/sites/' + encodeURIComponent(site.me.org) + '/devices') || [];
+  for (const d of devices) if (site.cells[d.stream]) site.cells[d.stream].d = d;
   await Promise.all(Object.values(site.cells).map(pollCell));
   $('health-time').textContent = NS.t('обновлено') + ' ' + NS.fmtTime(Date.now());
   site.polled = (site.polled || 0) + 1;
