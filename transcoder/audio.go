@@ -101,6 +101,14 @@ func (e *audioEncoder) free() {
 	if e.filtered != nil {
 		e.filtered.Free()
 	}
+	// go-astiav keeps a filter context it made until its Free, which
+	// the graph's does not call: free them first (avfilter_free takes a
+	// filter out of its graph).
+	for _, f := range []*astiav.FilterContext{e.src, e.sink} {
+		if f != nil {
+			f.Free()
+		}
+	}
 	if e.graph != nil {
 		e.graph.Free()
 	}

@@ -7,6 +7,7 @@ package transcoder
 
 /*
 #cgo pkg-config: libavutil
+#include <malloc.h>
 #include <libavutil/frame.h>
 #include <libavutil/pixdesc.h>
 #include <libavutil/samplefmt.h>
@@ -92,6 +93,21 @@ static int nok_blit(AVFrame *dst, const AVFrame *src, int x, int y) {
 	}
 	return 0;
 }
+// nok_malloc_in_use is what the C allocator has handed out and not had
+// back: small chunks and mmapped ones (glibc's mallinfo2).
+static size_t nok_malloc_in_use(void) {
+	struct mallinfo2 m = mallinfo2();
+	return m.uordblks + m.hblkhd;
+}
+
+// nok_fix_mmap_threshold makes the C allocator hand blocks of 128 KiB or
+// more (decoded and encoder frames) back to the system when they are freed.
+// By default glibc raises that threshold after each such free, and the
+// frames of the next segments then come from its arenas, one per thread
+// calling FFmpeg, which only grow: the resident size of a transcoder rose
+// by tens of kilobytes a segment for hundreds of segments with nothing in
+// use (TestMemoryFlat).
+static void nok_fix_mmap_threshold(void) { mallopt(M_MMAP_THRESHOLD, 128 * 1024); }
 */
 import "C"
 
@@ -136,3 +152,12 @@ func blit(dst, src *astiav.Frame, x, y int) error {
 	}
 	return nil
 }
+
+// cHeapBytes is the memory the C allocator has handed out and not had back:
+// FFmpeg's, x264's and cgo's. Unlike the resident size, it does not count
+// what the allocator keeps for reuse.
+func cHeapBytes() int64 { return int64(C.nok_malloc_in_use()) }
+
+// fixMmapThreshold: see nok_fix_mmap_threshold. It sets a process-wide
+// setting of the C allocator, the same every time.
+func fixMmapThreshold() { C.nok_fix_mmap_threshold() }

@@ -3,8 +3,8 @@ package transcoder
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -16,6 +16,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nokstream/nokstream/internal/webvtt"
 	"github.com/nokstream/nokstream/transcoder/detect"
@@ -166,32 +168,25 @@ func (p *pipeline) close() {
 
 // demux reads every packet of the segment, demuxed from memory with the
 // init segment in front.
+//
+// The bytes reach FFmpeg as an in-memory file (memfd) that its own file
+// protocol opens, not through an astiav IOContext: go-astiav v0.16.0 never
+// forgets an IOContext's callbacks (io_context.go registers them in a
+// package map and Free does not remove them), so every segment read that
+// way stayed reachable for ever, a segment's size of memory per segment
+// (TestMemoryFlat).
 func (p *pipeline) demux() error {
-	r := &concatReader{parts: [2][]byte{p.init, p.data}}
-	ioc, err := astiav.AllocIOContext(64<<10, false, func(b []byte) (int, error) {
-		n, err := r.Read(b)
-		if errors.Is(err, io.EOF) {
-			return 0, astiav.ErrEof
-		}
-		return n, err
-	}, func(off int64, whence int) (int64, error) {
-		const avseekSize = 0x10000 // AVSEEK_SIZE: the size of the input
-		if whence&avseekSize != 0 {
-			return r.Size(), nil
-		}
-		return r.Seek(off, whence)
-	}, nil)
+	in, err := memFile("segment", p.init, p.data)
 	if err != nil {
 		return fmt.Errorf("demux: %w", err)
 	}
-	p.onClose(ioc.Free)
+	p.onClose(func() { _ = in.Close() })
 	p.fc = astiav.AllocFormatContext()
 	if p.fc == nil {
 		return errors.New("demux: alloc format context")
 	}
 	p.onClose(p.fc.Free)
-	p.fc.SetPb(ioc)
-	if err := p.fc.OpenInput("", nil, nil); err != nil {
+	if err := p.fc.OpenInput(fmt.Sprintf("file:/proc/self/fd/%d", in.Fd()), nil, nil); err != nil {
 		return fmt.Errorf("%w: open: %w", errUndecodable, err)
 	}
 	p.onClose(p.fc.CloseInput)
@@ -313,40 +308,26 @@ func trackSpans(seg []byte) (map[int]trackSpan, error) {
 	return out, nil
 }
 
-// concatReader reads two byte slices as one, without copying them together.
-type concatReader struct {
-	parts [2][]byte
-	pos   int64
-}
-
-func (c *concatReader) Size() int64 { return int64(len(c.parts[0]) + len(c.parts[1])) }
-
-func (c *concatReader) Read(b []byte) (int, error) {
-	if c.pos >= c.Size() {
-		return 0, io.EOF
+// memFile returns an in-memory file (memfd_create(2), sealed against
+// writes) holding parts one after the other, read from the start. Its
+// bytes are the kernel's, not the Go heap's.
+func memFile(name string, parts ...[]byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
-	var n int
-	if first := int64(len(c.parts[0])); c.pos < first {
-		n = copy(b, c.parts[0][c.pos:])
-	} else {
-		n = copy(b, c.parts[1][c.pos-first:])
+	f := os.NewFile(uintptr(fd), name)
+	for _, b := range parts {
+		if _, err := f.Write(b); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("write memfd: %w", err)
+		}
 	}
-	c.pos += int64(n)
-	return n, nil
-}
-
-func (c *concatReader) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		off += c.pos
-	case io.SeekEnd:
-		off += c.Size()
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("seal memfd: %w", err)
 	}
-	if off < 0 {
-		return 0, errors.New("seek before start")
-	}
-	c.pos = off
-	return off, nil
+	return f, nil
 }
 
 // timescale returns the MP4 timescale of a stream: the denominator of its

@@ -141,6 +141,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		s.now = time.Now
 	}
 	routeFFmpegLog(d.Log)
+	fixMmapThreshold()
 	return s, nil
 }
 

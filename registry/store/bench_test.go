@@ -2,11 +2,13 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,8 +94,9 @@ func BenchmarkSegmentIndex(b *testing.B) {
 
 	if os.Getenv("NOKSTREAM_BENCH_EXPLAIN") != "" {
 		e := examList[0]
+		// ExamMedia's query.
 		rows, err := db.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) SELECT stream_id, sequence, start_at, duration, object_key, init_key, bytes, sha256 FROM segments
-			WHERE stream_id = ANY($1) AND start_at >= $2 AND start_at < $3 AND end_at > $4 ORDER BY stream_id, sequence`,
+			WHERE stream_id = ANY($1) AND start_at >= $2 AND start_at < $3 AND end_at > $4 ORDER BY stream_id, start_at`,
 			[]string{e.site + "/ws1-cam", e.site + "/ws1-screen", e.site + "/room1"}, e.start.Add(-10*time.Minute), e.start.Add(4*time.Hour), e.start)
 		if err != nil {
 			b.Fatal(err)
@@ -101,6 +104,28 @@ func BenchmarkSegmentIndex(b *testing.B) {
 		lines, _ := pgx.CollectRows(rows, pgx.RowTo[string])
 		for _, l := range lines {
 			b.Log(l)
+		}
+	}
+	// ExamMedia orders by sequence in Go: its answer is what ordering by
+	// sequence in SQL gives.
+	for _, e := range examList[:min(3, len(examList))] {
+		media, err := s.ExamMedia(ctx, e.id, e.id+"-c1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows, err := db.Query(ctx, `SELECT stream_id, sequence, start_at, duration, object_key, init_key, bytes, sha256 FROM segments
+			WHERE stream_id = ANY($1) AND start_at >= $2 AND start_at < $3 AND end_at > $4 ORDER BY stream_id, sequence`,
+			[]string{e.site + "/ws1-cam", e.site + "/ws1-screen", e.site + "/room1"}, e.start.Add(-10*time.Minute), e.start.Add(benchExamHours*time.Hour), e.start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		want, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.MediaRef, error) {
+			var m store.MediaRef
+			err := r.Scan(&m.StreamID, &m.Sequence, &m.Start, &m.Duration, &m.ObjectKey, &m.InitKey, &m.Bytes, &m.SHA256)
+			return m, err
+		})
+		if err != nil || !slices.Equal(media, want) {
+			b.Fatalf("media of %s: %d rows, want the %d of the SQL order by sequence (%v)", e.id, len(media), len(want), err)
 		}
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -163,6 +188,59 @@ func BenchmarkSegmentIndex(b *testing.B) {
 			return len(segs)
 		})
 	})
+}
+
+// TestExamMedia: the media of a candidate's exam are every segment of
+// their webcam and screen and of the site's room cameras overlapping the
+// exam window, by stream and sequence, even where a stream's sequence does
+// not follow its start times (ExamMedia orders by sequence in Go).
+func TestExamMedia(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := open(t)
+	world(t, s)
+	index := func(device string, seq int64, at time.Duration) {
+		t.Helper()
+		e := segmentEvent(seq, examDay.Add(at))
+		e.StreamID, e.Device, e.SegmentID = "site1/"+device, device, fmt.Sprintf("%s-%d-%v", device, seq, at)
+		e.ObjectKey, e.InitKey = fmt.Sprintf("site1/%s/%06d-%v.m4s", device, seq, at), "site1/"+device+"/init.mp4"
+		if _, err := s.IndexSegment(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	index("ws1-cam", 7, -6*time.Second) // ends as the window starts
+	index("ws1-cam", 8, -3*time.Second) // overlaps its start
+	index("ws1-cam", 9, 3*time.Second)
+	index("ws1-cam", 10, 4*time.Hour) // after the window
+	// Indexed out of order, and a sequence that starts over (a new
+	// publisher) before the later ones: by sequence, not by start.
+	index("ws1-screen", 1, 18*time.Second)
+	index("ws1-screen", 10, 0)
+	index("ws1-screen", 0, 12*time.Second)
+	index("ws1-screen", 11, 6*time.Second)
+	index("room1", 0, time.Hour)
+	index("ws2-cam", 0, time.Hour) // petrov's
+	media, err := s.ExamMedia(ctx, "exam1", "ivanov")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range media {
+		got = append(got, fmt.Sprintf("%s:%d", m.StreamID, m.Sequence))
+	}
+	want := []string{"site1/room1:0", "site1/ws1-cam:8", "site1/ws1-cam:9",
+		"site1/ws1-screen:0", "site1/ws1-screen:1", "site1/ws1-screen:10", "site1/ws1-screen:11"}
+	if !slices.Equal(got, want) {
+		t.Errorf("media %v, want %v", got, want)
+	}
+	m := media[2]
+	if !m.Start.Equal(examDay.Add(3*time.Second)) || m.Duration != 6 || m.ObjectKey != "site1/ws1-cam/000009-3s.m4s" ||
+		m.InitKey != "site1/ws1-cam/init.mp4" || m.Bytes != 1009 || m.SHA256 != strings.Repeat("09", 32) {
+		t.Errorf("media %+v", m)
+	}
+	if _, err := s.ExamMedia(ctx, "exam1", "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("candidate not in the exam: %v, want ErrNotFound", err)
+	}
 }
 
 type benchExam struct {
