@@ -68,7 +68,11 @@ type proc struct {
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 	mu   *sync.Mutex
-	done chan error
+	// stopping is set before the test stops the process on purpose.
+	stopping bool
+	// done is closed when the process has exited; err is how.
+	done chan struct{}
+	err  error
 }
 
 type syncWriter struct {
@@ -82,18 +86,31 @@ func (w syncWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
+// startProc starts a nokstream service. If it exits before the test stops
+// it, the test fails at once with its exit status and the tail of its log,
+// rather than later with "connection refused".
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	p := &proc{t: t, name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	w := syncWriter{p.mu, p.log}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	exited, err := testenv.Spawn(p.cmd)
+	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
+	go func() {
+		err := <-exited
+		p.mu.Lock()
+		p.err = err
+		unexpected := !p.stopping
+		p.mu.Unlock()
+		if unexpected {
+			t.Errorf("%s exited unexpectedly (%v); the end of its log:\n%s", name, describeExit(p.cmd, err), tail(p.output(), 40))
+		}
+		close(p.done)
+	}()
 	t.Cleanup(func() {
 		p.stop(syscall.SIGTERM)
 		if t.Failed() {
@@ -103,15 +120,46 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	return p
 }
 
+// describeExit says how a child ended: its exit status or the signal.
+func describeExit(cmd *exec.Cmd, err error) string {
+	st := cmd.ProcessState
+	if st == nil {
+		return fmt.Sprintf("wait: %v", err)
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "killed by " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit status %d", st.ExitCode())
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
 func (p *proc) output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.log.String()
 }
 
+// exited reports whether the process has exited, and how.
+func (p *proc) exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
 // stop sends sig and waits for the process to exit.
 func (p *proc) stop(sig syscall.Signal) {
-	if p.cmd.ProcessState != nil {
+	p.mu.Lock()
+	p.stopping = true
+	p.mu.Unlock()
+	if ok, _ := p.exited(); ok {
 		return
 	}
 	_ = p.cmd.Process.Signal(sig)
@@ -127,10 +175,8 @@ func (p *proc) stop(sig syscall.Signal) {
 func waitReady(t *testing.T, p *proc, addr string) {
 	t.Helper()
 	testenv.WaitFor(t, 30*time.Second, p.name+" to be ready", func() bool {
-		select {
-		case err := <-p.done:
+		if ok, err := p.exited(); ok {
 			t.Fatalf("%s exited: %v\n%s", p.name, err, p.output())
-		default:
 		}
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {

@@ -40,14 +40,14 @@ func startPublishers(t *testing.T, clip string, urls []string) *publishers {
 		cmd := exec.CommandContext(ctx, testenv.Tool(t, "ffmpeg"), "-hide_banner", "-loglevel", "error",
 			"-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", u)
 		cmd.Stderr = &stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
+		exited, err := testenv.Spawn(cmd)
+		if err != nil {
 			t.Fatal(err)
 		}
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			_ = cmd.Wait()
+			<-exited
 			p.mu.Lock()
 			p.ended[u] = time.Now()
 			p.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -127,6 +128,11 @@ func browser(t *testing.T) context.Context {
 		// Keep encoding at full rate in a background (headless) tab.
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
+		// chromedp would set Pdeathsig, which the kernel sends when the
+		// *thread* that started the browser ends, and Go retires threads:
+		// the browser could vanish mid-test. Without it, chromedp's cancel
+		// (below, in Cleanup) still kills the browser and its children.
+		chromedp.ModifyCmdFunc(func(*exec.Cmd) {}),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)

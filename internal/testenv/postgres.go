@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,7 +32,7 @@ const EnvPostgres = "NOKSTREAM_TEST_PG"
 // check for leaked goroutines ignore it:
 //
 //	goleak.IgnoreAnyFunction(testenv.PostgresSupervisor)
-const PostgresSupervisor = "github.com/nokstream/nokstream/internal/testenv.superviseServer"
+const PostgresSupervisor = ChildSupervisor
 
 // pgDir is where Debian's postgresql packages install their binaries, one
 // directory per major version.
@@ -248,10 +247,8 @@ func runServer(bin, dir, data string, port int, cred *syscall.Credential, dsn st
 		Pdeathsig: syscall.SIGQUIT,
 	}
 
-	started := make(chan error, 1)
-	exited := make(chan error, 1)
-	go superviseServer(cmd, started, exited)
-	if err := <-started; err != nil {
+	exited, err := Spawn(cmd)
+	if err != nil {
 		_ = logFile.Close()
 		return fmt.Errorf("start postgres: %w", err)
 	}
@@ -275,20 +272,6 @@ func runServer(bin, dir, data string, port int, cred *syscall.Credential, dsn st
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// superviseServer starts cmd and waits for it on a goroutine locked to its OS
-// thread for the server's whole life. The kernel sends Pdeathsig when the
-// thread that started the child exits, not the process; a thread the Go
-// runtime could retire would stop the server in the middle of the tests.
-func superviseServer(cmd *exec.Cmd, started, exited chan<- error) {
-	runtime.LockOSThread()
-	if err := cmd.Start(); err != nil {
-		started <- err
-		return
-	}
-	started <- nil
-	exited <- cmd.Wait()
 }
 
 // postgresBin returns the bin directory of the newest PostgreSQL installed.
