@@ -292,6 +292,9 @@ func TestRetentionLifecycle(t *testing.T) {
 	// The appeal is closed: the hold is lifted, and the evidence is kept a
 	// margin after closing.
 	c.Set(t0.Add(200 * day))
+	if err := e.st.DecideAppeal(ctx, appeal.ID, store.AppealRejected, "rejected", 0, c.Now()); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.st.CloseAppeal(ctx, appeal.ID, 0, c.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -480,6 +483,9 @@ func TestObjectLockMinIO(t *testing.T) {
 
 	// Closing the appeal lifts the hold; the margin runs from the close.
 	closedAt := time.Now()
+	if err := e.st.DecideAppeal(ctx, appeal.ID, store.AppealRejected, "rejected", 0, closedAt); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.st.CloseAppeal(ctx, appeal.ID, 0, closedAt); err != nil {
 		t.Fatal(err)
 	}

@@ -199,7 +199,7 @@ func (e *env) exam(id string, start, end time.Time) {
 	}
 	for i, c := range []string{"c1", "c2"} {
 		ws := fmt.Sprintf("ws%d", i+1)
-		if err := e.st.AddExamCandidate(ctx, id, c, ws+"-cam", ws+"-scr"); err != nil {
+		if err := e.st.AddExamCandidate(ctx, id, c, ws+"-cam", ws+"-scr", start); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.st.SetAdmission(ctx, id, c, true, "", 0, start); err != nil {

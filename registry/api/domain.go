@@ -49,7 +49,7 @@ type domainStore interface {
 	Exams(ctx context.Context, sc store.Scope, from, to time.Time) ([]store.Exam, error)
 	ExamOwner(ctx context.Context, id string) (store.Owner, error)
 	AppointExpert(ctx context.Context, exam, login string, by int64) (store.Expert, error)
-	AddExamCandidate(ctx context.Context, exam, candidate, webcam, screen string) error
+	AddExamCandidate(ctx context.Context, exam, candidate, webcam, screen string, now time.Time) error
 	ExamCandidates(ctx context.Context, exam string) ([]store.ExamCandidate, error)
 	ExamCandidate(ctx context.Context, exam, candidate string) (store.ExamCandidate, error)
 	SetAdmission(ctx context.Context, exam, candidate string, admitted bool, reason string, by int64, now time.Time) error

@@ -153,7 +153,7 @@ func TestResultPreconditions(t *testing.T) {
 	must(t, err)
 	must(t, e.store.CreateExam(ctx, &store.Exam{ID: "exam-bare", CenterID: o.center, SiteID: o.site, Qualification: "q-bare",
 		Start: examStart.Add(-24 * time.Hour), End: examEnd.Add(-24 * time.Hour)}))
-	must(t, e.store.AddExamCandidate(ctx, "exam-bare", o.loner, "ws1-cam", "ws1-screen"))
+	must(t, e.store.AddExamCandidate(ctx, "exam-bare", o.loner, "ws1-cam", "ws1-screen", examStart.Add(-48*time.Hour)))
 	must(t, e.store.SetAdmission(ctx, "exam-bare", o.loner, true, "", 0, examStart.Add(-24*time.Hour)))
 
 	council, center := o.tokens[store.RoleCouncil], o.tokens[store.RoleCenter]
@@ -420,6 +420,10 @@ func TestRetentionEvents(t *testing.T) {
 		return r
 	}
 	appeal := decode[struct{ ID string }](t, call("POST", "/api/v1/exams/exam1/candidates/"+o.cand+"/appeals", map[string]string{"reason": "оспариваю"}, http.StatusCreated)).ID
+	// An appeal is closed only once the commission's decision is recorded.
+	if r := call("POST", "/api/v1/appeals/"+appeal+"/close", nil, http.StatusConflict); !strings.Contains(string(r.body), "decision") {
+		t.Errorf("closing an undecided appeal: %s, want a reason naming the decision", r.body)
+	}
 	call("POST", "/api/v1/appeals/"+appeal+"/decision", map[string]string{"outcome": "rejected", "decision": "без изменений"}, http.StatusOK)
 	call("POST", "/api/v1/appeals/"+appeal+"/close", nil, http.StatusOK)
 	testenv.WaitFor(t, 10*time.Second, "the events before the outage", func() bool { return len(reasons()) == 4 })

@@ -229,7 +229,7 @@ func (s *Server) addExamCandidate(w http.ResponseWriter, r *http.Request, c *cal
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := s.store.AddExamCandidate(r.Context(), o.Exam, req.Candidate, req.Webcam, req.Screen); err != nil {
+	if err := s.store.AddExamCandidate(r.Context(), o.Exam, req.Candidate, req.Webcam, req.Screen, s.now()); err != nil {
 		return fail(err, "exam")
 	}
 	if err := s.audit(r, c, "exam.candidate_add", o.Exam+"/"+req.Candidate, map[string]any{"webcam": req.Webcam, "screen": req.Screen}); err != nil {

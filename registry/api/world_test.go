@@ -156,8 +156,8 @@ func newWorld(t *testing.T, e *env) *world {
 			must(t, err)
 		}
 		must(t, s.CreateExam(ctx, &store.Exam{ID: o.exam, CenterID: o.center, SiteID: o.site, Qualification: o.qual, Start: examStart, End: examEnd}))
-		must(t, s.AddExamCandidate(ctx, o.exam, o.cand, "ws1-cam", "ws1-screen"))
-		must(t, s.AddExamCandidate(ctx, o.exam, o.cand2, "ws2-cam", "ws2-screen"))
+		must(t, s.AddExamCandidate(ctx, o.exam, o.cand, "ws1-cam", "ws1-screen", examStart.Add(-time.Hour)))
+		must(t, s.AddExamCandidate(ctx, o.exam, o.cand2, "ws2-cam", "ws2-screen", examStart.Add(-time.Hour)))
 		must(t, s.SetAdmission(ctx, o.exam, o.cand, true, "", 0, examStart.Add(-time.Hour)))
 		must(t, s.SetAdmission(ctx, o.exam, o.cand2, true, "", 0, examStart.Add(-time.Hour)))
 		for _, role := range []string{store.RoleCouncil, store.RoleCenter, store.RoleSite, store.RoleExpert} {

@@ -178,7 +178,7 @@ type Store interface {
 	AddUser(ctx context.Context, login, role, orgID string) (string, error)
 	SaveCandidate(ctx context.Context, c store.Candidate) (bool, error)
 	CreateExam(ctx context.Context, e *store.Exam) error
-	AddExamCandidate(ctx context.Context, exam, candidate, webcam, screen string) error
+	AddExamCandidate(ctx context.Context, exam, candidate, webcam, screen string, now time.Time) error
 	AppointExpert(ctx context.Context, exam, login string, by int64) (store.Expert, error)
 	SetAdmission(ctx context.Context, exam, candidate string, admitted bool, reason string, by int64, now time.Time) error
 }
@@ -310,7 +310,7 @@ func applyExam(ctx context.Context, st Store, e Exam, r *Report, now time.Time) 
 		}
 	}
 	for _, c := range e.Candidates {
-		if err := st.AddExamCandidate(ctx, e.ID, c.Candidate, c.Webcam, c.Screen); err != nil {
+		if err := st.AddExamCandidate(ctx, e.ID, c.Candidate, c.Webcam, c.Screen, now); err != nil {
 			return fmt.Errorf("import exam %q: candidate %q: %w", e.ID, c.Candidate, err)
 		}
 		switch c.Admission {

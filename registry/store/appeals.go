@@ -122,16 +122,20 @@ func (s *Store) DecideAppeal(ctx context.Context, id, outcome, decision string, 
 }
 
 // CloseAppeal closes appeal id, which lifts its hold on the evidence, and
-// publishes RetentionChanged (appeal_closed). Closing a closed appeal is
-// ErrState.
+// publishes RetentionChanged (appeal_closed). An appeal is closed only
+// once the commission's decision is recorded: closing an open (undecided)
+// or a closed appeal is ErrState, and says which.
 func (s *Store) CloseAppeal(ctx context.Context, id string, by int64, now time.Time) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		status, exam, cand, err := lockAppeal(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if status == AppealClosed {
+		switch status {
+		case AppealClosed:
 			return fmt.Errorf("%w: the appeal is closed already", ErrState)
+		case AppealOpen:
+			return fmt.Errorf("%w: the commission's decision on the appeal is not recorded: record it (POST /api/v1/appeals/%s/decision) before closing", ErrState, id)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE appeals SET status = 'closed', closed_by = nullif($2, 0), closed_at = $3 WHERE id = $1`,
 			id, by, now); err != nil {

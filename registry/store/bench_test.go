@@ -295,7 +295,7 @@ func benchWorld(b *testing.B, s *store.Store, exams int) []benchExam {
 			if _, err := s.SaveCandidate(ctx, store.Candidate{ID: cand, CenterID: "center1", LastName: "L", FirstName: "F", Document: cand}); err != nil {
 				b.Fatal(err)
 			}
-			if err := s.AddExamCandidate(ctx, e.id, cand, fmt.Sprintf("ws%d-cam", w), fmt.Sprintf("ws%d-screen", w)); err != nil {
+			if err := s.AddExamCandidate(ctx, e.id, cand, fmt.Sprintf("ws%d-cam", w), fmt.Sprintf("ws%d-screen", w), e.start); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -52,10 +52,10 @@ func world(t *testing.T, s *store.Store) *store.Exam {
 	if err := s.CreateExam(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddExamCandidate(ctx, "exam1", "ivanov", "ws1-cam", "ws1-screen"); err != nil {
+	if err := s.AddExamCandidate(ctx, "exam1", "ivanov", "ws1-cam", "ws1-screen", examDay.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddExamCandidate(ctx, "exam1", "petrov", "ws2-cam", "ws2-screen"); err != nil {
+	if err := s.AddExamCandidate(ctx, "exam1", "petrov", "ws2-cam", "ws2-screen", examDay.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	return e

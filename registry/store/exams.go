@@ -270,8 +270,12 @@ type ExamCandidate struct {
 // RetentionChanged (exam_changed): other footage is now their evidence. The candidate must be
 // registered by the exam's center, the devices must be a webcam and a
 // screen, and no other candidate of an exam overlapping this one at the
-// site may use them (ErrInvalid says which is wrong).
-func (s *Store) AddExamCandidate(ctx context.Context, exam, candidate, webcam, screen string) error {
+// site may use them (ErrInvalid says which is wrong). Once the exam has
+// started (at now), whose footage a workstation records cannot change: a
+// candidate of the exam keeps the workstation it had, and moving them is
+// ErrState with the reason; adding them again at the same workstation
+// changes nothing.
+func (s *Store) AddExamCandidate(ctx context.Context, exam, candidate, webcam, screen string, now time.Time) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var e Exam
 		err := tx.QueryRow(ctx, `SELECT center_id, site_id, starts_at, ends_at FROM exams WHERE id = $1 FOR UPDATE`, exam).
@@ -281,6 +285,21 @@ func (s *Store) AddExamCandidate(ctx context.Context, exam, candidate, webcam, s
 		}
 		if err != nil {
 			return err
+		}
+		var curWebcam, curScreen string
+		err = tx.QueryRow(ctx, `SELECT webcam_device, screen_device FROM exam_candidates WHERE exam_id = $1 AND candidate_id = $2`,
+			exam, candidate).Scan(&curWebcam, &curScreen)
+		placed := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if !now.Before(e.Start) && placed {
+			if curWebcam == webcam && curScreen == screen {
+				return nil // the same workstation: nothing changes
+			}
+			return fmt.Errorf("%w: the exam started at %s: candidate %s stays at the workstation of %s/%s and %s/%s, "+
+				"whose footage is their evidence", ErrState, e.Start.UTC().Format(time.RFC3339), candidate,
+				e.SiteID, curWebcam, e.SiteID, curScreen)
 		}
 		var center string
 		err = tx.QueryRow(ctx, `SELECT center_id FROM candidates WHERE id = $1`, candidate).Scan(&center)

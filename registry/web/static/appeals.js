@@ -68,7 +68,7 @@ async function loadAppeals() {
     const exp = NS.el('button', {type: 'button', class: 'btn small light export'}, NS.t('Выгрузить доказательства'));
     exp.addEventListener('click', () => exportBundle(a.exam, a.candidate));
     actions.append(exp);
-    if (a.status !== 'closed') {
+    if (a.status === 'decided') { // an appeal is closed only once its decision is recorded
       const close = NS.el('button', {type: 'button', class: 'btn small close'}, NS.t('Закрыть'));
       close.addEventListener('click', async () => {
         if (!navigator.webdriver && !confirm(NS.t('Закрыть апелляцию? Удержание записей будет снято.'))) return;
