@@ -70,7 +70,7 @@ func (p *publishers) running() int {
 
 // waitAllClosed waits until every segment that ingest closed for a stream
 // (as its spool counts them: the next sequence number it would give) is in
-// the index, and returns them. Split mode only.
+// the index, and returns them.
 func (in *installation) waitAllClosed(stream string, timeout time.Duration) []segment {
 	in.t.Helper()
 	site, device, _ := strings.Cut(stream, "/")

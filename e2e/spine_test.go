@@ -31,7 +31,7 @@ type installation struct {
 	procs    map[string]*proc
 	startFns map[string]func() *proc
 	addrs    map[string]string // HTTP address of each service, in split mode
-	dirs     map[string]string // data directory of each service that has one, in split mode
+	dirs     map[string]string // data directory of each service that has one (all's is ingest's)
 	readers  int               // Kafka reader groups used by readEvents
 	db       *testenv.TCPProxy // between the services and PostgreSQL, with options.proxyDB
 }
@@ -87,6 +87,7 @@ func startAllWith(t *testing.T, segment time.Duration, o options, devices ...str
 		return p
 	}
 	in.procs["all"] = in.startFns["all"]()
+	in.dirs = map[string]string{"ingest": data}
 	in.api = login(t, "http://"+httpAddr, "auditor", pw)
 	return in
 }

@@ -40,6 +40,15 @@ type Config struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// Node names this transcoder in events.
 	Node string `yaml:"node"`
+	// MaxSegmentBytes is the largest raw segment (with its init segment)
+	// transcoded; a larger one is not fetched, and is reported and
+	// dead-lettered. Ingest cuts every segment at 256 MiB.
+	MaxSegmentBytes int64 `yaml:"max_segment_bytes"`
+	// InflightBytes bounds the raw bytes of the segments being handled at
+	// once, over every worker: a worker waits for room before it fetches,
+	// so that a backlog waits on the bus, not in memory. Decoded pictures
+	// and outputs come on top, a few times a segment's size at most.
+	InflightBytes int64 `yaml:"inflight_bytes"`
 }
 
 // Profile is how the review rendition of one source kind is encoded
@@ -99,6 +108,10 @@ func DefaultConfig() Config {
 		IdleFlush:   30 * time.Second,
 		MaxAttempts: 3,
 		Node:        "transcoder",
+		// A 6 s segment of a 1080p camera is 2-5 MB; a workstation's
+		// screen at 40 Mbit/s (ingest's cap) 30 MB.
+		MaxSegmentBytes: 256 << 20,
+		InflightBytes:   512 << 20,
 	}
 }
 
@@ -136,6 +149,10 @@ func (c Config) Validate() error {
 	}
 	if c.IdleFlush <= 0 {
 		errs = append(errs, fmt.Errorf("idle_flush %v: not positive", c.IdleFlush))
+	}
+	if c.MaxSegmentBytes < 1<<20 || c.InflightBytes < c.MaxSegmentBytes {
+		errs = append(errs, fmt.Errorf("max_segment_bytes %d, inflight_bytes %d: want at least 1 MiB, and room for the largest segment in flight",
+			c.MaxSegmentBytes, c.InflightBytes))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("max_attempts %d: want at least 1", c.MaxAttempts))

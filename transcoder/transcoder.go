@@ -49,6 +49,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
@@ -97,6 +98,10 @@ type Service struct {
 	now func() time.Time
 	met *metrics
 
+	// inflight holds the raw bytes of the segments being handled
+	// (cfg.InflightBytes).
+	inflight *semaphore.Weighted
+
 	mu       sync.Mutex
 	streams  map[string]*stream
 	attempts map[string]int // segment id → failed attempts
@@ -136,7 +141,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, bus: d.Bus, bls: d.Blob, log: d.Log, now: d.Now, met: met,
-		streams: map[string]*stream{}, attempts: map[string]int{}}
+		streams: map[string]*stream{}, attempts: map[string]int{}, inflight: semaphore.NewWeighted(cfg.InflightBytes)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -221,6 +226,19 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, st *stream, ev *
 		log.Debug("segment already transcoded")
 		return "skipped", nil
 	}
+
+	// Room for the bytes before they are fetched; a segment too large to
+	// ever fit is refused, not waited for.
+	size := max(ev.Bytes, 0) + max(ev.InitBytes, 0)
+	if size > s.cfg.MaxSegmentBytes {
+		s.met.segments.WithLabelValues("too_large").Inc()
+		return "", bus.Permanent(fmt.Errorf("segment %s is %d bytes with its init segment, above the %d this transcoder takes (max_segment_bytes)",
+			ev.SegmentID, size, s.cfg.MaxSegmentBytes))
+	}
+	if err := s.inflight.Acquire(ctx, size); err != nil {
+		return "", err
+	}
+	defer s.inflight.Release(size)
 
 	initBytes, err := s.fetch(ctx, ev.InitKey, ev.InitBytes, ev.InitSHA256)
 	if err != nil {
@@ -548,7 +566,12 @@ func (s *Service) fetch(ctx context.Context, key string, size int64, sha string)
 	return b, nil
 }
 
-// get reads an object whole; size, when known, saves growing the buffer.
+// maxSmallObject is the most read of an object of unknown size: a manifest
+// or a detector state.
+const maxSmallObject = 16 << 20
+
+// get reads an object whole; size, when known, saves growing the buffer and
+// bounds what is read.
 func (s *Service) get(ctx context.Context, key string, size int64) ([]byte, error) {
 	rc, err := s.bls.Get(ctx, key)
 	if err != nil {
@@ -557,7 +580,13 @@ func (s *Service) get(ctx context.Context, key string, size int64) ([]byte, erro
 	defer rc.Close()
 	var buf bytes.Buffer
 	buf.Grow(int(max(size, 0)) + bytes.MinRead)
-	if _, err := buf.ReadFrom(rc); err != nil {
+	// Never more than was announced (and one byte to tell that there was
+	// more), or than a manifest or state could be.
+	limit := int64(maxSmallObject)
+	if size > 0 {
+		limit = size + 1
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(rc, limit)); err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	return buf.Bytes(), nil

@@ -33,6 +33,7 @@ adapters instead. Migrations are applied at start.`,
 				return err
 			}
 			defer p.close()
+			p.adminLoop = g.admin(log, "all", p.reg, p.health)
 			st, blobStore, b, reg, health := p.st, p.blob, p.bus, p.reg, p.health
 			pulls, err := fi.pullSource(st, d.data, log.With("service", "ingest"))
 			if err != nil {
@@ -60,7 +61,7 @@ adapters instead. Migrations are applied at start.`,
 			if err != nil {
 				return err
 			}
-			return runAll(ctx, ing.Run, tc.Run, arc.Run, consume,
+			return runAll(ctx, ing.Run, tc.Run, arc.Run, consume, p.adminLoop,
 				func(ctx context.Context) error { return serveHTTP(ctx, log, "all", fr.httpAddr, withWHIP(ing, h)) })
 		},
 	}

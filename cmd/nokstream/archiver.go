@@ -122,6 +122,7 @@ func archiverCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer p.close()
+			p.adminLoop = g.admin(log, "archiver", p.reg, p.health)
 			svc, err := archiverService(&f, d.data, p.st, p.blob, p.bus, log, p.reg)
 			if err != nil {
 				return err

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
@@ -238,11 +241,13 @@ func serveHTTP(ctx context.Context, log *slog.Logger, name, addr string, h http.
 // process is what a service process opens before it runs: its metrics,
 // readiness checks and the shared dependencies, each with its check.
 type process struct {
-	reg    *prometheus.Registry
-	health *obs.Health
-	st     *store.Store // nil unless asked for
-	blob   blob.Store
-	bus    bus.Bus
+	// adminLoop serves --admin-addr, nil without one.
+	adminLoop func(context.Context) error
+	reg       *prometheus.Registry
+	health    *obs.Health
+	st        *store.Store // nil unless asked for
+	blob      blob.Store
+	bus       bus.Bus
 }
 
 // openOpts says what a process needs.
@@ -292,6 +297,40 @@ func (p *process) close() {
 	}
 }
 
+// admin returns the loop that serves the admin address (--admin-addr):
+// /metrics, /healthz, /readyz and, with --pprof, Go's profiles. It returns
+// nil when there is no admin address.
+func (g *globalFlags) admin(log *slog.Logger, name string, reg *prometheus.Registry, health *obs.Health) func(context.Context) error {
+	if g.adminAddr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	obs.Register(mux, reg, health)
+	if g.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return func(ctx context.Context) error { return serveHTTP(ctx, log, name+" admin", g.adminAddr, mux) }
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit (GOMEMLIMIT) to 70%
+// of the cgroup's memory limit, when there is one and GOMEMLIMIT is not set:
+// the garbage collector then works harder before the kernel's OOM killer
+// would. The rest is left to memory the Go runtime does not manage, FFmpeg's
+// in the transcoder. AUTOMEMLIMIT=off or a ratio overrides it.
+func setMemoryLimit(log *slog.Logger) {
+	limit, err := memlimit.Set(memlimit.WithRatio(0.7), memlimit.WithProvider(memlimit.FromCgroup))
+	switch {
+	case err != nil:
+		log.Debug("no memory limit from the cgroup", "err", err)
+	case limit > 0 && limit < math.MaxInt64:
+		log.Debug("go memory limit", "bytes", limit)
+	}
+}
+
 // serve runs the service loops and an HTTP server on addr with /metrics,
 // /healthz, /readyz and the extra handlers, until ctx ends or one fails.
 func (p *process) serve(ctx context.Context, log *slog.Logger, name, addr string, extra map[string]http.Handler,
@@ -301,5 +340,5 @@ func (p *process) serve(ctx context.Context, log *slog.Logger, name, addr string
 	for pattern, h := range extra {
 		mux.Handle(pattern, h)
 	}
-	return runAll(ctx, append(loops, func(ctx context.Context) error { return serveHTTP(ctx, log, name, addr, mux) })...)
+	return runAll(ctx, append(loops, func(ctx context.Context) error { return serveHTTP(ctx, log, name, addr, mux) }, p.adminLoop)...)
 }

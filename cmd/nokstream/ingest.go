@@ -130,6 +130,7 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer p.close()
+			p.adminLoop = g.admin(log, "ingest", p.reg, p.health)
 			pulls, err := f.pullSource(p.st, d.data, log)
 			if err != nil {
 				return err
@@ -159,11 +160,14 @@ func withWHIP(ing *ingest.Service, h http.Handler) http.Handler {
 	return mux
 }
 
-// runAll runs the functions until ctx ends or one fails.
+// runAll runs the functions until ctx ends or one fails; nil ones are
+// skipped.
 func runAll(ctx context.Context, fns ...func(context.Context) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, fn := range fns {
-		g.Go(func() error { return fn(gctx) })
+		if fn != nil {
+			g.Go(func() error { return fn(gctx) })
+		}
 	}
 	return g.Wait()
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,6 +29,8 @@ func main() {
 type globalFlags struct {
 	logLevel  string
 	logFormat string
+	adminAddr string
+	pprof     bool
 }
 
 func rootCommand() *cobra.Command {
@@ -42,11 +45,21 @@ Every flag can also be set from the environment: --db is NOKSTREAM_DB,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd.Flags())
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			if g.pprof && g.adminAddr == "" {
+				return errors.New("--pprof needs --admin-addr: profiles are never served on a public port")
+			}
+			setMemoryLimit(g.logger())
+			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	root.PersistentFlags().StringVar(&g.adminAddr, "admin-addr", "",
+		"services: also serve /metrics, /healthz, /readyz (and --pprof) on this address, e.g. 127.0.0.1:9190")
+	root.PersistentFlags().BoolVar(&g.pprof, "pprof", false, "services: serve Go's profiles (/debug/pprof/) on --admin-addr")
 	root.AddCommand(
 		allCommand(g), ingestCommand(g), transcoderCommand(g), archiverCommand(g), registryCommand(g),
 		migrateCommand(g), simCommand(g), deviceCommand(g), userCommand(g), linkCommand(g),

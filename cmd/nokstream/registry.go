@@ -101,11 +101,12 @@ func registryCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer p.close()
+			p.adminLoop = g.admin(log, "registry", p.reg, p.health)
 			h, consume, err := registryParts(&f, d.data, p.st, p.blob, p.bus, log, p.reg, p.health)
 			if err != nil {
 				return err
 			}
-			return runAll(ctx, consume, func(ctx context.Context) error { return serveHTTP(ctx, log, "registry", f.httpAddr, h) })
+			return runAll(ctx, consume, p.adminLoop, func(ctx context.Context) error { return serveHTTP(ctx, log, "registry", f.httpAddr, h) })
 		},
 	}
 	d.dataFlag(cmd)

@@ -27,6 +27,7 @@ type transcoderFlags struct {
 	silentMin time.Duration
 	scene     float64
 	node      string
+	inflight  int64
 }
 
 func (f *transcoderFlags) register(cmd *cobra.Command) {
@@ -52,6 +53,8 @@ func (f *transcoderFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.silentMin, "silent-min", def.Detect.SilenceMin, "report audio that stays silent this long")
 	fl.Float64Var(&f.scene, "scene-score", def.Detect.SceneScore, "report a change of scene with at least this score (0-1)")
 	fl.StringVar(&f.node, "transcoder-node", def.Node, "name of this transcoder in events")
+	fl.Int64Var(&f.inflight, "transcode-inflight-mib", def.InflightBytes>>20,
+		"MiB of raw segments handled at once over all workers; more waits on the bus, not in memory")
 }
 
 // config returns the transcoder configuration; inProcess says whether the
@@ -95,6 +98,7 @@ func (f *transcoderFlags) config(inProcess bool) (transcoder.Config, error) {
 	cfg.Detect.BlackMin, cfg.Detect.FrozenMin, cfg.Detect.SilenceMin = f.blackMin, f.frozenMin, f.silentMin
 	cfg.Detect.SceneScore = f.scene
 	cfg.Node = f.node
+	cfg.InflightBytes = f.inflight << 20
 	return cfg, cfg.Validate()
 }
 
@@ -118,6 +122,7 @@ func transcoderCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer p.close()
+			p.adminLoop = g.admin(log, "transcoder", p.reg, p.health)
 			svc, err := transcoder.New(cfg, transcoder.Deps{Bus: p.bus, Blob: p.blob, Log: log, Registry: p.reg, Now: time.Now})
 			if err != nil {
 				return err

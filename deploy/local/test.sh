@@ -16,7 +16,10 @@ dsn=$(deploy/local/pg.sh start "$pgdir" "$pgport")
 export NOKSTREAM_TEST_PG="$dsn"
 [ -n "${NOKSTREAM_TEST_KAFKA:-}" ] && echo "test: using the Kafka cluster $NOKSTREAM_TEST_KAFKA"
 echo "test: go test ./... (about 8 minutes)"
-go test -count=1 -timeout 15m "$@" ./...
+# Arguments that name packages replace ./... (make soak).
+pkgs=(./...)
+for a in "$@"; do [[ "$a" == ./* ]] && pkgs=(); done
+go test -count=1 -timeout 15m "$@" "${pkgs[@]}"
 if [ $# -eq 0 ]; then
   # The fuzz targets of untrusted input run briefly on every full test run
   # (their seed corpora also run above, as plain tests).
