@@ -85,7 +85,7 @@ func (d *decider) decideSegments(ctx context.Context, objs []store.ArchiveObject
 		for _, i := range g.idx {
 			o := objs[i]
 			out[i] = d.settings.Decide(retention.Object{Key: o.Key, End: o.End, Unlinked: unlinked},
-				linked(o, exams), applied(o, isNew))
+				linked(o, exams), applied(o, isNew)).At(d.now())
 		}
 	}
 	return out, nil
@@ -131,7 +131,7 @@ func (d *decider) decideSeal(ctx context.Context, o store.ArchiveObject, isNew b
 	for _, ce := range ces {
 		exams = append(exams, ce.CandidateExam)
 	}
-	return d.settings.Decide(retention.Object{Key: o.Key, End: o.End}, exams, applied(o, isNew)), nil
+	return d.settings.Decide(retention.Object{Key: o.Key, End: o.End}, exams, applied(o, isNew)).At(d.now()), nil
 }
 
 // decideObjects decides for archived objects of any kind.

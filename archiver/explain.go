@@ -99,7 +99,7 @@ func explainExam(ctx context.Context, d *decider, st ExplainStore, ce store.Evid
 	var b strings.Builder
 	fmt.Fprintf(&b, "exam %s, candidate %s: site %s, %s to %s, council %s, qualification %s\n", ce.ExamID, ce.CandidateID,
 		ce.Site, ce.Start.UTC().Format(time.RFC3339), ce.End.UTC().Format(time.RFC3339), ce.Council, ce.Qualification)
-	own := d.settings.Decide(retention.Object{Key: "its evidence", End: ce.End}, []retention.CandidateExam{ce.CandidateExam}, retention.Applied{})
+	own := d.settings.Decide(retention.Object{Key: "its evidence", End: ce.End}, []retention.CandidateExam{ce.CandidateExam}, retention.Applied{}).At(now)
 	for line := range strings.SplitSeq(strings.TrimRight(retention.Explain(now, "  what this candidate-exam asks of its evidence:", own), "\n"), "\n") {
 		b.WriteString(line + "\n")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nokstream/nokstream/archiver/retention"
@@ -69,6 +70,23 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 		}
 		if err := s.applyBatch(ctx, keep, keepDs); err != nil {
 			return st, err
+		}
+		// Footage that became overdue evidence is held now: so are the
+		// init segments it uses.
+		var inits []string
+		for i, o := range keep {
+			if keepDs[i].LegalHold && !o.LegalHold && o.InitKey != "" && !slices.Contains(inits, o.InitKey) {
+				inits = append(inits, o.InitKey)
+			}
+		}
+		if len(inits) > 0 {
+			objs, err := s.d.Store.ArchiveObjectsByKeys(ctx, inits)
+			if err != nil {
+				return st, err
+			}
+			if err := s.decideAndApply(ctx, objs); err != nil {
+				return st, err
+			}
 		}
 		if len(due) < s.cfg.Batch {
 			break

@@ -79,7 +79,8 @@ func TestPropertyRetention(t *testing.T) {
 	t.Logf("%d histories: %+v", n, stats)
 	// The histories must exercise what they claim to.
 	if stats.Deleted == 0 || stats.Holds == 0 || stats.Unmarked == 0 || stats.Revoked == 0 || stats.Extended == 0 ||
-		stats.Rework == 0 || stats.Upheld == 0 || stats.LateExams == 0 || stats.Unlinked == 0 || stats.Shared == 0 {
+		stats.Rework == 0 || stats.Upheld == 0 || stats.LateExams == 0 || stats.Unlinked == 0 || stats.Shared == 0 ||
+		stats.Overdue == 0 || stats.Disposed == 0 {
 		t.Errorf("histories do not cover every case: %+v", stats)
 	}
 }
@@ -88,6 +89,7 @@ const grid = time.Hour // every time in a history is a whole hour
 
 type simStats struct {
 	Objects, Deleted, Holds, Unmarked, Revoked, Extended, Rework, Upheld, LateExams, Unlinked, Shared, Events int
+	Overdue, Disposed                                                                                         int
 }
 
 func (s *simStats) add(o simStats) {
@@ -103,6 +105,8 @@ func (s *simStats) add(o simStats) {
 	s.Unlinked += o.Unlinked
 	s.Shared += o.Shared
 	s.Events += o.Events
+	s.Overdue += o.Overdue
+	s.Disposed += o.Disposed
 }
 
 type simExam struct {
@@ -195,6 +199,9 @@ func (s *sim) generate() {
 	s.now = day
 	s.settings = retention.DefaultSettings()
 	s.settings.Unlinked = s.days(7, 30)
+	// The histories draw periods below the legal floors too, to cover
+	// more dates; the floors are tested on their own.
+	s.settings.Floors = retention.Floors{}
 	s.delay = s.hours(1, 72)
 	policies := []retention.Policy{{}, {AppealWindow: s.days(14, 60), AppealMargin: s.days(1, 30), Provisional: s.days(30, 120)}}
 
@@ -282,7 +289,22 @@ func (s *sim) generateFacts(c *simCand) {
 	f := &c.facts
 	ex := c.exam
 	if !s.chance(0.85) {
-		return // never a result
+		// Never a result: overdue evidence once the provisional period
+		// ends, until the council disposes of it, if it does.
+		prov := f.Policy.Provisional
+		if prov == 0 {
+			prov = s.settings.Default.Provisional
+		}
+		s.stats.Overdue++
+		if s.chance(0.5) {
+			s.stats.Disposed++
+			at := ex.end.Add(prov).Add(s.days(0, 60)).Add(s.hours(1, 23))
+			s.event(at, "dispose "+f.CandidateID, func() []*simCand {
+				f.DisposedAt = at
+				return []*simCand{c}
+			})
+		}
+		return
 	}
 	at := ex.end.Add(s.days(0, 40))
 	cert := s.chance(0.55)
@@ -439,9 +461,34 @@ func (s *sim) facts(o *simObject) ([]retention.CandidateExam, time.Time) {
 // requirement is the oracle: what the law asks of the object now, written
 // from the rules of issue 5 without the engine.
 func (s *sim) requirement(o *simObject) (due time.Time, held bool) {
+	due, held, _ = s.requirementLoose(o)
+	return due, held
+}
+
+// requirementLoose is requirement, and whether the hold may be either way:
+// overdue evidence must be held from the time the object would have gone
+// at the latest, and may be held as soon as an archiver decision sees it
+// overdue.
+func (s *sim) requirementLoose(o *simObject) (due time.Time, held, loose bool) {
+	if o.isInit() {
+		// An init segment is held while a kept segment that uses it is.
+		due, _, _ = s.requirementOf(o)
+		for _, u := range o.users {
+			if u.arrived && !u.deleted {
+				_, h, l := s.requirementOf(u)
+				held, loose = held || h, loose || l
+			}
+		}
+		return due, held, loose && !held
+	}
+	return s.requirementOf(o)
+}
+
+func (s *sim) requirementOf(o *simObject) (due time.Time, held, loose bool) {
 	exams, end := s.facts(o)
+	overdue := false
 	if len(exams) == 0 {
-		return end.Add(s.settings.Unlinked), false
+		return end.Add(s.settings.Unlinked), false, false
 	}
 	for _, ce := range exams {
 		window, margin, prov := s.settings.Default.AppealWindow, s.settings.Default.AppealMargin, s.settings.Default.Provisional
@@ -450,6 +497,13 @@ func (s *sim) requirement(o *simObject) (due time.Time, held bool) {
 		}
 		if ce.Result == retention.ResultNone {
 			due = later(due, ce.End.Add(prov))
+			appealEnded := slices.ContainsFunc(ce.Appeals, func(a retention.Appeal) bool { return !a.ClosedAt.IsZero() })
+			switch {
+			case !ce.DisposedAt.IsZero():
+				due = later(due, ce.DisposedAt)
+			case !appealEnded && !s.now.Before(ce.End.Add(prov)):
+				overdue = true
+			}
 		} else {
 			due = later(due, ce.ResultAt.Add(window+margin))
 		}
@@ -464,7 +518,15 @@ func (s *sim) requirement(o *simObject) (due time.Time, held bool) {
 			}
 		}
 	}
-	return due, held
+	// Overdue evidence is never deleted automatically: it is held from
+	// the time the object would have gone.
+	switch {
+	case overdue && !s.now.Before(later(due, o.due)):
+		held = true
+	case overdue && !held:
+		loose = true
+	}
+	return due, held, loose
 }
 
 func later(a, b time.Time) time.Time {
@@ -493,7 +555,7 @@ func (s *sim) decide(o *simObject) retention.Decision {
 		return retention.Serves(s.users(o), o.applied)
 	}
 	exams, end := s.facts(o)
-	return s.settings.Decide(retention.Object{Key: o.key, End: end}, exams, o.applied)
+	return s.settings.Decide(retention.Object{Key: o.key, End: end}, exams, o.applied).At(s.now)
 }
 
 // users are the kept segments that use an init segment.
@@ -671,6 +733,17 @@ func (s *sim) sweep() error {
 			action = retention.SweepKeep // an init goes only after its last segment
 		}
 		switch action {
+		case retention.SweepKeep:
+			if o.markedAt.IsZero() {
+				// Phase one records what it decided: a new date, or a
+				// hold (overdue evidence), and the hold reaches the
+				// init segment the footage uses.
+				hold := o.appliedHold
+				s.apply(o, d)
+				if d.LegalHold && !hold && !o.isInit() {
+					s.apply(o.init, s.decide(o.init))
+				}
+			}
 		case retention.SweepMark:
 			o.markedAt = s.now
 		case retention.SweepUnmark:
@@ -704,11 +777,11 @@ func (s *sim) check() error {
 		if !o.arrived || o.deleted {
 			continue
 		}
-		_, held := s.requirement(o)
+		_, held, loose := s.requirementLoose(o)
 		switch {
 		case !o.applied.RetainUntil.Equal(o.due) || !o.storeUntil.Equal(o.due):
 			return fmt.Errorf("%s: applied retain-until %s, stored %s, due %s", o.key, o.applied.RetainUntil, o.storeUntil, o.due)
-		case o.storeHold != held || o.appliedHold != held:
+		case o.storeHold != o.appliedHold || (!loose && o.storeHold != held):
 			return fmt.Errorf("%s: hold applied %v, stored %v, want %v", o.key, o.appliedHold, o.storeHold, held)
 		case !held && !s.now.Before(o.due.Add(s.delay+grid)):
 			return fmt.Errorf("%s: due %s, delay %s, not deleted by %s", o.key, o.due, s.delay, s.now)

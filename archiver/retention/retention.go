@@ -16,12 +16,20 @@
 //     window: the evidence is kept until the window ends plus a margin
 //     (appeal_window).
 //   - Before any result exists, the evidence is kept for a provisional
-//     period after the exam (provisional).
+//     period after the exam (provisional). Evidence whose result is still
+//     missing when that period ends is never deleted automatically: the
+//     candidate-exam is overdue evidence (overdue_evidence), and it holds
+//     the object until a result is recorded, an appeal ends (appeal_closed)
+//     or the council disposes of it explicitly, with a reason
+//     (disposed): then it may go from the disposal on.
 //   - A closed appeal keeps the evidence for the margin after it closed
 //     (appeal_closed); an open appeal puts the object under legal hold
 //     (appeal_open), whatever its date.
 //   - Footage that is evidence for no exam is kept only for a short period
 //     after it was recorded (unlinked, 152-FZ minimisation).
+//   - No period is shorter than the legal floors (Floors): a shorter
+//     setting is refused where it is made, and a shorter one found in
+//     the facts counts as the floor.
 //   - An init segment is kept as long as the longest-kept media segment that
 //     uses it, and held while any of them is (serves): it is evidence only
 //     with them, and they cannot be played without it.
@@ -56,6 +64,8 @@ const (
 	RuleAppealOpen   Rule = "appeal_open"
 	RuleProvisional  Rule = "provisional"
 	RuleUnlinked     Rule = "unlinked"
+	RuleOverdue      Rule = "overdue_evidence"
+	RuleDisposed     Rule = "disposed"
 	RuleServes       Rule = "serves"
 	RuleKept         Rule = "never_shortened"
 )
@@ -76,6 +86,53 @@ type Policy struct {
 	Provisional time.Duration `yaml:"provisional" json:"provisional"`
 }
 
+// Floors are the legal minimum periods: no council or qualification may
+// set a shorter one, and the archiver never applies a shorter one. A zero
+// field sets no floor.
+type Floors struct {
+	AppealWindow time.Duration `yaml:"appeal_window" json:"appeal_window"`
+	AppealMargin time.Duration `yaml:"appeal_margin" json:"appeal_margin"`
+	Provisional  time.Duration `yaml:"provisional" json:"provisional"`
+	Unlinked     time.Duration `yaml:"unlinked" json:"unlinked"`
+}
+
+// DefaultFloors returns the legal floors: an appeal window of 30 days, a
+// margin of 30 days, 90 days provisional, 7 days for unlinked footage.
+func DefaultFloors() Floors {
+	return Floors{AppealWindow: 30 * Day, AppealMargin: 30 * Day, Provisional: 90 * Day, Unlinked: 7 * Day}
+}
+
+// BelowFloorError says which period is below which floor.
+type BelowFloorError struct {
+	Setting string        // e.g. "provisional"
+	Value   time.Duration // what was asked
+	Floor   time.Duration
+}
+
+func (e *BelowFloorError) Error() string {
+	return fmt.Sprintf("%s of %s is below the legal floor of %s", e.Setting, days(e.Value), days(e.Floor))
+}
+
+// Check returns a *BelowFloorError for the first period of p (and unlinked)
+// below its floor. A zero period is not checked: it takes the default,
+// which is checked where it is configured.
+func (f Floors) Check(p Policy, unlinked time.Duration) error {
+	for _, c := range []struct {
+		name     string
+		v, floor time.Duration
+	}{
+		{"appeal_window", p.AppealWindow, f.AppealWindow},
+		{"appeal_margin", p.AppealMargin, f.AppealMargin},
+		{"provisional", p.Provisional, f.Provisional},
+		{"unlinked", unlinked, f.Unlinked},
+	} {
+		if c.v != 0 && c.v < c.floor {
+			return &BelowFloorError{Setting: c.name, Value: c.v, Floor: c.floor}
+		}
+	}
+	return nil
+}
+
 // Settings are the archiver's retention settings.
 type Settings struct {
 	// Default is the policy of every council and qualification that sets
@@ -84,6 +141,8 @@ type Settings struct {
 	// Unlinked is how long footage that is evidence for no exam is kept
 	// after it was recorded (default 30 days).
 	Unlinked time.Duration `yaml:"unlinked" json:"unlinked"`
+	// Floors are the legal minimum periods (DefaultFloors).
+	Floors Floors `yaml:"floors" json:"floors"`
 }
 
 // DefaultSettings returns the defaults of issue 5: a 30-day appeal window
@@ -96,6 +155,7 @@ func DefaultSettings() Settings {
 			Provisional:  90 * Day,
 		},
 		Unlinked: 30 * Day,
+		Floors:   DefaultFloors(),
 	}
 }
 
@@ -110,6 +170,10 @@ func (s Settings) Validate() error {
 		{"default.appeal_margin", s.Default.AppealMargin},
 		{"default.provisional", s.Default.Provisional},
 		{"unlinked", s.Unlinked},
+		{"floors.appeal_window", s.Floors.AppealWindow},
+		{"floors.appeal_margin", s.Floors.AppealMargin},
+		{"floors.provisional", s.Floors.Provisional},
+		{"floors.unlinked", s.Floors.Unlinked},
 	} {
 		if f.d < 0 {
 			errs = append(errs, fmt.Errorf("%s %v is negative", f.name, f.d))
@@ -121,13 +185,17 @@ func (s Settings) Validate() error {
 	if s.Unlinked == 0 {
 		errs = append(errs, errors.New("unlinked is zero: footage would be deletable as soon as it is recorded"))
 	}
+	if err := s.Floors.Check(s.Default, s.Unlinked); err != nil {
+		errs = append(errs, fmt.Errorf("default: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("retention settings: %w", err)
 	}
 	return nil
 }
 
-// resolve fills the zero fields of p from the defaults.
+// resolve fills the zero fields of p from the defaults, and raises a
+// period below its floor to the floor (a setting made before the floor).
 func (s Settings) resolve(p Policy) Policy {
 	if p.AppealWindow <= 0 {
 		p.AppealWindow = s.Default.AppealWindow
@@ -138,6 +206,9 @@ func (s Settings) resolve(p Policy) Policy {
 	if p.Provisional <= 0 {
 		p.Provisional = s.Default.Provisional
 	}
+	p.AppealWindow = max(p.AppealWindow, s.Floors.AppealWindow)
+	p.AppealMargin = max(p.AppealMargin, s.Floors.AppealMargin)
+	p.Provisional = max(p.Provisional, s.Floors.Provisional)
 	return p
 }
 
@@ -193,6 +264,10 @@ type CandidateExam struct {
 	// Policy holds the periods of the exam's council and qualification;
 	// zero fields take the defaults.
 	Policy Policy `json:"policy,omitzero"`
+	// DisposedAt is when the council disposed of the evidence of a
+	// candidate-exam whose result is missing (zero if it did not): from
+	// then on the missing result no longer holds it.
+	DisposedAt time.Time `json:"disposed_at,omitzero"`
 }
 
 // Applied is the retention already applied to an object: the date and the
@@ -244,6 +319,10 @@ type Reason struct {
 	Kept Rule `json:"kept,omitempty"`
 	// Users is how many kept segments use an init segment (serves).
 	Users int `json:"users,omitempty"`
+	// Pending is set on provisional when the result is missing and nothing
+	// released the evidence: from Until on, the candidate-exam is overdue
+	// evidence and holds the object (Decision.At).
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Detail says in words what the reason is.
@@ -262,7 +341,16 @@ func (r Reason) Detail() string {
 	case RuleAppealOpen:
 		return fmt.Sprintf("appeal %s open since %s: legal hold until it is closed", r.Ref, date(r.At))
 	case RuleProvisional:
-		return fmt.Sprintf("no result yet: kept %s after the exam ended (%s)", days(r.Period), date(r.At))
+		s := fmt.Sprintf("no result yet: kept %s after the exam ended (%s)", days(r.Period), date(r.At))
+		if r.Pending {
+			s += "; if no result comes by then, it is held as overdue evidence"
+		}
+		return s
+	case RuleOverdue:
+		return fmt.Sprintf("overdue evidence: no result since the provisional period ended on %s: held until a result, "+
+			"an appeal's end or the council's disposal", date(r.At))
+	case RuleDisposed:
+		return fmt.Sprintf("the council disposed of the evidence of a missing result on %s", date(r.At))
 	case RuleUnlinked:
 		return fmt.Sprintf("evidence for no exam: kept %s after the footage ends (%s)", days(r.Period), date(r.At))
 	case RuleServes:
@@ -288,6 +376,9 @@ type Decision struct {
 	LegalHold bool `json:"legal_hold"`
 	// Rule is the rule that set RetainUntil.
 	Rule Rule `json:"rule"`
+	// Pending is set while a candidate-exam it is evidence for has no
+	// result and nothing released it: such evidence is never deletable.
+	Pending bool `json:"pending,omitempty"`
 	// Reasons lists what every candidate-exam asks, holds first and then
 	// latest first, and the
 	// unlinked rule when there is none. An earlier, longer decision that
@@ -296,9 +387,40 @@ type Decision struct {
 }
 
 // Deletable reports whether the object may be deleted at now: it is past its
-// retain-until date and under no hold.
+// retain-until date, under no hold, and evidence of no candidate-exam whose
+// result is missing.
 func (d Decision) Deletable(now time.Time) bool {
-	return !d.LegalHold && !now.Before(d.RetainUntil)
+	return !d.LegalHold && !d.Pending && !now.Before(d.RetainUntil)
+}
+
+// At returns the decision as it stands at now: every candidate-exam whose
+// result is still missing after its provisional period is overdue
+// evidence, and holds the object (a RuleOverdue reason, listed first).
+func (d Decision) At(now time.Time) Decision {
+	var held []Reason
+	for _, r := range d.Reasons {
+		if r.Pending && !now.Before(r.Until) {
+			held = append(held, Reason{ExamID: r.ExamID, CandidateID: r.CandidateID, Rule: RuleOverdue, Hold: true, At: r.Until})
+		}
+	}
+	if len(held) == 0 {
+		return d
+	}
+	d.LegalHold = true
+	d.Reasons = append(held, d.Reasons...)
+	return d
+}
+
+// Overdue returns the overdue_evidence reasons of a decision made At a
+// time: the candidate-exams whose missing result holds the object.
+func (d Decision) Overdue() []Reason {
+	var out []Reason
+	for _, r := range d.Reasons {
+		if r.Rule == RuleOverdue {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Applied returns what to record as applied once the decision is carried
@@ -324,6 +446,9 @@ func (s Settings) Decide(obj Object, exams []CandidateExam, prev Applied) Decisi
 	for _, r := range reasons {
 		if r.Hold {
 			d.LegalHold = true
+		}
+		if r.Pending {
+			d.Pending = true
 		}
 		if r.Until.After(d.RetainUntil) {
 			d.RetainUntil, d.Rule = r.Until, r.Rule
@@ -393,7 +518,15 @@ func (s Settings) examReasons(out []Reason, ce CandidateExam) []Reason {
 	case ResultNone:
 		r := base
 		r.Rule, r.Until, r.At, r.Period = RuleProvisional, ce.End.Add(p.Provisional), ce.End, p.Provisional
+		// A missing result holds the evidence until a result, an
+		// appeal's end or the council's disposal.
+		r.Pending = ce.DisposedAt.IsZero() && !slices.ContainsFunc(ce.Appeals, func(a Appeal) bool { return !a.Open() })
 		out = append(out, r)
+		if !ce.DisposedAt.IsZero() {
+			r := base
+			r.Rule, r.Until, r.At = RuleDisposed, ce.DisposedAt, ce.DisposedAt
+			out = append(out, r)
+		}
 	default:
 		at := ce.ResultAt
 		if at.IsZero() {
@@ -479,8 +612,12 @@ func Explain(now time.Time, key string, d Decision) string {
 	var b strings.Builder
 	state := "kept until " + stamp(d.RetainUntil)
 	switch {
+	case d.LegalHold && len(d.Overdue()) > 0:
+		state = "OVERDUE EVIDENCE: under legal hold while a result is missing; otherwise " + state
 	case d.LegalHold:
 		state = "under legal hold (an appeal is open); otherwise " + state
+	case d.Pending:
+		state += ", and held after that while a result is missing"
 	case d.Deletable(now):
 		state = "expired on " + stamp(d.RetainUntil) + ": the sweeper may delete it"
 	}

@@ -77,8 +77,8 @@ func TestDecide(t *testing.T) {
 		{
 			name: "the council's own appeal window",
 			exams: []retention.CandidateExam{exam("e1", "c1", conclusion(t0.Add(days(10))),
-				policy(retention.Policy{AppealWindow: days(45), AppealMargin: days(5)}))},
-			until: t0.Add(days(10 + 45 + 5)),
+				policy(retention.Policy{AppealWindow: days(45), AppealMargin: days(40)}))},
+			until: t0.Add(days(10 + 45 + 40)),
 			rule:  retention.RuleAppealWindow,
 		},
 		{
