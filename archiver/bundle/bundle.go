@@ -23,7 +23,13 @@
 //	                     above that the seal does not cover
 //	export.sig           the Ed25519 signature of export.json, same key
 //
-// The seal covers the media; export.json and its signature cover the rest.
+// The seal covers the media; export.json and its signature cover the rest,
+// and name the exam, the candidate and the SHA-256 of the manifest.
+//
+// A bundle has each of these files once, in this order, each object once,
+// and nothing outside its directory, whose name is the manifest's exam and
+// candidate. The verifier holds a bundle that breaks any of this as forged:
+// a second manifest, for one, would be a second truth beside the signed one.
 package bundle
 
 import (
@@ -48,16 +54,28 @@ const ExportFormat = "nokstream-evidence/1"
 
 // Names of the files of a bundle, under its directory.
 const (
-	fileReadme      = "README.txt"
-	filePub         = "seal/seal.pub"
-	fileManifest    = "seal/manifest.json"
-	fileSignature   = "seal/manifest.sig"
-	objectsDir      = "objects/"
-	fileTimeline    = "timeline.json"
-	fileAudit       = "audit.json"
-	fileExport      = "export.json"
-	fileExportSig   = "export.sig"
-	maxMetadataSize = 256 << 20 // the most a manifest, timeline or audit may take
+	fileReadme    = "README.txt"
+	filePub       = "seal/seal.pub"
+	fileManifest  = "seal/manifest.json"
+	fileSignature = "seal/manifest.sig"
+	objectsDir    = "objects/"
+	fileTimeline  = "timeline.json"
+	fileAudit     = "audit.json"
+	fileExport    = "export.json"
+	fileExportSig = "export.sig"
+)
+
+// The most bytes each metadata file of a bundle may have: the verifier
+// refuses a larger one unread, and holds at most these in memory.
+const (
+	// MaxManifestSize bounds seal/manifest.json: about 100,000 objects,
+	// a week of six streams in 6 s segments.
+	MaxManifestSize  = 64 << 20
+	maxExportSize    = 64 << 20
+	maxTrailSize     = 256 << 20 // timeline.json, audit.json: hashed as they stream
+	maxReadmeSize    = 1 << 20
+	maxKeySize       = 64 << 10
+	maxSignatureSize = 1 << 10
 )
 
 // Dir returns the directory of a bundle.
@@ -125,6 +143,9 @@ type Summary struct {
 // verifier names what is wrong.
 func Write(ctx context.Context, w io.Writer, objs Objects, r Request) (Summary, error) {
 	var sum Summary
+	if len(r.Manifest) > MaxManifestSize {
+		return sum, fmt.Errorf("bundle: the manifest has %d bytes, more than the %d a bundle may hold", len(r.Manifest), MaxManifestSize)
+	}
 	m, err := seal.Parse(r.Manifest)
 	if err != nil {
 		return sum, fmt.Errorf("bundle: %w", err)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 
@@ -19,21 +20,28 @@ import (
 
 // Kinds of problems Verify reports.
 const (
-	Altered   = "altered"   // an object's bytes differ from the manifest
-	Missing   = "missing"   // an object of the manifest is not in the bundle
-	Reordered = "reordered" // an object is out of the manifest's order
+	Altered   = "altered"   // an object's or a file's bytes differ from what the manifest or export.json says
+	Missing   = "missing"   // a file of the bundle, or an object of the manifest, is not in it
+	Reordered = "reordered" // an object is out of the manifest's order, or holds another's bytes
 	Extra     = "extra"     // a file the manifest and export do not list
 	Manifest  = "manifest"  // the manifest is altered or unreadable
 	WrongKey  = "key"       // signed, but not by the key given
 	Signature = "signature" // a signature does not verify
 	Chain     = "chain"     // a stream's hash chain does not link
-	Format    = "format"    // not a bundle
+	Mismatch  = "mismatch"  // files of the bundle belong to different bundles
+	Format    = "format"    // not a bundle: a file twice, out of place, too large, outside the directory
 )
+
+// maxProblems bounds the problems a report lists; Report.MoreProblems
+// counts the others, so that a hostile tar of many tiny files cannot make
+// the report grow with it.
+const maxProblems = 1000
 
 // Problem is one thing wrong with a bundle.
 type Problem struct {
 	Kind string `json:"kind"`
-	// Name is the file of the bundle, below its directory.
+	// Name is the file of the bundle, below its directory (the whole name
+	// for a file outside it).
 	Name   string `json:"name"`
 	Detail string `json:"detail"`
 }
@@ -52,52 +60,119 @@ type Report struct {
 	Objects       int
 	Bytes         int64 // of the objects
 	Read          int64 // of the tar
-	// Problems, in the order found; the first is the first bad object.
+	// Problems, in the order found; the first is the first bad file.
 	Problems []Problem
+	// MoreProblems counts the problems found after the first maxProblems.
+	MoreProblems int
 	// Warnings are breaks the seal itself declares (a segment lost before
 	// sealing) and problems export.json declares.
 	Warnings []string
-	Export   *Export
+	// Export is export.json, once its signature verified.
+	Export *Export
 }
 
 // OK reports whether the bundle verified.
-func (r *Report) OK() bool { return len(r.Problems) == 0 }
+func (r *Report) OK() bool { return len(r.Problems) == 0 && r.MoreProblems == 0 }
+
+// The place of each file in a bundle: every file comes after those of a
+// lower rank; the objects share one rank.
+const (
+	rankReadme = iota
+	rankPub
+	rankManifest
+	rankSignature
+	rankObjects
+	rankTimeline
+	rankAudit
+	rankExport
+	rankExportSig
+)
+
+// metadata returns the rank of a metadata file of a bundle and the most
+// bytes it may have, or ok false if name is none.
+func metadata(name string) (rank int, limit int64, ok bool) {
+	switch name {
+	case fileReadme:
+		return rankReadme, maxReadmeSize, true
+	case filePub:
+		return rankPub, maxKeySize, true
+	case fileManifest:
+		return rankManifest, MaxManifestSize, true
+	case fileSignature:
+		return rankSignature, maxSignatureSize, true
+	case fileTimeline:
+		return rankTimeline, maxTrailSize, true
+	case fileAudit:
+		return rankAudit, maxTrailSize, true
+	case fileExport:
+		return rankExport, maxExportSize, true
+	case fileExportSig:
+		return rankExportSig, maxSignatureSize, true
+	}
+	return 0, 0, false
+}
+
+// required lists the metadata files of a bundle in the order Verify
+// reports them missing.
+func required() []string {
+	return []string{fileManifest, fileSignature, filePub, fileExport, fileExportSig, fileReadme, fileTimeline, fileAudit}
+}
 
 // verifier is the state of one pass over a bundle.
 type verifier struct {
-	r        *Report
-	key      ed25519.PublicKey // given, or nil
-	dir      string
+	r   *Report
+	key ed25519.PublicKey // given, or nil
+	dir string
+	// rank and last are the place and the name of the last file read.
+	rank int
+	last string
+	// seen holds the metadata files met, checked or not.
+	seen     map[string]bool
 	bundled  ed25519.PublicKey
 	manifest []byte
 	m        *seal.Manifest
 	signedBy ed25519.PublicKey // the key the manifest verified with, nil if it did not
-	pos      map[string]int    // object key → index in the manifest
-	bySHA    map[string]int    // sha256 → index, to name swapped contents
-	seen     []bool
-	pending  map[int]bool // skipped over, not seen yet
-	next     int          // index of the object expected next
-	lastSeen int          // index of the last object seen
-	files    map[string]File
-	export   []byte
-	buf      []byte
+	// sealProblem is the index in r.Problems of a manifest signature that
+	// does not verify, until export.json tells which of the two files was
+	// altered; -1 if none.
+	sealProblem int
+	pos         map[string]int // object key → index in the manifest
+	bySHA       map[string]int // sha256 → index, to name swapped contents
+	objSeen     []bool
+	next        int // index of the object expected next
+	lastSeen    int // index of the last object seen
+	files       map[string]File
+	export      []byte
+	buf         []byte
 }
 
 func (v *verifier) problem(kind, name, format string, args ...any) {
+	if len(v.r.Problems) >= maxProblems {
+		v.r.MoreProblems++
+		return
+	}
 	v.r.Problems = append(v.r.Problems, Problem{Kind: kind, Name: name, Detail: fmt.Sprintf(format, args...)})
 }
 
-// Verify checks a bundle read once from r, offline: every object's size and
-// SHA-256 against the manifest, the objects' order and completeness, each
-// stream's hash chain, the manifest's Merkle root and signature, and
-// export.json with its signature and the hashes of the other files. key is
-// the archive's public key; nil uses the one in the bundle (which proves
-// integrity, not origin). Problems with the bundle are in the report; the
-// error is for a bundle that cannot be read at all.
+func (v *verifier) named(name string) bool {
+	return slices.ContainsFunc(v.r.Problems, func(p Problem) bool { return p.Name == name })
+}
+
+// Verify checks a bundle read once from r, offline: its layout (one
+// directory, each metadata file once and in its place, each object once),
+// every object's size and SHA-256 against the manifest, the objects' order
+// and completeness, each stream's hash chain, the manifest's Merkle root and
+// signature, and export.json with its signature, the hashes of the other
+// files, and that it names the same exam, candidate and manifest. key is the
+// archive's public key; nil uses the one in the bundle (which proves
+// integrity, not origin). Only the first of a file that appears twice is
+// checked, and the bundle fails. At most the bundle's metadata files, each
+// capped, are held in memory. Problems with the bundle are in the report;
+// the error is for a bundle that cannot be read at all.
 func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 	cr := &countReader{r: r}
-	v := &verifier{r: &Report{}, key: key, files: map[string]File{}, pending: map[int]bool{}, lastSeen: -1,
-		buf: make([]byte, 1<<20)}
+	v := &verifier{r: &Report{}, key: key, rank: -1, seen: map[string]bool{}, files: map[string]File{},
+		lastSeen: -1, sealProblem: -1, buf: make([]byte, 1<<20)}
 	tr := tar.NewReader(bufio.NewReaderSize(cr, 1<<20))
 	for {
 		h, err := tr.Next()
@@ -105,28 +180,12 @@ func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 			break
 		}
 		if err != nil {
-			v.problem(Format, "", "not a readable tar file: %v", err)
+			v.problem(Format, v.last, "not a readable tar file after %s: %v", v.lastOr("its start"), err)
 			break
 		}
-		if h.Typeflag == tar.TypeDir {
-			continue
-		}
-		if h.Typeflag != tar.TypeReg {
-			v.problem(Extra, h.Name, "not a regular file")
-			continue
-		}
-		if v.dir == "" {
-			i := strings.IndexByte(h.Name, '/')
-			if i < 0 || !strings.HasPrefix(h.Name, "evidence-") {
-				v.problem(Format, h.Name, "not an evidence bundle: files must be under evidence-<exam>-<candidate>/")
-				break
-			}
-			v.dir = h.Name[:i+1]
-		}
-		name, ok := strings.CutPrefix(h.Name, v.dir)
+		name, ok := v.place(h)
 		if !ok {
-			v.problem(Extra, h.Name, "outside the bundle's directory %s", v.dir)
-			continue
+			continue // Next skips what is left of it.
 		}
 		if err := v.file(name, h.Size, tr); err != nil {
 			v.problem(Format, name, "cannot read: %v", err)
@@ -138,16 +197,110 @@ func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 	return v.r, nil
 }
 
+func (v *verifier) lastOr(s string) string {
+	if v.last == "" {
+		return s
+	}
+	return v.last
+}
+
+// place checks where a tar entry is and returns its name below the
+// bundle's directory, or ok false if it is nothing to read.
+func (v *verifier) place(h *tar.Header) (name string, ok bool) {
+	top, rest, nested := strings.Cut(h.Name, "/")
+	if v.dir == "" && strings.HasPrefix(top, "evidence-") && nested {
+		v.dir = top + "/"
+	}
+	if h.Typeflag == tar.TypeDir {
+		// tar -c writes the directories: the bundle's and those below it
+		// are allowed, and hold nothing.
+		d := strings.TrimSuffix(rest, "/")
+		if v.dir == "" || top+"/" != v.dir || (d != "" && !clean(d)) {
+			v.problem(Format, h.Name, "a directory outside the bundle's directory %s", v.dirOr())
+		}
+		return "", false
+	}
+	if v.dir == "" || top+"/" != v.dir || !clean(rest) {
+		v.problem(Format, h.Name, "outside the bundle's directory %s: a bundle is one directory, evidence-<exam>-<candidate>/", v.dirOr())
+		return "", false
+	}
+	if h.Typeflag != tar.TypeReg {
+		v.problem(Format, rest, "not a regular file (tar type %q)", h.Typeflag)
+		return "", false
+	}
+	return rest, true
+}
+
+func (v *verifier) dirOr() string {
+	if v.dir == "" {
+		return "(none yet)"
+	}
+	return v.dir
+}
+
+// clean reports whether a name below the bundle's directory is one path
+// with no empty, "." or ".." part.
+func clean(name string) bool {
+	return name != "" && path.Clean(name) == name && name != "." && name != ".." && !strings.HasPrefix(name, "../") &&
+		!strings.HasPrefix(name, "/")
+}
+
 // file handles one file of the bundle.
 func (v *verifier) file(name string, size int64, r io.Reader) error {
+	rank, limit, meta := metadata(name)
+	isObject := strings.HasPrefix(name, objectsDir)
 	switch {
-	case strings.HasPrefix(name, objectsDir):
-		return v.object(strings.TrimPrefix(name, objectsDir), size, r)
-	case name == fileManifest:
-		b, err := readSmall(r, size)
+	case isObject:
+		rank = rankObjects
+	case !meta:
+		v.problem(Extra, name, "not part of an evidence bundle")
+		return nil
+	case v.seen[name]:
+		v.problem(Format, name, "appears twice: a bundle has one %s, and only the first is checked", name)
+		return nil
+	}
+	if meta {
+		v.seen[name] = true
+	}
+	if rank < v.rank {
+		v.problem(Format, name, "out of place: it comes after %s; a bundle has README.txt, seal/seal.pub, seal/manifest.json, "+
+			"seal/manifest.sig, the objects, timeline.json, audit.json, export.json and export.sig, in that order", v.last)
+		if meta {
+			return nil // Not checked: a bundle that holds it here fails.
+		}
+	} else {
+		v.rank, v.last = rank, name
+	}
+	if meta && size > limit {
+		v.problem(Format, name, "%d bytes, more than the %d a bundle's %s may have", size, limit, name)
+		return nil
+	}
+	switch name {
+	case fileReadme, fileTimeline, fileAudit:
+		h := sha256.New()
+		n, err := io.CopyBuffer(h, r, v.buf)
 		if err != nil {
 			return err
 		}
+		v.files[name] = File{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
+		return nil
+	}
+	if isObject {
+		return v.object(strings.TrimPrefix(name, objectsDir), r)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit))
+	if err != nil {
+		return err
+	}
+	switch name {
+	case filePub:
+		v.files[name] = File{Name: name, Size: int64(len(b)), SHA256: sha256Hex(b)}
+		if k, err := seal.ParsePublicKey(b); err == nil {
+			v.bundled = k
+		} else {
+			v.problem(Format, name, "%v", err)
+		}
+	case fileManifest:
 		v.manifest = b
 		m, err := seal.Parse(b)
 		if err != nil {
@@ -155,55 +308,14 @@ func (v *verifier) file(name string, size int64, r io.Reader) error {
 			return nil
 		}
 		v.setManifest(m)
-	case name == fileSignature:
-		b, err := readSmall(r, size)
-		if err != nil {
-			return err
-		}
+	case fileSignature:
 		v.checkSeal(b)
-	case name == filePub:
-		b, err := readSmall(r, size)
-		if err != nil {
-			return err
-		}
-		v.files[name] = File{Name: name, Size: size, SHA256: sha256Hex(b)}
-		if k, err := seal.ParsePublicKey(b); err == nil {
-			v.bundled = k
-		} else {
-			v.problem(Format, name, "%v", err)
-		}
-	case name == fileReadme || name == fileTimeline || name == fileAudit:
-		h := sha256.New()
-		n, err := io.CopyBuffer(h, r, v.buf)
-		if err != nil {
-			return err
-		}
-		v.files[name] = File{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
-	case name == fileExport:
-		b, err := readSmall(r, size)
-		if err != nil {
-			return err
-		}
+	case fileExport:
 		v.export = b
-	case name == fileExportSig:
-		b, err := readSmall(r, size)
-		if err != nil {
-			return err
-		}
+	case fileExportSig:
 		v.checkExport(b)
-	default:
-		v.problem(Extra, name, "not part of an evidence bundle")
-		_, err := io.CopyBuffer(io.Discard, r, v.buf)
-		return err
 	}
 	return nil
-}
-
-func readSmall(r io.Reader, size int64) ([]byte, error) {
-	if size > maxMetadataSize {
-		return nil, fmt.Errorf("%d bytes, more than %d", size, maxMetadataSize)
-	}
-	return io.ReadAll(r)
 }
 
 func (v *verifier) setManifest(m *seal.Manifest) {
@@ -215,9 +327,9 @@ func (v *verifier) setManifest(m *seal.Manifest) {
 		v.pos[e.Key] = i
 		v.bySHA[e.SHA256] = i
 	}
-	v.seen = make([]bool, len(m.Entries))
-	// The chains, as the signed manifest states them: every break must be
-	// one the seal declares.
+	v.objSeen = make([]bool, len(m.Entries))
+	// The chains, as the manifest states them: every break must be one
+	// the seal declares.
 	declared := map[string]bool{}
 	for _, g := range m.Gaps {
 		declared[fmt.Sprintf("%s/%d/%d", g.Stream, g.After, g.Next)] = true
@@ -234,12 +346,12 @@ func (v *verifier) setManifest(m *seal.Manifest) {
 }
 
 // checkSeal checks the manifest's signature with the given key, or the
-// bundle's own. A signature that verifies with the bundle's key and not with
-// the given one is a wrong key, not an altered manifest.
+// bundle's own, and then that the manifest is this bundle's. A signature
+// that verifies with the bundle's key and not with the given one is a wrong
+// key, not an altered manifest.
 func (v *verifier) checkSeal(sig []byte) {
-	if v.manifest == nil {
-		v.problem(Format, fileSignature, "comes before the manifest")
-		return
+	if v.m == nil {
+		return // No manifest, or an unreadable one: already said, or said at the end.
 	}
 	key := v.key
 	if key == nil {
@@ -247,37 +359,49 @@ func (v *verifier) checkSeal(sig []byte) {
 		v.r.KeyFromBundle = true
 	}
 	if key == nil {
-		v.problem(Signature, fileSignature, "no key: give --pubkey, or the bundle must hold seal/seal.pub")
+		v.problem(Signature, fileSignature, "no key to check it with: give --pubkey; the bundle has no seal/seal.pub")
 		return
 	}
 	v.r.KeyID = seal.KeyID(key)
-	if err := seal.Verify(v.manifest, sig, key); err == nil {
+	switch {
+	case seal.Verify(v.manifest, sig, key) == nil:
 		v.signedBy = key
+	case v.key != nil && v.bundled != nil && !v.key.Equal(v.bundled) && seal.Verify(v.manifest, sig, v.bundled) == nil:
+		v.problem(WrongKey, fileManifest, "signed by key %s (the bundle's seal/seal.pub), not by the given key %s",
+			seal.KeyID(v.bundled), seal.KeyID(v.key))
+		v.signedBy = v.bundled
+	default:
+		v.sealProblem = len(v.r.Problems)
+		v.problem(Manifest, fileManifest, "altered: its signature seal/manifest.sig does not verify with key %s", seal.KeyID(key))
 		return
 	}
-	if v.key != nil && v.bundled != nil && !v.key.Equal(v.bundled) && seal.Verify(v.manifest, sig, v.bundled) == nil {
-		v.problem(WrongKey, fileManifest, "signed by key %s, not by the given key %s", seal.KeyID(v.bundled), seal.KeyID(v.key))
-		return
+	if want := seal.KeyID(v.signedBy); v.m.KeyID != want {
+		v.problem(Mismatch, fileManifest, "names key %s, but is signed by key %s", v.m.KeyID, want)
 	}
-	v.problem(Manifest, fileManifest, "altered: its signature does not verify with key %s", seal.KeyID(key))
+	// A genuine seal of another candidate's evidence, put in this bundle.
+	if want := Dir(v.m.ExamID, v.m.CandidateID); want != v.dir {
+		v.problem(Mismatch, fileManifest, "is the seal of exam %s, candidate %s (directory %s), but the bundle's directory is %s",
+			v.m.ExamID, v.m.CandidateID, want, v.dir)
+	}
 }
 
 // object checks one object against the manifest while reading it.
-func (v *verifier) object(key string, size int64, r io.Reader) error {
+func (v *verifier) object(key string, r io.Reader) error {
+	if v.m == nil {
+		return nil // Nothing to check it against; the manifest's problem is reported.
+	}
+	name := objectsDir + key
+	i, listed := v.pos[key]
+	if listed && v.objSeen[i] {
+		v.problem(Format, name, "appears twice: a bundle has each object once, and only the first is checked")
+		return nil
+	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(h, r, v.buf)
 	if err != nil {
 		return err
 	}
-	name := objectsDir + key
-	if v.m == nil {
-		if len(v.r.Problems) == 0 {
-			v.problem(Format, name, "comes before the manifest")
-		}
-		return nil
-	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	i, listed := v.pos[key]
 	if !listed {
 		if j, ok := v.bySHA[sum]; ok {
 			v.problem(Extra, name, "not in the manifest; it holds the bytes of %s%s", objectsDir, v.m.Entries[j].Key)
@@ -286,25 +410,15 @@ func (v *verifier) object(key string, size int64, r io.Reader) error {
 		}
 		return nil
 	}
-	if v.seen[i] {
-		v.problem(Extra, name, "appears twice")
-		return nil
-	}
-	v.seen[i] = true
+	v.objSeen[i] = true
 	v.r.Objects++
 	v.r.Bytes += n
 	switch {
 	case i == v.next:
 		v.next++
 	case i > v.next:
-		for j := v.next; j < i; j++ {
-			if !v.seen[j] {
-				v.pending[j] = true
-			}
-		}
 		v.next = i + 1
 	default: // i < v.next: it was skipped over
-		delete(v.pending, i)
 		v.problem(Reordered, name, "out of order: it comes after %s%s, which the manifest lists after it",
 			objectsDir, v.m.Entries[v.lastSeen].Key)
 	}
@@ -320,41 +434,76 @@ func (v *verifier) object(key string, size int64, r io.Reader) error {
 	return nil
 }
 
-// checkExport checks export.json's signature and the files it lists.
+func parseExport(b []byte) (*Export, error) {
+	var x Export
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&x); err != nil {
+		return nil, err
+	}
+	if x.Format != ExportFormat {
+		return nil, fmt.Errorf("format %q, want %q", x.Format, ExportFormat)
+	}
+	return &x, nil
+}
+
+// checkExport checks export.json's signature, that it is the export of this
+// bundle's manifest, and the files it lists.
 func (v *verifier) checkExport(sig []byte) {
 	if v.export == nil {
-		v.problem(Format, fileExportSig, "comes before export.json")
-		return
+		return // Missing, too large or out of place: said already, or at the end.
 	}
 	key := v.key
 	if key == nil {
 		key = v.bundled
 	}
+	if key == nil {
+		v.problem(Signature, fileExportSig, "no key to check it with: give --pubkey; the bundle has no seal/seal.pub")
+		return
+	}
 	verifies := func(k ed25519.PublicKey) bool {
 		return k != nil && len(sig) == ed25519.SignatureSize && ed25519.Verify(k, v.export, sig)
 	}
+	x, xerr := parseExport(v.export)
 	switch {
 	case verifies(key):
 	case v.key != nil && verifies(v.bundled):
 		// Signed by the bundle's key, not the given one: a wrong key,
 		// already named if the seal was signed by it too.
 		if !slices.ContainsFunc(v.r.Problems, func(p Problem) bool { return p.Kind == WrongKey }) {
-			v.problem(WrongKey, fileExport, "signed by key %s, not by the given key %s", seal.KeyID(v.bundled), seal.KeyID(v.key))
+			v.problem(WrongKey, fileExport, "signed by key %s (the bundle's seal/seal.pub), not by the given key %s",
+				seal.KeyID(v.bundled), seal.KeyID(v.key))
 		}
 	default:
-		v.problem(Signature, fileExport, "altered: its signature does not verify")
+		// Nothing tells a changed export.json from a changed signature,
+		// but what export.json says can be checked against the bundle.
+		switch d := v.disagrees(x); {
+		case xerr != nil:
+			v.problem(Signature, fileExport, "altered: unreadable (%v), and its signature export.sig does not verify with key %s", xerr, seal.KeyID(key))
+		case d != "":
+			v.problem(Signature, fileExport, "altered: its signature export.sig does not verify with key %s, and %s", seal.KeyID(key), d)
+		default:
+			v.problem(Signature, fileExportSig, "does not verify export.json with key %s: the signature was altered, "+
+				"or a field of export.json nothing else covers (purpose, exported_by, exported_at)", seal.KeyID(key))
+		}
 		return
 	}
-	var x Export
-	dec := json.NewDecoder(bytes.NewReader(v.export))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&x); err != nil || x.Format != ExportFormat {
-		v.problem(Format, fileExport, "unreadable: %v", err)
+	if xerr != nil {
+		v.problem(Format, fileExport, "unreadable: %v", xerr)
 		return
 	}
-	v.r.Export = &x
-	if v.manifest != nil && x.ManifestSHA256 != sha256Hex(v.manifest) {
-		v.problem(Manifest, fileManifest, "is not the manifest this bundle was exported with")
+	v.r.Export = x
+	if v.sealProblem >= 0 {
+		// export.json, signed, names the manifest it was exported with:
+		// if that is this one, its signature is what was altered.
+		if x.ManifestSHA256 == sha256Hex(v.manifest) && v.sealProblem < len(v.r.Problems) {
+			v.r.Problems[v.sealProblem] = Problem{Kind: Signature, Name: fileSignature, Detail: fmt.Sprintf(
+				"altered: it does not verify seal/manifest.json with key %s, which is the manifest export.json names", v.r.KeyID)}
+		}
+	} else if v.m != nil && (x.ManifestSHA256 != sha256Hex(v.manifest) || x.ExamID != v.m.ExamID || x.CandidateID != v.m.CandidateID) {
+		v.problem(Mismatch, fileExport, "is the export of another bundle: it names exam %s, candidate %s, manifest sha256 %s; "+
+			"this bundle's manifest is of exam %s, candidate %s, sha256 %s", x.ExamID, x.CandidateID, x.ManifestSHA256,
+			v.r.ExamID, v.r.CandidateID, sha256Hex(v.manifest))
 	}
 	for _, f := range x.Files {
 		got, ok := v.files[f.Name]
@@ -366,12 +515,45 @@ func (v *verifier) checkExport(sig []byte) {
 		}
 		delete(v.files, f.Name)
 	}
-	for name := range v.files {
-		v.problem(Extra, name, "not listed in export.json")
+	for _, name := range []string{fileReadme, filePub, fileTimeline, fileAudit} {
+		if _, ok := v.files[name]; ok {
+			v.problem(Extra, name, "not listed in export.json")
+		}
 	}
 	for _, p := range x.Problems {
 		v.r.Warnings = append(v.r.Warnings, fmt.Sprintf("%s: %s (declared at export)", p.Key, p.Detail))
 	}
+}
+
+// disagrees returns the first thing export.json says that the bundle shows
+// to be false, or "".
+func (v *verifier) disagrees(x *Export) string {
+	if x == nil {
+		return ""
+	}
+	if v.manifest != nil && x.ManifestSHA256 != sha256Hex(v.manifest) {
+		return fmt.Sprintf("it names manifest sha256 %s, not this bundle's %s", x.ManifestSHA256, sha256Hex(v.manifest))
+	}
+	if v.m != nil && (x.ExamID != v.m.ExamID || x.CandidateID != v.m.CandidateID) {
+		return fmt.Sprintf("it names exam %s, candidate %s, not the manifest's exam %s, candidate %s", x.ExamID, x.CandidateID, v.m.ExamID, v.m.CandidateID)
+	}
+	listed := map[string]bool{}
+	for _, f := range x.Files {
+		listed[f.Name] = true
+		got, ok := v.files[f.Name]
+		switch {
+		case !ok:
+			return fmt.Sprintf("it lists %s, which is not in the bundle", f.Name)
+		case got.SHA256 != f.SHA256 || got.Size != f.Size:
+			return fmt.Sprintf("it lists %s with sha256 %s, the bundle's has %s", f.Name, f.SHA256, got.SHA256)
+		}
+	}
+	for name := range v.files {
+		if !listed[name] {
+			return fmt.Sprintf("it does not list %s", name)
+		}
+	}
+	return ""
 }
 
 // finish reports what never came.
@@ -380,23 +562,16 @@ func (v *verifier) finish() {
 		v.problem(Format, "", "empty: no files")
 		return
 	}
-	for _, need := range []struct {
-		ok   bool
-		name string
-	}{
-		{v.m != nil || slices.ContainsFunc(v.r.Problems, func(p Problem) bool { return p.Name == fileManifest }), fileManifest},
-		{v.signedBy != nil || slices.ContainsFunc(v.r.Problems, func(p Problem) bool { return p.Name == fileManifest || p.Name == fileSignature }), fileSignature},
-		{v.r.Export != nil || slices.ContainsFunc(v.r.Problems, func(p Problem) bool { return p.Name == fileExport }), fileExport},
-	} {
-		if !need.ok {
-			v.problem(Missing, need.name, "not in the bundle")
+	for _, name := range required() {
+		if !v.seen[name] && !v.named(name) {
+			v.problem(Missing, name, "not in the bundle")
 		}
 	}
 	if v.m == nil {
 		return
 	}
 	for i, e := range v.m.Entries {
-		if !v.seen[i] {
+		if !v.objSeen[i] {
 			v.problem(Missing, objectsDir+e.Key, "listed in the manifest (%d bytes), not in the bundle", e.Size)
 		}
 	}
