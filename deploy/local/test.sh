@@ -23,7 +23,7 @@ go test -count=1 -timeout 15m "$@" "${pkgs[@]}"
 if [ $# -eq 0 ]; then
   # The fuzz targets of untrusted input run briefly on every full test run
   # (their seed corpora also run above, as plain tests).
-  for target in "FuzzWHIPOffer ./ingest/whip" "FuzzSegmenter ./ingest/segmenter"; do
+  for target in "FuzzWHIPOffer ./ingest/whip" "FuzzSegmenter ./ingest/segmenter" "FuzzVerify ./archiver/bundle"; do
     set -- $target
     echo "test: fuzzing $1 for ${NOKSTREAM_FUZZTIME:-15s}"
     go test -run '^$' -fuzz "^$1\$" -fuzztime "${NOKSTREAM_FUZZTIME:-15s}" "$2"
