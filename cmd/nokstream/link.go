@@ -56,7 +56,21 @@ The access is checked and audited as that user when the URL is used.`,
 			if err != nil {
 				return err
 			}
-			signed, err := srv.SignedURL(args[0], u.ID, time.Now().Add(ttl))
+			if ttl <= 0 || ttl > api.MaxLinkTTL {
+				return fmt.Errorf("--ttl %v: want a duration up to %v", ttl, api.MaxLinkTTL)
+			}
+			// The link is bound to a session of its own, which ends with
+			// the user's password change or reset, or the user disabled.
+			now := time.Now()
+			token, _, err := st.CreateSession(ctx, u.ID, now, ttl)
+			if err != nil {
+				return err
+			}
+			_, sid, err := st.SessionByToken(ctx, token, now)
+			if err != nil {
+				return err
+			}
+			signed, err := srv.SignedURL(args[0], u.ID, sid, now.Add(ttl))
 			if err != nil {
 				return err
 			}
@@ -70,7 +84,7 @@ The access is checked and audited as that user when the URL is used.`,
 	cmd.Flags().StringVar(&login, "login", "", "user the link acts for (required)")
 	cmd.Flags().StringVar(&keyPath, "signing-key", "", "signing key file of the registry (default: <data>/keys/signing.key)")
 	cmd.Flags().StringVar(&base, "base", "http://localhost:8080", "base URL of the registry")
-	cmd.Flags().DurationVar(&ttl, "ttl", 12*time.Hour, "how long the link works")
+	cmd.Flags().DurationVar(&ttl, "ttl", 12*time.Hour, "how long the link works, at most 12h")
 	_ = cmd.MarkFlagRequired("login")
 	return cmd
 }

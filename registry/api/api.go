@@ -54,6 +54,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -118,14 +120,33 @@ type Config struct {
 	// PasswordMaxAge is the age of a password past which the login answer
 	// carries a reminder to change it.
 	PasswordMaxAge time.Duration `yaml:"password_max_age"`
-	// LoginFailuresPerLogin and LoginFailuresPerAddress are how many failed
-	// logins a login, and a client address, may have within
-	// LoginFailureWindow; the next attempt answers 429 with Retry-After
-	// until the oldest of them is older than the window. Exam logins count
-	// per address.
-	LoginFailuresPerLogin   int           `yaml:"login_failures_per_login"`
-	LoginFailuresPerAddress int           `yaml:"login_failures_per_address"`
-	LoginFailureWindow      time.Duration `yaml:"login_failure_window"`
+	// Login limits (limits.go). Attempts are counted before the password
+	// is checked, and one over a limit answers 429 with Retry-After
+	// without computing a hash. LoginFailuresPerLoginAddress failures of
+	// one login from one client address are free, and each further one
+	// doubles the wait, from LoginBackoff up to LoginFailureWindow.
+	// LoginFailuresPerAddress is the most failures from one address in the
+	// window, whatever the login. LoginFailuresPerLogin is a ceiling of
+	// one login from every address in the window: past it, addresses the
+	// login never succeeded from are refused until the window passes,
+	// and those it has succeeded from get one attempt per
+	// LoginKnownInterval, so strangers cannot lock a user out. Exam logins
+	// count per address only.
+	LoginFailuresPerLoginAddress int           `yaml:"login_failures_per_login_address"`
+	LoginFailuresPerLogin        int           `yaml:"login_failures_per_login"`
+	LoginFailuresPerAddress      int           `yaml:"login_failures_per_address"`
+	LoginFailureWindow           time.Duration `yaml:"login_failure_window"`
+	LoginBackoff                 time.Duration `yaml:"login_backoff"`
+	LoginKnownInterval           time.Duration `yaml:"login_known_interval"`
+	// AuthConcurrency is how many password hashes (64 MiB and a core
+	// each) logins and password changes compute at once; others wait up
+	// to AuthQueueWait, then answer 503 with Retry-After.
+	AuthConcurrency int           `yaml:"auth_concurrency"`
+	AuthQueueWait   time.Duration `yaml:"auth_queue_wait"`
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed, for login limits and the audit log. From any other
+	// address the header is ignored.
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
 	// OutboxInterval is how often Run looks for events to publish that a
 	// change left in the outbox, at the latest.
 	OutboxInterval time.Duration `yaml:"outbox_interval"`
@@ -139,14 +160,20 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: sessions of 12 hours, signed URLs of
-// 1 hour, a password reminder after 90 days, 5 failed logins per login and
-// 20 per address in 15 minutes, the outbox checked every second, documents
+// 1 hour, a password reminder after 90 days, 5 free failed logins per
+// login and address then a wait from 1 minute doubling, 20 failures per
+// address and 10 per login in 15 minutes, one attempt per 30 seconds from
+// a known address over the login's ceiling, as many password hashes at
+// once as there are CPUs with a 2-second queue, no trusted proxies, the
+// outbox checked every second, documents
 // of up to 20 MiB, and evidence bundles of up to 64 GiB to verify (a
 // candidate's webcam, screen and room camera at 8 Mbit/s together make
 // about 3.6 GB an hour of exam). There is no default signing key.
 func DefaultConfig() Config {
 	return Config{TokenTTL: 12 * time.Hour, LinkTTL: time.Hour, PasswordMaxAge: 90 * 24 * time.Hour,
-		LoginFailuresPerLogin: 5, LoginFailuresPerAddress: 20, LoginFailureWindow: 15 * time.Minute,
+		LoginFailuresPerLoginAddress: 5, LoginFailuresPerLogin: 10, LoginFailuresPerAddress: 20,
+		LoginFailureWindow: 15 * time.Minute, LoginBackoff: time.Minute, LoginKnownInterval: 30 * time.Second,
+		AuthConcurrency: runtime.NumCPU(), AuthQueueWait: 2 * time.Second,
 		OutboxInterval: time.Second, MaxDocumentBytes: 20 << 20, MaxBundleBytes: 64 << 30}
 }
 
@@ -161,9 +188,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("registry api: link_ttl %v is not positive", c.LinkTTL)
 	case c.PasswordMaxAge <= 0:
 		return fmt.Errorf("registry api: password_max_age %v is not positive", c.PasswordMaxAge)
-	case c.LoginFailuresPerLogin <= 0 || c.LoginFailuresPerAddress <= 0 || c.LoginFailureWindow <= 0:
-		return fmt.Errorf("registry api: login failure limits %d/%d in %v must be positive",
-			c.LoginFailuresPerLogin, c.LoginFailuresPerAddress, c.LoginFailureWindow)
+	case c.LoginFailuresPerLoginAddress <= 0 || c.LoginFailuresPerLogin <= 0 || c.LoginFailuresPerAddress <= 0 || c.LoginFailureWindow <= 0:
+		return fmt.Errorf("registry api: login failure limits %d/%d/%d in %v must be positive",
+			c.LoginFailuresPerLoginAddress, c.LoginFailuresPerLogin, c.LoginFailuresPerAddress, c.LoginFailureWindow)
+	case c.LoginBackoff <= 0 || c.LoginKnownInterval <= 0:
+		return fmt.Errorf("registry api: login_backoff %v and login_known_interval %v must be positive", c.LoginBackoff, c.LoginKnownInterval)
+	case c.AuthConcurrency <= 0 || c.AuthQueueWait <= 0:
+		return fmt.Errorf("registry api: auth_concurrency %d and auth_queue_wait %v must be positive", c.AuthConcurrency, c.AuthQueueWait)
+	case c.LinkTTL > MaxLinkTTL:
+		return fmt.Errorf("registry api: link_ttl %v is longer than %v", c.LinkTTL, MaxLinkTTL)
 	case c.OutboxInterval <= 0:
 		return fmt.Errorf("registry api: outbox_interval %v is not positive", c.OutboxInterval)
 	case c.MaxDocumentBytes <= 0:
@@ -180,7 +213,8 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Login(ctx context.Context, login, password string) (store.User, error)
 	CreateSession(ctx context.Context, id int64, now time.Time, ttl time.Duration) (token string, expires time.Time, err error)
-	UserByToken(ctx context.Context, token string, now time.Time) (store.User, error)
+	SessionByToken(ctx context.Context, token string, now time.Time) (store.User, int64, error)
+	UserBySession(ctx context.Context, sid, uid int64) (store.User, error)
 	UserByID(ctx context.Context, id int64) (store.User, error)
 	DeleteSession(ctx context.Context, token string) error
 	ChangePassword(ctx context.Context, id int64, oldPassword, newPassword string) error
@@ -191,6 +225,7 @@ type Store interface {
 	Renditions(ctx context.Context, site, device, variant string, from, to time.Time) ([]events.RenditionReady, error)
 	RenditionObjectByKey(ctx context.Context, key string) (store.Object, error)
 	Audit(ctx context.Context, e store.AuditEntry) error
+	limitStore    // login limits: limits.go
 	domainStore   // the НОК domain: domain.go
 	evidenceStore // evidence bundles (issue 5): evidence.go
 }
@@ -236,6 +271,8 @@ type Server struct {
 	routes []string
 	// outboxKick wakes Run's relay after a change wrote to the outbox.
 	outboxKick chan struct{}
+	// hashSlots bounds the password hashes of logins (AuthConcurrency).
+	hashSlots chan struct{}
 
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
@@ -271,6 +308,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		sealKey: deps.SealKey,
 
 		outboxKick: make(chan struct{}, 1),
+		hashSlots:  make(chan struct{}, cfg.AuthConcurrency),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nokstream_registry_outbox_events_total",
 			Help: "Events of the registry's outbox, by outcome: published, or failed (kept for the next try).",
@@ -362,6 +400,10 @@ const (
 type caller struct {
 	user  store.User
 	token string // the session token, "" for a signed request
+	// session is the id of the session: of the token, or the one a
+	// signed request's URL was made in. Signed URLs made for the caller
+	// name it.
+	session int64
 	// exam is the exam session of a candidate (authCandidate); user is
 	// then the zero User.
 	exam *store.ExamSession

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -21,6 +22,7 @@ import (
 const (
 	paramExpires   = "exp" // unix seconds
 	paramUser      = "uid" // the user the URL acts for
+	paramSession   = "sid" // the session that made the URL: ending it revokes the URL
 	paramSignature = "sig" // base64url HMAC-SHA256
 )
 
@@ -38,68 +40,80 @@ func (s *Server) authenticate(r *http.Request, allowSigned bool) (*caller, error
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			return nil, errorf(http.StatusUnauthorized, "authorization is not a bearer token")
 		}
-		u, err := s.store.UserByToken(r.Context(), token, s.now())
+		u, sid, err := s.store.SessionByToken(r.Context(), token, s.now())
 		if errors.Is(err, store.ErrBadCredentials) {
 			return nil, errorf(http.StatusUnauthorized, "invalid or expired token")
 		}
 		if err != nil {
 			return nil, err
 		}
-		return &caller{user: u, token: token}, nil
+		return &caller{user: u, token: token, session: sid}, nil
 	}
 	if allowSigned && r.URL.Query().Has(paramSignature) {
-		u, err := s.verifySigned(r)
+		u, sid, err := s.verifySigned(r)
 		if err != nil {
 			return nil, err
 		}
-		return &caller{user: u}, nil
+		return &caller{user: u, session: sid}, nil
 	}
 	return nil, errorf(http.StatusUnauthorized, "authorization required: Authorization: Bearer <token>")
 }
 
+// MaxLinkTTL is the longest a signed URL lasts, whatever asks for it.
+const MaxLinkTTL = 12 * time.Hour
+
 // SignedURL returns target, an absolute path with an optional query, with a
-// signed query added that lets whoever holds it GET target as user uid until
-// expires, without a token. The signature covers the path, every query
-// parameter, the expiry and the user, so none can be changed.
-func (s *Server) SignedURL(target string, uid int64, expires time.Time) (string, error) {
+// signed query added that lets whoever holds it GET target as user uid
+// until expires (at most MaxLinkTTL from now), without a token, for as
+// long as session sid of the user lasts: logout, a password change or
+// reset, or disabling the user revokes it. The signature covers the path,
+// every query parameter, the expiry, the user and the session, so none can
+// be changed.
+func (s *Server) SignedURL(target string, uid, sid int64, expires time.Time) (string, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return "", fmt.Errorf("sign %q: %w", target, err)
 	}
 	q := u.Query()
-	for _, p := range []string{paramExpires, paramUser, paramSignature} {
+	for _, p := range []string{paramExpires, paramUser, paramSession, paramSignature} {
 		if q.Has(p) {
 			return "", fmt.Errorf("sign %q: already has a %q parameter", target, p)
 		}
 	}
-	return s.sign(u.Path, q, uid, expires), nil
+	return s.sign(u.Path, q, uid, sid, expires), nil
 }
 
-// sign returns p?q with exp, uid and sig added.
-func (s *Server) sign(p string, q url.Values, uid int64, expires time.Time) string {
+// sign returns p?q with exp, uid, sid and sig added. expires is cut to
+// MaxLinkTTL from now.
+func (s *Server) sign(p string, q url.Values, uid, sid int64, expires time.Time) string {
+	if latest := s.now().Add(MaxLinkTTL); expires.After(latest) {
+		expires = latest
+	}
 	signed := url.Values{}
 	for k, v := range q {
 		signed[k] = v
 	}
 	exp := strconv.FormatInt(expires.Unix(), 10)
 	id := strconv.FormatInt(uid, 10)
+	session := strconv.FormatInt(sid, 10)
 	signed.Set(paramExpires, exp)
 	signed.Set(paramUser, id)
-	signed.Set(paramSignature, base64.RawURLEncoding.EncodeToString(s.signature(p, q, exp, id)))
+	signed.Set(paramSession, session)
+	signed.Set(paramSignature, base64.RawURLEncoding.EncodeToString(s.signature(p, q, exp, id, session)))
 	return (&url.URL{Path: p, RawQuery: signed.Encode()}).String()
 }
 
 // signature is HMAC-SHA256(key, message) with message
 //
-//	path ["?" other query parameters, sorted and encoded] "\n" exp "\n" uid
+//	path ["?" other query parameters, sorted and encoded] "\n" exp "\n" uid "\n" sid
 //
 // where path is the decoded URL path, so that a player that encodes it
 // differently still presents the same signature.
-func (s *Server) signature(p string, q url.Values, exp, uid string) []byte {
+func (s *Server) signature(p string, q url.Values, exp, uid, sid string) []byte {
 	rest := url.Values{}
 	for k, v := range q {
 		switch k {
-		case paramExpires, paramUser, paramSignature:
+		case paramExpires, paramUser, paramSession, paramSignature:
 		default:
 			rest[k] = v
 		}
@@ -108,45 +122,46 @@ func (s *Server) signature(p string, q url.Values, exp, uid string) []byte {
 	if len(rest) > 0 {
 		msg += "?" + rest.Encode()
 	}
-	msg += "\n" + exp + "\n" + uid
+	msg += "\n" + exp + "\n" + uid + "\n" + sid
 	mac := hmac.New(sha256.New, s.cfg.SigningKey)
 	mac.Write([]byte(msg))
 	return mac.Sum(nil)
 }
 
 // verifySigned checks the signed query of r and returns the user it acts
-// for. Every failure is a 403.
-func (s *Server) verifySigned(r *http.Request) (store.User, error) {
+// for and the session it was made in. Every failure is a 403.
+func (s *Server) verifySigned(r *http.Request) (store.User, int64, error) {
 	q := r.URL.Query()
-	if len(q[paramSignature]) != 1 || len(q[paramExpires]) != 1 || len(q[paramUser]) != 1 {
-		return store.User{}, errorf(http.StatusForbidden, "signed URL: want one each of exp, uid and sig")
+	if len(q[paramSignature]) != 1 || len(q[paramExpires]) != 1 || len(q[paramUser]) != 1 || len(q[paramSession]) != 1 {
+		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: want one each of exp, uid, sid and sig")
 	}
 	exp, err := strconv.ParseInt(q.Get(paramExpires), 10, 64)
 	if err != nil {
-		return store.User{}, errorf(http.StatusForbidden, "signed URL: bad exp")
+		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: bad exp")
 	}
 	uid, err := strconv.ParseInt(q.Get(paramUser), 10, 64)
 	if err != nil {
-		return store.User{}, errorf(http.StatusForbidden, "signed URL: bad uid")
+		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: bad uid")
+	}
+	sid, err := strconv.ParseInt(q.Get(paramSession), 10, 64)
+	if err != nil {
+		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: bad sid")
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(q.Get(paramSignature))
-	if err != nil || !hmac.Equal(sig, s.signature(r.URL.Path, q, q.Get(paramExpires), q.Get(paramUser))) {
-		return store.User{}, errorf(http.StatusForbidden, "signed URL: invalid signature")
+	if err != nil || !hmac.Equal(sig, s.signature(r.URL.Path, q, q.Get(paramExpires), q.Get(paramUser), q.Get(paramSession))) {
+		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: invalid signature")
 	}
 	if s.now().Unix() >= exp {
-		return store.User{}, errorf(http.StatusForbidden, "signed URL: expired")
+		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: expired")
 	}
-	u, err := s.store.UserByID(r.Context(), uid)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, errorf(http.StatusForbidden, "signed URL: user no longer exists")
+	u, err := s.store.UserBySession(r.Context(), sid, uid)
+	if errors.Is(err, store.ErrBadCredentials) {
+		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: its session has ended (logout, password change or reset, or the user is disabled)")
 	}
 	if err != nil {
-		return store.User{}, err
+		return store.User{}, 0, err
 	}
-	if u.Disabled {
-		return store.User{}, errorf(http.StatusForbidden, "signed URL: user is disabled")
-	}
-	return u, nil
+	return u, sid, nil
 }
 
 // sessionJSON is the answer to a login or a password change.
@@ -196,19 +211,29 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) error 
 	if req.Login == "" || req.Password == "" {
 		return errorf(http.StatusBadRequest, "login and password are required")
 	}
-	loginKey := "login:" + strings.ToLower(strings.TrimSpace(limit(req.Login, 200)))
-	addrKey := "addr:" + clientAddr(r)
-	if err := s.throttle(w, r, limitRule{loginKey, s.cfg.LoginFailuresPerLogin}, limitRule{addrKey, s.cfg.LoginFailuresPerAddress}); err != nil {
+	login := strings.ToLower(strings.TrimSpace(limit(req.Login, 200)))
+	addr := s.clientAddr(r)
+	id, err := s.attempt(w, r, store.LoginStaff, "auth.login", login)
+	if err != nil {
+		return err
+	}
+	release, err := s.acquireHash(w, r)
+	if err != nil {
+		// The password was not checked: the attempt does not count.
+		if cerr := s.store.CancelLoginAttempt(context.WithoutCancel(r.Context()), id); cerr != nil {
+			return cerr
+		}
+		if aerr := s.store.AuditLogin(context.WithoutCancel(r.Context()), s.now(), "auth.login_busy", login, addr); aerr != nil {
+			return aerr
+		}
 		return err
 	}
 	u, err := s.store.Login(r.Context(), req.Login, req.Password)
+	release()
 	if errors.Is(err, store.ErrBadCredentials) {
-		if err := s.store.RecordLoginFailure(r.Context(), s.now(), loginKey, addrKey); err != nil {
-			return err
-		}
-		// The attempted login is kept in the audit log, not in the
-		// service log.
-		if err := s.audit(r, nil, "auth.login_failed", "", nil, func(e *store.AuditEntry) { e.ActorLogin = limit(req.Login, 200) }); err != nil {
+		// The attempted login is kept in the (aggregated) audit log, not
+		// in the service log.
+		if err := s.store.AuditLogin(r.Context(), s.now(), "auth.login_failed", login, addr); err != nil {
 			return err
 		}
 		return errorf(http.StatusUnauthorized, "wrong login or password")
@@ -216,7 +241,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) error 
 	if err != nil {
 		return err
 	}
-	if err := s.store.ClearLoginFailures(r.Context(), loginKey); err != nil {
+	if err := s.store.LoginSucceeded(r.Context(), id, store.LoginStaff, login, addr, s.now()); err != nil {
 		return err
 	}
 	if err := s.audit(r, &caller{user: u}, "auth.login", "", nil); err != nil {
@@ -243,7 +268,12 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 	case req.NewPassword == req.OldPassword:
 		return errorf(http.StatusBadRequest, "new_password must differ from old_password")
 	}
-	err := s.store.ChangePassword(r.Context(), c.user.ID, req.OldPassword, req.NewPassword)
+	release, err := s.acquireHash(w, r)
+	if err != nil {
+		return err
+	}
+	err = s.store.ChangePassword(r.Context(), c.user.ID, req.OldPassword, req.NewPassword)
+	release()
 	switch {
 	case errors.Is(err, store.ErrBadCredentials):
 		return errorf(http.StatusForbidden, "old_password is wrong")
@@ -290,13 +320,13 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, c *caller) e
 		return errorf(http.StatusBadRequest, "path must be under /api/v1/streams/ or /api/v1/media/")
 	}
 	q := u.Query()
-	for _, p := range []string{paramExpires, paramUser, paramSignature} {
+	for _, p := range []string{paramExpires, paramUser, paramSession, paramSignature} {
 		if q.Has(p) {
 			return errorf(http.StatusBadRequest, "path already has a %q parameter", p)
 		}
 	}
-	expires := s.now().Add(s.cfg.LinkTTL)
-	link := s.sign(u.Path, q, c.user.ID, expires)
+	expires := s.now().Add(min(s.cfg.LinkTTL, MaxLinkTTL))
+	link := s.sign(u.Path, q, c.user.ID, c.session, expires)
 	if err := s.audit(r, c, "link.create", u.Path, map[string]any{"query": u.RawQuery, "expires_at": expires.UTC()}); err != nil {
 		return err
 	}
@@ -311,7 +341,7 @@ func (s *Server) audit(r *http.Request, c *caller, action, object string, detail
 		At:         s.now(),
 		Action:     action,
 		Object:     object,
-		RemoteAddr: r.RemoteAddr,
+		RemoteAddr: s.auditAddr(r),
 		Purpose:    purpose(r),
 		Detail:     detail,
 	}

@@ -17,10 +17,6 @@ import (
 type domainStore interface {
 	SegmentByID(ctx context.Context, id string) (store.Segment, error)
 
-	RecordLoginFailure(ctx context.Context, at time.Time, keys ...string) error
-	LoginFailures(ctx context.Context, key string, since time.Time) (int, time.Time, error)
-	ClearLoginFailures(ctx context.Context, key string) error
-
 	Council(ctx context.Context, id string) (store.Council, error)
 	Councils(ctx context.Context, sc store.Scope) ([]store.Council, error)
 	SaveCouncil(ctx context.Context, c store.Council) (bool, error)

@@ -87,7 +87,7 @@ func (s *Server) evidence(w http.ResponseWriter, r *http.Request, c *caller) err
 		w.Header().Set("Cache-Control", "no-store")
 	}}
 	sum, err := archiver.ExportEvidence(r.Context(), cw, s.store, objs, s.sealKey, archiver.ExportRequest{
-		ExamID: exam, CandidateID: cand, Purpose: why, ActorID: c.user.ID, ActorLogin: c.user.Login, RemoteAddr: r.RemoteAddr,
+		ExamID: exam, CandidateID: cand, Purpose: why, ActorID: c.user.ID, ActorLogin: c.user.Login, RemoteAddr: s.auditAddr(r),
 	}, s.now())
 	switch {
 	case err == nil:

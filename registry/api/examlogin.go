@@ -3,56 +3,12 @@ package api
 import (
 	"errors"
 	"fmt"
-	"math"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nokstream/nokstream/registry/store"
 )
-
-// limitRule is a rate limit of failed logins under one key.
-type limitRule struct {
-	key string
-	max int
-}
-
-// throttle answers 429 with Retry-After if a key of rules has had its
-// maximum of failed logins within Config.LoginFailureWindow. The failures
-// are kept in the database, so every registry replica counts the same.
-func (s *Server) throttle(w http.ResponseWriter, r *http.Request, rules ...limitRule) error {
-	now := s.now()
-	var wait time.Duration
-	for _, rule := range rules {
-		n, oldest, err := s.store.LoginFailures(r.Context(), rule.key, now.Add(-s.cfg.LoginFailureWindow))
-		if err != nil {
-			return err
-		}
-		if n >= rule.max {
-			wait = max(wait, oldest.Add(s.cfg.LoginFailureWindow).Sub(now))
-		}
-	}
-	if wait <= 0 {
-		return nil
-	}
-	secs := int64(math.Ceil(wait.Seconds()))
-	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	if err := s.audit(r, nil, "auth.login_throttled", "", map[string]any{"retry_after_seconds": secs}); err != nil {
-		return err
-	}
-	return errorf(http.StatusTooManyRequests, "too many failed logins: try again in %d seconds", secs)
-}
-
-// clientAddr returns the IP address of the client of r.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
 
 // examSessionJSON is the answer of an exam login and of the exam session
 // route.
@@ -95,22 +51,23 @@ func (s *Server) examLogin(w http.ResponseWriter, r *http.Request, _ *caller) er
 	if strings.TrimSpace(req.Password) == "" {
 		return errorf(http.StatusBadRequest, "password is required")
 	}
-	addrKey := "exam-addr:" + clientAddr(r)
-	if err := s.throttle(w, r, limitRule{addrKey, s.cfg.LoginFailuresPerAddress}); err != nil {
+	id, err := s.attempt(w, r, store.LoginExam, "exam.login", "")
+	if err != nil {
 		return err
 	}
 	token, es, err := s.store.ExamLogin(r.Context(), req.Password, s.now())
 	var we *store.WindowError
 	switch {
 	case errors.Is(err, store.ErrBadCredentials):
-		if err := s.store.RecordLoginFailure(r.Context(), s.now(), addrKey); err != nil {
-			return err
-		}
-		if err := s.audit(r, nil, "exam.login_failed", "", nil); err != nil {
+		if err := s.store.AuditLogin(r.Context(), s.now(), "exam.login_failed", "", s.clientAddr(r)); err != nil {
 			return err
 		}
 		return errorf(http.StatusUnauthorized, "wrong exam password")
 	case errors.As(err, &we):
+		// The right password at the wrong time is no guess.
+		if err := s.store.CancelLoginAttempt(r.Context(), id); err != nil {
+			return err
+		}
 		if err := s.audit(r, nil, "exam.login_outside_window", "", map[string]any{"starts_at": we.Start.UTC(), "ends_at": we.End.UTC()}); err != nil {
 			return err
 		}
@@ -118,6 +75,9 @@ func (s *Server) examLogin(w http.ResponseWriter, r *http.Request, _ *caller) er
 			msg:   fmt.Sprintf("the exam password works only during the exam, from %s to %s", we.Start.UTC().Format(time.RFC3339), we.End.UTC().Format(time.RFC3339)),
 			extra: map[string]any{"starts_at": we.Start.UTC(), "ends_at": we.End.UTC()}}
 	case err != nil:
+		return err
+	}
+	if err := s.store.LoginSucceeded(r.Context(), id, store.LoginExam, "", s.clientAddr(r), s.now()); err != nil {
 		return err
 	}
 	if err := s.audit(r, nil, "exam.login", es.ExamID+"/"+es.CandidateID, nil, func(e *store.AuditEntry) {

@@ -354,9 +354,9 @@ func (s *Server) candidateMedia(w http.ResponseWriter, r *http.Request, c *calle
 		base := "/api/v1/streams/" + st.Site + "/" + st.Device
 		j := evidenceStreamJSON{Stream: st.StreamID(), Site: st.Site, Device: st.Device, Source: st.Source,
 			Segments: st.Segments, Bytes: st.Bytes,
-			PlaylistURL:     s.sign(base+"/playlist.m3u8", window, c.user.ID, expires),
-			SegmentsURL:     s.sign(base+"/segments", window, c.user.ID, expires),
-			ObservationsURL: s.sign(base+"/observations", window, c.user.ID, expires)}
+			PlaylistURL:     s.sign(base+"/playlist.m3u8", window, c.user.ID, c.session, expires),
+			SegmentsURL:     s.sign(base+"/segments", window, c.user.ID, c.session, expires),
+			ObservationsURL: s.sign(base+"/observations", window, c.user.ID, c.session, expires)}
 		if st.Segments > 0 {
 			first, last := st.First.UTC(), st.Last.UTC()
 			j.First, j.Last = &first, &last

@@ -167,9 +167,9 @@ func (s *Server) master(w http.ResponseWriter, r *http.Request, c *caller) error
 		for k, v := range q {
 			rq[k] = v
 		}
-		writeVariant(&b, review, s.sign(playlist, rq, c.user.ID, expires))
+		writeVariant(&b, review, s.sign(playlist, rq, c.user.ID, c.session, expires))
 	}
-	writeVariant(&b, raw, s.sign(playlist, q, c.user.ID, expires))
+	writeVariant(&b, raw, s.sign(playlist, q, c.user.ID, c.session, expires))
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 	w.Header().Set("Cache-Control", "no-store")
 	_, err = w.Write(b.Bytes())
@@ -237,7 +237,7 @@ func (s *Server) thumbnails(w http.ResponseWriter, r *http.Request, c *caller) e
 			continue
 		}
 		g.Go(func() error {
-			cues, err := s.fragment(gctx, rr, offsets[i], seg.Duration, c.user.ID, expires)
+			cues, err := s.fragment(gctx, rr, offsets[i], seg.Duration, c.user.ID, c.session, expires)
 			if err != nil {
 				return err
 			}
@@ -263,7 +263,7 @@ func (s *Server) thumbnails(w http.ResponseWriter, r *http.Request, c *caller) e
 // segment starts at offset and lasts seconds, pointing them at the sprite
 // by a signed URL.
 func (s *Server) fragment(ctx context.Context, rr events.RenditionReady, offset time.Duration, seconds float64,
-	uid int64, expires time.Time) ([]webvtt.Cue, error) {
+	uid, sid int64, expires time.Time) ([]webvtt.Cue, error) {
 	th := rr.Thumbnails
 	b, err := s.readFragment(ctx, th.VTT)
 	if err != nil {
@@ -273,7 +273,7 @@ func (s *Server) fragment(ctx context.Context, rr events.RenditionReady, offset 
 	if err != nil {
 		return nil, fmt.Errorf("thumbnails of segment %s: %w", rr.SegmentID, err)
 	}
-	sprite := s.sign(mediaPrefix+th.Sprite.Key, nil, uid, expires)
+	sprite := s.sign(mediaPrefix+th.Sprite.Key, nil, uid, sid, expires)
 	base := time.Duration(math.Round(rr.MediaStart*1000)) * time.Millisecond
 	end := offset + time.Duration(math.Round(seconds*1000))*time.Millisecond
 	out := make([]webvtt.Cue, 0, len(cues))

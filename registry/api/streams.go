@@ -149,9 +149,9 @@ func (s *Server) segments(w http.ResponseWriter, r *http.Request, c *caller) err
 			Discontinuity: g.Discontinuity,
 			Salvaged:      g.Salvaged,
 			ObjectKey:     g.ObjectKey,
-			URL:           s.sign(mediaPrefix+g.ObjectKey, nil, c.user.ID, expires),
+			URL:           s.sign(mediaPrefix+g.ObjectKey, nil, c.user.ID, c.session, expires),
 			InitKey:       g.InitKey,
-			InitURL:       s.sign(mediaPrefix+g.InitKey, nil, c.user.ID, expires),
+			InitURL:       s.sign(mediaPrefix+g.InitKey, nil, c.user.ID, c.session, expires),
 			InitBytes:     g.InitBytes,
 			InitSHA256:    g.InitSHA256,
 		})
@@ -188,7 +188,7 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, c *caller) err
 	// their URLs must outlive watching the whole playlist.
 	expires := now.Add(s.cfg.LinkTTL + time.Duration(total*float64(time.Second)))
 	body := renderPlaylist(segs, func(key string) string {
-		return s.sign(mediaPrefix+key, nil, c.user.ID, expires)
+		return s.sign(mediaPrefix+key, nil, c.user.ID, c.session, expires)
 	})
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 	w.Header().Set("Cache-Control", "no-store")

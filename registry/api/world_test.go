@@ -32,6 +32,13 @@ import (
 // the relay running; cfg adjusts the configuration.
 func newDomainEnv(t *testing.T, b bus.Publisher, cfg func(*api.Config)) *env {
 	t.Helper()
+	return newDomainEnvWith(t, b, cfg, nil)
+}
+
+// newDomainEnvWith is newDomainEnv with the API's store wrapped by wrap
+// (nil: not wrapped), so that a test can watch what the API asks of it.
+func newDomainEnvWith(t *testing.T, b bus.Publisher, cfg func(*api.Config), wrap func(*store.Store) api.Store) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dsn := testenv.Postgres(t)
 	if err := store.Migrate(ctx, dsn); err != nil {
@@ -63,7 +70,11 @@ func newDomainEnv(t *testing.T, b bus.Publisher, cfg func(*api.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = api.New(e.cfg, api.Deps{Store: st, Blob: e.blobs, Log: log, Registry: prometheus.NewRegistry(),
+	var apiStore api.Store = st
+	if wrap != nil {
+		apiStore = wrap(st)
+	}
+	e.srv, err = api.New(e.cfg, api.Deps{Store: apiStore, Blob: e.blobs, Log: log, Registry: prometheus.NewRegistry(),
 		Health: obs.NewHealth(), Now: e.clock.Now, Bus: b, SealKey: sealKey})
 	if err != nil {
 		t.Fatalf("new api: %v", err)

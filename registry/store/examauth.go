@@ -199,39 +199,3 @@ func (s *Store) CandidatePublisher(ctx context.Context, token, site, device stri
 	}
 	return "", ExamSession{}, fmt.Errorf("check candidate publisher of %s/%s: %w", site, device, ErrBadCredentials)
 }
-
-// RecordLoginFailure records a failed login at at under each key, e.g.
-// "login:<login>" and "addr:<ip>".
-func (s *Store) RecordLoginFailure(ctx context.Context, at time.Time, keys ...string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO login_failures (key, at) SELECT unnest($1::text[]), $2`, keys, at)
-	if err != nil {
-		return fmt.Errorf("record login failure: %w", err)
-	}
-	return nil
-}
-
-// LoginFailures returns, for key, how many failures it had in (since, now]
-// and the oldest of them (zero if none). Failures older than since are
-// removed along the way.
-func (s *Store) LoginFailures(ctx context.Context, key string, since time.Time) (n int, oldest time.Time, err error) {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE key = $1 AND at <= $2`, key, since); err != nil {
-		return 0, time.Time{}, fmt.Errorf("count login failures: %w", err)
-	}
-	var first *time.Time
-	if err := s.pool.QueryRow(ctx, `SELECT count(*), min(at) FROM login_failures WHERE key = $1`, key).Scan(&n, &first); err != nil {
-		return 0, time.Time{}, fmt.Errorf("count login failures: %w", err)
-	}
-	if first != nil {
-		oldest = *first
-	}
-	return n, oldest, nil
-}
-
-// ClearLoginFailures forgets the failures recorded under key: a successful
-// login clears its login's count.
-func (s *Store) ClearLoginFailures(ctx context.Context, key string) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE key = $1`, key); err != nil {
-		return fmt.Errorf("clear login failures: %w", err)
-	}
-	return nil
-}

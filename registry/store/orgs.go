@@ -227,8 +227,8 @@ func setCenterQualifications(ctx context.Context, tx pgx.Tx, center, council str
 	codes = cleanList(codes)
 	var foreign []string
 	err := tx.QueryRow(ctx, `
-		SELECT coalesce(array_agg(code ORDER BY code), '{}') FROM unnest($1::text[]) AS code
-		WHERE NOT EXISTS (SELECT 1 FROM qualifications q WHERE q.code = code AND q.council_id = $2)`,
+		SELECT coalesce(array_agg(w.code ORDER BY w.code), '{}') FROM unnest($1::text[]) AS w(code)
+		WHERE NOT EXISTS (SELECT 1 FROM qualifications q WHERE q.code = w.code AND q.council_id = $2)`,
 		codes, council).Scan(&foreign)
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -63,6 +64,8 @@ type Store struct {
 	// hashing bounds the concurrent argon2id computations, each of which
 	// takes argonMemory of RAM, so that a burst of logins cannot exhaust it.
 	hashing chan struct{}
+	// hashes counts the argon2id computations.
+	hashes atomic.Uint64
 
 	// dummyOnce computes dummyHash, which Login verifies against when the
 	// login does not exist, so that a missing user takes as long as a wrong
@@ -86,8 +89,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("open database pool: %w", err)
 	}
 	return &Store{
-		pool:    pool,
-		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		pool: pool,
+		// The API bounds logins further (Config.AuthConcurrency), with a
+		// short wait and then 503; this bound covers every other caller.
+		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
 	}, nil
 }
 

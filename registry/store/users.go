@@ -128,6 +128,29 @@ func (s *Store) ResetPassword(ctx context.Context, login string) (tempPassword s
 	return tempPassword, nil
 }
 
+// SetUserDisabled disables (or enables again) the user login. Disabling
+// ends every session of the user, and with them the signed links they
+// made. A missing user is ErrNotFound.
+func (s *Store) SetUserDisabled(ctx context.Context, login string, disabled bool) error {
+	login = normalizeLogin(login)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var id int64
+		err := tx.QueryRow(ctx, `UPDATE users SET disabled = $2 WHERE login = $1 RETURNING id`, login, disabled).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil || !disabled {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set user %s disabled=%v: %w", login, disabled, err)
+	}
+	return nil
+}
+
 // Login checks a login and password and returns the user. A missing user, a
 // wrong password and a disabled user are all ErrBadCredentials, and take the
 // same time.
@@ -277,6 +300,39 @@ func (s *Store) UserByToken(ctx context.Context, token string, now time.Time) (U
 	return u, nil
 }
 
+// SessionByToken is UserByToken that also returns the id of the session,
+// which signed links name so that ending the session revokes them.
+func (s *Store) SessionByToken(ctx context.Context, token string, now time.Time) (User, int64, error) {
+	var sid int64
+	u, err := scanUser(s.pool.QueryRow(ctx,
+		`SELECT `+userColumns+`, s.id FROM sessions s JOIN users u ON u.id = s.user_id
+		 WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT u.disabled`,
+		tokenHash(token), now), &sid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, 0, fmt.Errorf("check session token: %w", ErrBadCredentials)
+	}
+	if err != nil {
+		return User{}, 0, fmt.Errorf("check session token: %w", err)
+	}
+	return u, sid, nil
+}
+
+// UserBySession returns user uid if session sid is still one of theirs:
+// not ended by logout, a password change or reset, and the user not
+// disabled. Otherwise it is ErrBadCredentials.
+func (s *Store) UserBySession(ctx context.Context, sid, uid int64) (User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx,
+		`SELECT `+userColumns+` FROM sessions s JOIN users u ON u.id = s.user_id
+		 WHERE s.id = $1 AND s.user_id = $2 AND NOT u.disabled`, sid, uid))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, fmt.Errorf("check session %d: %w", sid, ErrBadCredentials)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("check session %d: %w", sid, err)
+	}
+	return u, nil
+}
+
 // DeleteSession ends the session of token. Ending an unknown session is not
 // an error.
 func (s *Store) DeleteSession(ctx context.Context, token string) error {
@@ -298,6 +354,7 @@ func (s *Store) hashPassword(ctx context.Context, password string) (string, erro
 		return "", err
 	}
 	defer func() { <-s.hashing }()
+	s.hashes.Add(1)
 	return hashPassword(password)
 }
 
@@ -307,6 +364,7 @@ func (s *Store) verifyPassword(ctx context.Context, phc, password string) (bool,
 		return false, err
 	}
 	defer func() { <-s.hashing }()
+	s.hashes.Add(1)
 	return verifyPassword(phc, password)
 }
 
@@ -318,6 +376,10 @@ func (s *Store) acquireHashing(ctx context.Context) error {
 		return fmt.Errorf("wait to hash password: %w", ctx.Err())
 	}
 }
+
+// PasswordHashes returns how many argon2id hashes s has computed, to check
+// or to set a password: each costs argonMemory and a core for a moment.
+func (s *Store) PasswordHashes() uint64 { return s.hashes.Load() }
 
 // dummy returns a hash to verify against when a login does not exist.
 func (s *Store) dummy() (string, error) {

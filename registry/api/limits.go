@@ -1,0 +1,164 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// limitStore is what the login limits need of the registry's database;
+// *store.Store is one.
+type limitStore interface {
+	AttemptLogin(ctx context.Context, kind, login, addr string, now time.Time, lim store.LoginLimits) (int64, error)
+	LoginSucceeded(ctx context.Context, id int64, kind, login, addr string, now time.Time) error
+	CancelLoginAttempt(ctx context.Context, id int64) error
+	AuditLogin(ctx context.Context, at time.Time, action, login, addr string) error
+}
+
+// loginLimits are the limits of Config as the store takes them.
+func (s *Server) loginLimits() store.LoginLimits {
+	return store.LoginLimits{
+		PerLoginAddress: s.cfg.LoginFailuresPerLoginAddress, Backoff: s.cfg.LoginBackoff,
+		PerAddress: s.cfg.LoginFailuresPerAddress,
+		PerLogin:   s.cfg.LoginFailuresPerLogin, KnownInterval: s.cfg.LoginKnownInterval,
+		Window: s.cfg.LoginFailureWindow,
+	}
+}
+
+// attempt counts an attempt of kind to log in as login from the client of
+// r before its password is checked. Over a limit it answers 429 with
+// Retry-After, audited in aggregate as action+"_throttled".
+func (s *Server) attempt(w http.ResponseWriter, r *http.Request, kind, action, login string) (int64, error) {
+	addr := s.clientAddr(r)
+	now := s.now()
+	id, err := s.store.AttemptLogin(r.Context(), kind, login, addr, now, s.loginLimits())
+	if th, ok := store.IsThrottled(err); ok {
+		who := login
+		if th.Rule == "address" {
+			// One row per address and minute, whatever logins a flood
+			// tries.
+			who = "*"
+		}
+		if err := s.store.AuditLogin(r.Context(), now, action+"_throttled", who, addr); err != nil {
+			return 0, err
+		}
+		secs := int64(math.Ceil(th.RetryAfter.Seconds()))
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		return 0, errorf(http.StatusTooManyRequests, "too many failed logins: try again in %d seconds", secs)
+	}
+	return id, err
+}
+
+// acquireHash waits up to Config.AuthQueueWait for one of the
+// Config.AuthConcurrency password-hash slots. It returns the release of
+// the slot, or a 503 with Retry-After when none came free.
+func (s *Server) acquireHash(w http.ResponseWriter, r *http.Request) (func(), error) {
+	release := func() { <-s.hashSlots }
+	select {
+	case s.hashSlots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(s.cfg.AuthQueueWait)
+	defer t.Stop()
+	select {
+	case s.hashSlots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		w.Header().Set("Retry-After", "1")
+		return nil, errorf(http.StatusServiceUnavailable, "too many logins at once: try again in a second")
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
+}
+
+// clientAddr returns the IP address of the client of r: the peer, or,
+// when the peer is a trusted proxy, the nearest address in its
+// X-Forwarded-For that is not itself a trusted proxy.
+func (s *Server) clientAddr(r *http.Request) string {
+	peer := peerAddr(r)
+	ip, err := netip.ParseAddr(peer)
+	if err != nil || !s.trusted(ip) {
+		return peer
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			// A hop the proxies did not write: stop at the last good one.
+			break
+		}
+		client = hop.Unmap().String()
+		if !s.trusted(hop) {
+			break
+		}
+	}
+	return client
+}
+
+// trusted reports whether ip is one of Config.TrustedProxies.
+func (s *Server) trusted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerAddr returns the IP address of the peer of r.
+func peerAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// ParseProxies parses a comma-separated list of CIDR prefixes or single
+// addresses, as --trusted-proxies takes them.
+func ParseProxies(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("trusted proxy %q is not an address or CIDR prefix", f)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q is not an address or CIDR prefix", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// auditAddr is the client address the audit log keeps for r: the peer's
+// address and port, or the client a trusted proxy forwarded for.
+func (s *Server) auditAddr(r *http.Request) string {
+	if c := s.clientAddr(r); c != peerAddr(r) {
+		return c
+	}
+	return r.RemoteAddr
+}

@@ -1,0 +1,451 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nokstream/nokstream/registry/api"
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// Attacks on logins (the security issue): each test performs the attack on
+// a running API and asserts the refusal. The password checks are counted by
+// the store (Store.PasswordHashes), not timed.
+
+// loginFrom posts a login as if from client address from, through the
+// trusted proxy 127.0.0.1 ("" sends no X-Forwarded-For).
+func (e *env) loginFrom(from, login, password string) response {
+	e.t.Helper()
+	var h []string
+	if from != "" {
+		h = []string{"X-Forwarded-For", from}
+	}
+	return e.do("POST", "/api/v1/auth/login", "", map[string]string{"login": login, "password": password}, h...)
+}
+
+// behindProxy trusts the loopback proxy the tests send from.
+func behindProxy(c *api.Config) {
+	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+}
+
+// parallel runs n calls of f at once and returns their status codes by
+// count, failing on an answer without Retry-After that should have one.
+func parallel(t *testing.T, n int, f func(i int) response) map[int]int {
+	t.Helper()
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r := f(i)
+			if (r.code == http.StatusTooManyRequests || r.code == http.StatusServiceUnavailable) && r.header.Get("Retry-After") == "" {
+				t.Errorf("%d without Retry-After", r.code)
+			}
+			mu.Lock()
+			codes[r.code]++
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return codes
+}
+
+// TestLoginFloodChecksFewPasswords: 200 wrong passwords sent at once for one
+// login get at most 10 password checks, from one address and from 200; the
+// rest are 429 with Retry-After.
+func TestLoginFloodChecksFewPasswords(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, func(c *api.Config) {
+		behindProxy(c)
+		c.AuthQueueWait = time.Minute // this test counts checks, not queueing
+	})
+	ctx := context.Background()
+	for _, name := range []string{"victim1", "victim2"} {
+		_, err := e.store.AddUser(ctx, name, store.RoleNARK, "")
+		must(t, err)
+	}
+	for _, tt := range []struct {
+		name, login string
+		from        func(i int) string
+		maxChecks   uint64
+	}{
+		{"one address", "victim1", func(int) string { return "" }, uint64(e.cfg.LoginFailuresPerLoginAddress)},
+		{"200 addresses", "victim2", func(i int) string { return fmt.Sprintf("10.9.%d.%d", i/250, 1+i%250) }, uint64(e.cfg.LoginFailuresPerLogin)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.store.PasswordHashes()
+			codes := parallel(t, 200, func(i int) response {
+				return e.loginFrom(tt.from(i), tt.login, fmt.Sprintf("wrong password %d", i))
+			})
+			checks := e.store.PasswordHashes() - before
+			t.Logf("200 parallel wrong passwords from %s: %d password checks, answers %v", tt.name, checks, codes)
+			if checks > 10 || checks > tt.maxChecks {
+				t.Errorf("%d password checks, want at most %d", checks, min(tt.maxChecks, 10))
+			}
+			if codes[http.StatusUnauthorized] != int(checks) || codes[http.StatusTooManyRequests] != 200-int(checks) {
+				t.Errorf("answers %v: want %d × 401 and the rest 429", codes, checks)
+			}
+		})
+	}
+}
+
+// blockingLogins is a store whose password checks wait for release, and
+// which counts how many run at once.
+type blockingLogins struct {
+	*store.Store
+	running, peak atomic.Int32
+	entered       chan struct{}
+	release       chan struct{}
+}
+
+func (b *blockingLogins) Login(ctx context.Context, login, password string) (store.User, error) {
+	n := b.running.Add(1)
+	defer b.running.Add(-1)
+	for {
+		p := b.peak.Load()
+		if n <= p || b.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	b.entered <- struct{}{}
+	<-b.release
+	return b.Store.Login(ctx, login, password)
+}
+
+// TestLoginConcurrencyBound: at most AuthConcurrency password checks run at
+// once; the others wait AuthQueueWait, then get 503 with Retry-After, and
+// the refused attempts do not count against the login.
+func TestLoginConcurrencyBound(t *testing.T) {
+	t.Parallel()
+	bl := &blockingLogins{entered: make(chan struct{}, 100), release: make(chan struct{})}
+	e := newDomainEnvWith(t, nil, func(c *api.Config) {
+		behindProxy(c)
+		c.AuthConcurrency = 2
+		c.AuthQueueWait = 50 * time.Millisecond
+	}, func(st *store.Store) api.Store { bl.Store = st; return bl })
+	const n = 10
+	type result struct {
+		i int
+		r response
+	}
+	results := make(chan result, n)
+	for i := range n {
+		go func() {
+			results <- result{i, e.loginFrom(fmt.Sprintf("10.8.0.%d", i+1), fmt.Sprintf("user%d", i), "wrong password")}
+		}()
+	}
+	// Two checks start; the other eight give up waiting.
+	codes := map[int]int{}
+	refused := -1
+	for range n - 2 {
+		res := <-results
+		r := res.r
+		if r.code == http.StatusServiceUnavailable {
+			refused = res.i
+		}
+		codes[r.code]++
+		if r.code == http.StatusServiceUnavailable && r.header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+	}
+	if codes[http.StatusServiceUnavailable] != n-2 {
+		t.Errorf("while 2 checks run: %v, want %d × 503", codes, n-2)
+	}
+	for range 2 {
+		<-bl.entered
+	}
+	close(bl.release)
+	for range 2 {
+		if r := (<-results).r; r.code != http.StatusUnauthorized {
+			t.Errorf("a checked wrong password: %d %s", r.code, r.body)
+		}
+	}
+	if p := bl.peak.Load(); p != 2 {
+		t.Errorf("%d password checks ran at once, want 2 (AuthConcurrency)", p)
+	}
+	// The refused attempts were not counted: the next five of a refused
+	// login from its address are all checked.
+	if refused < 0 {
+		t.Fatal("no login was refused")
+	}
+	for i := range 5 {
+		if r := e.loginFrom(fmt.Sprintf("10.8.0.%d", refused+1), fmt.Sprintf("user%d", refused), "wrong password"); r.code != http.StatusUnauthorized {
+			t.Errorf("attempt %d after a 503: %d %s", i, r.code, r.body)
+		}
+	}
+}
+
+// TestLoginNoLockout: strangers flooding a login cannot lock its user out.
+// Past the login's ceiling, an address it never succeeded from is refused,
+// while the user's own address is slowed (one attempt per
+// LoginKnownInterval), not blocked; one address alone backs off
+// exponentially.
+func TestLoginNoLockout(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, behindProxy)
+	ctx := context.Background()
+	temp, err := e.store.AddUser(ctx, "victim", store.RoleNARK, "")
+	must(t, err)
+	const home = "192.0.2.10"
+	if r := e.loginFrom(home, "victim", temp); r.code != http.StatusOK {
+		t.Fatalf("first login: %d %s", r.code, r.body)
+	}
+	step := func() { e.clock.Set(e.clock.Now().Add(time.Second)) }
+
+	// One attacker address: 5 free failures, then 1, 2, 4 minutes.
+	const attacker = "198.51.100.7"
+	for i := range e.cfg.LoginFailuresPerLoginAddress {
+		if r := e.loginFrom(attacker, "victim", "guess"); r.code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d %s", i, r.code, r.body)
+		}
+		step()
+	}
+	for _, wait := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute} {
+		r := e.loginFrom(attacker, "victim", "guess")
+		retry, _ := strconv.Atoi(r.header.Get("Retry-After"))
+		if r.code != http.StatusTooManyRequests || time.Duration(retry)*time.Second > wait || time.Duration(retry)*time.Second < wait-2*time.Second {
+			t.Fatalf("guess within the back-off: %d Retry-After %q, want 429 and about %v", r.code, r.header.Get("Retry-After"), wait)
+		}
+		e.clock.Set(e.clock.Now().Add(wait))
+		if r := e.loginFrom(attacker, "victim", "guess"); r.code != http.StatusUnauthorized {
+			t.Fatalf("guess after the back-off of %v: %d %s", wait, r.code, r.body)
+		}
+	}
+	// More strangers push the login over its ceiling.
+	for i := 0; i < e.cfg.LoginFailuresPerLogin; i++ {
+		e.loginFrom(fmt.Sprintf("203.0.113.%d", i+1), "victim", "guess")
+	}
+	if r := e.loginFrom("203.0.113.200", "victim", temp); r.code != http.StatusTooManyRequests {
+		t.Errorf("right password from a new address over the ceiling: %d, want 429", r.code)
+	}
+	// The user at home: a typo, then slowed, then in.
+	if r := e.loginFrom(home, "victim", "typo"); r.code != http.StatusUnauthorized {
+		t.Fatalf("typo at home: %d %s", r.code, r.body)
+	}
+	r := e.loginFrom(home, "victim", temp)
+	if retry, _ := strconv.Atoi(r.header.Get("Retry-After")); r.code != http.StatusTooManyRequests || retry > int(e.cfg.LoginKnownInterval.Seconds()) {
+		t.Fatalf("right password right after the typo: %d Retry-After %q, want 429 within %v", r.code, r.header.Get("Retry-After"), e.cfg.LoginKnownInterval)
+	}
+	e.clock.Set(e.clock.Now().Add(e.cfg.LoginKnownInterval))
+	if r := e.loginFrom(home, "victim", temp); r.code != http.StatusOK {
+		t.Errorf("right password at home over the ceiling: %d %s, want 200", r.code, r.body)
+	}
+}
+
+// TestLoginTrustedProxies: X-Forwarded-For counts only from a trusted
+// proxy; from anyone else it is ignored, so a client cannot dodge the
+// address limit by naming other addresses.
+func TestLoginTrustedProxies(t *testing.T) {
+	t.Parallel()
+	for _, trusted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("trusted=%v", trusted), func(t *testing.T) {
+			t.Parallel()
+			e := newDomainEnv(t, nil, func(c *api.Config) {
+				if trusted {
+					behindProxy(c)
+				}
+			})
+			for i := range e.cfg.LoginFailuresPerAddress + 1 {
+				r := e.loginFrom(fmt.Sprintf("10.7.0.%d", i+1), fmt.Sprintf("nobody%d", i), "guess")
+				want := http.StatusUnauthorized
+				if !trusted && i == e.cfg.LoginFailuresPerAddress {
+					want = http.StatusTooManyRequests
+				}
+				if r.code != want {
+					t.Fatalf("attempt %d: %d, want %d", i, r.code, want)
+				}
+			}
+			rows, err := e.store.LoginAudit(context.Background(), time.Time{})
+			must(t, err)
+			addrs := map[string]bool{}
+			for _, a := range rows {
+				addrs[a.Addr] = true
+			}
+			if trusted != addrs["10.7.0.1"] {
+				t.Errorf("login audit addresses %v: forwarded address listed %v, want %v", addrs, addrs["10.7.0.1"], trusted)
+			}
+		})
+	}
+}
+
+// TestLoginAuditAggregated: a flood of failed and throttled logins adds one
+// row per login, address and minute with a count, not a row per attempt.
+func TestLoginAuditAggregated(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	before, err := e.store.AuditLog(context.Background(), 0, 100000)
+	must(t, err)
+	const n = 300
+	for i := range n {
+		e.loginFrom("", "target", fmt.Sprintf("guess %d", i))
+	}
+	for i := range n {
+		e.loginFrom("", fmt.Sprintf("spray%d", i), "guess")
+	}
+	after, err := e.store.AuditLog(context.Background(), 0, 100000)
+	must(t, err)
+	if len(after) != len(before) {
+		t.Errorf("the audit log grew by %d entries for %d failed logins", len(after)-len(before), 2*n)
+	}
+	rows, err := e.store.LoginAudit(context.Background(), time.Time{})
+	must(t, err)
+	total := 0
+	for _, a := range rows {
+		total += a.Count
+	}
+	t.Logf("%d failed or throttled logins: %d rows of login audit", 2*n, len(rows))
+	if total != 2*n {
+		t.Errorf("login audit counts %d attempts, want %d", total, 2*n)
+	}
+	// target: failed and throttled; the spray: 15 other failures, then the
+	// address is throttled as one row.
+	if max := 2 + e.cfg.LoginFailuresPerAddress + 1; len(rows) > max {
+		t.Errorf("%d rows of login audit, want at most %d: %v", len(rows), max, rows)
+	}
+}
+
+// TestCouncilCannotAuthoriseForeignQualification: a council cannot
+// authorise its centers for another council's qualification (the
+// NOT EXISTS of setCenterQualifications once compared a column with
+// itself), and its center then cannot hold exams in it.
+func TestCouncilCannotAuthoriseForeignQualification(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	o1, o2 := w.orgs[1], w.orgs[2]
+	council := o1.tokens[store.RoleCouncil]
+	path := "/api/v1/centers/" + o1.center + "/qualifications"
+	for _, quals := range [][]string{{o2.qual}, {o1.qual, o2.qual}, {"no-such-qualification"}} {
+		r := e.do("PUT", path, council, map[string]any{"qualifications": quals})
+		if r.code != http.StatusUnprocessableEntity && r.code != http.StatusBadRequest {
+			t.Errorf("PUT %v as council1: %d %s, want 422", quals, r.code, r.body)
+		}
+	}
+	r := e.do("GET", "/api/v1/centers/"+o1.center, council, nil)
+	if c := decode[struct{ Qualifications []string }](t, r); len(c.Qualifications) != 1 || c.Qualifications[0] != o1.qual {
+		t.Errorf("center1 is authorised for %v, want only %s", c.Qualifications, o1.qual)
+	}
+	r = e.do("POST", "/api/v1/exams", o1.tokens[store.RoleCenter], map[string]any{"site": o1.site, "qualification": o2.qual,
+		"starts_at": examStart.Add(48 * time.Hour), "ends_at": examEnd.Add(48 * time.Hour)})
+	if r.code/100 == 2 {
+		t.Errorf("center1 created an exam in council2's qualification: %d %s", r.code, r.body)
+	}
+	// Its own qualification still goes through.
+	if r := e.do("PUT", path, council, map[string]any{"qualifications": []string{o1.qual}}); r.code/100 != 2 {
+		t.Errorf("PUT its own qualification: %d %s", r.code, r.body)
+	}
+}
+
+// TestSignedLinkRevoked: a signed link works only while the session that
+// made it lasts: logout, a password change, a reset or disabling the user
+// revokes it, and the links inside a playlist it opened too. No link lasts
+// more than 12 hours.
+func TestSignedLinkRevoked(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	ctx := context.Background()
+	site := w.orgs[1].site
+	playlist := "/api/v1/streams/" + site + "/room1/playlist.m3u8" + win()
+	link := func(token string) (string, time.Time) {
+		t.Helper()
+		r := e.do("POST", "/api/v1/links", token, map[string]string{"path": playlist})
+		if r.code != http.StatusOK {
+			t.Fatalf("create link: %d %s", r.code, r.body)
+		}
+		v := decode[struct {
+			URL       string    `json:"url"`
+			ExpiresAt time.Time `json:"expires_at"`
+		}](t, r)
+		return v.URL, v.ExpiresAt
+	}
+	council := w.orgs[1].users[store.RoleCouncil].Login
+	// setPassword resets council's password and sets the known one.
+	setPassword := func() {
+		temp, err := e.store.ResetPassword(ctx, council)
+		must(t, err)
+		u, err := e.store.UserByLogin(ctx, council)
+		must(t, err)
+		must(t, e.store.ChangePassword(ctx, u.ID, temp, "a long enough password"))
+		must(t, markPasswordChanged(ctx, e, u.ID))
+	}
+	setPassword()
+	for _, tt := range []struct {
+		name   string
+		revoke func(token string)
+	}{
+		{"logout", func(token string) { e.do("POST", "/api/v1/auth/logout", token, nil) }},
+		{"password change", func(token string) {
+			r := e.do("POST", "/api/v1/auth/password", token, map[string]string{"old_password": "a long enough password", "new_password": "another long password"})
+			if r.code != http.StatusOK {
+				t.Fatalf("change password: %d %s", r.code, r.body)
+			}
+			r = e.do("POST", "/api/v1/auth/password", decode[struct{ Token string }](t, r).Token,
+				map[string]string{"old_password": "another long password", "new_password": "a long enough password"})
+			if r.code != http.StatusOK {
+				t.Fatalf("change password back: %d %s", r.code, r.body)
+			}
+		}},
+		{"reset", func(string) { setPassword() }},
+		{"disabled", func(string) { must(t, e.store.SetUserDisabled(ctx, council, true)) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			token, _ := e.login(council, "a long enough password")
+			other, _ := e.login(council, "a long enough password")
+			u, exp := link(token)
+			if max := e.clock.Now().Add(api.MaxLinkTTL); exp.After(max) {
+				t.Errorf("link expires at %v, after %v", exp, max)
+			}
+			r := e.do("GET", u, "", nil)
+			if r.code != http.StatusOK {
+				t.Fatalf("GET the link: %d %s", r.code, r.body)
+			}
+			// A media URL inside the playlist, signed for the same session.
+			var media string
+			for _, line := range strings.Split(string(r.body), "\n") {
+				if strings.HasPrefix(line, "/api/v1/media/") {
+					media = line
+					break
+				}
+			}
+			if media == "" {
+				t.Fatalf("no media URL in the playlist:\n%s", r.body)
+			}
+			if r := e.do("GET", media, "", nil); r.code != http.StatusOK {
+				t.Fatalf("GET a media URL of the playlist: %d %s", r.code, r.body)
+			}
+			tt.revoke(token)
+			for _, p := range []string{u, media} {
+				if r := e.do("GET", p, "", nil); r.code != http.StatusForbidden {
+					t.Errorf("GET %s after %s: %d %s, want 403", p, tt.name, r.code, r.body)
+				}
+			}
+			if tt.name == "logout" {
+				// Another session's links live on.
+				u2, _ := link(other)
+				if r := e.do("GET", u2, "", nil); r.code != http.StatusOK {
+					t.Errorf("a link of another session after logout: %d", r.code)
+				}
+			}
+		})
+	}
+	// A configured link lifetime past 12 hours is refused.
+	cfg := e.cfg
+	cfg.LinkTTL = 13 * time.Hour
+	if err := cfg.Validate(); err == nil {
+		t.Error("link_ttl of 13h accepted")
+	}
+}
