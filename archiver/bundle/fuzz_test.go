@@ -2,7 +2,6 @@ package bundle_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"flag"
@@ -12,12 +11,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nokstream/nokstream/archiver/bundle"
 	"github.com/nokstream/nokstream/archiver/bundle/bundletest"
 	"github.com/nokstream/nokstream/archiver/seal"
-	"github.com/nokstream/nokstream/internal/blob"
 )
 
 var update = flag.Bool("update", false, "rewrite the seed corpus of FuzzVerify in testdata/fuzz/FuzzVerify")
@@ -28,59 +25,15 @@ func seedKey(n byte) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{n}, ed25519.SeedSize))
 }
 
-// seedBundle is a small genuine bundle of candidate cand of exam e1: one
-// stream with an init segment and four media segments of a few bytes,
-// sealed and exported with seedKey(1) at a fixed time, the same bytes on
-// every run.
+// seedBundle is the small genuine bundle of bundletest of candidate cand,
+// signed with seedKey(1).
 func seedBundle(tb testing.TB, cand string) []byte {
 	tb.Helper()
-	ctx := context.Background()
-	d, err := blob.NewDir(tb.TempDir())
+	b, err := bundletest.Small(tb.TempDir(), cand, "appeal 12", seedKey(1))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	put := func(key string, b []byte) {
-		if err := d.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	stream := "site1/cam1"
-	init := []byte("ftyp moov: init of site1/cam1")
-	ikey := "raw/site1/cam1/init/a.mp4"
-	put(ikey, init)
-	entries := []seal.Entry{{Kind: seal.KindInit, Key: ikey, Size: int64(len(init)), SHA256: hexSum(init), Stream: stream,
-		Start: t0, End: t0.Add(24 * time.Second)}}
-	prev := strings.Repeat("0", 64)
-	for i := range 4 {
-		b := []byte(fmt.Sprintf("moof mdat: segment %d of site1/cam1", i))
-		key := fmt.Sprintf("raw/site1/cam1/2026-03-02/%010d-x.m4s", i)
-		put(key, b)
-		sum := hexSum(b)
-		chain, err := seal.Link(prev, sum)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		entries = append(entries, seal.Entry{Kind: seal.KindSegment, Key: key, Size: int64(len(b)), SHA256: sum, Stream: stream,
-			Sequence: int64(i), Start: t0.Add(time.Duration(i) * 6 * time.Second), End: t0.Add(time.Duration(i+1) * 6 * time.Second),
-			PrevChain: prev, Chain: chain, Init: ikey})
-		prev = chain
-	}
-	key := seedKey(1)
-	m := &seal.Manifest{ExamID: "e1", CandidateID: cand, Version: 1, SealedAt: t0.Add(time.Hour), Site: "site1", WindowStart: t0,
-		WindowEnd: t0.Add(time.Hour), Result: "certificate", Entries: entries}
-	manifest, sig, err := seal.Seal(m, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if _, err := bundle.Write(ctx, &buf, d, bundle.Request{Purpose: "appeal 12", ExportedBy: "council1",
-		ExportedAt: t0.Add(2 * time.Hour), Manifest: manifest, Signature: sig,
-		Timeline: map[string]any{"exam": "e1", "candidate": cand, "result": "certificate"},
-		Audit:    []any{map[string]any{"action": "evidence.export", "actor": "council1"}}, Key: key}); err != nil {
-		tb.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 // seed is a bundle of the seed corpus: the genuine one, or a forgery of it.

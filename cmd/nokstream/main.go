@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -18,12 +19,36 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	root := rootCommand()
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "nokstream:", err)
-		os.Exit(1)
+	status := run(ctx, rootCommand(), os.Stderr)
+	stop()
+	os.Exit(status)
+}
+
+// exitError ends nokstream with a status other than 1, saying its message
+// on stderr as it is (verify's 3: intact, origin not proven).
+type exitError struct {
+	status int
+	msg    string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// run executes root and returns the exit status: 0; the status of an
+// exitError; or 1 for any other error, which it prints on stderr.
+func run(ctx context.Context, root *cobra.Command, stderr io.Writer) int {
+	err := root.ExecuteContext(ctx)
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintln(stderr, ee.msg)
+		}
+		return ee.status
 	}
+	fmt.Fprintln(stderr, "nokstream:", err)
+	return 1
 }
 
 type globalFlags struct {
