@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nokstream/nokstream/archiver/bundle"
+	"github.com/nokstream/nokstream/archiver/bundle/bundletest"
 	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/registry/api"
@@ -42,8 +44,9 @@ type verifyReport struct {
 
 // TestVerifyEvidence: a bundle the registry exported verifies with the
 // archive's key, and the report says what was checked; a bundle with one
-// byte of a segment flipped, cut short, or a body that is no bundle at all
-// is reported invalid, naming what failed; every check is audited. Only
+// byte of a segment flipped, cut short, re-packed with a second manifest,
+// re-signed with another key, or a body that is no bundle at all is
+// reported invalid, naming what failed; every check is audited. Only
 // those who may export evidence may verify it.
 func TestVerifyEvidence(t *testing.T) {
 	t.Parallel()
@@ -75,6 +78,19 @@ func TestVerifyEvidence(t *testing.T) {
 	flipped[at+len(segment)/2] ^= 0x20
 	garbage := make([]byte, 4096)
 	_, _ = rand.Read(garbage)
+	// The forgeries of the issue: the exported bundle re-packed with a
+	// second manifest naming another candidate after the objects (the
+	// signed one first), and re-signed whole with a forger's key. (The
+	// bundle stands in for another candidate's too: the forgeries used
+	// here do not need one.)
+	_, forger, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	forgeries, err := bundletest.Forge(bundletest.Genuine{Bundle: exported.body, Other: exported.body, Key: forger})
+	must(t, err)
+	forged := map[string][]byte{}
+	for _, f := range forgeries {
+		forged[f.Name] = f.Bundle
+	}
 
 	for _, tc := range []struct {
 		name  string
@@ -88,6 +104,9 @@ func TestVerifyEvidence(t *testing.T) {
 		{name: "cut short", body: exported.body[:at+len(segment)/2], kind: bundle.Format, file: "objects/" + o.media},
 		{name: "not a tar", body: garbage, kind: bundle.Format},
 		{name: "empty", body: nil, kind: bundle.Format},
+		{name: "a second manifest", body: forged["a second manifest, of another candidate, after the objects"], kind: bundle.Format,
+			file: "seal/manifest.json"},
+		{name: "signed whole with another key", body: forged["signed with another key"], kind: bundle.WrongKey, file: "seal/manifest.json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do("POST", "/api/v1/evidence/verify?purpose=check", council, string(tc.body), "Content-Type", "application/x-tar")
@@ -126,7 +145,7 @@ func TestVerifyEvidence(t *testing.T) {
 			verified[a.Object+" valid="+map[bool]string{true: "yes", false: "no"}[a.Detail["valid"] == true]]++
 		}
 	}
-	if verified["evidence/exam1/"+o.cand+" valid=yes"] != 1 || verified["evidence/exam1/"+o.cand+" valid=no"] != 2 || verified["evidence valid=no"] != 2 {
+	if verified["evidence/exam1/"+o.cand+" valid=yes"] != 1 || verified["evidence/exam1/"+o.cand+" valid=no"] != 4 || verified["evidence valid=no"] != 2 {
 		t.Errorf("evidence.verify in the audit log: %v", verified)
 	}
 
