@@ -131,6 +131,7 @@ type Store interface {
 	SaveSeal(ctx context.Context, seal store.Seal, objects ...store.ArchiveObject) error
 	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
 	SealObjects(ctx context.Context, exam, candidate string) ([]store.ArchiveObject, error)
+	OverdueEvidence(ctx context.Context, sc store.Scope, now time.Time, defaultProvisional, floor time.Duration) ([]store.OverdueEvidence, error)
 }
 
 // Deps are what the archiver talks to.
@@ -163,6 +164,7 @@ type metrics struct {
 	sweptBytes  prometheus.Counter
 	sweep       prometheus.Histogram
 	seals       prometheus.Counter
+	overdue     prometheus.Gauge
 }
 
 // New wires the archiver. It starts nothing.
@@ -209,6 +211,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 				Help: "Duration of one sweeper pass.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}),
 			seals: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_archiver_seals_total",
 				Help: "Seals of candidate-exams written."}),
+			overdue: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_archiver_overdue_evidence",
+				Help: "Candidate-exams whose result is still missing after the provisional period, at the last sweep: " +
+					"their evidence is held until a result, an appeal's end or the council's disposal. Alert above zero."}),
 		},
 	}
 	return s, nil

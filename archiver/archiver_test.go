@@ -101,6 +101,22 @@ func TestChainBreaks(t *testing.T) {
 	}
 }
 
+// gauge returns the value of an unlabelled gauge.
+func gauge(t *testing.T, e *env, name string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
+}
+
 // metric returns the value of a counter with the label value label.
 func metric(t *testing.T, e *env, name, label string) float64 {
 	t.Helper()
@@ -491,13 +507,62 @@ func TestObjectLockMinIO(t *testing.T) {
 	}
 	e.relay(time.Now())
 	for k := range held {
-		if _, hold := e.stored(k); hold {
-			t.Errorf("%s still held after the appeal closed", k)
+		// The room camera is c1's evidence too, and c1 still has no
+		// result after the provisional period: it stays held.
+		want := k == in.ObjectKey || k == in.InitKey
+		if _, hold := e.stored(k); hold != want {
+			t.Errorf("%s: held %v after the appeal closed, want %v", k, hold, want)
 		}
 	}
 	o := e.object(ws2.ObjectKey)
 	if o.Rule != "appeal_closed" || !o.RetainUntil.Equal(closedAt.Add(2*time.Second).Truncate(time.Microsecond)) {
 		t.Errorf("after the close: %s until %s, want appeal_closed until %s", ws2.ObjectKey, o.RetainUntil, closedAt.Add(2*time.Second))
+	}
+
+	// c1's result is missing after the provisional period: c1's evidence
+	// is overdue. The sweeper holds it in MinIO instead of deleting it,
+	// counts it, and explain says why.
+	st, err := e.svc.Sweep(ctx)
+	if err != nil || st.Overdue != 1 || st.Deleted != 0 {
+		t.Fatalf("sweep with c1 overdue: %+v %v, want 1 overdue and nothing deleted", st, err)
+	}
+	for _, k := range []string{ws1.ObjectKey, ws1.InitKey, in.ObjectKey, in.InitKey} {
+		if _, hold := e.stored(k); !hold || !e.object(k).LegalHold {
+			t.Errorf("%s: overdue evidence of c1 not held in MinIO", k)
+		}
+	}
+	if err := s3.Delete(ctx, ws1.ObjectKey); !errors.Is(err, blob.ErrRetained) {
+		t.Fatalf("delete of overdue evidence: %v, want ErrRetained", err)
+	}
+	if v := gauge(t, e, "nokstream_archiver_overdue_evidence"); v != 1 {
+		t.Errorf("nokstream_archiver_overdue_evidence %v, want 1", v)
+	}
+	text, err := archiver.Explain(ctx, e.st, cfg.Retention, time.Now(), ws1.ObjectKey)
+	if err != nil || !strings.Contains(text, "OVERDUE EVIDENCE") || !strings.Contains(text, "overdue_evidence") {
+		t.Errorf("explain %s: %v\n%s\nwant it to say the evidence is overdue", ws1.ObjectKey, err, text)
+	}
+	text, err = archiver.ExplainOverdue(ctx, e.st, cfg.Retention, time.Now())
+	if err != nil || !strings.Contains(text, "e1/c1") || strings.Contains(text, "e1/c2") {
+		t.Errorf("explain --overdue: %v\n%s\nwant e1/c1 only", err, text)
+	}
+	for range 3 { // sweeps later: still there
+		if st, err := e.svc.Sweep(ctx); err != nil || st.Deleted != 0 {
+			t.Fatalf("sweep of held overdue evidence: %+v %v", st, err)
+		}
+	}
+	if _, err := s3.Stat(ctx, ws1.ObjectKey); err != nil {
+		t.Fatalf("overdue evidence gone: %v", err)
+	}
+
+	// The council disposes of c1's evidence, with a reason: the hold is
+	// lifted and the sweeper may delete it.
+	if err := e.st.DisposeEvidence(ctx, store.Disposal{ExamID: "e1", CandidateID: "c1", Reason: "экзамен не состоялся, результата не будет",
+		DisposedAt: time.Now()}, cfg.Retention.Default.Provisional, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.relay(time.Now())
+	if _, hold := e.stored(ws1.ObjectKey); hold {
+		t.Errorf("%s still held after the disposal", ws1.ObjectKey)
 	}
 
 	// Once everything has expired, the sweeper deletes it all: the bucket

@@ -20,6 +20,27 @@ type ExplainStore interface {
 	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)
 	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
 	SealObjects(ctx context.Context, exam, candidate string) ([]store.ArchiveObject, error)
+	OverdueEvidence(ctx context.Context, sc store.Scope, now time.Time, defaultProvisional, floor time.Duration) ([]store.OverdueEvidence, error)
+}
+
+// ExplainOverdue lists the candidate-exams whose evidence is overdue at
+// now: their result is missing after the provisional period, and their
+// evidence is held until a result, an appeal's end or the council's
+// disposal (POST /api/v1/exams/{exam}/candidates/{candidate}/evidence/disposal).
+func ExplainOverdue(ctx context.Context, st ExplainStore, settings retention.Settings, now time.Time) (string, error) {
+	list, err := st.OverdueEvidence(ctx, store.Scope{}, now, settings.Default.Provisional, settings.Floors.Provisional)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d candidate-exam(s) of overdue evidence at %s\n", len(list), now.UTC().Format(time.RFC3339))
+	for _, o := range list {
+		fmt.Fprintf(&b, "  %s/%s: council %s, site %s: exam ended %s, no result since the provisional period (%d days) ended %s "+
+			"(%d days overdue): held until a result, an appeal's end or the council's disposal\n",
+			o.ExamID, o.CandidateID, o.CouncilID, o.SiteID, o.ExamEnd.UTC().Format(time.RFC3339), o.ProvisionalDays,
+			o.Due.UTC().Format(time.RFC3339), int(now.Sub(o.Due).Hours()/24))
+	}
+	return b.String(), nil
 }
 
 // Explain says why target is kept until when, or why and when it was

@@ -16,6 +16,10 @@ import (
 type SweepStats struct {
 	Marked, Unmarked, Deleted, Refused int
 	Bytes                              int64
+	// Overdue is how many candidate-exams are overdue evidence: their
+	// result is missing after the provisional period, and their evidence
+	// is held (nokstream_archiver_overdue_evidence).
+	Overdue int
 }
 
 // Sweep runs one pass of the sweeper, in two phases, each safe to re-run
@@ -39,6 +43,12 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	defer func() { s.m.sweep.Observe(time.Since(start).Seconds()) }()
 	var st SweepStats
 	now := s.now()
+	overdue, err := s.d.Store.OverdueEvidence(ctx, store.Scope{}, now, s.cfg.Retention.Default.Provisional, s.cfg.Retention.Floors.Provisional)
+	if err != nil {
+		return st, err
+	}
+	s.m.overdue.Set(float64(len(overdue)))
+	st.Overdue = len(overdue)
 	// Phase 1. Every object listed leaves the list: it is marked, or its
 	// new date or hold is recorded. An object whose decision cannot be
 	// recorded stops the pass.

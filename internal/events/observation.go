@@ -108,6 +108,9 @@ const (
 	RetentionAppealOpened        = "appeal_opened"
 	RetentionAppealClosed        = "appeal_closed"
 	RetentionExamChanged         = "exam_changed"
+	// RetentionEvidenceDisposed: the council disposed of the evidence of
+	// a candidate-exam whose result is missing (overdue evidence).
+	RetentionEvidenceDisposed = "evidence_disposed"
 )
 
 // RetentionChanged tells the archiver that what a candidate's exam owes to

@@ -203,6 +203,8 @@ var matrix = map[string]access{
 	"GET /api/v1/exams/{exam}/candidates/{candidate}/review": {path: objPath("/api/v1/exams/%s/candidates/%s/review", kExam, kCand), see: seeExam},
 	"POST /api/v1/exams/{exam}/candidates/{candidate}/appeals": {path: objPath("/api/v1/exams/%s/candidates/%s/appeals", kExam, kCand),
 		see: seeExam, do: []string{store.RoleCouncil}, body: jsonBody(map[string]any{"reason": "не согласен с результатом"})},
+	"POST /api/v1/exams/{exam}/candidates/{candidate}/evidence/disposal": {path: objPath("/api/v1/exams/%s/candidates/%s/evidence/disposal", kExam, kCand),
+		see: seeExam, do: []string{store.RoleCouncil}, body: jsonBody(map[string]any{"reason": "результата не будет"})},
 	"GET /api/v1/exams/{exam}/candidates/{candidate}/evidence": {path: objPath("/api/v1/exams/%s/candidates/%s/evidence?purpose=appeal", kExam, kCand),
 		see: seeExam, do: []string{store.RoleNARK, store.RoleCouncil}},
 	// A body that is no bundle is answered with a report that says so.

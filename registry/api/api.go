@@ -61,6 +61,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nokstream/nokstream/archiver/retention"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/obs"
@@ -157,6 +158,10 @@ type Config struct {
 	// /api/v1/evidence/verify reads. The bundle is checked as it streams
 	// in, so this bounds the time a request may take, not memory.
 	MaxBundleBytes int64 `yaml:"max_bundle_bytes"`
+	// RetentionFloors are the legal floors of retention periods, the
+	// archiver's (retention.DefaultFloors): a council's or qualification's
+	// period below one is refused with 422 naming it.
+	RetentionFloors retention.Floors `yaml:"retention_floors"`
 }
 
 // DefaultConfig returns the defaults: sessions of 12 hours, signed URLs of
@@ -174,7 +179,8 @@ func DefaultConfig() Config {
 		LoginFailuresPerLoginAddress: 5, LoginFailuresPerLogin: 10, LoginFailuresPerAddress: 20,
 		LoginFailureWindow: 15 * time.Minute, LoginBackoff: time.Minute, LoginKnownInterval: 30 * time.Second,
 		AuthConcurrency: runtime.NumCPU(), AuthQueueWait: 2 * time.Second,
-		OutboxInterval: time.Second, MaxDocumentBytes: 20 << 20, MaxBundleBytes: 64 << 30}
+		OutboxInterval: time.Second, MaxDocumentBytes: 20 << 20, MaxBundleBytes: 64 << 30,
+		RetentionFloors: retention.DefaultFloors()}
 }
 
 // Validate reports what is wrong with c.
@@ -225,9 +231,10 @@ type Store interface {
 	Renditions(ctx context.Context, site, device, variant string, from, to time.Time) ([]events.RenditionReady, error)
 	RenditionObjectByKey(ctx context.Context, key string) (store.Object, error)
 	Audit(ctx context.Context, e store.AuditEntry) error
-	limitStore    // login limits: limits.go
-	domainStore   // the НОК domain: domain.go
-	evidenceStore // evidence bundles (issue 5): evidence.go
+	limitStore     // login limits: limits.go
+	domainStore    // the НОК domain: domain.go
+	evidenceStore  // evidence bundles (issue 5): evidence.go
+	integrityStore // overdue evidence and its disposal: integrity.go
 }
 
 // Blobs reads media objects and stores uploaded documents; every

@@ -136,6 +136,7 @@ func (s *Server) domainRoutes() {
 	s.route("PUT /api/v1/exams/{exam}/candidates/{candidate}/verdict", authBearer, s.setVerdict)
 	s.route("GET /api/v1/exams/{exam}/candidates/{candidate}/review", authBearer, s.getReview)
 	s.route("POST /api/v1/exams/{exam}/candidates/{candidate}/appeals", authBearer, s.openAppeal)
+	s.route("POST /api/v1/exams/{exam}/candidates/{candidate}/evidence/disposal", authBearer, s.disposeEvidence)
 	s.route("GET /api/v1/exams/{exam}/protocol", authBearer, s.getProtocol)
 	s.route("PUT /api/v1/exams/{exam}/protocol", authBearer, s.uploadProtocol)
 	s.route("POST /api/v1/exams/{exam}/protocol/approval", authBearer, s.approveProtocol)

@@ -149,6 +149,9 @@ func (s *Server) setRetention(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
+	if err := s.checkFloors(req.retentionJSON); err != nil {
+		return err
+	}
 	if err := s.store.SetRetentionSettings(r.Context(), x.ID, req.Qualification, store.RetentionSettings(req.retentionJSON), c.user.ID); err != nil {
 		return fail(err, "qualification")
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/nokstream/nokstream/registry/store"
@@ -322,6 +323,7 @@ func (s *Server) recordVerification(w http.ResponseWriter, r *http.Request, c *c
 type deadlineJSON struct {
 	Kind        string    `json:"kind"`
 	Exam        string    `json:"exam"`
+	Candidate   string    `json:"candidate,omitempty"` // evidence_overdue only
 	Council     string    `json:"council"`
 	Center      string    `json:"center"`
 	Site        string    `json:"site"`
@@ -347,6 +349,13 @@ func (s *Server) deadlines(w http.ResponseWriter, r *http.Request, c *caller, ov
 		}
 		out = append(out, j)
 	}
+	// Overdue evidence is overdue whichever list is asked for.
+	evidence, err := s.overdueDeadlines(r.Context(), c, now)
+	if err != nil {
+		return err
+	}
+	out = append(out, evidence...)
+	slices.SortStableFunc(out, func(a, b deadlineJSON) int { return a.Due.Compare(b.Due) })
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

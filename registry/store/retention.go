@@ -40,24 +40,30 @@ const evidenceSelect = `
 	SELECT e.id, ec.candidate_id, c.council_id, e.qualification_code, e.starts_at, e.ends_at,
 		ec.site_id, ec.webcam_device, ec.screen_device, ec.admission,
 		coalesce(r.kind, ''), r.issued_on, r.recorded_at, coalesce(r.certificate_number, ''), r.valid_until, r.revoked_at,
-		coalesce(rq.appeal_window_days, rc.appeal_window_days, 0), coalesce(rq.provisional_days, rc.provisional_days, 0)
+		coalesce(rq.appeal_window_days, rc.appeal_window_days, 0), coalesce(rq.provisional_days, rc.provisional_days, 0),
+		dp.disposed_at
 	FROM exams e
 	JOIN centers c ON c.id = e.center_id
 	JOIN exam_candidates ec ON ec.exam_id = e.id
 	LEFT JOIN results r ON r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id
 	LEFT JOIN retention_settings rq ON rq.council_id = c.council_id AND rq.qualification_code = e.qualification_code
-	LEFT JOIN retention_settings rc ON rc.council_id = c.council_id AND rc.qualification_code = ''`
+	LEFT JOIN retention_settings rc ON rc.council_id = c.council_id AND rc.qualification_code = ''
+	LEFT JOIN evidence_disposals dp ON dp.exam_id = ec.exam_id AND dp.candidate_id = ec.candidate_id`
 
 func scanEvidenceExam(row pgx.CollectableRow) (EvidenceExam, error) {
 	var e EvidenceExam
 	var kind, number string
 	var issued, recorded, validUntil, revoked *time.Time
 	var windowDays, provisionalDays int
+	var disposed *time.Time
 	err := row.Scan(&e.ExamID, &e.CandidateID, &e.Council, &e.Qualification, &e.Start, &e.End,
 		&e.Site, &e.Webcam, &e.Screen, &e.Admission,
-		&kind, &issued, &recorded, &number, &validUntil, &revoked, &windowDays, &provisionalDays)
+		&kind, &issued, &recorded, &number, &validUntil, &revoked, &windowDays, &provisionalDays, &disposed)
 	if err != nil {
 		return e, err
+	}
+	if disposed != nil {
+		e.DisposedAt = *disposed
 	}
 	e.Result = retention.ResultKind(kind)
 	if issued != nil {
