@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 
 	"github.com/nokstream/nokstream/ingest"
 	"github.com/nokstream/nokstream/ingest/access"
@@ -43,20 +44,29 @@ type publishResult struct {
 	Errors []string
 }
 
-// TestBenchPublisher is not a test: BenchmarkIngestRTSP runs the test
-// binary with it selected and NOKSTREAM_BENCH_PUBLISH set, so that the
-// publishers' CPU is not counted as ingest's.
-func TestBenchPublisher(t *testing.T) {
-	spec := os.Getenv(envPublish)
-	if spec == "" {
-		t.Skip("only run by BenchmarkIngestRTSP")
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(envPublish); spec != "" {
+		os.Exit(benchPublisher(spec))
 	}
+	// Every goroutine of ingest has ended when the tests have.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(testenv.ChildSupervisor))
+}
+
+// benchPublisher is the publisher process of BenchmarkIngestRTSP, which runs
+// the test binary with NOKSTREAM_BENCH_PUBLISH set (TestMain), so that the
+// publishers' CPU is not counted as ingest's. It prints its result.
+func benchPublisher(spec string) int {
 	parts := strings.Split(spec, ";")
+	if len(parts) != 4 {
+		fmt.Fprintf(os.Stderr, "%s=%q: want addr;streams;clip;seconds\n", envPublish, spec)
+		return 2
+	}
 	n, _ := strconv.Atoi(parts[1])
 	secs, _ := strconv.Atoi(parts[3])
 	clip, err := testenv.ReadClip(parts[2])
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "publisher:", err)
+		return 1
 	}
 	var mu sync.Mutex
 	var res publishResult
@@ -85,6 +95,7 @@ func TestBenchPublisher(t *testing.T) {
 	wg.Wait()
 	b, _ := json.Marshal(res)
 	fmt.Println("RESULT " + string(b))
+	return 0
 }
 
 func cpuSeconds() float64 {
@@ -170,7 +181,7 @@ func runIngestBench(b *testing.B, clip string, n, secs int) benchResult {
 	time.Sleep(200 * time.Millisecond) // the listener is up well before
 
 	cpu0 := cpuSeconds()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchPublisher$", "-test.v")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s;%d;%s;%d", envPublish, cfg.RTSP.Addr, n, clip, secs))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

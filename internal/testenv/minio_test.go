@@ -122,28 +122,35 @@ func TestFindMinIOMissing(t *testing.T) {
 	}
 }
 
-// helperEnv makes the test binary run TestMinIOHelper as a child process.
+// helperEnv makes the test binary the child process of
+// TestMinIODiesWithProcess instead of running tests (TestMain).
 const helperEnv = "NOKSTREAM_TESTENV_MINIO_HELPER"
 
-// TestMinIOHelper is the child process of TestMinIODiesWithProcess: it starts
-// MinIO, prints the server's pid and directory, and waits to be killed.
-func TestMinIOHelper(t *testing.T) {
-	if os.Getenv(helperEnv) == "" {
-		return // Only a helper: see TestMinIODiesWithProcess.
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(minioHelper())
 	}
+	os.Exit(m.Run())
+}
+
+// minioHelper is the child process of TestMinIODiesWithProcess: it starts
+// MinIO, prints the server's pid and directory, and waits to be killed.
+func minioHelper() int {
 	srv, err := minioServer()
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "minio helper:", err)
+		return 1
 	}
 	fmt.Printf("%d %s\n", srv.pid, filepath.Dir(srv.logPath))
 	_, _ = io.Copy(io.Discard, os.Stdin) // Until killed.
+	return 0
 }
 
 // A test process killed with SIGKILL runs no cleanup at all; its MinIO server
 // dies with it anyway, and the next test process removes its directory.
 func TestMinIODiesWithProcess(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMinIOHelper$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(minioEnviron(EnvS3), helperEnv+"=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
