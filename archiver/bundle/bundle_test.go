@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nokstream/nokstream/archiver/bundle"
+	"github.com/nokstream/nokstream/archiver/bundle/bundletest"
 )
 
 // TestVerifyMalformed: what is not a bundle is refused with a reason, never
@@ -29,6 +30,20 @@ func TestVerifyMalformed(t *testing.T) {
 		_ = tw.Close()
 		return b.Bytes()
 	}
+	// Cut where a file begins: archive/tar alone would take it for the end.
+	files, err := bundletest.Read(good.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, err := bundletest.Write(files[:5])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut = cut[:len(cut)-1024] // without the end-of-archive blocks
+	// A manifest over the cap, its bytes never there: refused unread.
+	var huge bytes.Buffer
+	tw := tar.NewWriter(&huge)
+	_ = tw.WriteHeader(&tar.Header{Name: "evidence-e1-c1/seal/manifest.json", Size: bundle.MaxManifestSize + 1, Mode: 0o444})
 	tests := []struct {
 		name string
 		in   []byte
@@ -38,6 +53,8 @@ func TestVerifyMalformed(t *testing.T) {
 		{"not a tar", []byte(strings.Repeat("not a tar file ", 100)), "format"},
 		{"truncated", good.Bytes()[:good.Len()/2], "format"},
 		{"no manifest", onlyReadme(), "missing: seal/manifest.json"},
+		{"cut between two files", cut, "format: objects/raw/site1/cam0/init/0.mp4: cut short"},
+		{"manifest over the cap", huge.Bytes(), "format: seal/manifest.json: 67108865 bytes, more than the 67108864"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,13 +40,17 @@ SHA-256 файлов, не входящих в опись, подписанны�
   nokstream verify пакет.tar --pubkey seal.pub
 
 где seal.pub — открытый ключ архива, полученный из надёжного источника
-(GET /api/v1/keys/seal у оператора системы). Без --pubkey проверка идёт по
-ключу из самого пакета: это доказывает целостность, но не происхождение —
+(GET /api/v1/keys/seal у оператора системы; --pubkey может быть и https-адресом
+этого ключа, а --pin запоминает ключ на этом компьютере). Без ключа проверка идёт
+по ключу из самого пакета: это доказывает целостность, но не происхождение —
 сравните его идентификатор (key id выше) с опубликованным. Программа читает
-пакет один раз, проверяет SHA-256 каждого объекта, порядок и полноту, хеш-цепочку
-каждого потока, корень Меркла и подписи, называет первый неверный объект и что с
-ним не так (изменён, отсутствует, переставлен, лишний), и завершается с
-ненулевым кодом при любой ошибке.
+пакет один раз, проверяет, что каждый файл в нём один и на своём месте в одном
+каталоге, SHA-256 каждого объекта, порядок и полноту, хеш-цепочку каждого
+потока, корень Меркла и подписи, и что export.json называет тот же экзамен,
+соискателя и опись; называет первый неверный файл и что с ним не так (изменён,
+отсутствует, переставлен, лишний, повторён). Код завершения: 0 — пакет верен и
+проверен данным или запомненным ключом; 1 — любая ошибка; 3 — пакет цел, но
+проверен только ключом из самого пакета (ORIGIN NOT PROVEN).
 
 Вручную: распакуйте архив (tar -xf), для каждого объекта описи сравните
 sha256sum objects/<key> со значением sha256; подпись описи проверяется так:
@@ -73,12 +77,17 @@ How to check it (offline, no server needed):
   nokstream verify bundle.tar --pubkey seal.pub
 
 where seal.pub is the archive's public key from a source you trust (GET
-/api/v1/keys/seal from the operator). Without --pubkey the key inside the
-bundle is used: that proves integrity, not origin — compare its key id (above)
-with the published one. The verifier reads the bundle once, checks the SHA-256
-of every object, their order and completeness, each stream's hash chain, the
-Merkle root and the signatures; it names the first bad object and what is wrong
-with it (altered, missing, reordered, extra) and exits non-zero on any error.
+/api/v1/keys/seal from the operator; --pubkey may also be the https URL of
+that key, and --pin keeps the key on this machine). With no key the key inside
+the bundle is used: that proves integrity, not origin — compare its key id
+(above) with the published one. The verifier reads the bundle once and checks
+that each file is in it once and in its place, under one directory, the
+SHA-256 of every object, their order and completeness, each stream's hash
+chain, the Merkle root and the signatures, and that export.json names the same
+exam, candidate and manifest; it names the first bad file and what is wrong
+with it (altered, missing, reordered, extra, twice). Exit status: 0 verified
+with a key you gave or pinned; 1 any failure; 3 intact, but checked only with
+the key inside the bundle (ORIGIN NOT PROVEN).
 
 By hand: unpack (tar -xf), compare sha256sum objects/<key> with each manifest
 entry's sha256, and check the manifest's signature with

@@ -173,10 +173,16 @@ func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 	cr := &countReader{r: r}
 	v := &verifier{r: &Report{}, key: key, rank: -1, seen: map[string]bool{}, files: map[string]File{},
 		lastSeen: -1, sealProblem: -1, buf: make([]byte, 1<<20)}
-	tr := tar.NewReader(bufio.NewReaderSize(cr, 1<<20))
+	end := &endReader{r: bufio.NewReaderSize(cr, 1<<20)}
+	tr := tar.NewReader(end)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			// archive/tar also ends cleanly where the input ends between
+			// two files: a bundle cut there has no end-of-archive blocks.
+			if end.zeros < 512 && v.last != "" {
+				v.problem(Format, v.last, "cut short: the tar ends after %s without its end-of-archive blocks", v.lastOr("its start"))
+			}
 			break
 		}
 		if err != nil {
@@ -585,5 +591,26 @@ type countReader struct {
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	return n, err
+}
+
+// endReader counts the zero bytes at the end of what has been read from r,
+// to tell the end of a tar from input that stops between two files.
+type endReader struct {
+	r     io.Reader
+	zeros int
+}
+
+func (e *endReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	i := n
+	for i > 0 && p[i-1] == 0 {
+		i--
+	}
+	if i == 0 {
+		e.zeros += n
+	} else {
+		e.zeros = n - i
+	}
 	return n, err
 }
