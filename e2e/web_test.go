@@ -90,7 +90,7 @@ func newWebExam(t *testing.T, in *installation, workstations int) *webExam {
 		return login(t, w.base, org, pw)
 	}
 	w.center, w.site, w.council = staff("center", "center1"), staff("site", "site1"), staff("council", "council1")
-	w.expertPW = cli(t, in.env, "user", "add", "--role", "expert", "expert1")
+	w.expertPW = cli(t, in.env, "user", "add", "--role", "expert", "--org", "council1", "expert1")
 
 	people := []struct{ last, first, snils string }{{"Орлова", "Анна", "112-233-445 95"}, {"Белов", "Игорь", "123-456-789 64"}}
 	var exam struct{ ID string }

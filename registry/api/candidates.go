@@ -17,6 +17,9 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
+// candidateJSON is a candidate as a caller may see them: the fields
+// beyond the name are nil, and left out, for a role that may not read them
+// (candidateFieldsOf).
 type candidateJSON struct {
 	ID         string    `json:"id"`
 	Center     string    `json:"center"`
@@ -24,16 +27,28 @@ type candidateJSON struct {
 	FirstName  string    `json:"first_name"`
 	MiddleName string    `json:"middle_name"`
 	FullName   string    `json:"full_name"`
-	SNILS      string    `json:"snils"`
-	Document   string    `json:"document"`
-	Email      string    `json:"email"`
-	Phone      string    `json:"phone"`
+	SNILS      *string   `json:"snils,omitempty"`
+	Document   *string   `json:"document,omitempty"`
+	Email      *string   `json:"email,omitempty"`
+	Phone      *string   `json:"phone,omitempty"`
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
-func newCandidateJSON(k store.Candidate) candidateJSON {
-	return candidateJSON{ID: k.ID, Center: k.CenterID, LastName: k.LastName, FirstName: k.FirstName, MiddleName: k.MiddleName,
-		FullName: k.FullName(), SNILS: k.SNILS, Document: k.Document, Email: k.Email, Phone: k.Phone, UpdatedAt: k.UpdatedAt.UTC()}
+// newCandidateJSON returns k as u may see them.
+func newCandidateJSON(k store.Candidate, u store.User) candidateJSON {
+	out := candidateJSON{ID: k.ID, Center: k.CenterID, LastName: k.LastName, FirstName: k.FirstName, MiddleName: k.MiddleName,
+		FullName: k.FullName(), UpdatedAt: k.UpdatedAt.UTC()}
+	f := candidateFieldsOf(u.Role)
+	if f.document {
+		out.Document = &k.Document
+	}
+	if f.snils {
+		out.SNILS = &k.SNILS
+	}
+	if f.contacts {
+		out.Email, out.Phone = &k.Email, &k.Phone
+	}
+	return out
 }
 
 // candidateRequest is the body that creates or updates a candidate.
@@ -61,7 +76,7 @@ func (s *Server) listCandidates(w http.ResponseWriter, r *http.Request, c *calle
 	out := []candidateJSON{}
 	for _, k := range list {
 		if visible(c.user, k.Owner()) {
-			out = append(out, newCandidateJSON(k))
+			out = append(out, newCandidateJSON(k, c.user))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -101,7 +116,7 @@ func (s *Server) createCandidate(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/candidates/"+id)
-	writeJSON(w, http.StatusCreated, newCandidateJSON(k))
+	writeJSON(w, http.StatusCreated, newCandidateJSON(k, c.user))
 	return nil
 }
 
@@ -118,7 +133,7 @@ func (s *Server) getCandidate(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newCandidateJSON(k))
+	writeJSON(w, http.StatusOK, newCandidateJSON(k, c.user))
 	return nil
 }
 

@@ -189,8 +189,8 @@ func utcPtr(t *time.Time) *time.Time {
 	return &u
 }
 
-func newExamCandidateJSON(ec store.ExamCandidate) examCandidateJSON {
-	return examCandidateJSON{Exam: ec.ExamID, Candidate: newCandidateJSON(ec.Candidate), Site: ec.SiteID, Webcam: ec.Webcam,
+func newExamCandidateJSON(ec store.ExamCandidate, u store.User) examCandidateJSON {
+	return examCandidateJSON{Exam: ec.ExamID, Candidate: newCandidateJSON(ec.Candidate, u), Site: ec.SiteID, Webcam: ec.Webcam,
 		Screen: ec.Screen, Admission: ec.Admission, RefusalReason: ec.RefusalReason, AdmissionAt: utcPtr(ec.AdmissionAt),
 		PasswordIssuedAt: utcPtr(ec.PasswordIssuedAt), Result: ec.ResultKind}
 }
@@ -206,7 +206,7 @@ func (s *Server) listExamCandidates(w http.ResponseWriter, r *http.Request, c *c
 	}
 	out := []examCandidateJSON{}
 	for _, ec := range list {
-		out = append(out, newExamCandidateJSON(ec))
+		out = append(out, newExamCandidateJSON(ec, c.user))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -239,7 +239,7 @@ func (s *Server) addExamCandidate(w http.ResponseWriter, r *http.Request, c *cal
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, newExamCandidateJSON(ec))
+	writeJSON(w, http.StatusCreated, newExamCandidateJSON(ec, c.user))
 	return nil
 }
 
@@ -252,7 +252,7 @@ func (s *Server) getExamCandidate(w http.ResponseWriter, r *http.Request, c *cal
 	if err != nil {
 		return fail(err, "candidate of the exam")
 	}
-	writeJSON(w, http.StatusOK, newExamCandidateJSON(ec))
+	writeJSON(w, http.StatusOK, newExamCandidateJSON(ec, c.user))
 	return nil
 }
 

@@ -29,6 +29,28 @@ import (
 // 403. Listings are filtered by the same rule: scopeOf narrows the query,
 // and visible is checked again on every row.
 
+// candidateFields are the personal data of a candidate, beyond the name,
+// that a role reads (152-FZ: no more than the purpose needs).
+type candidateFields struct {
+	document bool // the identity document's type and number
+	snils    bool // СНИЛС
+	contacts bool // e-mail and phone
+}
+
+// candidateFieldsOf returns what of a candidate role reads, in lists and
+// single reads alike: an expert reviews the procedure and needs the name
+// only; a site checks identity and needs the identity document too; the
+// center that registers candidates, its council and NARK read everything.
+func candidateFieldsOf(role string) candidateFields {
+	switch role {
+	case store.RoleNARK, store.RoleCouncil, store.RoleCenter:
+		return candidateFields{document: true, snils: true, contacts: true}
+	case store.RoleSite:
+		return candidateFields{document: true}
+	}
+	return candidateFields{}
+}
+
 // visible reports whether u may see an object owned by o.
 func visible(u store.User, o store.Owner) bool {
 	switch u.Role {

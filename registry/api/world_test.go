@@ -172,7 +172,8 @@ func newWorld(t *testing.T, e *env) *world {
 		must(t, s.SetAdmission(ctx, o.exam, o.cand, true, "", 0, examStart.Add(-time.Hour)))
 		must(t, s.SetAdmission(ctx, o.exam, o.cand2, true, "", 0, examStart.Add(-time.Hour)))
 		for _, role := range []string{store.RoleCouncil, store.RoleCenter, store.RoleSite, store.RoleExpert} {
-			orgID := map[string]string{store.RoleCouncil: o.council, store.RoleCenter: o.center, store.RoleSite: o.site}[role]
+			// The expert is registered with the council.
+			orgID := map[string]string{store.RoleCouncil: o.council, store.RoleCenter: o.center, store.RoleSite: o.site, store.RoleExpert: o.council}[role]
 			login := fmt.Sprintf("%s%d", role, i)
 			o.tokens[role], o.users[role] = userToken(t, e, login, role, orgID)
 		}

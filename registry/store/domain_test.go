@@ -421,7 +421,7 @@ func TestDeadlines(t *testing.T) {
 	approve("no expert is appointed")
 	var experts []store.Expert
 	for _, login := range []string{"expert-a", "expert-b"} {
-		if _, err := s.AddUser(ctx, login, store.RoleExpert, ""); err != nil {
+		if _, err := s.AddUser(ctx, login, store.RoleExpert, "council1"); err != nil {
 			t.Fatal(err)
 		}
 		x, err := s.AppointExpert(ctx, "exam1", login, 0)
@@ -491,7 +491,7 @@ func TestEvidenceFacts(t *testing.T) {
 	}
 
 	// The expert sees the streams of their exam inside its window only.
-	if _, err := s.AddUser(ctx, "expert1", store.RoleExpert, ""); err != nil {
+	if _, err := s.AddUser(ctx, "expert1", store.RoleExpert, "center1"); err != nil {
 		t.Fatal(err)
 	}
 	x, err := s.AppointExpert(ctx, "exam1", "expert1", 0)

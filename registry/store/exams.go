@@ -219,7 +219,8 @@ func (s *Store) ExamOwner(ctx context.Context, id string) (Owner, error) {
 }
 
 // AppointExpert appoints the expert user login to exam (again is no
-// change) and returns the appointment. A login that is not an expert is
+// change) and returns the appointment. A login that is not an expert, or
+// an expert registered with neither the exam's center nor its council, is
 // ErrInvalid.
 func (s *Store) AppointExpert(ctx context.Context, exam, login string, by int64) (Expert, error) {
 	u, err := s.UserByLogin(ctx, login)
@@ -231,6 +232,19 @@ func (s *Store) AppointExpert(ctx context.Context, exam, login string, by int64)
 	}
 	if u.Role != RoleExpert || u.Disabled {
 		return Expert{}, fmt.Errorf("appoint expert to %s: %w: %s is not an expert", exam, ErrInvalid, u.Login)
+	}
+	var center, council string
+	err = s.pool.QueryRow(ctx, `SELECT c.id, c.council_id FROM exams e JOIN centers c ON c.id = e.center_id WHERE e.id = $1`, exam).
+		Scan(&center, &council)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Expert{}, fmt.Errorf("appoint expert to %s: %w", exam, ErrNotFound)
+	}
+	if err != nil {
+		return Expert{}, fmt.Errorf("appoint expert to %s: %w", exam, err)
+	}
+	if u.OrgID == "" || (u.OrgID != center && u.OrgID != council) {
+		return Expert{}, fmt.Errorf("appoint expert to %s: %w: %s is registered with neither center %s nor council %s",
+			exam, ErrInvalid, u.Login, center, council)
 	}
 	x := Expert{ID: u.ID, Login: u.Login}
 	err = s.pool.QueryRow(ctx, `
