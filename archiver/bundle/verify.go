@@ -172,8 +172,10 @@ func (v *verifier) named(name string) bool {
 func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 	cr := &countReader{r: r}
 	v := &verifier{r: &Report{}, key: key, rank: -1, seen: map[string]bool{}, files: map[string]File{},
-		lastSeen: -1, sealProblem: -1, buf: make([]byte, 1<<20)}
-	end := &endReader{r: bufio.NewReaderSize(cr, 1<<20)}
+		lastSeen: -1, sealProblem: -1}
+	// Objects are hashed through v.buf, whose large reads pass the bufio
+	// buffer by; the buffer serves the headers and the small files.
+	end := &endReader{r: bufio.NewReaderSize(cr, 64<<10)}
 	tr := tar.NewReader(end)
 	for {
 		h, err := tr.Next()
@@ -234,6 +236,14 @@ func (v *verifier) place(h *tar.Header) (name string, ok bool) {
 		v.problem(Format, rest, "not a regular file (tar type %q)", h.Typeflag)
 		return "", false
 	}
+	// archive/tar expands a GNU sparse file of PAX format as a regular
+	// one: a few bytes of tar could make a terabyte of holes to hash.
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			v.problem(Format, rest, "a GNU sparse file: a bundle has only plain files")
+			return "", false
+		}
+	}
 	return rest, true
 }
 
@@ -284,7 +294,7 @@ func (v *verifier) file(name string, size int64, r io.Reader) error {
 	switch name {
 	case fileReadme, fileTimeline, fileAudit:
 		h := sha256.New()
-		n, err := io.CopyBuffer(h, r, v.buf)
+		n, err := io.CopyBuffer(h, r, v.bufFor(size))
 		if err != nil {
 			return err
 		}
@@ -292,7 +302,7 @@ func (v *verifier) file(name string, size int64, r io.Reader) error {
 		return nil
 	}
 	if isObject {
-		return v.object(strings.TrimPrefix(name, objectsDir), r)
+		return v.object(strings.TrimPrefix(name, objectsDir), size, r)
 	}
 	b, err := io.ReadAll(io.LimitReader(r, limit))
 	if err != nil {
@@ -391,8 +401,21 @@ func (v *verifier) checkSeal(sig []byte) {
 	}
 }
 
+// bufFor returns the buffer to hash a file of size bytes through: 1 MiB
+// once a file needs it, so that a small bundle costs little.
+func (v *verifier) bufFor(size int64) []byte {
+	want := 32 << 10
+	if size > int64(want) {
+		want = 1 << 20
+	}
+	if len(v.buf) < want {
+		v.buf = make([]byte, want)
+	}
+	return v.buf
+}
+
 // object checks one object against the manifest while reading it.
-func (v *verifier) object(key string, r io.Reader) error {
+func (v *verifier) object(key string, size int64, r io.Reader) error {
 	if v.m == nil {
 		return nil // Nothing to check it against; the manifest's problem is reported.
 	}
@@ -403,7 +426,7 @@ func (v *verifier) object(key string, r io.Reader) error {
 		return nil
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, r, v.buf)
+	n, err := io.CopyBuffer(h, r, v.bufFor(size))
 	if err != nil {
 		return err
 	}

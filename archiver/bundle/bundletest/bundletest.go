@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/nokstream/nokstream/archiver/bundle"
@@ -313,12 +314,59 @@ func Forge(g Genuine) ([]Forgery, error) {
 			return nil, err
 		}
 	}
+	sparse, err := sparseObject(p, p.at(obj(seg)), 1<<40)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, Forgery{Name: "an object as a sparse file of 1 TiB of holes", Bundle: sparse, Kind: bundle.Format, File: obj(seg)})
 	resigned, err := resign(p, g.Key)
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, Forgery{Name: "signed with another key", Bundle: resigned, Kind: bundle.WrongKey, File: Manifest, SelfSigned: true})
 	return out, nil
+}
+
+// sparseObject returns p with file i made a GNU sparse file of PAX format
+// 1.0 of size bytes, all holes: a few bytes of tar that archive/tar reads
+// as size zero bytes.
+func sparseObject(p *parsed, i int, size int64) ([]byte, error) {
+	f := p.copy()
+	name := f[i].Header.Name
+	record := func(k, v string) string {
+		n := len(k) + len(v) + 3 // space, '=', newline
+		d := len(strconv.Itoa(n))
+		if len(strconv.Itoa(n+d)) > d {
+			d++
+		}
+		return fmt.Sprintf("%d %s=%s\n", n+d, k, v)
+	}
+	records := record("GNU.sparse.major", "1") + record("GNU.sparse.minor", "0") +
+		record("GNU.sparse.name", name) + record("GNU.sparse.realsize", strconv.FormatInt(size, 10))
+	// The extended header is written as a regular file, then given its
+	// type: archive/tar writes no GNU sparse records itself.
+	const marker = "PaxHeaders.sparse"
+	x := File{Header: tar.Header{Name: marker, Mode: 0o444, Typeflag: tar.TypeReg, Format: tar.FormatUSTAR}, Data: []byte(records)}
+	f[i] = File{Header: tar.Header{Name: name + ".data", Mode: 0o444, Typeflag: tar.TypeReg, Format: tar.FormatUSTAR},
+		Data: append([]byte("1\n0\n0\n"), make([]byte, 506)...)} // a map of one empty extent, padded to a block
+	f = insert(f, i, x)
+	b, err := Write(f)
+	if err != nil {
+		return nil, err
+	}
+	at := bytes.Index(b, []byte(marker))
+	if at < 0 || at%512 != 0 {
+		return nil, errors.New("forge: the sparse header is not where it was written")
+	}
+	blk := b[at : at+512]
+	blk[156] = tar.TypeXHeader
+	copy(blk[148:156], "        ") // the checksum counts its own field as spaces
+	sum := 0
+	for _, c := range blk {
+		sum += int(c)
+	}
+	copy(blk[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b, nil
 }
 
 // otherCandidate returns the manifest of p naming another candidate, not
