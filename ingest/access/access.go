@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// ErrUnknownStream means no device is registered under the stream's path
-// (RTSP 404, HTTP 404).
+// ErrUnknownStream means no device is registered under the stream's path.
+// The transports answer it as ErrBadCredentials (RTSP 401, HTTP 401), so
+// that device names cannot be probed before authentication.
 var ErrUnknownStream = errors.New("unknown stream")
 
 // ErrBadCredentials means the credentials were missing or wrong (RTSP 401,

@@ -350,8 +350,10 @@ func (s *Server) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Re
 	pub, err := s.checker.CheckPublisher(context.Background(), site, device, a.BasicUser, a.BasicPass)
 	switch {
 	case errors.Is(err, access.ErrUnknownStream):
+		// Answered as wrong credentials, so that device names cannot be
+		// probed before authentication (the log and metrics tell apart).
 		s.log.Warn("rtsp publisher refused", "reason", "unknown stream", "stream", stream, "remote_addr", remote)
-		return s.refuse("unknown_stream", base.StatusNotFound, fmt.Errorf("unknown stream %s", stream))
+		return s.refuse("unknown_stream", base.StatusUnauthorized, liberrors.ErrServerAuth{})
 	case errors.Is(err, access.ErrBadCredentials):
 		s.log.Warn("rtsp publisher refused", "reason", "wrong credentials", "stream", stream, "remote_addr", remote)
 		return s.refuse("bad_credentials", base.StatusUnauthorized, liberrors.ErrServerAuth{})

@@ -230,7 +230,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // refuse counts, logs and answers a refused publisher.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, e *httpError) {
 	s.m.pub.Refused.WithLabelValues(transport, e.label).Inc()
-	s.log.Warn("whip publisher refused", "reason", e.msg, "stream", r.PathValue("site")+"/"+r.PathValue("device"),
+	s.log.Warn("whip publisher refused", "reason", e.msg, "refusal", e.label, "stream", r.PathValue("site")+"/"+r.PathValue("device"),
 		"remote_addr", r.RemoteAddr, "status", e.status)
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nokstream"`)
@@ -265,9 +265,12 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, site, device
 	if cc, ok := s.checker.(access.CandidateChecker); ok && errors.Is(err, access.ErrBadCredentials) {
 		pub, err = cc.CheckCandidate(ctx, site, device, token)
 	}
+	// An unknown stream answers as a known one with wrong credentials, so
+	// that device names cannot be probed before authentication; the reason
+	// is kept apart in the metrics and the log.
 	switch {
 	case errors.Is(err, access.ErrUnknownStream):
-		return access.Publisher{}, refusal(http.StatusNotFound, "unknown_stream", "unknown stream %s/%s", site, device)
+		return access.Publisher{}, refusal(http.StatusUnauthorized, "unknown_stream", "wrong credentials for %s/%s", site, device)
 	case errors.Is(err, access.ErrBadCredentials):
 		return access.Publisher{}, refusal(http.StatusUnauthorized, "bad_credentials", "wrong credentials for %s/%s", site, device)
 	case err != nil:

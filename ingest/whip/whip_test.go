@@ -384,7 +384,8 @@ func TestRefusalsDoNotDisturbARunningSession(t *testing.T) {
 	}{
 		{"wrong bearer", ep, "wrong", "application/sdp", good, http.StatusUnauthorized, "wrong credentials"},
 		{"no bearer", ep, "", "application/sdp", good, http.StatusUnauthorized, "missing credentials"},
-		{"unknown stream", e.url + "/whip/site1/cam-ws09", "s3cret-cam-ws09", "application/sdp", good, http.StatusNotFound, "unknown stream"},
+		// Before authentication an unknown stream answers as a known one.
+		{"unknown stream", e.url + "/whip/site1/cam-ws09", "s3cret-cam-ws09", "application/sdp", good, http.StatusUnauthorized, "wrong credentials"},
 		{"bad path", e.url + "/whip/Site1/cam-ws02", "s3cret-cam-ws02", "application/sdp", good, http.StatusNotFound, "is not /whip/"},
 		{"garbage SDP", ep, "s3cret-cam-ws02", "application/sdp", "this is not SDP\x00\xff", http.StatusBadRequest, "malformed SDP"},
 		{"not SDP content type", ep, "s3cret-cam-ws02", "application/json", good, http.StatusUnsupportedMediaType, "application/sdp"},

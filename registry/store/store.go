@@ -33,7 +33,8 @@ var (
 	// ErrNotFound is returned when the thing asked for does not exist.
 	ErrNotFound = errors.New("not found")
 	// ErrUnknownDevice is returned for a device that is not registered
-	// (ingest answers RTSP 404).
+	// (ingest answers 401, as for wrong credentials, so that device names
+	// cannot be probed).
 	ErrUnknownDevice = errors.New("unknown device")
 	// ErrBadCredentials is returned for a wrong login, password, device
 	// secret or session token, without saying which part was wrong (ingest
