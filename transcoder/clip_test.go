@@ -35,6 +35,7 @@ type clipSpec struct {
 	bframes  int
 	audioEnc string // "aac" (default) or "opus"
 	codec    string // "h264" (default), "vp9" or "av1"
+	preset   string // libx264's, "veryfast" by default
 }
 
 // ffmpegFMP4 encodes spec with the ffmpeg program into a fragmented MP4 with
@@ -56,7 +57,11 @@ func ffmpegFMP4(t testing.TB, spec clipSpec) []byte {
 	case "av1":
 		args = append(args, "-c:v", "libsvtav1", "-preset", "12", "-g", strconv.Itoa(gop))
 	default:
-		args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-bf", strconv.Itoa(spec.bframes),
+		preset := spec.preset
+		if preset == "" {
+			preset = "veryfast"
+		}
+		args = append(args, "-c:v", "libx264", "-preset", preset, "-profile:v", "main", "-bf", strconv.Itoa(spec.bframes),
 			"-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop), "-sc_threshold", "0")
 	}
 	args = append(args, "-pix_fmt", "yuv420p", "-video_track_timescale", "90000")

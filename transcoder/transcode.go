@@ -768,23 +768,43 @@ func (p *pipeline) finish() (*output, error) {
 // videoTrack lays out the encoded pictures so that the rendition covers
 // exactly the raw segment's time span: the same decode time of the first
 // sample (tfdt), the same end, and each picture presented when it was in
-// the raw segment. The rendition has no B-frames, so every sample has the
-// presentation offset of the raw segment's first picture.
+// the raw segment. The rendition has no B-frames, so its pictures are
+// decoded in presentation order, each at its presentation time less one
+// offset: the raw segment's first picture's presentation offset, or more
+// where the last picture would otherwise be decoded at or after the
+// segment's end and overlap the next segment (a source whose first picture
+// has a smaller offset than the later ones, as ingest derives the decode
+// times of an RTSP stream with B-frames: ffmpeg reading a review playlist
+// whole saw decode times go back at every boundary).
 func (p *pipeline) videoTrack() *fmp4.PartTrack {
 	sort.SliceStable(p.video, func(a, b int) bool { return p.video[a].pts < p.video[b].pts })
 	t := &fmp4.PartTrack{ID: 1, BaseTime: uint64(p.vBase)}
+	off := p.off
+	if n := len(p.video); n > 1 {
+		// Room for the last picture to last a frame before the end.
+		frame := max((p.video[n-1].pts-p.video[0].pts)/int64(n-1), 1)
+		off = max(off, p.video[n-1].pts+frame-p.vEnd)
+	}
+	dts := make([]int64, len(p.video))
 	for i, e := range p.video {
-		dts := e.pts - p.off
-		if i == 0 {
-			dts = p.vBase
+		switch {
+		case i == 0:
+			dts[i] = p.vBase
+		default:
+			// Never before the previous one; never after the picture's
+			// presentation, as the previous is before the previous
+			// picture's.
+			dts[i] = max(e.pts-off, dts[i-1]+1)
 		}
+	}
+	for i, e := range p.video {
 		next := p.vEnd
 		if i+1 < len(p.video) {
-			next = p.video[i+1].pts - p.off
+			next = dts[i+1]
 		}
 		t.Samples = append(t.Samples, &fmp4.Sample{
-			Duration:        uint32(max(next-dts, 1)),
-			PTSOffset:       int32(e.pts - dts),
+			Duration:        uint32(max(next-dts[i], 1)),
+			PTSOffset:       int32(e.pts - dts[i]),
 			IsNonSyncSample: !e.key,
 			Payload:         e.data,
 		})

@@ -40,6 +40,9 @@ func TestRendition(t *testing.T) {
 		{name: "room 720p25 with AAC", source: events.SourceRoom, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=1280x720:rate=25", audio: "sine=frequency=440:sample_rate=48000", seconds: 9, bframes: 2},
 			wantW: 640, wantH: 360, audio: true},
+		{name: "room 360p25 B-frames ultrafast, as ffmpeg publishes", source: events.SourceRoom, segment: 6 * time.Second,
+			clip:  clipSpec{video: "testsrc2=size=640x360:rate=25", audio: "sine=frequency=440:sample_rate=48000", seconds: 13, bframes: 2, preset: "ultrafast"},
+			wantW: 640, wantH: 360, audio: true},
 		{name: "webcam 4:3 30 fps with Opus", source: events.SourceWebcam, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=640x480:rate=30", audio: "sine=frequency=300:sample_rate=48000", audioEnc: "opus", seconds: 8, gop: 60},
 			wantW: 480, wantH: 360, audio: true},
@@ -69,6 +72,26 @@ func TestRendition(t *testing.T) {
 				t.Run(fmt.Sprint("segment ", s.event.Sequence), func(t *testing.T) {
 					checkRendition(t, h, s, rr, tc.wantW, tc.wantH, tc.maxFPS, tc.audio)
 				})
+			}
+			// Played one after the other, the renditions' pictures keep
+			// decoding in order: no sample of one segment is decoded
+			// after the first of the next (a player reading the review
+			// playlist whole saw decode times go back at each boundary
+			// of a source with B-frames).
+			var prevEnd int64 = -1
+			for _, s := range segs {
+				h.mu.Lock()
+				rr := h.renditions[s.event.SegmentID]
+				h.mu.Unlock()
+				base, end, monotonic := videoDecodeSpan(t, h.get(rr.Rendition.Object.Key))
+				if !monotonic {
+					t.Errorf("segment %d: a video sample lasts less than a tick or decode times go back", s.event.Sequence)
+				}
+				if prevEnd >= 0 && base < prevEnd {
+					t.Errorf("segment %d: video decoding starts at %d, before the previous segment's last picture ends (%d)",
+						s.event.Sequence, base, prevEnd)
+				}
+				prevEnd = end
 			}
 			// One init segment for the stream: a player switching
 			// segments needs no new one.
@@ -272,4 +295,38 @@ func videoTiming(t *testing.T, init, seg []byte) (start, dur time.Duration) {
 	}
 	t.Fatal("no video track")
 	return 0, 0
+}
+
+// videoDecodeSpan returns the decode time of a rendition segment's first
+// video sample (track 1, its tfdt), the end of its last, and whether every
+// sample lasts at least two ticks (a duration of one tick is where the
+// layout had to squeeze a picture in).
+func videoDecodeSpan(t *testing.T, seg []byte) (base, end int64, monotonic bool) {
+	t.Helper()
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(seg); err != nil {
+		t.Fatal(err)
+	}
+	base, monotonic = -1, true
+	for _, p := range parts {
+		for _, pt := range p.Tracks {
+			if pt.ID != 1 {
+				continue
+			}
+			if base < 0 {
+				base = int64(pt.BaseTime)
+			}
+			end = int64(pt.BaseTime)
+			for _, smp := range pt.Samples {
+				if smp.Duration < 2 {
+					monotonic = false
+				}
+				end += int64(smp.Duration)
+			}
+		}
+	}
+	if base < 0 {
+		t.Fatal("no video samples in the rendition")
+	}
+	return base, end, monotonic
 }

@@ -141,6 +141,38 @@ func FFprobe(t testing.TB, target string, extra ...string) Probe {
 	return p
 }
 
+// Plays demuxes a file or playlist whole, every packet of every segment,
+// with the ffmpeg program (copying to the null muxer, no decoding), and
+// returns how long it plays: the time of the last packet it read. It fails
+// the test if ffmpeg reports any error, a segment it could not fetch or
+// demux among them, which ffprobe's duration (the playlist's EXTINFs
+// added up) would not notice.
+func Plays(t testing.TB, target string) float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Tool(t, "ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-xerror",
+		"-i", target, "-map", "0", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-nostats", "-")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("ffmpeg reading %s whole: %v: %s", target, err, stderr.String())
+	}
+	last := -1.0
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("out_time_us=")); ok {
+			if us, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64); err == nil {
+				last = float64(us) / 1e6
+			}
+		}
+	}
+	if last < 0 {
+		t.Fatalf("ffmpeg reading %s whole reported no progress:\n%s", target, out)
+	}
+	return last
+}
+
 // WaitFor polls cond every 50 ms until it returns true or the deadline
 // passes, then fails the test with what.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
