@@ -44,6 +44,27 @@ func TestVerifyMalformed(t *testing.T) {
 	var huge bytes.Buffer
 	tw := tar.NewWriter(&huge)
 	_ = tw.WriteHeader(&tar.Header{Name: "evidence-e1-c1/seal/manifest.json", Size: bundle.MaxManifestSize + 1, Mode: 0o444})
+	// Directories, as tar -c writes them: the bundle's and those below it
+	// hold nothing, but none may stand where a file is.
+	withDirs := func(dirs ...string) []byte {
+		var out []bundletest.File
+		for i, f := range files {
+			if i == 0 {
+				for _, d := range dirs {
+					out = append(out, bundletest.File{Header: tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}})
+				}
+			}
+			out = append(out, f)
+		}
+		b, err := bundletest.Write(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if rep, err := bundle.Verify(bytes.NewReader(withDirs("evidence-e1-c1/", "evidence-e1-c1/seal/", "evidence-e1-c1/objects/raw/")), pub); err != nil || !rep.OK() {
+		t.Fatalf("a bundle with its directories: %v %v", err, rep.Problems)
+	}
 	tests := []struct {
 		name string
 		in   []byte
@@ -53,6 +74,8 @@ func TestVerifyMalformed(t *testing.T) {
 		{"not a tar", []byte(strings.Repeat("not a tar file ", 100)), "format"},
 		{"truncated", good.Bytes()[:good.Len()/2], "format"},
 		{"no manifest", onlyReadme(), "missing: seal/manifest.json"},
+		{"a directory named as a file", withDirs("evidence-e1-c1/seal/manifest.json/"), "format: seal/manifest.json: a directory where"},
+		{"a directory outside", withDirs("etc/"), "format: etc/: a directory outside"},
 		{"cut between two files", cut, "format: objects/raw/site1/cam0/init/0.mp4: cut short"},
 		{"manifest over the cap", huge.Bytes(), "format: seal/manifest.json: 67108865 bytes, more than the 67108864"},
 	}

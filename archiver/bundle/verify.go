@@ -223,8 +223,13 @@ func (v *verifier) place(h *tar.Header) (name string, ok bool) {
 		// tar -c writes the directories: the bundle's and those below it
 		// are allowed, and hold nothing.
 		d := strings.TrimSuffix(rest, "/")
-		if v.dir == "" || top+"/" != v.dir || (d != "" && !clean(d)) {
+		_, _, meta := metadata(d)
+		_, object := v.pos[strings.TrimPrefix(d, objectsDir)]
+		switch {
+		case v.dir == "" || top+"/" != v.dir || (d != "" && !clean(d)):
 			v.problem(Format, h.Name, "a directory outside the bundle's directory %s", v.dirOr())
+		case meta || (object && strings.HasPrefix(d, objectsDir)):
+			v.problem(Format, d, "a directory where the bundle has a file")
 		}
 		return "", false
 	}
