@@ -360,6 +360,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // route get a JSON 404 or 405.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// No answer is to be sniffed into another type: a document or a
+		// segment uploaded as one thing never runs as a page.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if _, pattern := s.mux.Handler(r); pattern != "" {
 			s.mux.ServeHTTP(w, r)
 			return

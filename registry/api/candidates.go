@@ -303,9 +303,18 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request, c *caller) 
 	}
 	w.Header().Set("Content-Type", d.ContentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	if d.Filename != "" {
-		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": d.Filename}))
+	// A document downloads as a file, never renders as a page of this
+	// origin, whatever type its uploader gave it.
+	filename := d.Filename
+	if filename == "" {
+		filename = d.ID
 	}
+	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": filename})
+	if disposition == "" {
+		disposition = "attachment"
+	}
+	w.Header().Set("Content-Disposition", disposition)
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox; frame-ancestors 'none'")
 	w.Header().Set("Cache-Control", "no-store")
 	_, err = w.Write(b)
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/store"
+	"github.com/nokstream/nokstream/registry/web"
 )
 
 // Attacks on logins (the security issue): each test performs the attack on
@@ -447,5 +449,58 @@ func TestSignedLinkRevoked(t *testing.T) {
 	cfg.LinkTTL = 13 * time.Hour
 	if err := cfg.Validate(); err == nil {
 		t.Error("link_ttl of 13h accepted")
+	}
+}
+
+// TestSecurityHeaders: every answer says nosniff; a document, even one
+// whose bytes are a page, downloads as an attachment in a sandbox; the web
+// pages may not be framed.
+func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	o := w.orgs[1]
+	center := o.tokens[store.RoleCenter]
+	page := "<html><script>fetch('/api/v1/candidates').then(r => r.text()).then(alert)</script></html>"
+	var docs []string
+	for _, name := range []string{"scan.html", ""} {
+		r := e.do("POST", "/api/v1/candidates/"+o.cand+"/documents?kind=other&filename="+name, center, page, "Content-Type", "application/pdf")
+		if r.code != http.StatusCreated {
+			t.Fatalf("upload: %d %s", r.code, r.body)
+		}
+		docs = append(docs, decode[struct{ ID string }](t, r).ID)
+	}
+	for _, d := range docs {
+		r := e.do("GET", "/api/v1/documents/"+d, center, nil)
+		if r.code != http.StatusOK {
+			t.Fatalf("download: %d %s", r.code, r.body)
+		}
+		if cd := r.header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment") {
+			t.Errorf("document %s: Content-Disposition %q, want an attachment", d, cd)
+		}
+		if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "sandbox") {
+			t.Errorf("document %s: Content-Security-Policy %q, want a sandbox", d, csp)
+		}
+	}
+	for _, p := range []string{"/api/v1/openapi.json", "/api/v1/no-such-route", "/api/v1/documents/" + docs[0], "/api/v1/media/" + o.media, "/api/v1/candidates"} {
+		if r := e.do("GET", p, center, nil); r.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d without X-Content-Type-Options: nosniff", p, r.code)
+		}
+	}
+	if r := e.loginFrom("", "nobody", "wrong"); r.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Error("a failed login without X-Content-Type-Options: nosniff")
+	}
+	// The pages, served in front of the API.
+	hs := httptest.NewServer(web.Handler(e.srv.Handler()))
+	t.Cleanup(hs.Close)
+	for _, p := range []string{"/ui/", "/ui/review.html", "/ui/exam.html"} {
+		res, err := http.Get(hs.URL + p)
+		must(t, err)
+		res.Body.Close()
+		csp := res.Header.Get("Content-Security-Policy")
+		if res.StatusCode != http.StatusOK || !strings.Contains(csp, "frame-ancestors 'none'") ||
+			res.Header.Get("X-Frame-Options") != "DENY" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d, CSP %q, X-Frame-Options %q", p, res.StatusCode, csp, res.Header.Get("X-Frame-Options"))
+		}
 	}
 }
