@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -143,12 +144,16 @@ func verifyKey(cmd *cobra.Command, env verifyEnv, pubkey string, pin bool, out i
 		return key, "pinned in " + path, nil
 	}
 	var key ed25519.PublicKey
+	source := "given with --pubkey " + pubkey
 	if strings.Contains(pubkey, "://") {
 		k, err := seal.FetchPublicKey(cmd.Context(), env.client, pubkey)
 		if err != nil {
 			return nil, "", fmt.Errorf("--pubkey: %w", err)
 		}
 		key = k
+		if u, err := url.Parse(pubkey); err == nil {
+			source = "given with --pubkey " + u.Redacted()
+		}
 	} else {
 		b, err := os.ReadFile(pubkey)
 		if err != nil {
@@ -168,7 +173,7 @@ func verifyKey(cmd *cobra.Command, env verifyEnv, pubkey string, pin bool, out i
 		}
 		fmt.Fprintf(out, "pinned key %s in %s\n", seal.KeyID(key), esc(path))
 	}
-	return key, "given with --pubkey " + pubkey, nil
+	return key, source, nil
 }
 
 // printReport writes what Verify found, every field from the bundle escaped.
