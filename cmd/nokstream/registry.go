@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,14 +30,20 @@ const registryGroup = "registry"
 const segmentConsumers = 3
 
 type registryFlags struct {
-	httpAddr   string
-	signingKey string
-	publicURL  string
-	sealKey    string
+	httpAddr        string
+	signingKey      string
+	publicURL       string
+	sealKey         string
+	trustedProxies  string
+	authConcurrency int
 }
 
 func (f *registryFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", ":8080", "HTTP API listen address")
+	cmd.Flags().StringVar(&f.trustedProxies, "trusted-proxies", "",
+		"comma-separated CIDR prefixes of reverse proxies whose X-Forwarded-For is believed for login limits and the audit log (default: none)")
+	cmd.Flags().IntVar(&f.authConcurrency, "auth-concurrency", runtime.NumCPU(),
+		"password hashes (64 MiB and a core each) computed at once; more logins wait briefly, then get 503")
 	cmd.Flags().StringVar(&f.signingKey, "signing-key", "", "file with the key that signs media URLs, shared by every registry (default: <data>/keys/signing.key, created if missing)")
 	sealKeyFlag(cmd, &f.sealKey)
 }
@@ -53,6 +61,10 @@ func registryParts(f *registryFlags, data string, st *store.Store, blobStore blo
 	}
 	cfg := api.DefaultConfig()
 	cfg.SigningKey = key
+	cfg.AuthConcurrency = f.authConcurrency
+	if cfg.TrustedProxies, err = api.ParseProxies(f.trustedProxies); err != nil {
+		return nil, nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	sealKey, err := loadSealKey(f.sealKey, data)
 	if err != nil {
 		return nil, nil, err
