@@ -5,7 +5,12 @@
 // WHIP, has already depacketized RTP and computed timestamps). It writes one
 // init segment per codec configuration and media segments that start on a
 // video sync sample and last about Config.SegmentDuration (longer when
-// keyframes are sparse). Each segment is written as a series of parts
+// keyframes are sparse, but never longer than Config.MaxSegmentDuration or
+// larger than Config.MaxSegmentBytes: past either limit a segment is cut
+// whatever the keyframes, and the next one, which does not start on a
+// keyframe, is marked not independent: it plays only after its
+// predecessor). A session above Config.MaxBitrate is refused with
+// ErrBitrate, so that one publisher cannot fill the spool. Each segment is written as a series of parts
 // (moof+mdat pairs) of about Config.PartDuration, so that the spool can fsync
 // the open segment at least every part and lose at most one part on a crash.
 //
@@ -35,6 +40,24 @@ var ErrWaitingKeyframe = errors.New("waiting for the next keyframe")
 // the previous sample of its track. The sample is dropped.
 var ErrTimestampBack = errors.New("decode timestamp went back")
 
+// ErrBitrate is returned, wrapped in a *BitrateError, when a session sends
+// more than Config.MaxBitrate: the transport ends the session and says why.
+var ErrBitrate = errors.New("session above the bitrate cap")
+
+// BitrateError says how fast a session sent, over which media time.
+type BitrateError struct {
+	Bitrate, Cap int64 // bits per second
+	Over         time.Duration
+}
+
+func (e *BitrateError) Error() string {
+	return fmt.Sprintf("%s: %.1f Mbit/s over %s, the cap is %.1f Mbit/s", ErrBitrate, float64(e.Bitrate)/1e6,
+		e.Over, float64(e.Cap)/1e6)
+}
+
+// Unwrap returns ErrBitrate.
+func (e *BitrateError) Unwrap() error { return ErrBitrate }
+
 // ErrCodec is returned, wrapped, for a codec configuration that cannot be
 // used (for example an H.264 SPS that does not parse). The sample is dropped.
 var ErrCodec = errors.New("bad codec configuration")
@@ -56,24 +79,73 @@ const dtsShift = 10 * time.Second
 // maxPartBytes bounds the memory held for one part.
 const maxPartBytes = 32 << 20
 
-// Config sets segment and part durations.
+// The hard limits of a segment, whatever the configuration and the
+// keyframes.
+const (
+	LimitSegmentDuration = 60 * time.Second
+	LimitSegmentBytes    = 256 << 20
+)
+
+// bitrateWindow is the media time over which a session's bitrate is
+// measured against Config.MaxBitrate: long enough that a keyframe burst
+// does not count as a high bitrate.
+const bitrateWindow = 5 * time.Second
+
+// Config sets segment and part durations and the limits of a session.
+// A zero field takes its DefaultConfig value.
 type Config struct {
-	SegmentDuration time.Duration
-	PartDuration    time.Duration
+	// SegmentDuration is the target: a segment is cut at the first video
+	// keyframe after it.
+	SegmentDuration time.Duration `yaml:"segment_duration"`
+	PartDuration    time.Duration `yaml:"part_duration"`
+	// MaxSegmentDuration and MaxSegmentBytes cut a segment whatever the
+	// keyframes (at most 60 s and 256 MiB).
+	MaxSegmentDuration time.Duration `yaml:"max_segment_duration"`
+	MaxSegmentBytes    int64         `yaml:"max_segment_bytes"`
+	// MaxBitrate is the most a session may send, in bits per second over
+	// 5 s of media; -1 sets no cap.
+	MaxBitrate int64 `yaml:"max_bitrate"`
 }
 
-// DefaultConfig returns 6 s segments of 1 s parts.
+// DefaultConfig returns 6 s segments of 1 s parts, cut at 60 s or 256 MiB
+// whatever the keyframes, and a cap of 40 Mbit/s per session.
 func DefaultConfig() Config {
-	return Config{SegmentDuration: 6 * time.Second, PartDuration: time.Second}
+	return Config{SegmentDuration: 6 * time.Second, PartDuration: time.Second,
+		MaxSegmentDuration: LimitSegmentDuration, MaxSegmentBytes: LimitSegmentBytes, MaxBitrate: 40_000_000}
 }
 
-// Validate checks the durations.
+// withDefaults fills the zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxSegmentDuration == 0 {
+		c.MaxSegmentDuration = d.MaxSegmentDuration
+	}
+	if c.MaxSegmentBytes == 0 {
+		c.MaxSegmentBytes = d.MaxSegmentBytes
+	}
+	if c.MaxBitrate == 0 {
+		c.MaxBitrate = d.MaxBitrate
+	}
+	return c
+}
+
+// Validate checks the durations and limits.
 func (c Config) Validate() error {
-	if c.SegmentDuration < time.Second || c.SegmentDuration > 60*time.Second {
+	c = c.withDefaults()
+	if c.SegmentDuration < time.Second || c.SegmentDuration > LimitSegmentDuration {
 		return fmt.Errorf("segment duration %s: must be between 1s and 60s", c.SegmentDuration)
 	}
 	if c.PartDuration < 100*time.Millisecond || c.PartDuration > c.SegmentDuration {
 		return fmt.Errorf("part duration %s: must be between 100ms and the segment duration", c.PartDuration)
+	}
+	if c.MaxSegmentDuration < c.SegmentDuration || c.MaxSegmentDuration > LimitSegmentDuration {
+		return fmt.Errorf("max segment duration %s: must be between the segment duration and 60s", c.MaxSegmentDuration)
+	}
+	if c.MaxSegmentBytes < 1<<20 || c.MaxSegmentBytes > LimitSegmentBytes {
+		return fmt.Errorf("max segment bytes %d: must be between 1 MiB and 256 MiB", c.MaxSegmentBytes)
+	}
+	if c.MaxBitrate < -1 || (c.MaxBitrate > 0 && c.MaxBitrate < 1_000_000) {
+		return fmt.Errorf("max bitrate %d: must be at least 1 Mbit/s, or -1 for no cap", c.MaxBitrate)
 	}
 	return nil
 }
@@ -90,6 +162,10 @@ type Header struct {
 	Init          []byte    // the init segment (ftyp+moov) the segment needs
 	Codecs        []string  // RFC 6381 codec strings of the tracks
 	Discontinuity bool      // first segment of a session or after a codec change
+	// NotIndependent is set on a segment cut at a size or duration limit
+	// without a keyframe: it does not start on one, and plays only after
+	// its predecessor.
+	NotIndependent bool
 }
 
 // SegmentWriter receives the parts of one open segment.
@@ -130,6 +206,7 @@ type segment struct {
 	order    []*track
 	partDTS  time.Duration
 	partSize int
+	bytes    int64 // payload bytes so far
 }
 
 // Segmenter cuts one publisher session into segments. It is not safe for
@@ -149,6 +226,11 @@ type Segmenter struct {
 	partSeq       uint32
 	closed        bool
 	onCodec       func(track int, codec string)
+
+	// The session's bitrate over the current window of media time.
+	rateStart time.Duration
+	rateBytes int64
+	rateOpen  bool
 }
 
 // OnCodecChange sets a function called when a track's codec configuration
@@ -163,6 +245,7 @@ func New(cfg Config, tracks []Track, out Output, now func() time.Time) (*Segment
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	if len(tracks) == 0 {
 		return nil, fmt.Errorf("new segmenter: no tracks")
 	}
@@ -273,19 +356,32 @@ func (s *Segmenter) write(tr *track, smp *sample) error {
 	// times of the first frames of a session are not yet reordered.
 	pts := ticksToDuration(smp.dts+int64(smp.PTSOffset), tr.scale)
 	cuts := s.video == nil || tr == s.video
-	if s.cur == nil {
+	if err := s.meter(dts, len(smp.Payload)); err != nil {
+		return err
+	}
+	switch {
+	case s.cur == nil:
 		if !cuts || smp.IsNonSyncSample {
 			// Segments start on a video sync sample: drop what comes before.
 			return nil
 		}
-		if err := s.openSegment(dts, pts); err != nil {
+		if err := s.openSegment(dts, pts, true); err != nil {
 			return err
 		}
-	} else if cuts && !smp.IsNonSyncSample && pts-s.cur.startPTS >= s.cfg.SegmentDuration {
+	case cuts && !smp.IsNonSyncSample && pts-s.cur.startPTS >= s.cfg.SegmentDuration:
 		if err := s.closeSegment(); err != nil {
 			return err
 		}
-		if err := s.openSegment(dts, pts); err != nil {
+		if err := s.openSegment(dts, pts, true); err != nil {
+			return err
+		}
+	case dts-s.cur.startDTS >= s.cfg.MaxSegmentDuration || s.cur.bytes+int64(len(smp.Payload)) > s.cfg.MaxSegmentBytes:
+		// A limit, whatever the keyframes: the next segment starts
+		// here, on a keyframe only by chance.
+		if err := s.closeSegment(); err != nil {
+			return err
+		}
+		if err := s.openSegment(dts, pts, cuts && !smp.IsNonSyncSample); err != nil {
 			return err
 		}
 	}
@@ -306,6 +402,7 @@ func (s *Segmenter) write(tr *track, smp *sample) error {
 	}
 	pt.Samples = append(pt.Samples, &smp.Sample)
 	seg.partSize += len(smp.Payload)
+	seg.bytes += int64(len(smp.Payload))
 	if cuts {
 		if end := dts + ticksToDuration(int64(smp.Duration), tr.scale); end > seg.endDTS {
 			seg.endDTS = end
@@ -314,7 +411,31 @@ func (s *Segmenter) write(tr *track, smp *sample) error {
 	return nil
 }
 
-func (s *Segmenter) openSegment(startDTS, startPTS time.Duration) error {
+// meter counts n bytes at dts against the session's bitrate cap, over
+// windows of bitrateWindow of media time.
+func (s *Segmenter) meter(dts time.Duration, n int) error {
+	if s.cfg.MaxBitrate < 0 {
+		return nil
+	}
+	// Tracks interleave a little out of decode order; only a jump back
+	// by more than a window (a new timeline) restarts the count.
+	if !s.rateOpen || dts < s.rateStart-bitrateWindow {
+		s.rateStart, s.rateBytes, s.rateOpen = dts, 0, true
+	}
+	s.rateBytes += int64(n)
+	over := dts - s.rateStart
+	if over < bitrateWindow {
+		return nil
+	}
+	rate := s.rateBytes * 8 * int64(time.Second) / int64(over)
+	s.rateStart, s.rateBytes = dts, 0
+	if rate > s.cfg.MaxBitrate {
+		return &BitrateError{Bitrate: rate, Cap: s.cfg.MaxBitrate, Over: over}
+	}
+	return nil
+}
+
+func (s *Segmenter) openSegment(startDTS, startPTS time.Duration, independent bool) error {
 	if s.initDirty {
 		b, err := s.marshalInit()
 		if err != nil {
@@ -324,10 +445,11 @@ func (s *Segmenter) openSegment(startDTS, startPTS time.Duration) error {
 		s.initDirty = false
 	}
 	h := Header{
-		Start:         s.wall0.Add(startDTS - dtsShift),
-		Init:          s.init,
-		Codecs:        s.codecStrings(),
-		Discontinuity: s.discontinuity,
+		Start:          s.wall0.Add(startDTS - dtsShift),
+		Init:           s.init,
+		Codecs:         s.codecStrings(),
+		Discontinuity:  s.discontinuity,
+		NotIndependent: !independent,
 	}
 	w, err := s.out.OpenSegment(h)
 	if err != nil {

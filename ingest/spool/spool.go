@@ -84,6 +84,9 @@ type openMeta struct {
 	InitBytes     int64     `json:"init_bytes"`
 	Codecs        []string  `json:"codecs"`
 	Discontinuity bool      `json:"discontinuity"`
+	// NotIndependent: the segment does not start on a keyframe (cut at a
+	// size or duration limit). Absent in spools written before it.
+	NotIndependent bool `json:"not_independent,omitempty"`
 }
 
 type streamState struct {
@@ -212,15 +215,16 @@ func (st *Stream) OpenSegment(h segmenter.Header) (segmenter.SegmentWriter, erro
 		return nil, fmt.Errorf("segment id: %w", err)
 	}
 	m := openMeta{
-		SegmentID:     id.String(),
-		Site:          st.site,
-		Device:        st.device,
-		Source:        st.source,
-		Start:         h.Start.UTC(),
-		InitSHA256:    initSHA,
-		InitBytes:     int64(len(h.Init)),
-		Codecs:        h.Codecs,
-		Discontinuity: h.Discontinuity,
+		SegmentID:      id.String(),
+		Site:           st.site,
+		Device:         st.device,
+		Source:         st.source,
+		Start:          h.Start.UTC(),
+		InitSHA256:     initSHA,
+		InitBytes:      int64(len(h.Init)),
+		Codecs:         h.Codecs,
+		Discontinuity:  h.Discontinuity,
+		NotIndependent: h.NotIndependent,
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -334,6 +338,9 @@ func (s *Spool) finish(m openMeta, sha string, size int64, d time.Duration, salv
 		IngestNode:    s.node,
 		Discontinuity: m.Discontinuity,
 		Salvaged:      salvaged,
+	}
+	if m.NotIndependent {
+		ev.Independent = new(bool)
 	}
 	if err := os.Rename(s.path("open", m.SegmentID+".m4s"), s.path("ready", m.SegmentID+".m4s")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool move %s: %w", m.SegmentID, err)

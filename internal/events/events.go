@@ -53,7 +53,16 @@ type SegmentClosed struct {
 	// Salvaged is set on a segment recovered from the spool after a crash,
 	// cut at its last complete part.
 	Salvaged bool `json:"salvaged,omitempty"`
+	// Independent is false for a segment that does not start on a
+	// keyframe: ingest cut it at a size or duration limit (a publisher
+	// that sent no keyframe for that long), and it plays only after its
+	// predecessor. Absent means true, as in events from before it existed.
+	Independent *bool `json:"independent,omitempty"`
 }
+
+// IsIndependent reports whether the segment starts on a keyframe and plays
+// on its own (Independent absent or true).
+func (e *SegmentClosed) IsIndependent() bool { return e.Independent == nil || *e.Independent }
 
 // Validate checks that the event carries what consumers rely on.
 func (e *SegmentClosed) Validate() error {

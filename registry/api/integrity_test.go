@@ -1,12 +1,16 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/store"
 )
@@ -195,4 +199,65 @@ func TestOverdueEvidence(t *testing.T) {
 	if n := auditActions(t, e.store)["evidence.dispose"]; n != 1 {
 		t.Errorf("%d disposals audited, want 1", n)
 	}
+}
+
+// TestNotIndependentSegments: a segment ingest marked not independent is
+// listed with "independent": false (the others without the field), and the
+// playlist of a range holding one does not claim independent segments.
+func TestNotIndependentSegments(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	token := e.operator("operator")
+	e.publish(seg{seq: 0, start: 0, duration: 60, init: "a"})
+	e.publish(seg{seq: 1, start: 60 * time.Second, duration: 6, init: "a"})
+	path := rangeQuery(t0, t0.Add(2*time.Minute))
+	r := e.do("GET", "/api/v1/streams/site1/cam1/playlist.m3u8"+path, token, nil)
+	if !strings.Contains(string(r.body), "#EXT-X-INDEPENDENT-SEGMENTS") {
+		t.Errorf("playlist of keyframe-aligned segments does not say they are independent:\n%s", r.body)
+	}
+	e.publishWith(seg{seq: 2, start: 66 * time.Second, duration: 60, init: "a"}, func(ev *events.SegmentClosed) {
+		ev.Independent = new(bool) // cut at 60 s without a keyframe, as ingest announces it
+	})
+	r = e.do("GET", "/api/v1/streams/site1/cam1/segments"+path, token, nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("segments: %d %s", r.code, r.body)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal(r.body, &list); err != nil || len(list) != 3 {
+		t.Fatalf("segments %s: %v", r.body, err)
+	}
+	for i, g := range list {
+		v, has := g["independent"]
+		if want := i == 2; has != want || (has && v != false) {
+			t.Errorf("segment %d: independent %v (present %v), want present and false only for the last", i, v, has)
+		}
+	}
+	r = e.do("GET", "/api/v1/streams/site1/cam1/playlist.m3u8"+path, token, nil)
+	if r.code != http.StatusOK || strings.Contains(string(r.body), "#EXT-X-INDEPENDENT-SEGMENTS") {
+		t.Errorf("playlist with a segment that is not independent: %d\n%s", r.code, r.body)
+	}
+}
+
+// publishWith is publish with the event changed by edit before it is
+// indexed.
+func (e *env) publishWith(s seg, edit func(*events.SegmentClosed)) *events.SegmentClosed {
+	e.t.Helper()
+	data := bytes.Repeat([]byte{byte(s.seq)}, 3000)
+	initData := []byte("init segment " + s.init)
+	key, initKey := fmt.Sprintf("site1/cam1/%06d.m4s", s.seq), "site1/cam1/init-"+s.init+".mp4"
+	for k, v := range map[string][]byte{key: data, initKey: initData} {
+		if err := e.blobs.Put(context.Background(), k, bytes.NewReader(v), int64(len(v))); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	ev := &events.SegmentClosed{
+		SegmentID: fmt.Sprintf("seg-%d", s.seq), StreamID: "site1/cam1", Source: events.SourceRoom,
+		Site: "site1", Device: "cam1", Sequence: s.seq, Start: t0.Add(s.start), Duration: s.duration,
+		Codecs: []string{"avc1.64001f"}, Bytes: int64(len(data)), SHA256: sha(data),
+		PrevChain: strings.Repeat("0", 64), Chain: strings.Repeat("1", 64),
+		ObjectKey: key, InitKey: initKey, InitSHA256: sha(initData), InitBytes: int64(len(initData)), IngestNode: "node1",
+	}
+	edit(ev)
+	e.deliver(ev)
+	return ev
 }

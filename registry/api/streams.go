@@ -2,18 +2,15 @@ package api
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -105,12 +102,16 @@ type segmentJSON struct {
 	Chain         string    `json:"chain"`
 	Discontinuity bool      `json:"discontinuity"`
 	Salvaged      bool      `json:"salvaged"`
-	ObjectKey     string    `json:"object_key"`
-	URL           string    `json:"url"`
-	InitKey       string    `json:"init_key"`
-	InitURL       string    `json:"init_url"`
-	InitBytes     int64     `json:"init_bytes"`
-	InitSHA256    string    `json:"init_sha256"`
+	// Independent is false, and present only then, for a segment that
+	// does not start on a keyframe (cut at 60 s or 256 MiB): it plays only
+	// after its predecessor.
+	Independent *bool  `json:"independent,omitempty"`
+	ObjectKey   string `json:"object_key"`
+	URL         string `json:"url"`
+	InitKey     string `json:"init_key"`
+	InitURL     string `json:"init_url"`
+	InitBytes   int64  `json:"init_bytes"`
+	InitSHA256  string `json:"init_sha256"`
 }
 
 // segments handles GET /api/v1/streams/{site}/{device}/segments.
@@ -148,6 +149,7 @@ func (s *Server) segments(w http.ResponseWriter, r *http.Request, c *caller) err
 			Chain:         g.Chain,
 			Discontinuity: g.Discontinuity,
 			Salvaged:      g.Salvaged,
+			Independent:   g.Independent,
 			ObjectKey:     g.ObjectKey,
 			URL:           s.sign(mediaPrefix+g.ObjectKey, nil, c.user.ID, c.session, expires),
 			InitKey:       g.InitKey,
@@ -217,8 +219,12 @@ func renderPlaylist(segs []store.Segment, uri func(key string) string) []byte {
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", int64(target))
 	b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", segs[0].Sequence)
-	// Ingest cuts every segment on a keyframe.
-	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+	// Ingest cuts segments on keyframes, but at 60 s or 256 MiB whatever
+	// the keyframes: a segment cut so is not independent (RFC 8216,
+	// 4.3.5.1), and then the playlist does not say they all are.
+	if !slices.ContainsFunc(segs, func(g store.Segment) bool { return !g.IsIndependent() }) {
+		b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+	}
 	for i, g := range segs {
 		disc := i > 0 && discontinuous(segs[i-1], g)
 		if disc {
@@ -281,8 +287,9 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request, c *caller) error 
 	if !ok {
 		return errorf(http.StatusNotFound, "unknown media object")
 	}
-	b, err := s.readObject(r, o)
-	if err != nil {
+	// Checked whole against the index first, then served as a stream:
+	// a segment (up to 256 MiB) is never held in memory.
+	if err := s.verifyObject(r.Context(), o); err != nil {
 		return err
 	}
 	detail := map[string]any{"stream": o.Site + "/" + o.Device, "segment_id": o.SegmentID, "init": o.Init}
@@ -295,36 +302,10 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request, c *caller) error 
 	w.Header().Set("Content-Type", mediaType(o))
 	w.Header().Set("ETag", `"`+o.SHA256+`"`)
 	w.Header().Set("Cache-Control", "private, max-age=3600")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	rd := &objectReader{ctx: r.Context(), get: s.blobs.Get, key: o.Key, size: o.Bytes}
+	defer rd.Close() // Only read: closing loses nothing.
+	http.ServeContent(w, r, "", time.Time{}, rd)
 	return nil
-}
-
-// readObject reads an object from the blob store and checks it against the
-// index. Segments are a few megabytes, so it is read whole: ServeContent
-// then answers Range requests from memory.
-func (s *Server) readObject(r *http.Request, o store.Object) ([]byte, error) {
-	rc, err := s.blobs.Get(r.Context(), o.Key)
-	if errors.Is(err, blob.ErrNotFound) {
-		s.log.Warn("indexed media object missing from the blob store", "object_key", o.Key, "segment_id", o.SegmentID)
-		return nil, errorf(http.StatusNotFound, "media object is indexed but not stored")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get media object %s: %w", o.Key, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, o.Bytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read media object %s: %w", o.Key, err)
-	}
-	sum := sha256.Sum256(b)
-	if int64(len(b)) != o.Bytes || !strings.EqualFold(hex.EncodeToString(sum[:]), o.SHA256) {
-		// Evidence that differs from what ingest announced is never
-		// served as if it were the original.
-		s.log.Error("media object does not match its index", "object_key", o.Key, "segment_id", o.SegmentID,
-			"bytes", len(b), "want_bytes", o.Bytes)
-		return nil, errorf(http.StatusInternalServerError, "stored media object does not match its index")
-	}
-	return b, nil
 }
 
 // streamRange reads the stream of a request, checks the caller may see it,

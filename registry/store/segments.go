@@ -23,14 +23,18 @@ type Segment struct {
 // segmentColumns are the columns scanSegment reads, in its order.
 const segmentColumns = `segment_id, stream_id, source, site, device, sequence, start_at, duration, end_at,
 	codecs, bytes, sha256, prev_chain, chain, object_key, init_key, init_sha256, init_bytes,
-	ingest_node, discontinuity, salvaged, indexed_at`
+	ingest_node, discontinuity, salvaged, indexed_at, independent`
 
 func scanSegment(row pgx.Row) (Segment, error) {
 	var g Segment
+	var independent bool
 	err := row.Scan(&g.SegmentID, &g.StreamID, &g.Source, &g.Site, &g.Device, &g.Sequence,
 		&g.Start, &g.Duration, &g.End, &g.Codecs, &g.Bytes, &g.SHA256, &g.PrevChain, &g.Chain,
 		&g.ObjectKey, &g.InitKey, &g.InitSHA256, &g.InitBytes, &g.IngestNode, &g.Discontinuity,
-		&g.Salvaged, &g.IndexedAt)
+		&g.Salvaged, &g.IndexedAt, &independent)
+	if !independent {
+		g.Independent = new(bool)
+	}
 	return g, err
 }
 
@@ -55,11 +59,11 @@ func (s *Store) IndexSegment(ctx context.Context, e *events.SegmentClosed) (inse
 		WITH id AS (INSERT INTO segment_ids (segment_id, start_at) VALUES ($1, $7) ON CONFLICT DO NOTHING RETURNING segment_id)
 		INSERT INTO segments (segment_id, stream_id, source, site, device, sequence, start_at, duration, end_at,
 			codecs, bytes, sha256, prev_chain, chain, object_key, init_key, init_sha256, init_bytes,
-			ingest_node, discontinuity, salvaged)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 FROM id`,
+			ingest_node, discontinuity, salvaged, independent)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22 FROM id`,
 		e.SegmentID, e.StreamID, e.Source, e.Site, e.Device, e.Sequence, e.Start, e.Duration, end,
 		codecs, e.Bytes, e.SHA256, e.PrevChain, e.Chain, e.ObjectKey, e.InitKey, e.InitSHA256, e.InitBytes,
-		e.IngestNode, e.Discontinuity, e.Salvaged)
+		e.IngestNode, e.Discontinuity, e.Salvaged, e.IsIndependent())
 	if err != nil {
 		return false, fmt.Errorf("index segment %s: %w", e.SegmentID, err)
 	}

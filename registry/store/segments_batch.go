@@ -26,7 +26,7 @@ func (s *Store) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) 
 		starts, ends                                                                         []time.Time
 		durs                                                                                 []float64
 		codecs                                                                               [][]string
-		disc, salv                                                                           []bool
+		disc, salv, indep                                                                    []bool
 	)
 	first := map[string]int{} // segment id → index of its first event in the batch
 	for i, e := range evs {
@@ -48,6 +48,7 @@ func (s *Store) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) 
 		seqs, bytes, initBytes = append(seqs, e.Sequence), append(bytes, e.Bytes), append(initBytes, e.InitBytes)
 		starts, ends = append(starts, e.Start), append(ends, e.Start.Add(time.Duration(e.Duration*float64(time.Second))))
 		durs, codecs, disc, salv = append(durs, e.Duration), append(codecs, c), append(disc, e.Discontinuity), append(salv, e.Salvaged)
+		indep = append(indep, e.IsIndependent())
 	}
 	if len(ids) == 0 {
 		return inserted, errs, nil
@@ -63,19 +64,20 @@ func (s *Store) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) 
 			)
 			INSERT INTO segments (segment_id, stream_id, source, site, device, sequence, start_at, duration, end_at,
 				codecs, bytes, sha256, prev_chain, chain, object_key, init_key, init_sha256, init_bytes,
-				ingest_node, discontinuity, salvaged)
+				ingest_node, discontinuity, salvaged, independent)
 			SELECT u.segment_id, u.stream_id, u.source, u.site, u.device, u.sequence, u.start_at, u.duration, u.end_at,
 				u.codecs::text[], u.bytes, u.sha256, u.prev_chain, u.chain, u.object_key, u.init_key, u.init_sha256,
-				u.init_bytes, u.ingest_node, u.discontinuity, u.salvaged
+				u.init_bytes, u.ingest_node, u.discontinuity, u.salvaged, u.independent
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[],
 				$8::float8[], $9::timestamptz[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[],
-				$16::text[], $17::text[], $18::bigint[], $19::text[], $20::bool[], $21::bool[])
+				$16::text[], $17::text[], $18::bigint[], $19::text[], $20::bool[], $21::bool[], $22::bool[])
 				AS u(segment_id, stream_id, source, site, device, sequence, start_at, duration, end_at, codecs, bytes, sha256,
-					prev_chain, chain, object_key, init_key, init_sha256, init_bytes, ingest_node, discontinuity, salvaged)
+					prev_chain, chain, object_key, init_key, init_sha256, init_bytes, ingest_node, discontinuity, salvaged,
+					independent)
 			WHERE u.segment_id IN (SELECT segment_id FROM ids)
 			RETURNING segment_id`,
 			ids, streams, sources, sites, devices, seqs, starts, durs, ends, codecArray(codecs), bytes, sha, prev, chain,
-			objs, inits, initSHA, initBytes, nodes, disc, salv)
+			objs, inits, initSHA, initBytes, nodes, disc, salv, indep)
 		if err != nil {
 			return err
 		}
