@@ -170,8 +170,8 @@ func TestSegmentLimits(t *testing.T) {
 type countOutput struct{ n int }
 
 func (o *countOutput) OpenSegment(segmenter.Header) (segmenter.SegmentWriter, error) { return o, nil }
-func (o *countOutput) WritePart(b []byte) error                                   { o.n += len(b); return nil }
-func (o *countOutput) Close(time.Duration) error                                  { return nil }
+func (o *countOutput) WritePart(b []byte) error                                      { o.n += len(b); return nil }
+func (o *countOutput) Close(time.Duration) error                                     { return nil }
 
 // TestBitrateCap: a session above the cap (40 Mbit/s by default) is refused
 // with ErrBitrate within a few seconds of media; one below is not.
