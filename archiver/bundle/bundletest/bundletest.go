@@ -176,10 +176,11 @@ func sha256Hex(b []byte) string {
 // Forge returns every forgery of g: a byte flipped in a media segment, in
 // an init segment and in each metadata file; an object dropped, duplicated,
 // moved, or two swapping their bytes; each metadata file twice; a second
-// manifest naming another candidate before and after the objects; a
-// metadata file after the objects began; a file outside the bundle's
-// directory; the seal of another candidate; export.json of another bundle;
-// and the bundle re-signed whole with another key.
+// manifest naming another candidate before and after the objects; the
+// manifest edited to name another candidate; a metadata file after the
+// objects began; a file outside the bundle's directory; the seal of another
+// candidate; export.json of another bundle; an object as a sparse file; and
+// the bundle re-signed whole with another key.
 func Forge(g Genuine) ([]Forgery, error) {
 	p, err := parse(g.Bundle)
 	if err != nil {
@@ -270,6 +271,11 @@ func Forge(g Genuine) ([]Forgery, error) {
 			h := f[p.at(Readme)].Header
 			h.Name = "notes/" + Readme
 			return append(f, File{Header: h, Data: []byte("the candidate was not there\n")})
+		}},
+		{"the manifest edited to name another candidate", bundle.Manifest, Manifest, func() []File {
+			f := p.copy()
+			f[p.at(Manifest)].Data = otherCandidate(p)
+			return f
 		}},
 		{"the seal of another candidate", bundle.Mismatch, Manifest, func() []File {
 			f := p.copy()
