@@ -49,6 +49,9 @@ type recorder struct {
 	session   *observe.Session
 	lastWarn  map[string]time.Time
 	onFailure func() // ends the RTSP session when the spool fails
+	// stopReason says why ingest ended the session itself (a publisher
+	// above the bitrate cap); empty otherwise.
+	stopReason string
 }
 
 type mediaWriter struct {
@@ -246,6 +249,19 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 	if err == nil {
 		return
 	}
+	if errors.Is(err, segmenter.ErrBitrate) {
+		// One publisher may not fill the spool: end the session, once,
+		// and say why in its stop observation.
+		if r.stopReason == "" {
+			r.m.errors.WithLabelValues(r.transport, "bitrate").Inc()
+			r.stopReason = "publisher sent above the session bitrate cap: " + err.Error()
+			r.log.Warn("publisher above the bitrate cap, closing session", "stream", r.stream, "err", err)
+			if r.onFailure != nil {
+				go r.onFailure()
+			}
+		}
+		return
+	}
 	var werr *segmenter.OutputError
 	if errors.As(err, &werr) {
 		// The spool cannot take the data: stop this session rather than
@@ -282,6 +298,13 @@ func (r *recorder) warnLocked(kind string, err error) {
 	}
 	r.lastWarn[kind] = now
 	r.log.Warn("rtsp media problem", "stream", r.stream, "transport", r.transport, "kind", kind, "err", err)
+}
+
+// ingestStop returns why ingest ended the session itself, or "".
+func (r *recorder) ingestStop() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopReason
 }
 
 // close ends the session's segmenter once; it reports whether it did.

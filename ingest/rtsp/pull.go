@@ -315,6 +315,9 @@ func (p *Puller) session(ctx context.Context, d PullDevice, onPlaying func()) (p
 	case errors.As(err, &terminated):
 		cause = events.CauseIngest
 	}
+	if why := rec.ingestStop(); why != "" {
+		cause, reason = events.CauseIngest, why
+	}
 	obs.Stop(cause, reason)
 	if err == nil {
 		err = errors.New("session ended")

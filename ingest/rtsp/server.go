@@ -272,6 +272,10 @@ func (s *Server) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 		if ctx.Error != nil {
 			reason = ctx.Error.Error()
 		}
+		if why := p.ingestStop(); why != "" {
+			s.endPublisher(p, events.CauseIngest, why)
+			return
+		}
 		s.endPublisher(p, closeCause(ctx.Error), reason)
 		return
 	}

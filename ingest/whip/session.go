@@ -32,6 +32,7 @@ const (
 	endHandshake = "handshake_timeout"
 	endNoMedia   = "no_media"
 	endSpool     = "spool_error"
+	endBitrate   = "bitrate_cap"
 	endExamOver  = "exam_over"
 )
 
@@ -44,6 +45,7 @@ var endDetails = map[string]string{
 	endHandshake: "WebRTC connection not established in time",
 	endNoMedia:   "publisher sent no media",
 	endSpool:     "spool could not take the media",
+	endBitrate:   "publisher sent above the session bitrate cap",
 	endExamOver:  "the candidate's exam window ended",
 }
 
@@ -59,6 +61,7 @@ var stopCauses = map[string]string{
 	endNoMedia:   events.CauseLost,
 	endStopping:  events.CauseIngest,
 	endSpool:     events.CauseIngest,
+	endBitrate:   events.CauseIngest,
 }
 
 // endCause carries an end reason through a context's cause.

@@ -249,6 +249,13 @@ func (ss *session) writePackets(rt *recTrack, pkts []*rtp.Packet, arrival time.T
 				ss.end(endSpool)
 				return true
 			}
+			if errors.Is(err, segmenter.ErrBitrate) {
+				// One publisher may not fill the spool: end it, and say why.
+				ss.s.m.pub.Errors.WithLabelValues(transport, "bitrate").Inc()
+				ss.s.log.Warn("publisher above the bitrate cap, closing it", "stream", ss.stream, "err", err)
+				ss.end(endBitrate)
+				return true
+			}
 			if rt == ss.video && errors.Is(err, segmenter.ErrWaitingKeyframe) {
 				ss.needKey = true
 			}
