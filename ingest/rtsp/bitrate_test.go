@@ -31,7 +31,9 @@ func TestBitrateCap(t *testing.T) {
 	thinCtx, stopThin := context.WithCancel(ctx)
 	defer stopThin()
 	thinDone := make(chan error, 1)
-	go func() { thinDone <- testenv.Publish(thinCtx, thin, "rtsp://cam2:s3cret-cam2@"+s.cfg.Addr+"/site1/cam2", nil) }()
+	go func() {
+		thinDone <- testenv.Publish(thinCtx, thin, "rtsp://cam2:s3cret-cam2@"+s.cfg.Addr+"/site1/cam2", nil)
+	}()
 	fatDone := make(chan error, 1)
 	go func() { fatDone <- testenv.Publish(ctx, fat, "rtsp://cam1:s3cret-cam1@"+s.cfg.Addr+"/site1/cam1", nil) }()
 
