@@ -23,8 +23,10 @@ import (
 	"github.com/nokstream/nokstream/ingest/rtsp"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
+	"github.com/nokstream/nokstream/internal/httpserver"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/internal/secrets"
+	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -222,7 +224,8 @@ func serveHTTP(ctx context.Context, log *slog.Logger, name, addr string, h http.
 	if err != nil {
 		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Deadlines against slow clients; media and evidence bundles stream.
+	srv := httpserver.New(h, httpserver.DefaultConfig(), api.Streaming)
 	log.Info("http listening", "service", name, "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

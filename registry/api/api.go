@@ -57,6 +57,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -379,6 +380,16 @@ func (s *Server) Handler() http.Handler {
 		writeError(w, code, http.StatusText(code))
 		s.observe("unmatched", code, start)
 	})
+}
+
+// Streaming reports whether r is a request that streams by nature and so
+// gets no read or write deadline from the HTTP server
+// (httpserver.New): a media object, an evidence bundle to download or to
+// verify. Every other route answers within the server's deadlines.
+func Streaming(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/api/v1/media/") || p == "/api/v1/evidence/verify" ||
+		(strings.HasPrefix(p, "/api/v1/exams/") && strings.HasSuffix(p, "/evidence"))
 }
 
 // headerOnly keeps the status and headers of a response and drops its body.

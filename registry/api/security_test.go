@@ -2,7 +2,10 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -13,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nokstream/nokstream/internal/httpserver"
 	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/store"
 	"github.com/nokstream/nokstream/registry/web"
@@ -502,5 +506,60 @@ func TestSecurityHeaders(t *testing.T) {
 			res.Header.Get("X-Frame-Options") != "DENY" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("GET %s: %d, CSP %q, X-Frame-Options %q", p, res.StatusCode, csp, res.Header.Get("X-Frame-Options"))
 		}
+	}
+}
+
+// TestSlowClientsDoNotStopLogins: a client holding 1000 connections with
+// half-sent headers or bodies does not stop another's login, and the
+// server drops each of them at its deadline.
+func TestSlowClientsDoNotStopLogins(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	temp, err := e.store.AddUser(context.Background(), "operator", store.RoleNARK, "")
+	must(t, err)
+	cfg := httpserver.DefaultConfig()
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout = time.Second, time.Second
+	srv := httpserver.New(web.Handler(e.srv.Handler()), cfg, api.Streaming)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+
+	conns := make([]net.Conn, 1000)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		must(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		half := "POST /api/v1/auth/login HTTP/1.1\r\nHost: registry\r\nContent-Type: application/json\r\n"
+		if i%2 == 1 {
+			half += "Content-Length: 100\r\n\r\n{\"login\": \"oper"
+		}
+		_, err = io.WriteString(c, half)
+		must(t, err)
+		conns[i] = c
+	}
+	res, err := http.Post("http://"+addr+"/api/v1/auth/login", "application/json",
+		strings.NewReader(`{"login": "operator", "password": "`+temp+`"}`))
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("login beside 1000 slow connections: %d", res.StatusCode)
+	}
+	// Each slow connection is closed by the server (a half-sent body gets
+	// its 400 first); a client-side timeout here would mean it is held.
+	dropped := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range conns {
+		must(t, c.SetReadDeadline(deadline))
+		_, err := io.Copy(io.Discard, c)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			continue
+		}
+		dropped++
+	}
+	if dropped != len(conns) {
+		t.Errorf("the server dropped %d of %d slow connections", dropped, len(conns))
 	}
 }
