@@ -23,6 +23,7 @@ type ingestFlags struct {
 	rtpAddr  string
 	rtcpAddr string
 	segment  time.Duration
+	bitrate  int64
 	node     string
 
 	rtspsAddr     string
@@ -46,6 +47,8 @@ func (f *ingestFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.rtpAddr, "rtp-addr", def.RTSP.UDPRTPAddr, "RTSP over UDP: RTP listen address (even port; empty disables UDP)")
 	cmd.Flags().StringVar(&f.rtcpAddr, "rtcp-addr", def.RTSP.UDPRTCPAddr, "RTSP over UDP: RTCP listen address (RTP port + 1)")
 	cmd.Flags().DurationVar(&f.segment, "segment-duration", def.RTSP.Segment.SegmentDuration, "target segment duration (cut on the next keyframe after it)")
+	cmd.Flags().Int64Var(&f.bitrate, "max-bitrate", def.RTSP.Segment.MaxBitrate,
+		"the most a publisher session may send, in bits per second over 5 s; a session above it is ended with an observation (-1: no cap)")
 	cmd.Flags().StringVar(&f.node, "node", def.Node, "name of this ingest node in events")
 	cmd.Flags().StringVar(&f.rtspsAddr, "rtsps-addr", def.RTSP.TLSAddr, "RTSPS (TLS) listen address, served when --rtsp-tls-cert and --rtsp-tls-key are given")
 	cmd.Flags().StringVar(&f.tlsCert, "rtsp-tls-cert", "", "PEM certificate (chain) for RTSPS")
@@ -75,6 +78,7 @@ func (f *ingestFlags) config(data string) ingest.Config {
 	cfg.RTSP.UDPRTPAddr = f.rtpAddr
 	cfg.RTSP.UDPRTCPAddr = f.rtcpAddr
 	cfg.RTSP.Segment.SegmentDuration = f.segment
+	cfg.RTSP.Segment.MaxBitrate = f.bitrate
 	if f.node != "" {
 		cfg.Node = f.node
 	}
