@@ -194,7 +194,7 @@ func (s *Server) verifyEvidence(w http.ResponseWriter, r *http.Request, c *calle
 
 	out := verifyJSON{Valid: rep.OK(), Exam: rep.ExamID, Candidate: rep.CandidateID, KeyID: seal.KeyID(pub),
 		MerkleRoot: rep.MerkleRoot, Objects: rep.Objects, Bytes: rep.Bytes, Read: rep.Read,
-		Problems: rep.Problems[:min(len(rep.Problems), maxReported)], ProblemsTotal: len(rep.Problems),
+		Problems: rep.Problems[:min(len(rep.Problems), maxReported)], ProblemsTotal: len(rep.Problems) + rep.MoreProblems,
 		Warnings: rep.Warnings[:min(len(rep.Warnings), maxReported)], WarningsTotal: len(rep.Warnings)}
 	if out.Problems == nil {
 		out.Problems = []bundle.Problem{}
