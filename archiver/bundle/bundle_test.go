@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/ed25519"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -89,5 +90,28 @@ func TestVerifyMalformed(t *testing.T) {
 				t.Fatalf("problems %v, want first %q", rep.Problems, tt.want)
 			}
 		})
+	}
+}
+
+// TestVerifyManyProblems: a tar of many small bad files does not make the
+// report grow with it: the first problems are listed, the others counted.
+func TestVerifyManyProblems(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for i := range 3000 {
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("evidence-e1-c1/junk/%d", i), Mode: 0o444, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := bundle.Verify(bytes.NewReader(b.Bytes()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || len(rep.Problems) != 1000 || len(rep.Problems)+rep.MoreProblems != 3000+8 {
+		t.Errorf("%d problems listed and %d more, want 1000 listed of 3008 (3000 extra files, 8 missing)", len(rep.Problems), rep.MoreProblems)
 	}
 }
