@@ -30,8 +30,10 @@ import (
 // TestMediaStreamsFromMinIO: GET /api/v1/media streams a large segment from
 // MinIO instead of reading it into memory, honours Range, and refuses a
 // stored object that no longer matches the index.
+//
+// It is not parallel: it watches the process's heap, which other tests
+// would move.
 func TestMediaStreamsFromMinIO(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
 	s3 := testenv.MinIOStore(t)
 	dsn := testenv.Postgres(t)
