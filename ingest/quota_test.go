@@ -2,11 +2,15 @@ package ingest_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
+	"slices"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +21,7 @@ import (
 
 	"github.com/nokstream/nokstream/ingest"
 	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/internal/testenv"
 )
@@ -48,8 +53,9 @@ func TestSpoolQuotaRefusesNewPublishers(t *testing.T) {
 	cfg.RTSP.Segment.SegmentDuration = 2 * time.Second
 	cfg.SpoolMaxBytes = 300 << 10
 	health := obs.NewHealth()
+	reg := prometheus.NewRegistry()
 	svc, err := ingest.New(cfg, ingest.Deps{Checker: anyDevice{}, Blob: downStore{store}, Publisher: nopPublisher{},
-		Log: log, Registry: prometheus.NewRegistry(), Health: health, Now: time.Now})
+		Log: log, Registry: reg, Health: health, Now: time.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +94,52 @@ func TestSpoolQuotaRefusesNewPublishers(t *testing.T) {
 	if !strings.Contains(logged, "ALERT spool near its quota") {
 		t.Errorf("no alarm in the log")
 	}
+	// Nothing deleted: every segment of the running publisher is in the
+	// spool, waiting for the blob store, whole and in sequence.
+	testenv.WaitFor(t, 20*time.Second, "the last segment of cam1 closed", func() bool {
+		return len(spooled(t, cfg.SpoolDir)) > 0 && gather(reg, "nokstream_ingest_streams_active") == 0
+	})
+	evs := spooled(t, cfg.SpoolDir)
+	if len(evs) < 4 {
+		t.Errorf("%d segments of 10 s at 2 s a segment in the spool, want at least 4", len(evs))
+	}
+	for i, ev := range evs {
+		if ev.StreamID != "site1/cam1" || ev.Sequence != int64(i) {
+			t.Errorf("spooled segment %d: %s sequence %d, want site1/cam1 %d: one is missing", i, ev.StreamID, ev.Sequence, i)
+		}
+		fi, err := os.Stat(filepath.Join(cfg.SpoolDir, "ready", ev.SegmentID+".m4s"))
+		if err != nil || fi.Size() != ev.Bytes {
+			t.Errorf("spooled segment %d: %v, want its %d bytes", i, err, ev.Bytes)
+		}
+	}
+}
+
+// spooled returns the SegmentClosed events of the segments waiting in a
+// spool, by stream and sequence.
+func spooled(t *testing.T, dir string) []*events.SegmentClosed {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "ready", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*events.SegmentClosed
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pf struct {
+			Event *events.SegmentClosed `json:"event"`
+		}
+		if err := json.Unmarshal(b, &pf); err != nil || pf.Event == nil {
+			t.Fatalf("spool file %s: %v", p, err)
+		}
+		out = append(out, pf.Event)
+	}
+	slices.SortFunc(out, func(a, b *events.SegmentClosed) int {
+		return cmp.Or(cmp.Compare(a.StreamID, b.StreamID), cmp.Compare(a.Sequence, b.Sequence))
+	})
+	return out
 }
 
 type nopPublisher struct{}

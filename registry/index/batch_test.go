@@ -54,6 +54,7 @@ func TestBatcher(t *testing.T) {
 	h := index.Handler(b, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var wg sync.WaitGroup
 	results := make([]error, 40)
+	const poison = 17 // refused by the store: a negative sequence
 	for i := range results {
 		wg.Add(1)
 		go func() {
@@ -61,19 +62,25 @@ func TestBatcher(t *testing.T) {
 			ev := events.SegmentClosed{SegmentID: fmt.Sprintf("seg-%d", i), StreamID: "site1/cam1", Site: "site1", Device: "cam1",
 				Sequence: int64(i), Start: time.Now(), Duration: 6, SHA256: fmt.Sprintf("%064d", i), Chain: fmt.Sprintf("%064d", i),
 				ObjectKey: "k", InitKey: "i"}
+			if i == poison {
+				ev.Sequence = -1
+			}
 			v, _ := json.Marshal(ev)
 			results[i] = h(ctx, bus.Message{Topic: events.TopicSegments, Value: v})
 		}()
 	}
 	wg.Wait()
 	for i, err := range results {
-		if err != nil {
-			t.Errorf("event %d: %v", i, err)
+		switch {
+		case i == poison && !bus.IsPermanent(err):
+			t.Errorf("poison event %d: %v, want a permanent error (dead-lettered)", i, err)
+		case i != poison && err != nil:
+			t.Errorf("event %d, batched with a poison event: %v", i, err)
 		}
 	}
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
-	if len(ci.batches) >= 40 || len(ci.seen) != 40 {
-		t.Errorf("40 concurrent events took %d batches (%v), %d stored", len(ci.batches), ci.batches, len(ci.seen))
+	if len(ci.batches) >= 40 || len(ci.seen) != 39 || ci.seen[fmt.Sprintf("seg-%d", poison)] {
+		t.Errorf("40 concurrent events, one poison, took %d batches (%v), %d stored, want 39", len(ci.batches), ci.batches, len(ci.seen))
 	}
 }
