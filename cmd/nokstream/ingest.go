@@ -39,6 +39,10 @@ type ingestFlags struct {
 	webrtcUDPPorts string
 	webrtcTCPAddr  string
 	webrtcNATIPs   []string
+
+	takeoverAfter         time.Duration
+	maxSessions           int
+	maxSessionsPerAddress int
 }
 
 func (f *ingestFlags) register(cmd *cobra.Command) {
@@ -61,6 +65,11 @@ func (f *ingestFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.webrtcUDPPorts, "webrtc-udp-ports", fmt.Sprintf("%d-%d", def.WHIP.UDPPortMin, def.WHIP.UDPPortMax), "WHIP: UDP port range MIN-MAX used when --webrtc-udp-addr is empty")
 	cmd.Flags().StringVar(&f.webrtcTCPAddr, "webrtc-tcp-addr", def.WHIP.TCPAddr, "WHIP: also take WebRTC media over ICE-TCP on this address (empty: UDP only)")
 	cmd.Flags().StringSliceVar(&f.webrtcNATIPs, "webrtc-nat-ips", nil, "WHIP: public IPs that map 1:1 to this host, offered as extra host candidates (comma-separated)")
+	cmd.Flags().DurationVar(&f.takeoverAfter, "takeover-after", def.RTSP.TakeoverAfter,
+		"a second publisher of a live stream is refused (RTSP 453, WHIP 409) unless the first has sent nothing this long")
+	cmd.Flags().IntVar(&f.maxSessions, "max-sessions", def.RTSP.MaxSessions, "most publishers at once, per protocol (RTSP, WHIP); beyond, 503")
+	cmd.Flags().IntVar(&f.maxSessionsPerAddress, "max-sessions-per-address", def.RTSP.MaxSessionsPerAddress,
+		"most publishers at once from one client address, per protocol; beyond, 503")
 	cmd.Flags().StringVar(&f.secretsKey, "secrets-key", "", "file with the key that seals camera URLs (default: <data>/keys/secrets.key, created if missing); device add --pull must use the same file")
 }
 
@@ -79,6 +88,9 @@ func (f *ingestFlags) config(data string) ingest.Config {
 	cfg.RTSP.UDPRTCPAddr = f.rtcpAddr
 	cfg.RTSP.Segment.SegmentDuration = f.segment
 	cfg.RTSP.Segment.MaxBitrate = f.bitrate
+	cfg.RTSP.TakeoverAfter, cfg.WHIP.TakeoverAfter = f.takeoverAfter, f.takeoverAfter
+	cfg.RTSP.MaxSessions, cfg.WHIP.MaxSessions = f.maxSessions, f.maxSessions
+	cfg.RTSP.MaxSessionsPerAddress, cfg.WHIP.MaxSessionsPerAddress = f.maxSessionsPerAddress, f.maxSessionsPerAddress
 	if f.node != "" {
 		cfg.Node = f.node
 	}

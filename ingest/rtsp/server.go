@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -52,12 +53,22 @@ func (discardSink) SetLastMedia(string, string, time.Time) error { return nil }
 
 // Config of the RTSP server.
 type Config struct {
-	Addr        string           `yaml:"addr"`          // TCP listen address, default ":8554"
-	UDPRTPAddr  string           `yaml:"udp_rtp_addr"`  // default ":8000"; empty with UDPRTCPAddr empty disables UDP
-	UDPRTCPAddr string           `yaml:"udp_rtcp_addr"` // default ":8001" (RTP port + 1)
-	ReadTimeout time.Duration    `yaml:"read_timeout"`  // a publisher silent this long is cut off
-	MaxSDPBytes int              `yaml:"max_sdp_bytes"` // larger ANNOUNCE bodies are refused
-	Segment     segmenter.Config `yaml:"segment"`
+	Addr        string        `yaml:"addr"`          // TCP listen address, default ":8554"
+	UDPRTPAddr  string        `yaml:"udp_rtp_addr"`  // default ":8000"; empty with UDPRTCPAddr empty disables UDP
+	UDPRTCPAddr string        `yaml:"udp_rtcp_addr"` // default ":8001" (RTP port + 1)
+	ReadTimeout time.Duration `yaml:"read_timeout"`  // a publisher silent this long is cut off
+	MaxSDPBytes int           `yaml:"max_sdp_bytes"` // larger ANNOUNCE bodies are refused
+	// TakeoverAfter is how long a live publisher must have sent nothing
+	// before a new publisher of its stream may take it over; until then a
+	// second ANNOUNCE is refused with 453, so a leaked secret cannot cut a
+	// live camera off.
+	TakeoverAfter time.Duration `yaml:"takeover_after"`
+	// MaxSessions and MaxSessionsPerAddress cap the publishers at once, in
+	// all and from one client address; beyond, an ANNOUNCE is refused with
+	// 503 and counted (refusal reason "session_limit").
+	MaxSessions           int              `yaml:"max_sessions"`
+	MaxSessionsPerAddress int              `yaml:"max_sessions_per_address"`
+	Segment               segmenter.Config `yaml:"segment"`
 	// TLSAddr is the RTSPS listen address, served when TLSCert and TLSKey
 	// name a certificate and its key (PEM). gortsplib serves either TLS or
 	// plain RTSP on one server, so RTSPS has its own address, TCP only
@@ -70,7 +81,8 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Addr: ":8554", UDPRTPAddr: ":8000", UDPRTCPAddr: ":8001", ReadTimeout: 10 * time.Second,
-		MaxSDPBytes: 64 << 10, Segment: segmenter.DefaultConfig(), TLSAddr: ":8322"}
+		MaxSDPBytes: 64 << 10, Segment: segmenter.DefaultConfig(), TLSAddr: ":8322",
+		TakeoverAfter: 5 * time.Second, MaxSessions: 2000, MaxSessionsPerAddress: 200}
 }
 
 // Validate checks the configuration.
@@ -86,6 +98,10 @@ func (c Config) Validate() error {
 	}
 	if c.TLSCert != "" && c.TLSAddr == "" {
 		return fmt.Errorf("rtsp: a TLS certificate is set but no RTSPS address")
+	}
+	if c.TakeoverAfter <= 0 || c.MaxSessions <= 0 || c.MaxSessionsPerAddress <= 0 {
+		return fmt.Errorf("rtsp: takeover_after %v, max_sessions %d and max_sessions_per_address %d must be positive",
+			c.TakeoverAfter, c.MaxSessions, c.MaxSessionsPerAddress)
 	}
 	return c.Segment.Validate()
 }
@@ -345,6 +361,10 @@ func (s *Server) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Re
 		return s.refuse("bad_path", base.StatusNotFound, fmt.Errorf("path %q is not /<site>/<device>", ctx.Path))
 	}
 	stream := site + "/" + device
+	if err := s.checkLimits(remote); err != nil {
+		s.log.Warn("rtsp publisher refused", "reason", err.Error(), "stream", stream, "remote_addr", remote)
+		return s.refuse("session_limit", base.StatusServiceUnavailable, err)
+	}
 	var a headers.Authorization
 	if err := a.Unmarshal(ctx.Request.Header["Authorization"]); err != nil || a.Method != headers.AuthMethodBasic || a.BasicUser == "" {
 		// gortsplib answers 401 with a Basic challenge when no credentials
@@ -364,6 +384,11 @@ func (s *Server) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Re
 	case err != nil:
 		s.log.Error("rtsp publisher check", "stream", stream, "err", err)
 		return s.refuse("registry_unavailable", base.StatusServiceUnavailable, fmt.Errorf("check publisher: %w", err))
+	}
+	if err := s.checkTakeover(stream); err != nil {
+		s.log.Warn("rtsp publisher refused", "reason", err.Error(), "stream", stream, "remote_addr", remote)
+		s.cont.Refused(site, device, err.Error())
+		return s.refuse("stream_busy", base.StatusNotEnoughBandwidth, err)
 	}
 	if len(ctx.Request.Body) > s.cfg.MaxSDPBytes {
 		reason := fmt.Sprintf("SDP of %d bytes is larger than %d", len(ctx.Request.Body), s.cfg.MaxSDPBytes)
@@ -391,7 +416,7 @@ func (s *Server) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Re
 	rec.seg.OnCodecChange(func(track int, codec string) {
 		s.log.Warn("codec configuration changed mid-stream, starting a new init segment", "stream", stream, "track", track, "codec", codec)
 	})
-	p := &publisher{recorder: rec, pub: pub, remote: remote, session: ctx.Session}
+	p := &publisher{recorder: rec, pub: pub, remote: remote, session: ctx.Session, announced: s.now()}
 
 	s.mu.Lock()
 	old := s.byStream[stream]
@@ -399,10 +424,11 @@ func (s *Server) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Re
 	s.byStream[stream] = p
 	s.mu.Unlock()
 	if old != nil {
-		// A camera that reconnects replaces its stale session.
-		s.log.Info("new publisher replaces the previous session", "stream", stream)
+		// A camera that reconnects takes over its silent session.
+		silent := s.now().Sub(old.lastActive()).Round(time.Millisecond)
+		s.log.Info("new publisher takes over the silent previous session", "stream", stream, "remote_addr", remote, "silent_for", silent)
 		old.session.Close()
-		s.endPublisher(old, events.CauseEnded, "replaced by a new session")
+		s.endPublisher(old, events.CauseLost, fmt.Sprintf("taken over by a new publisher from %s after %s of silence", remote, silent))
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
@@ -426,7 +452,10 @@ func (s *Server) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respon
 	p.mu.Lock()
 	p.recording = true
 	p.mu.Unlock()
-	p.obs = s.cont.Start(p.pub.Site, p.pub.Device, fmt.Sprintf("%s publisher from %s (%s)", p.transport, p.remote, strings.Join(p.codecs, ",")))
+	obs := s.cont.Start(p.pub.Site, p.pub.Device, fmt.Sprintf("%s publisher from %s (%s)", p.transport, p.remote, strings.Join(p.codecs, ",")))
+	p.mu.Lock()
+	p.obs = obs
+	p.mu.Unlock()
 	ss := ctx.Session
 	p.attach(ss, p.obs, func() { ss.Close() })
 	s.m.sessions.WithLabelValues(p.transport, p.pub.Source).Inc()
@@ -491,6 +520,64 @@ func (s *Server) endPublisher(p *publisher, cause, reason string) {
 	}
 }
 
+// checkLimits refuses a new publisher beyond Config.MaxSessions, or beyond
+// Config.MaxSessionsPerAddress from remote's address.
+func (s *Server) checkLimits(remote string) error {
+	ip := hostOf(remote)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.publishers) >= s.cfg.MaxSessions {
+		return fmt.Errorf("ingest has its maximum of %d RTSP publishers", s.cfg.MaxSessions)
+	}
+	n := 0
+	for _, p := range s.publishers {
+		if hostOf(p.remote) == ip {
+			n++
+		}
+	}
+	if n >= s.cfg.MaxSessionsPerAddress {
+		return fmt.Errorf("%s has its maximum of %d RTSP publishers", ip, s.cfg.MaxSessionsPerAddress)
+	}
+	return nil
+}
+
+// hostOf returns the host of a host:port address.
+func hostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+// checkTakeover refuses a new publisher of stream while its publisher has
+// sent something within Config.TakeoverAfter.
+func (s *Server) checkTakeover(stream string) error {
+	s.mu.Lock()
+	old := s.byStream[stream]
+	s.mu.Unlock()
+	if old == nil {
+		return nil
+	}
+	if idle := s.now().Sub(old.lastActive()); idle < s.cfg.TakeoverAfter {
+		return fmt.Errorf("%s is live (media %s ago): a new publisher may take it over after %s of silence",
+			stream, idle.Round(time.Millisecond), s.cfg.TakeoverAfter)
+	}
+	return nil
+}
+
+// lastActive returns when p last showed life: its last media, or its
+// ANNOUNCE before any.
+func (p *publisher) lastActive() time.Time {
+	p.mu.Lock()
+	obs := p.obs
+	p.mu.Unlock()
+	if obs != nil {
+		return obs.LastMedia()
+	}
+	return p.announced
+}
+
 // publisher is one recording session of a publisher.
 type publisher struct {
 	*recorder
@@ -499,4 +586,5 @@ type publisher struct {
 	session   *gortsplib.ServerSession
 	obs       *observe.Session
 	recording bool
+	announced time.Time
 }

@@ -254,3 +254,47 @@ func TestRefusedPublishersDoNotDisturbOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestLivePublisherCannotBeCutOff: while a camera is live, a second
+// publisher of its stream (a leaked secret) is refused with 453 and the
+// camera records on; once it has ended, the stream takes a new publisher.
+func TestLivePublisherCannotBeCutOff(t *testing.T) {
+	t.Parallel()
+	e := start(t, "site1/cam1")
+	url := "rtsp://cam1:s3cret-cam1@" + e.addr + "/site1/cam1"
+	var liveErr error
+	var liveStderr string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		liveStderr, liveErr = publish(t, url, 10, "aac", "tcp")
+	}()
+	testenv.WaitFor(t, 20*time.Second, "the live camera's first segment", func() bool {
+		_, pend := joined(t, e, "site1/cam1")
+		return len(pend) > 0
+	})
+	stderr, err := publish(t, url, 2, "aac", "tcp")
+	if err == nil || !strings.Contains(stderr, "453") {
+		t.Errorf("a second publisher of the live stream: %v, ffmpeg says %q, want a 453", err, lastLine(stderr))
+	}
+	<-done
+	if liveErr != nil {
+		t.Fatalf("the live camera was cut off: %v: %s", liveErr, lastLine(liveStderr))
+	}
+	testenv.WaitFor(t, 20*time.Second, "the live camera's 10 s recorded", func() bool {
+		_, pend := joined(t, e, "site1/cam1")
+		total := 0.0
+		for _, p := range pend {
+			total += p.Event.Duration
+		}
+		return total > 9.5
+	})
+	if _, err := publish(t, url, 2, "aac", "tcp"); err != nil {
+		t.Errorf("a new publisher after the camera ended: %v", err)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

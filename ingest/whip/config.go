@@ -35,6 +35,16 @@ type Config struct {
 	TrackTimeout time.Duration `yaml:"track_timeout"`
 	// ReadTimeout ends a session whose publisher sends no media this long.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// TakeoverAfter is how long a live session must have sent nothing
+	// before a new publisher of its stream may take it over; until then a
+	// second publisher is refused with 409, so a leaked credential cannot
+	// cut a live candidate or camera off.
+	TakeoverAfter time.Duration `yaml:"takeover_after"`
+	// MaxSessions and MaxSessionsPerAddress cap the sessions at once, in
+	// all and from one client address; beyond, an offer is refused with
+	// 503 and counted (refusal reason "session_limit").
+	MaxSessions           int `yaml:"max_sessions"`
+	MaxSessionsPerAddress int `yaml:"max_sessions_per_address"`
 	// AllowOrigin is the CORS Access-Control-Allow-Origin of the endpoint,
 	// so that a page on another origin can publish. Default "*": the bearer
 	// token, not the origin, is what authorizes a publisher.
@@ -52,8 +62,13 @@ func DefaultConfig() Config {
 		HandshakeTimeout: 10 * time.Second,
 		TrackTimeout:     2 * time.Second,
 		ReadTimeout:      10 * time.Second,
-		AllowOrigin:      "*",
-		Segment:          segmenter.DefaultConfig(),
+		TakeoverAfter:    5 * time.Second,
+		// A classroom behind one NAT address publishes a webcam and a
+		// screen per workstation.
+		MaxSessions:           2000,
+		MaxSessionsPerAddress: 200,
+		AllowOrigin:           "*",
+		Segment:               segmenter.DefaultConfig(),
 	}
 }
 
@@ -79,8 +94,11 @@ func (c Config) Validate() error {
 	if c.MaxOfferBytes < 1024 {
 		return fmt.Errorf("whip: max offer size %d: must be at least 1024 bytes", c.MaxOfferBytes)
 	}
-	if c.HandshakeTimeout <= 0 || c.TrackTimeout <= 0 || c.ReadTimeout <= 0 {
-		return fmt.Errorf("whip: handshake, track and read timeouts must be positive")
+	if c.HandshakeTimeout <= 0 || c.TrackTimeout <= 0 || c.ReadTimeout <= 0 || c.TakeoverAfter <= 0 {
+		return fmt.Errorf("whip: handshake, track, read and takeover timeouts must be positive")
+	}
+	if c.MaxSessions <= 0 || c.MaxSessionsPerAddress <= 0 {
+		return fmt.Errorf("whip: max_sessions %d and max_sessions_per_address %d must be positive", c.MaxSessions, c.MaxSessionsPerAddress)
 	}
 	return c.Segment.Validate()
 }

@@ -301,6 +301,10 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, refusal(http.StatusServiceUnavailable, "stopping", "%v; try again", errStopping))
 		return
 	}
+	if herr := s.checkLimits(r); herr != nil {
+		s.refuse(w, r, herr)
+		return
+	}
 	pub, herr := s.authenticate(r.Context(), r, site, device)
 	if herr != nil {
 		s.refuse(w, r, herr)
@@ -311,6 +315,10 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 	refuseKnown := func(e *httpError) {
 		s.cont.Refused(site, device, "whip: "+e.msg)
 		s.refuse(w, r, e)
+	}
+	if herr := s.checkTakeover(site + "/" + device); herr != nil {
+		refuseKnown(herr)
+		return
 	}
 	if s.gate != nil {
 		if err := s.gate(); err != nil {
@@ -352,6 +360,53 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, answer)
 }
 
+// checkLimits refuses a new session beyond Config.MaxSessions, or beyond
+// Config.MaxSessionsPerAddress from the client of r.
+func (s *Server) checkLimits(r *http.Request) *httpError {
+	ip := hostOf(r.RemoteAddr)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sessions) >= s.cfg.MaxSessions {
+		return refusal(http.StatusServiceUnavailable, "session_limit", "ingest has its maximum of %d WHIP sessions; try again later", s.cfg.MaxSessions)
+	}
+	n := 0
+	for _, ss := range s.sessions {
+		if hostOf(ss.remote) == ip {
+			n++
+		}
+	}
+	if n >= s.cfg.MaxSessionsPerAddress {
+		return refusal(http.StatusServiceUnavailable, "session_limit", "%s has its maximum of %d WHIP sessions; try again later", ip, s.cfg.MaxSessionsPerAddress)
+	}
+	return nil
+}
+
+// hostOf returns the host of a host:port address.
+func hostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+// checkTakeover refuses a new publisher of stream with 409 while its
+// running session has sent something within Config.TakeoverAfter: only a
+// silent session may be taken over.
+func (s *Server) checkTakeover(stream string) *httpError {
+	s.mu.Lock()
+	old := s.byStream[stream]
+	s.mu.Unlock()
+	if old == nil {
+		return nil
+	}
+	if idle := s.now().Sub(old.lastActive()); idle < s.cfg.TakeoverAfter {
+		return refusal(http.StatusConflict, "stream_busy",
+			"%s is live (media %s ago): a new publisher may take it over after %s of silence", stream, idle.Round(time.Millisecond), s.cfg.TakeoverAfter)
+	}
+	return nil
+}
+
 // register adds a negotiated session, replacing the stream's running one,
 // and starts it.
 func (s *Server) register(ss *session) error {
@@ -367,7 +422,9 @@ func (s *Server) register(ss *session) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	if old != nil {
-		s.log.Info("new whip session replaces the previous one", "stream", ss.stream)
+		// A takeover of a silent session: its stop observation says so.
+		s.log.Info("new whip session takes over the silent previous one", "stream", ss.stream, "remote_addr", ss.remote,
+			"silent_for", s.now().Sub(old.lastActive()).Round(time.Millisecond))
 		old.end(endReplaced)
 	}
 	go ss.run()

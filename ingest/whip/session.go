@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/rtcpreceiver"
@@ -39,7 +40,7 @@ const (
 // endDetails say in words why a session ended, for its stop observation.
 var endDetails = map[string]string{
 	endDeleted:   "the publisher ended the WHIP session",
-	endReplaced:  "replaced by a new WHIP session of the stream",
+	endReplaced:  "taken over by a new WHIP session of the stream after its silence",
 	endStopping:  "ingest stopping",
 	endFailed:    "WebRTC connection lost",
 	endHandshake: "WebRTC connection not established in time",
@@ -116,7 +117,10 @@ type session struct {
 	recording bool
 	closed    bool
 	lastMedia time.Time
-	lastWarn  map[string]time.Time
+	// lastPacket is when the last RTP packet arrived (unix nanoseconds),
+	// 0 before any.
+	lastPacket atomic.Int64
+	lastWarn   map[string]time.Time
 	// keyframe requests
 	gotKey       bool
 	needKey      bool  // video was lost: ask for a keyframe now
@@ -611,4 +615,18 @@ func (ss *session) newRTCPReceiver(clockRate int) (*rtcpreceiver.RTCPReceiver, e
 		return nil, err
 	}
 	return rr, nil
+}
+
+// lastActive returns when the session last showed life: its last packet,
+// or the answer to its offer before any.
+func (ss *session) lastActive() time.Time {
+	ss.mu.Lock()
+	t := ss.answered
+	ss.mu.Unlock()
+	if n := ss.lastPacket.Load(); n != 0 {
+		if p := time.Unix(0, n); p.After(t) {
+			t = p
+		}
+	}
+	return t
 }

@@ -200,6 +200,7 @@ func (ss *session) readRTP(rt *recTrack) {
 			return
 		}
 		arrival := ss.s.now()
+		ss.lastPacket.Store(arrival.UnixNano())
 		ss.s.m.bytesIn.Add(float64(len(pkt.Payload)))
 		pkts, lost, err := rt.rr.ProcessPacket2(pkt, arrival, true)
 		if err != nil {

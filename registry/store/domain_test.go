@@ -222,12 +222,20 @@ func TestExamPasswordWindow(t *testing.T) {
 	if _, _, err := s.ExamLogin(ctx, "x"+pw, examDay); !errors.Is(err, store.ErrBadCredentials) {
 		t.Errorf("wrong password: %v", err)
 	}
-	// A new password replaces the old one.
+	// A new password replaces the old one for new logins, but a candidate
+	// who is live on the old one is not cut off.
+	live, _, err := s.ExamLogin(ctx, pw, examDay)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.IssueExamPassword(ctx, "exam1", "ivanov", before); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.ExamLogin(ctx, pw, examDay); !errors.Is(err, store.ErrBadCredentials) {
 		t.Errorf("replaced password: %v, want ErrBadCredentials", err)
+	}
+	if _, _, err := s.CandidatePublisher(ctx, live, "site1", "ws1-cam", examDay.Add(time.Minute)); err != nil {
+		t.Errorf("the live candidate after a new password: %v, want still publishing", err)
 	}
 }
 

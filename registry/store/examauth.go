@@ -55,8 +55,11 @@ func examPasswordHash(password string) []byte {
 
 // IssueExamPassword gives admitted candidate of exam a new unique exam
 // password and returns it: it is shown only here. A password issued before
-// stops working, and the candidate's exam sessions end. A candidate not
-// admitted, or an exam that has ended by now, is ErrState.
+// stops working for new logins, but the candidate's exam sessions go on:
+// a site issuing a new password while the candidate is live does not cut
+// them off (and ingest refuses a second publisher of a live stream). A
+// candidate not admitted, or an exam that has ended by now, is ErrState;
+// refusing the candidate's admission ends their sessions.
 func (s *Store) IssueExamPassword(ctx context.Context, exam, candidate string, now time.Time) (password string, err error) {
 	for range 5 {
 		password, err = newExamPassword()
@@ -80,11 +83,8 @@ func (s *Store) IssueExamPassword(ctx context.Context, exam, candidate string, n
 			if !now.Before(ends) {
 				return fmt.Errorf("%w: the exam ended at %s", ErrState, ends.UTC().Format(time.RFC3339))
 			}
-			if _, err := tx.Exec(ctx, `UPDATE exam_candidates SET password_hash = $3, password_issued_at = $4
-				WHERE exam_id = $1 AND candidate_id = $2`, exam, candidate, examPasswordHash(password), now); err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `DELETE FROM exam_sessions WHERE exam_id = $1 AND candidate_id = $2`, exam, candidate)
+			_, err = tx.Exec(ctx, `UPDATE exam_candidates SET password_hash = $3, password_issued_at = $4
+				WHERE exam_id = $1 AND candidate_id = $2`, exam, candidate, examPasswordHash(password), now)
 			return err
 		})
 		if !isUniqueViolation(err) {
