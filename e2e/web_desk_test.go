@@ -201,9 +201,14 @@ func TestWebDesk(t *testing.T) {
 		t.Errorf("the page shows the bundle %s: %q", verified(), shown)
 	}
 	screenshot(t, ctx, "appeal-desk")
-	// Checked with the archive's key as the registry publishes it (exit 0:
-	// intact and from this archive), and no key pinned by whoever runs
+	// Checked, as the page says, with the archive's key it links to (exit
+	// 0: intact and from this archive), and no key pinned by whoever runs
 	// the tests.
+	keyLink := value(t, ctx, "key link", chromedp.Evaluate[string](
+		`(document.querySelector('#export-state a[download="seal.pub"]') || {getAttribute: () => ''}).getAttribute('href')`))
+	if keyLink != "/api/v1/keys/seal?format=pem" {
+		t.Errorf("the page links the key to check with as %q", keyLink)
+	}
 	keyFile := filepath.Join(t.TempDir(), "seal.pub")
 	if err := os.WriteFile(keyFile, []byte(in.api.getText("/api/v1/keys/seal?format=pem")), 0o644); err != nil {
 		t.Fatal(err)

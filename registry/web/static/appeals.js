@@ -138,7 +138,8 @@ $('purpose-form').addEventListener('submit', async (ev) => {
     document.body.append(a); a.click(); a.remove();
     st.textContent = '';
     st.append(NS.el('b', {}, NS.t('Выгружено') + ': ' + name), ' · ' + (blob.size / 1048576).toFixed(1) + ' MiB · SHA-256 ' + digest,
-      NS.el('br', {}), NS.el('span', {}, NS.t('Проверка: nokstream verify') + ' ' + name));
+      NS.el('br', {}), NS.el('span', {}, NS.t('Проверка: nokstream verify') + ' ' + name + ' --pubkey '),
+      NS.el('a', {href: '/api/v1/keys/seal?format=pem', download: 'seal.pub'}, 'seal.pub'));
     st.dataset.done = name;
     await verifyBundle(blob, why);
   } catch (e) { st.textContent = NS.t('Ошибка выгрузки') + ': ' + e.message; }
