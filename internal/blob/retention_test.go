@@ -82,7 +82,9 @@ func testRetainUntil(t *testing.T, s retainer) {
 		t.Fatalf("new object: retention %v hold %v, want none", until, hold)
 	}
 
-	until := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	// Long enough for the checks below to run before it, on a loaded
+	// machine too; the test then waits for it (in parallel with others).
+	until := time.Now().Add(15 * time.Second).Truncate(time.Second)
 	if err := s.SetRetention(ctx, key, until); err != nil {
 		t.Fatalf("SetRetention: %v", err)
 	}
