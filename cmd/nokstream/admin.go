@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -56,7 +58,11 @@ serves: ingest pulls it (new devices are picked up within --pull-refresh). The
 camera URL is stored sealed with AES-256-GCM under the key in --secrets-key
 (default <data>/keys/secrets.key, created if missing), which every ingest must
 also read; it is never printed or logged with its password. Giving --pull for
-an existing device replaces its camera URL.`,
+an existing device replaces its camera URL. Give --pull - to read the URL from the
+first line of standard input instead, so that its password shows in no command
+line (ps) and no shell history:
+
+  nokstream device add site1/room2 --kind room --pull - < /run/secrets/room2.url`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			site, device, ok := strings.Cut(args[0], "/")
@@ -64,6 +70,15 @@ an existing device replaces its camera URL.`,
 				return fmt.Errorf("%q is not <site>/<device>: use lowercase letters, digits, '-' and '_'", args[0])
 			}
 			var sealed []byte
+			if pull == "-" {
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && !errors.Is(err, io.EOF) {
+					return fmt.Errorf("--pull -: read the camera URL from standard input: %w", err)
+				}
+				if pull = strings.TrimSpace(line); pull == "" {
+					return errors.New("--pull -: standard input holds no camera URL")
+				}
+			}
 			if pull != "" {
 				u, err := url.Parse(pull)
 				if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
@@ -122,7 +137,7 @@ an existing device replaces its camera URL.`,
 	}
 	d.dbFlag(add)
 	d.dataFlag(add)
-	add.Flags().StringVar(&pull, "pull", "", "camera URL that ingest pulls (rtsp://user:pass@camera/stream), stored encrypted")
+	add.Flags().StringVar(&pull, "pull", "", "camera URL that ingest pulls (rtsp://user:pass@camera/stream), stored encrypted; - reads it from standard input")
 	add.Flags().StringVar(&secretsKey, "secrets-key", "", "file with the key that seals camera URLs (default: <data>/keys/secrets.key, created if missing)")
 	add.Flags().StringVar(&kind, "kind", "room", "what the device records: room, webcam or screen")
 	add.Flags().StringVar(&host, "host", "localhost:8554", "host:port of the ingest RTSP server, for the printed URL")

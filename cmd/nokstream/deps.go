@@ -35,7 +35,9 @@ type deps struct {
 	data    string
 	db      string
 	blobURL string
-	kafka   string
+	// blobSecretFile holds the S3 secret key of blobURL (--blob-secret-file).
+	blobSecretFile string
+	kafka          string
 }
 
 func (d *deps) dataFlag(cmd *cobra.Command) {
@@ -48,7 +50,9 @@ func (d *deps) dbFlag(cmd *cobra.Command) {
 
 func (d *deps) blobFlag(cmd *cobra.Command, def string) {
 	cmd.Flags().StringVar(&d.blobURL, "blob", def,
-		"blob store: a directory, or s3://ACCESS:SECRET@host:port/bucket?ssl=false (default: <data>/blob)")
+		"blob store: a directory, or s3://ACCESS[:SECRET]@host:port/bucket?ssl=false (default: <data>/blob); give the secret with --blob-secret-file or NOKSTREAM_BLOB, not here")
+	cmd.Flags().StringVar(&d.blobSecretFile, "blob-secret-file", "",
+		"file holding the S3 secret key of --blob (its first line), so that it shows in no command line")
 }
 
 func (d *deps) kafkaFlag(cmd *cobra.Command, def string) {
@@ -91,6 +95,11 @@ func (d *deps) openBlob(ctx context.Context) (blob.Store, pinger, error) {
 		cfg, err := blob.ParseS3URL(u)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--blob: %w", err)
+		}
+		if d.blobSecretFile != "" {
+			if cfg.SecretKey, err = readSecretFile(d.blobSecretFile); err != nil {
+				return nil, nil, fmt.Errorf("--blob-secret-file: %w", err)
+			}
 		}
 		cfg.CreateBucket = true
 		s, err := blob.NewS3(ctx, cfg)
@@ -344,4 +353,18 @@ func (p *process) serve(ctx context.Context, log *slog.Logger, name, addr string
 		mux.Handle(pattern, h)
 	}
 	return runAll(ctx, append(loops, func(ctx context.Context) error { return serveHTTP(ctx, log, name, addr, mux) }, p.adminLoop)...)
+}
+
+// readSecretFile returns the first line of the file at path, a secret kept
+// off the command line.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("secret file %s is empty", path)
+	}
+	return line, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/nokstream/nokstream/ingest/observe"
 	"github.com/nokstream/nokstream/ingest/segmenter"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/secrets"
 )
 
 // PullDevice is an IP camera that ingest pulls because it only serves.
@@ -70,13 +70,7 @@ func (c PullConfig) Validate() error {
 }
 
 // RedactURL returns a camera URL with its password replaced, for logs.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparsable url>"
-	}
-	return u.Redacted()
-}
+func RedactURL(raw string) string { return secrets.RedactURL(raw) }
 
 // Puller pulls every camera that PullSource lists, each in a loop that
 // reconnects with exponential backoff after any failure and reports each
@@ -217,18 +211,12 @@ func (p *Puller) pull(ctx context.Context, d PullDevice) {
 }
 
 // scrub returns err's text without the camera's password, in case a library
-// quotes the URL.
+// quotes the URL (percent-encoded or not).
 func scrub(err error, rawURL string) string {
 	if err == nil {
 		return "session ended"
 	}
-	msg := err.Error()
-	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	}
-	return msg
+	return secrets.Scrub(err.Error(), rawURL)
 }
 
 // session connects to the camera once and records it until the connection
