@@ -42,7 +42,7 @@ func TestExamEvidence(t *testing.T) {
 	}
 	users := map[string]*api{}
 	for _, u := range []struct{ login, role, org string }{
-		{"center1", "center", "center1"}, {"site1", "site", "site1"}, {"council1", "council", "council1"}, {"expert1", "expert", ""},
+		{"center1", "center", "center1"}, {"site1", "site", "site1"}, {"council1", "council", "council1"}, {"expert1", "expert", "council1"},
 	} {
 		args := []string{"user", "add", "--role", u.role, u.login}
 		if u.org != "" {
