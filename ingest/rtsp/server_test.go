@@ -45,6 +45,13 @@ type env struct {
 
 func start(t *testing.T, devices ...string) *env {
 	t.Helper()
+	return startWith(t, nil, devices...)
+}
+
+// startWith is start with the configuration adjusted by tweak (nil: the
+// defaults).
+func startWith(t *testing.T, tweak func(*rtsp.Config), devices ...string) *env {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -61,6 +68,9 @@ func start(t *testing.T, devices ...string) *env {
 	cfg.UDPRTPAddr = fmt.Sprintf(":%d", rtpPort)
 	cfg.UDPRTCPAddr = fmt.Sprintf(":%d", rtcpPort)
 	cfg.Segment.SegmentDuration = 2 * time.Second
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	known := map[string]bool{}
 	for _, d := range devices {
 		known[d] = true
@@ -301,4 +311,29 @@ func TestLivePublisherCannotBeCutOff(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestSessionLimit: beyond MaxSessionsPerAddress publishers from one
+// address, an ANNOUNCE is refused with 503 and the live one records on.
+func TestSessionLimit(t *testing.T) {
+	t.Parallel()
+	e := startWith(t, func(c *rtsp.Config) { c.MaxSessionsPerAddress = 1 }, "site1/cam1", "site1/cam2")
+	var liveErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, liveErr = publish(t, "rtsp://cam1:s3cret-cam1@"+e.addr+"/site1/cam1", 6, "aac", "tcp")
+	}()
+	testenv.WaitFor(t, 20*time.Second, "the first camera's first segment", func() bool {
+		_, pend := joined(t, e, "site1/cam1")
+		return len(pend) > 0
+	})
+	stderr, err := publish(t, "rtsp://cam2:s3cret-cam2@"+e.addr+"/site1/cam2", 2, "aac", "tcp")
+	if err == nil || !strings.Contains(stderr, "503") {
+		t.Errorf("a second publisher from one address: %v, ffmpeg says %q, want a 503", err, lastLine(stderr))
+	}
+	<-done
+	if liveErr != nil {
+		t.Errorf("the first camera was disturbed: %v", liveErr)
+	}
 }
