@@ -39,7 +39,13 @@ adapters instead. Migrations are applied at start.`,
 			if err != nil {
 				return err
 			}
-			ing, err := ingest.New(fi.config(d.data), ingest.Deps{Checker: deviceChecker{st}, Blob: blobStore, Publisher: b,
+			// One --trusted-proxies for WHIP and the API (ingest registers it).
+			fr.trustedProxies = fi.trustedProxies
+			icfg, err := fi.config(d.data)
+			if err != nil {
+				return err
+			}
+			ing, err := ingest.New(icfg, ingest.Deps{Checker: deviceChecker{st}, Blob: blobStore, Publisher: b,
 				Log: log.With("service", "ingest"), Registry: reg, Health: health, Now: time.Now, Pull: pulls})
 			if err != nil {
 				return err

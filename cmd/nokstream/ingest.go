@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nokstream/nokstream/ingest"
+	"github.com/nokstream/nokstream/internal/httpserver"
 	"github.com/nokstream/nokstream/internal/secrets"
 	"github.com/nokstream/nokstream/registry/store"
 )
@@ -40,6 +41,7 @@ type ingestFlags struct {
 	webrtcTCPAddr  string
 	webrtcNATIPs   []string
 
+	trustedProxies        string
 	takeoverAfter         time.Duration
 	maxSessions           int
 	maxSessionsPerAddress int
@@ -65,6 +67,7 @@ func (f *ingestFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.webrtcUDPPorts, "webrtc-udp-ports", fmt.Sprintf("%d-%d", def.WHIP.UDPPortMin, def.WHIP.UDPPortMax), "WHIP: UDP port range MIN-MAX used when --webrtc-udp-addr is empty")
 	cmd.Flags().StringVar(&f.webrtcTCPAddr, "webrtc-tcp-addr", def.WHIP.TCPAddr, "WHIP: also take WebRTC media over ICE-TCP on this address (empty: UDP only)")
 	cmd.Flags().StringSliceVar(&f.webrtcNATIPs, "webrtc-nat-ips", nil, "WHIP: public IPs that map 1:1 to this host, offered as extra host candidates (comma-separated)")
+	trustedProxiesFlag(cmd, &f.trustedProxies)
 	cmd.Flags().DurationVar(&f.takeoverAfter, "takeover-after", def.RTSP.TakeoverAfter,
 		"a second publisher of a live stream is refused (RTSP 453, WHIP 409) unless the first has sent nothing this long")
 	cmd.Flags().IntVar(&f.maxSessions, "max-sessions", def.RTSP.MaxSessions, "most publishers at once, per protocol (RTSP, WHIP); beyond, 503")
@@ -81,8 +84,13 @@ func secretsKeyPath(flag, data string) string {
 	return filepath.Join(data, "keys", "secrets.key")
 }
 
-func (f *ingestFlags) config(data string) ingest.Config {
+func (f *ingestFlags) config(data string) (ingest.Config, error) {
 	cfg := ingest.DefaultConfig(data)
+	proxies, err := httpserver.ParseProxies(f.trustedProxies)
+	if err != nil {
+		return ingest.Config{}, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	cfg.WHIP.TrustedProxies = proxies
 	cfg.RTSP.Addr = f.rtspAddr
 	cfg.RTSP.UDPRTPAddr = f.rtpAddr
 	cfg.RTSP.UDPRTCPAddr = f.rtcpAddr
@@ -117,7 +125,7 @@ func (f *ingestFlags) config(data string) ingest.Config {
 	if cfg.Pull.RetryMin > cfg.Pull.RetryMax {
 		cfg.Pull.RetryMin = cfg.Pull.RetryMax
 	}
-	return cfg
+	return cfg, nil
 }
 
 // pullSource loads the cameras to pull from the registry with the secrets
@@ -151,7 +159,11 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			svc, err := ingest.New(f.config(d.data), ingest.Deps{Checker: deviceChecker{p.st}, Blob: p.blob, Publisher: p.bus,
+			cfg, err := f.config(d.data)
+			if err != nil {
+				return err
+			}
+			svc, err := ingest.New(cfg, ingest.Deps{Checker: deviceChecker{p.st}, Blob: p.blob, Publisher: p.bus,
 				Log: log, Registry: p.reg, Health: p.health, Now: time.Now, Pull: pulls})
 			if err != nil {
 				return err

@@ -16,6 +16,7 @@ import (
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/httpserver"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/index"
@@ -40,8 +41,7 @@ type registryFlags struct {
 
 func (f *registryFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", ":8080", "HTTP API listen address")
-	cmd.Flags().StringVar(&f.trustedProxies, "trusted-proxies", "",
-		"comma-separated CIDR prefixes of reverse proxies whose X-Forwarded-For is believed for login limits and the audit log (default: none)")
+	trustedProxiesFlag(cmd, &f.trustedProxies)
 	cmd.Flags().IntVar(&f.authConcurrency, "auth-concurrency", runtime.NumCPU(),
 		"password hashes (64 MiB and a core each) computed at once; more logins wait briefly, then get 503")
 	cmd.Flags().StringVar(&f.signingKey, "signing-key", "", "file with the key that signs media URLs, shared by every registry (default: <data>/keys/signing.key, created if missing)")
@@ -62,7 +62,7 @@ func registryParts(f *registryFlags, data string, st *store.Store, blobStore blo
 	cfg := api.DefaultConfig()
 	cfg.SigningKey = key
 	cfg.AuthConcurrency = f.authConcurrency
-	if cfg.TrustedProxies, err = api.ParseProxies(f.trustedProxies); err != nil {
+	if cfg.TrustedProxies, err = httpserver.ParseProxies(f.trustedProxies); err != nil {
 		return nil, nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	sealKey, err := loadSealKey(f.sealKey, data)
@@ -127,4 +127,15 @@ func registryCommand(g *globalFlags) *cobra.Command {
 	d.kafkaFlag(cmd, "")
 	f.register(cmd)
 	return cmd
+}
+
+// trustedProxiesFlag registers --trusted-proxies into dst, unless another
+// service of the command (nokstream all) has: then that service's value is
+// the one to copy.
+func trustedProxiesFlag(cmd *cobra.Command, dst *string) {
+	if cmd.Flags().Lookup("trusted-proxies") != nil {
+		return
+	}
+	cmd.Flags().StringVar(dst, "trusted-proxies", "",
+		"comma-separated CIDR prefixes of reverse proxies whose X-Forwarded-For is believed for limits and the audit log (default: none)")
 }

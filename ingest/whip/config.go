@@ -3,6 +3,7 @@ package whip
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/nokstream/nokstream/ingest/segmenter"
@@ -45,6 +46,10 @@ type Config struct {
 	// 503 and counted (refusal reason "session_limit").
 	MaxSessions           int `yaml:"max_sessions"`
 	MaxSessionsPerAddress int `yaml:"max_sessions_per_address"`
+	// TrustedProxies are the reverse proxies (a TLS front for browsers)
+	// whose X-Forwarded-For names the client, for the per-address cap and
+	// the log; from any other peer the header is ignored.
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
 	// AllowOrigin is the CORS Access-Control-Allow-Origin of the endpoint,
 	// so that a page on another origin can publish. Default "*": the bearer
 	// token, not the origin, is what authorizes a publisher.

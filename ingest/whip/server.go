@@ -33,6 +33,7 @@ import (
 	"github.com/nokstream/nokstream/ingest/observe"
 	"github.com/nokstream/nokstream/ingest/segmenter"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/httpserver"
 )
 
 // Outputs gives each authenticated stream its segment output (the spool).
@@ -231,7 +232,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, e *httpError) {
 	s.m.pub.Refused.WithLabelValues(transport, e.label).Inc()
 	s.log.Warn("whip publisher refused", "reason", e.msg, "refusal", e.label, "stream", r.PathValue("site")+"/"+r.PathValue("device"),
-		"remote_addr", r.RemoteAddr, "status", e.status)
+		"remote_addr", httpserver.ClientAddr(r, s.cfg.TrustedProxies), "status", e.status)
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nokstream"`)
 	}
@@ -341,7 +342,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 		refuseKnown(herr)
 		return
 	}
-	ss, answer, herr := s.newSession(pub, off, r.RemoteAddr)
+	ss, answer, herr := s.newSession(pub, off, httpserver.ClientAddr(r, s.cfg.TrustedProxies))
 	if herr != nil {
 		refuseKnown(herr)
 		return
@@ -361,9 +362,10 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkLimits refuses a new session beyond Config.MaxSessions, or beyond
-// Config.MaxSessionsPerAddress from the client of r.
+// Config.MaxSessionsPerAddress from the client of r (through
+// Config.TrustedProxies).
 func (s *Server) checkLimits(r *http.Request) *httpError {
-	ip := hostOf(r.RemoteAddr)
+	ip := httpserver.ClientAddr(r, s.cfg.TrustedProxies)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.sessions) >= s.cfg.MaxSessions {

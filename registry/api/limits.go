@@ -2,15 +2,12 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"math"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/nokstream/nokstream/internal/httpserver"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -80,84 +77,16 @@ func (s *Server) acquireHash(w http.ResponseWriter, r *http.Request) (func(), er
 	}
 }
 
-// clientAddr returns the IP address of the client of r: the peer, or,
-// when the peer is a trusted proxy, the nearest address in its
-// X-Forwarded-For that is not itself a trusted proxy.
+// clientAddr returns the IP address of the client of r, through
+// Config.TrustedProxies.
 func (s *Server) clientAddr(r *http.Request) string {
-	peer := peerAddr(r)
-	ip, err := netip.ParseAddr(peer)
-	if err != nil || !s.trusted(ip) {
-		return peer
-	}
-	var hops []string
-	for _, h := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(h, ",")...)
-	}
-	client := peer
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			// A hop the proxies did not write: stop at the last good one.
-			break
-		}
-		client = hop.Unmap().String()
-		if !s.trusted(hop) {
-			break
-		}
-	}
-	return client
-}
-
-// trusted reports whether ip is one of Config.TrustedProxies.
-func (s *Server) trusted(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// peerAddr returns the IP address of the peer of r.
-func peerAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// ParseProxies parses a comma-separated list of CIDR prefixes or single
-// addresses, as --trusted-proxies takes them.
-func ParseProxies(list string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(list, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if !strings.Contains(f, "/") {
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return nil, fmt.Errorf("trusted proxy %q is not an address or CIDR prefix", f)
-			}
-			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			return nil, fmt.Errorf("trusted proxy %q is not an address or CIDR prefix", f)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
+	return httpserver.ClientAddr(r, s.cfg.TrustedProxies)
 }
 
 // auditAddr is the client address the audit log keeps for r: the peer's
 // address and port, or the client a trusted proxy forwarded for.
 func (s *Server) auditAddr(r *http.Request) string {
-	if c := s.clientAddr(r); c != peerAddr(r) {
+	if c := s.clientAddr(r); c != httpserver.PeerAddr(r) {
 		return c
 	}
 	return r.RemoteAddr
