@@ -22,8 +22,34 @@ import (
 // qualifications override them in the registry.
 type retentionFlags struct {
 	appealWindow, appealMargin, provisional, unlinked int
-	// The legal floors: no period, the archiver's or a council's, below.
-	floorWindow, floorMargin, floorProvisional, floorUnlinked int
+	floors                                            floorFlags
+}
+
+// floorFlags are the legal floors: no retention period, the archiver's or a
+// council's, may be below them. The archiver and the registry take the same.
+type floorFlags struct {
+	window, margin, provisional, unlinked int
+}
+
+func (f *floorFlags) register(cmd *cobra.Command) {
+	fl := retention.DefaultFloors()
+	cmd.Flags().IntVar(&f.window, "floor-appeal-window-days", int(fl.AppealWindow/retention.Day),
+		"legal floor of the appeal window, in days: a shorter setting is refused and never applied")
+	cmd.Flags().IntVar(&f.margin, "floor-appeal-margin-days", int(fl.AppealMargin/retention.Day),
+		"legal floor of the appeal margin, in days")
+	cmd.Flags().IntVar(&f.provisional, "floor-provisional-days", int(fl.Provisional/retention.Day),
+		"legal floor of the provisional period, in days")
+	cmd.Flags().IntVar(&f.unlinked, "floor-unlinked-days", int(fl.Unlinked/retention.Day),
+		"legal floor of the period of footage of no exam, in days")
+}
+
+func (f *floorFlags) floors() retention.Floors {
+	return retention.Floors{
+		AppealWindow: time.Duration(f.window) * retention.Day,
+		AppealMargin: time.Duration(f.margin) * retention.Day,
+		Provisional:  time.Duration(f.provisional) * retention.Day,
+		Unlinked:     time.Duration(f.unlinked) * retention.Day,
+	}
 }
 
 func (f *retentionFlags) register(cmd *cobra.Command) {
@@ -36,15 +62,7 @@ func (f *retentionFlags) register(cmd *cobra.Command) {
 		"default days an exam's footage is kept while it has no result (a council's setting wins)")
 	cmd.Flags().IntVar(&f.unlinked, "unlinked-days", int(d.Unlinked/retention.Day),
 		"default days footage of no exam is kept (a council's setting wins)")
-	fl := retention.DefaultFloors()
-	cmd.Flags().IntVar(&f.floorWindow, "floor-appeal-window-days", int(fl.AppealWindow/retention.Day),
-		"legal floor of the appeal window, in days: a shorter setting is refused and never applied")
-	cmd.Flags().IntVar(&f.floorMargin, "floor-appeal-margin-days", int(fl.AppealMargin/retention.Day),
-		"legal floor of the appeal margin, in days")
-	cmd.Flags().IntVar(&f.floorProvisional, "floor-provisional-days", int(fl.Provisional/retention.Day),
-		"legal floor of the provisional period, in days")
-	cmd.Flags().IntVar(&f.floorUnlinked, "floor-unlinked-days", int(fl.Unlinked/retention.Day),
-		"legal floor of the period of footage of no exam, in days")
+	f.floors.register(cmd)
 }
 
 func (f *retentionFlags) settings() retention.Settings {
@@ -55,12 +73,7 @@ func (f *retentionFlags) settings() retention.Settings {
 			Provisional:  time.Duration(f.provisional) * retention.Day,
 		},
 		Unlinked: time.Duration(f.unlinked) * retention.Day,
-		Floors: retention.Floors{
-			AppealWindow: time.Duration(f.floorWindow) * retention.Day,
-			AppealMargin: time.Duration(f.floorMargin) * retention.Day,
-			Provisional:  time.Duration(f.floorProvisional) * retention.Day,
-			Unlinked:     time.Duration(f.floorUnlinked) * retention.Day,
-		},
+		Floors:   f.floors.floors(),
 	}
 }
 

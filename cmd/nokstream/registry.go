@@ -37,6 +37,10 @@ type registryFlags struct {
 	sealKey         string
 	trustedProxies  string
 	authConcurrency int
+	// floors are the archiver's legal floors of retention periods: a
+	// council's setting below one is refused. `registry` has its own
+	// --floor-* flags; `all` takes the archiver's.
+	floors floorFlags
 }
 
 func (f *registryFlags) register(cmd *cobra.Command) {
@@ -62,6 +66,7 @@ func registryParts(f *registryFlags, data string, st *store.Store, blobStore blo
 	cfg := api.DefaultConfig()
 	cfg.SigningKey = key
 	cfg.AuthConcurrency = f.authConcurrency
+	cfg.RetentionFloors = f.floors.floors()
 	if cfg.TrustedProxies, err = httpserver.ParseProxies(f.trustedProxies); err != nil {
 		return nil, nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
@@ -126,6 +131,7 @@ func registryCommand(g *globalFlags) *cobra.Command {
 	d.blobFlag(cmd, "")
 	d.kafkaFlag(cmd, "")
 	f.register(cmd)
+	f.floors.register(cmd)
 	return cmd
 }
 
