@@ -213,6 +213,38 @@ council or center; a NARK operator none.`,
 		},
 	}
 	rd.dbFlag(reset)
-	cmd.AddCommand(add, reset)
+	cmd.AddCommand(add, reset, userDisableCommand(true), userDisableCommand(false))
+	return cmd
+}
+
+// userDisableCommand returns `user disable` (or `user enable`): disabling a
+// user ends their sessions and the signed links those made.
+func userDisableCommand(disable bool) *cobra.Command {
+	var d deps
+	use, short, action := "enable <login>", "Let a disabled user log in again", "user.enable"
+	if disable {
+		use, short, action = "disable <login>", "Stop a user from logging in, and end their sessions and signed links", "user.disable"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := d.openStore(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			err = st.SetUserDisabled(cmd.Context(), args[0], disable)
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no user %s", args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return auditCLI(cmd.Context(), st, action, args[0], nil)
+		},
+	}
+	d.dbFlag(cmd)
 	return cmd
 }

@@ -285,6 +285,8 @@ type Server struct {
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	published *prometheus.CounterVec
+	// loginRefused counts logins refused before a password check.
+	loginRefused *prometheus.CounterVec
 }
 
 // New returns a Server. It starts nothing: the caller serves Handler.
@@ -325,6 +327,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			Name: "nokstream_registry_http_requests_total",
 			Help: "HTTP requests answered by the registry API, by route pattern and status code.",
 		}, []string{"route", "code"}),
+		loginRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nokstream_registry_login_refusals_total",
+			Help: "Logins and password changes refused without a password check, by reason: throttled_login, throttled_address (429), busy (503).",
+		}, []string{"reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nokstream_registry_http_request_seconds",
 			Help:    "Time to answer an HTTP request of the registry API, by route pattern.",
@@ -334,7 +340,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	for _, c := range []prometheus.Collector{s.requests, s.duration, s.published} {
+	collectors := []prometheus.Collector{s.requests, s.duration, s.published, s.loginRefused}
+	if h, ok := deps.Store.(interface{ PasswordHashes() uint64 }); ok {
+		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "nokstream_registry_password_hashes_total",
+			Help: "argon2id password hashes computed (64 MiB and a core each), to check or to set a password.",
+		}, func() float64 { return float64(h.PasswordHashes()) }))
+	}
+	for _, c := range collectors {
 		if err := deps.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("registry api: register metrics: %w", err)
 		}

@@ -44,6 +44,7 @@ func (s *Server) attempt(w http.ResponseWriter, r *http.Request, kind, action, l
 			// tries.
 			who = "*"
 		}
+		s.loginRefused.WithLabelValues("throttled_" + th.Rule).Inc()
 		if err := s.store.AuditLogin(r.Context(), now, action+"_throttled", who, addr); err != nil {
 			return 0, err
 		}
@@ -70,6 +71,7 @@ func (s *Server) acquireHash(w http.ResponseWriter, r *http.Request) (func(), er
 	case s.hashSlots <- struct{}{}:
 		return release, nil
 	case <-t.C:
+		s.loginRefused.WithLabelValues("busy").Inc()
 		w.Header().Set("Retry-After", "1")
 		return nil, errorf(http.StatusServiceUnavailable, "too many logins at once: try again in a second")
 	case <-r.Context().Done():

@@ -106,6 +106,14 @@ func TestLoginFloodChecksFewPasswords(t *testing.T) {
 			}
 		})
 	}
+	// The operator sees it in the metrics.
+	r := e.do("GET", "/metrics", "", nil)
+	for _, want := range []string{`nokstream_registry_login_refusals_total{reason="throttled_login"} 385`,
+		fmt.Sprintf("nokstream_registry_password_hashes_total %d", e.store.PasswordHashes())} {
+		if !strings.Contains(string(r.body), want) {
+			t.Errorf("/metrics has no %q", want)
+		}
+	}
 }
 
 // blockingLogins is a store whose password checks wait for release, and
