@@ -91,6 +91,7 @@ func (b *recBus) observations(t *testing.T) []events.Observation {
 // qualification q1, candidates c1 and c2.
 type env struct {
 	t     *testing.T
+	dsn   string // of the registry's database, for tests that tamper with it
 	st    *store.Store
 	blob  archiver.Blob
 	svc   *archiver.Service
@@ -140,7 +141,7 @@ func newEnvBus(t *testing.T, b archiver.Blob, cfg archiver.Config, c *clock, bb 
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st, blob: b, bus: &recBus{}, clock: c, key: key, reg: prometheus.NewRegistry(),
+	e := &env{t: t, dsn: dsn, st: st, blob: b, bus: &recBus{}, clock: c, key: key, reg: prometheus.NewRegistry(),
 		chains: map[string]chainState{}}
 	now := time.Now
 	if c != nil {

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/nokstream/nokstream/archiver/bundle"
 	"github.com/nokstream/nokstream/archiver/retention"
 	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/internal/events"
@@ -117,19 +119,28 @@ func (s *Service) Seal(ctx context.Context, ce store.EvidenceExam, force bool) (
 	if err != nil {
 		return store.Seal{}, err
 	}
-	root := seal.Root(entries)
 	latest, err := s.d.Store.LatestSeal(ctx, ce.ExamID, ce.CandidateID)
+	var previous []seal.Previous
 	switch {
-	case err == nil && !force && latest.MerkleRoot == hex.EncodeToString(root[:]):
-		return latest, nil
-	case err != nil && !errors.Is(err, store.ErrNotFound):
+	case err == nil:
+		// Append-only: what the latest version listed stays listed.
+		prev, err := s.readManifest(ctx, latest.ManifestKey)
+		if err != nil {
+			return store.Seal{}, err
+		}
+		entries, problems, previous = seal.Carry(prev, entries, problems)
+	case !errors.Is(err, store.ErrNotFound):
 		return store.Seal{}, err
+	}
+	root := seal.Root(entries)
+	if latest.Version > 0 && !force && latest.MerkleRoot == hex.EncodeToString(root[:]) {
+		return latest, nil
 	}
 	now := s.now().UTC()
 	m := &seal.Manifest{
 		ExamID: ce.ExamID, CandidateID: ce.CandidateID, Version: latest.Version + 1, SealedAt: now,
 		Site: ce.Site, WindowStart: ce.Start.UTC(), WindowEnd: ce.End.UTC(), Result: string(ce.Result),
-		Entries: entries, Gaps: seal.Breaks(entries), Problems: problems,
+		Entries: entries, Gaps: seal.Breaks(entries), Problems: problems, Previous: previous,
 	}
 	manifest, sig, err := seal.Seal(m, s.d.SealKey)
 	if err != nil {
@@ -167,4 +178,22 @@ func (s *Service) Seal(ctx context.Context, ce store.EvidenceExam, force bool) (
 	s.d.Log.Info("sealed candidate-exam", "exam_id", ce.ExamID, "candidate_id", ce.CandidateID, "version", m.Version,
 		"objects", m.Objects, "merkle_root", m.MerkleRoot, "gaps", len(m.Gaps), "problems", len(m.Problems))
 	return rec, nil
+}
+
+// readManifest reads and parses a stored seal manifest.
+func (s *Service) readManifest(ctx context.Context, key string) (*seal.Manifest, error) {
+	rc, err := s.d.Blob.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read seal manifest %s: %w", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, bundle.MaxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read seal manifest %s: %w", key, err)
+	}
+	m, err := seal.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("seal manifest %s: %w", key, err)
+	}
+	return m, nil
 }

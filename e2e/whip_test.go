@@ -278,8 +278,11 @@ func TestWHIP(t *testing.T) {
 			segs := in.waitIndexed(tc.dev.stream, seconds-1, 20*time.Second)
 			playlist := in.api.link("/api/v1/streams/" + tc.dev.stream + "/playlist.m3u8")
 			probe := testenv.FFprobe(t, playlist)
-			if d := testenv.Plays(t, playlist); d < seconds-1 || d > seconds+1 {
-				t.Errorf("the playlist, read whole, plays %.2f s, want %d ± 1", d, seconds)
+			// The tracks are placed on one clock by the browser's RTCP
+			// sender reports, which a loaded machine delays: audio may
+			// start up to a couple of seconds before the first picture.
+			if d := testenv.Plays(t, playlist); d < seconds-1 || d > seconds+2 {
+				t.Errorf("the playlist, read whole, plays %.2f s, want %d (-1, +2)", d, seconds)
 			}
 			if got := strings.Join(probe.Codecs(), ","); got != tc.codecs {
 				t.Errorf("playlist streams %s, want %s", got, tc.codecs)

@@ -129,7 +129,43 @@ type Manifest struct {
 	Bytes      int64     `json:"bytes"`
 	Gaps       []Gap     `json:"gaps,omitempty"`
 	Problems   []Problem `json:"problems,omitempty"`
-	Entries    []Entry   `json:"entries"`
+	// Previous are the earlier versions of this candidate-exam's seal,
+	// oldest first. A seal is append-only: every entry of an earlier
+	// version is in every later one (Carry).
+	Previous []Previous `json:"previous,omitempty"`
+	Entries  []Entry    `json:"entries"`
+}
+
+// Previous names an earlier version of a seal by its Merkle root.
+type Previous struct {
+	Version    int       `json:"version"`
+	MerkleRoot string    `json:"merkle_root"`
+	SealedAt   time.Time `json:"sealed_at"`
+}
+
+// Carry makes a new version of a seal append-only over the version before
+// it: every entry of prev missing from entries (an object that is no
+// longer among the candidate-exam's, or no longer archived) is kept, with a
+// problem that says so, and prev joins the versions the new one names. It
+// returns the entries in canonical order, the problems and the previous
+// versions.
+func Carry(prev *Manifest, entries []Entry, problems []Problem) ([]Entry, []Problem, []Previous) {
+	have := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		have[e.Key] = true
+	}
+	for _, e := range prev.Entries {
+		if !have[e.Key] {
+			entries = append(entries, e)
+			have[e.Key] = true
+			problems = append(problems, Problem{Key: e.Key,
+				Detail: fmt.Sprintf("listed in version %d of this seal and no longer among the candidate-exam's objects: kept, as a seal never drops an object", prev.Version)})
+		}
+	}
+	Sort(entries)
+	slices.SortFunc(problems, func(a, b Problem) int { return strings.Compare(a.Key, b.Key) })
+	previous := append(slices.Clone(prev.Previous), Previous{Version: prev.Version, MerkleRoot: prev.MerkleRoot, SealedAt: prev.SealedAt})
+	return entries, problems, previous
 }
 
 // Sort puts entries in canonical order.
@@ -266,6 +302,11 @@ func Parse(manifest []byte) (*Manifest, error) {
 			return nil, fmt.Errorf("%w: entry %d (%s) needs init %s, which is not listed before it", ErrMalformed, i, e.Key, e.Init)
 		}
 		seen[e.Key] = true
+	}
+	for i, p := range m.Previous {
+		if p.Version < 1 || p.Version >= m.Version || (i > 0 && p.Version <= m.Previous[i-1].Version) || len(p.MerkleRoot) != 64 {
+			return nil, fmt.Errorf("%w: previous version %d of %d: out of order or bad root", ErrMalformed, p.Version, m.Version)
+		}
 	}
 	root := Root(m.Entries)
 	if got := hex.EncodeToString(root[:]); got != m.MerkleRoot {
