@@ -11,6 +11,7 @@
 package bootstrap
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,18 +153,44 @@ type ExamCandidate struct {
 	RefusalReason string `json:"refusal_reason,omitempty"`
 }
 
-// Decode reads a File, refusing unknown fields.
+// Decode reads a File, refusing unknown fields. A file that is not JSON,
+// holds a value of the wrong type or more than the object is refused with
+// the line and column of the fault.
 func Decode(r io.Reader) (*File, error) {
-	dec := json.NewDecoder(r)
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read import file: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var f File
 	if err := dec.Decode(&f); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return nil, fmt.Errorf("decode import file: %s: %w", position(b, syn.Offset), err)
+		case errors.As(err, &typ):
+			return nil, fmt.Errorf("decode import file: %s: %w", position(b, typ.Offset), err)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, fmt.Errorf("decode import file: %s: %w", position(b, int64(len(b))), err)
+		}
 		return nil, fmt.Errorf("decode import file: %w", err)
 	}
 	if dec.More() {
-		return nil, errors.New("decode import file: data after the object")
+		off := dec.InputOffset()
+		off += int64(len(b[off:]) - len(bytes.TrimLeft(b[off:], " \t\r\n")))
+		return nil, fmt.Errorf("decode import file: %s: data after the object", position(b, off))
 	}
 	return &f, nil
+}
+
+// position names the line and column (1-based, in bytes) of offset off of
+// b.
+func position(b []byte, off int64) string {
+	off = min(max(off, 0), int64(len(b)))
+	before := b[:off]
+	return fmt.Sprintf("line %d, column %d", 1+bytes.Count(before, []byte("\n")), len(before)-bytes.LastIndexByte(before, '\n'))
 }
 
 // Store is what Apply needs of the registry's database; *store.Store is
