@@ -329,7 +329,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}, []string{"route", "code"}),
 		loginRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nokstream_registry_login_refusals_total",
-			Help: "Logins and password changes refused without a password check, by reason: throttled_login, throttled_address (429), busy (503).",
+			Help: "Logins and password changes refused without a password check, by reason: throttled_login_address, throttled_login, throttled_address (429), busy (503).",
 		}, []string{"reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nokstream_registry_http_request_seconds",

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nokstream/nokstream/internal/httpserver"
@@ -38,14 +39,18 @@ func (s *Server) attempt(w http.ResponseWriter, r *http.Request, kind, action, l
 	now := s.now()
 	id, err := s.store.AttemptLogin(r.Context(), kind, login, addr, now, s.loginLimits())
 	if th, ok := store.IsThrottled(err); ok {
-		who := login
-		if th.Rule == "address" {
-			// One row per address and minute, whatever logins a flood
-			// tries.
+		// One audit row per minute and limit that refuses: an address
+		// over its limit is one row whatever logins a flood tries, and a
+		// login over its ceiling one row whatever addresses it comes from.
+		who, from := login, addr
+		switch th.Rule {
+		case "address":
 			who = "*"
+		case "login":
+			from = "*"
 		}
-		s.loginRefused.WithLabelValues("throttled_" + th.Rule).Inc()
-		if err := s.store.AuditLogin(r.Context(), now, action+"_throttled", who, addr); err != nil {
+		s.loginRefused.WithLabelValues("throttled_" + strings.ReplaceAll(th.Rule, "-", "_")).Inc()
+		if err := s.store.AuditLogin(r.Context(), now, action+"_throttled", who, from); err != nil {
 			return 0, err
 		}
 		secs := int64(math.Ceil(th.RetryAfter.Seconds()))

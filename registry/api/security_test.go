@@ -108,7 +108,8 @@ func TestLoginFloodChecksFewPasswords(t *testing.T) {
 	}
 	// The operator sees it in the metrics.
 	r := e.do("GET", "/metrics", "", nil)
-	for _, want := range []string{`nokstream_registry_login_refusals_total{reason="throttled_login"} 385`,
+	for _, want := range []string{`nokstream_registry_login_refusals_total{reason="throttled_login_address"} 195`,
+		`nokstream_registry_login_refusals_total{reason="throttled_login"} 190`,
 		fmt.Sprintf("nokstream_registry_password_hashes_total %d", e.store.PasswordHashes())} {
 		if !strings.Contains(string(r.body), want) {
 			t.Errorf("/metrics has no %q", want)
@@ -296,7 +297,8 @@ func TestLoginTrustedProxies(t *testing.T) {
 }
 
 // TestLoginAuditAggregated: a flood of failed and throttled logins adds one
-// row per login, address and minute with a count, not a row per attempt.
+// row per login, address and minute with a count, not a row per attempt:
+// from one address, spraying logins, and from many addresses at one login.
 func TestLoginAuditAggregated(t *testing.T) {
 	t.Parallel()
 	e := newDomainEnv(t, nil, nil)
@@ -328,6 +330,31 @@ func TestLoginAuditAggregated(t *testing.T) {
 	// address is throttled as one row.
 	if max := 2 + e.cfg.LoginFailuresPerAddress + 1; len(rows) > max {
 		t.Errorf("%d rows of login audit, want at most %d: %v", len(rows), max, rows)
+	}
+}
+
+// TestLoginAuditAggregatedAcrossAddresses: strangers from 300 addresses at
+// one login (IPv6 makes addresses cheap) add a row per address only while
+// their passwords are checked; past the login's ceiling, one row.
+func TestLoginAuditAggregatedAcrossAddresses(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, behindProxy)
+	const n = 300
+	for i := range n {
+		e.loginFrom(fmt.Sprintf("2001:db8::%x", i+1), "target", "guess")
+	}
+	rows, err := e.store.LoginAudit(context.Background(), time.Time{})
+	must(t, err)
+	total := 0
+	for _, a := range rows {
+		total += a.Count
+	}
+	t.Logf("%d addresses at one login: %d rows of login audit", n, len(rows))
+	if total != n {
+		t.Errorf("login audit counts %d attempts, want %d", total, n)
+	}
+	if max := e.cfg.LoginFailuresPerLogin + 1; len(rows) > max {
+		t.Errorf("%d rows of login audit, want at most %d", len(rows), max)
 	}
 }
 

@@ -41,8 +41,9 @@ type LoginLimits struct {
 // Throttled is the error of an attempt refused by a limit: it must not be
 // checked before RetryAfter.
 type Throttled struct {
-	// Rule is the limit that refused: "login" (the login, from this
-	// address or in all) or "address".
+	// Rule is the limit that refused: "login-address" (the login from
+	// this address), "login" (the login from every address) or "address"
+	// (the address, whatever the login).
 	Rule       string
 	RetryAfter time.Duration
 }
@@ -106,7 +107,7 @@ func (s *Store) AttemptLogin(ctx context.Context, kind, login, addr string, now 
 		}
 		if login != "" {
 			if nPair >= lim.PerLoginAddress && lastPair != nil {
-				refuse("login", lastPair.Add(backoff(lim, nPair-lim.PerLoginAddress)))
+				refuse("login-address", lastPair.Add(backoff(lim, nPair-lim.PerLoginAddress)))
 			}
 			if nLogin >= lim.PerLogin && oldestLogin != nil {
 				var known bool
@@ -118,7 +119,7 @@ func (s *Store) AttemptLogin(ctx context.Context, kind, login, addr string, now 
 				case !known:
 					refuse("login", oldestLogin.Add(lim.Window))
 				case lastPair != nil:
-					refuse("login", lastPair.Add(lim.KnownInterval))
+					refuse("login-address", lastPair.Add(lim.KnownInterval))
 				}
 			}
 		}
