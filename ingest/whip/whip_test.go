@@ -242,7 +242,13 @@ func TestPublishIsRecorded(t *testing.T) {
 			if got := strings.Join(probe.Codecs(), ","); got != tc.codecs {
 				t.Errorf("ffprobe sees %s, want %s", got, tc.codecs)
 			}
-			if d := probe.DurationSeconds() - probe.StartSeconds(); d < seconds-1.2 || d > seconds+0.3 {
+			// The span runs from the earlier track's start to the later
+			// one's end. The tracks are placed on one clock by the
+			// publisher's RTCP sender reports; on a loaded machine those
+			// come late and audio may start up to a second before the
+			// first keyframe (seen: 9.3 s of an 8 s session whose video
+			// adds up right, above).
+			if d := probe.DurationSeconds() - probe.StartSeconds(); d < seconds-1.2 || d > seconds+1.5 {
 				t.Errorf("ffprobe duration %.2f s, want about %d", d, seconds)
 			}
 			if len(probe.Streams) > 0 && (probe.Streams[0].Width != 320 || probe.Streams[0].Height != 240) {
