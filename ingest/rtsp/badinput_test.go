@@ -61,7 +61,7 @@ type server struct {
 
 // startServer runs an RTSP server for devices site1/cam1 and site1/cam2
 // whose configuration edit may change.
-func startServer(t *testing.T, edit func(*rtsp.Config)) *server {
+func startServer(t testing.TB, edit func(*rtsp.Config)) *server {
 	t.Helper()
 	lb := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, nil))
