@@ -22,11 +22,15 @@ for a in "$@"; do [[ "$a" == ./* ]] && pkgs=(); done
 go test -count=1 -timeout 15m "$@" "${pkgs[@]}"
 if [ $# -eq 0 ]; then
   # The fuzz targets of untrusted input run briefly on every full test run
-  # (their seed corpora also run above, as plain tests).
-  for target in "FuzzWHIPOffer ./ingest/whip" "FuzzSegmenter ./ingest/segmenter" "FuzzVerify ./archiver/bundle"; do
+  # (their seed corpora also run above, as plain tests). A new input is
+  # minimized for at most 5 s: with the default 60 s a short run would spend
+  # its time minimizing.
+  for target in "FuzzRTSPRequest ./ingest/rtsp" "FuzzRTPRecorder ./ingest/rtsp" "FuzzWHIPOffer ./ingest/whip" \
+    "FuzzSegmenter ./ingest/segmenter" "FuzzImport ./registry/bootstrap" "FuzzEvents ./internal/events" \
+    "FuzzVerify ./archiver/bundle"; do
     set -- $target
     echo "test: fuzzing $1 for ${NOKSTREAM_FUZZTIME:-15s}"
-    go test -run '^$' -fuzz "^$1\$" -fuzztime "${NOKSTREAM_FUZZTIME:-15s}" "$2"
+    go test -run '^$' -fuzz "^$1\$" -fuzztime "${NOKSTREAM_FUZZTIME:-15s}" -fuzzminimizetime 5s "$2"
     set --
   done
 fi
