@@ -42,7 +42,7 @@ var (
 
 // fuzzDescription is the description a fuzz input announces: variant 0 is
 // H.264 with AAC (as cameras and ffmpeg publish), 1 is H.265 with Opus.
-func fuzzDescription(variant byte, sps, pps []byte) *description.Session {
+func fuzzDescription(variant byte) *description.Session {
 	if variant%2 == 1 {
 		return &description.Session{Medias: []*description.Media{
 			{Type: description.MediaTypeVideo, Formats: []format.Format{&format.H265{PayloadTyp: 96, VPS: fuzzH265VPS, SPS: fuzzH265SPS, PPS: fuzzH265PPS}}},
@@ -51,7 +51,7 @@ func fuzzDescription(variant byte, sps, pps []byte) *description.Session {
 	}
 	conf := mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelCount: 2}
 	return &description.Session{Medias: []*description.Media{
-		{Type: description.MediaTypeVideo, Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: sps, PPS: pps}}},
+		{Type: description.MediaTypeVideo, Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: fuzzSPS, PPS: fuzzPPS}}},
 		{Type: description.MediaTypeAudio, Formats: []format.Format{&format.MPEG4Audio{PayloadTyp: 97, Config: &conf,
 			SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3}}},
 	}}
@@ -119,7 +119,7 @@ func record(t *testing.T, data []byte) *memOutput {
 	if len(data) == 0 {
 		return &memOutput{}
 	}
-	desc := fuzzDescription(data[0], fuzzSPS, fuzzPPS)
+	desc := fuzzDescription(data[0])
 	data = data[1:]
 	out := &memOutput{}
 	m := NewMetrics(prometheus.NewRegistry())
@@ -200,7 +200,7 @@ func seedCorpus(t *testing.T) map[string][]byte {
 	}
 	// The clip as ffmpeg would publish it, with its own parameter sets in
 	// band (the description carries the seed's).
-	desc := fuzzDescription(0, fuzzSPS, fuzzPPS)
+	desc := fuzzDescription(0)
 	venc, err := desc.Medias[0].Formats[0].(*format.H264).CreateEncoder()
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +258,7 @@ func seedCorpus(t *testing.T) map[string][]byte {
 	}
 	// H.265 and Opus: parameter sets and a made-up IDR slice and Opus
 	// frames, 20 ms apart.
-	hdesc := fuzzDescription(1, nil, nil)
+	hdesc := fuzzDescription(1)
 	henc, err := hdesc.Medias[0].Formats[0].(*format.H265).CreateEncoder()
 	if err != nil {
 		t.Fatal(err)
