@@ -1,0 +1,16 @@
+#!/bin/sh
+# Creates the files compose.yaml reads as secrets, once. Keep ./secrets out
+# of version control and back up seal.ed25519: bundles are verified against it.
+set -eu
+cd "$(dirname "$0")"
+umask 077
+mkdir -p secrets
+[ -s secrets/pg_password ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' > secrets/pg_password
+[ -s secrets/minio_secret ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' > secrets/minio_secret
+[ -s secrets/db_url ] || printf 'postgres://nokstream:%s@postgres:5432/nokstream?sslmode=disable' "$(cat secrets/pg_password)" > secrets/db_url
+[ -s secrets/seal.ed25519 ] || openssl genpkey -algorithm ed25519 -out secrets/seal.ed25519
+[ -s secrets/signing.key ] || head -c 32 /dev/urandom > secrets/signing.key
+[ -s secrets/secrets.key ] || head -c 32 /dev/urandom > secrets/secrets.key
+# The containers run as uid 10001.
+chmod 0444 secrets/*
+echo "secrets in $(pwd)/secrets"

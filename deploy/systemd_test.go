@@ -1,0 +1,93 @@
+package deploy
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// unitFile reads a systemd unit or environment file into key → values,
+// keyed "Section.Key" for units and by variable name for environment files.
+func unitFile(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]string{}
+	section := ""
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = strings.Trim(line, "[]") + "."
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				t.Errorf("%s:%d: not KEY=VALUE: %s", path, n, line)
+				continue
+			}
+			out[section+k] = append(out[section+k], v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var credentialRef = regexp.MustCompile(`%d/([A-Za-z0-9._-]+)`)
+
+// TestSystemd checks the exam-site ingest unit and its environment file:
+// the unit runs `nokstream ingest`, every NOKSTREAM_* setting in either is a
+// flag of it, and every credential the settings point at is loaded.
+func TestSystemd(t *testing.T) {
+	unitPath := filepath.Join("systemd", "nokstream-ingest.service")
+	envPath := filepath.Join("systemd", "ingest.env")
+	unit := unitFile(t, unitPath)
+	env := unitFile(t, envPath)
+
+	exec := unit["Service.ExecStart"]
+	if len(exec) != 1 || !strings.HasSuffix(strings.Fields(exec[0])[0], "/nokstream") || strings.Fields(exec[0])[1] != "ingest" {
+		t.Errorf("%s: ExecStart=%v, want one `…/nokstream ingest`", unitPath, exec)
+	}
+	if got := unit["Service.EnvironmentFile"]; len(got) != 1 || filepath.Base(got[0]) != filepath.Base(envPath) {
+		t.Errorf("%s: EnvironmentFile=%v, want …/%s", unitPath, got, filepath.Base(envPath))
+	}
+	if unit["Install.WantedBy"] == nil {
+		t.Errorf("%s: no [Install] WantedBy", unitPath)
+	}
+
+	loaded := map[string]bool{}
+	for _, c := range unit["Service.LoadCredential"] {
+		name, _, _ := strings.Cut(c, ":")
+		loaded[name] = true
+	}
+	settings := map[string]string{}
+	for k, v := range env {
+		settings[k] = v[len(v)-1]
+	}
+	for _, e := range unit["Service.Environment"] {
+		k, v, _ := strings.Cut(e, "=")
+		settings[k] = v
+	}
+	for k, v := range settings {
+		for _, m := range credentialRef.FindAllStringSubmatch(v, -1) {
+			if !loaded[m[1]] {
+				t.Errorf("%s: %s=%s, but no LoadCredential=%s", unitPath, k, v, m[1])
+			}
+		}
+	}
+	if settings["NOKSTREAM_DATA"] == "" || !strings.HasPrefix(settings["NOKSTREAM_DATA"], "/var/lib/") {
+		t.Errorf("NOKSTREAM_DATA=%q: the spool belongs in the unit's StateDirectory under /var/lib", settings["NOKSTREAM_DATA"])
+	} else if sd := unit["Service.StateDirectory"]; len(sd) != 1 || "/var/lib/"+sd[0] != settings["NOKSTREAM_DATA"] {
+		t.Errorf("NOKSTREAM_DATA=%q is not the StateDirectory %v", settings["NOKSTREAM_DATA"], sd)
+	}
+	checkEnv(t, envPath+" and "+unitPath, "ingest", keys(settings))
+}
