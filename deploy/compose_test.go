@@ -58,7 +58,9 @@ func TestCompose(t *testing.T) {
 		// A secret file the service reads must be granted to it.
 		for _, text := range append(slices.Clone(s.Entrypoint), envValues(s.Environment)...) {
 			for _, m := range runSecret.FindAllStringSubmatch(text, -1) {
-				if !slices.ContainsFunc(s.Secrets, func(c types.ServiceSecretConfig) bool { return c.Source == m[1] && (c.Target == "" || c.Target == m[1] || c.Target == "/run/secrets/"+m[1]) }) {
+				if !slices.ContainsFunc(s.Secrets, func(c types.ServiceSecretConfig) bool {
+					return c.Source == m[1] && (c.Target == "" || c.Target == m[1] || c.Target == "/run/secrets/"+m[1])
+				}) {
 					t.Errorf("compose %s reads /run/secrets/%s, which is not among its secrets", name, m[1])
 				}
 			}
