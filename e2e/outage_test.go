@@ -156,9 +156,21 @@ func TestIngestKill9TenStreams(t *testing.T) {
 	for _, d := range devs {
 		in.waitIndexed("site1/"+d, 4, 30*time.Second)
 	}
-	// Let every stream be in the middle of a segment.
-	mid := time.NewTimer(1300 * time.Millisecond)
-	<-mid.C
+	// Kill while open segments hold parts already written: the streams
+	// started together and are cut together, so a fixed delay may land
+	// just after every one began a new segment (seen on a loaded machine:
+	// all 10 open segments empty, nothing to salvage).
+	open := filepath.Join(in.dirs["ingest"], "spool", "open")
+	testenv.WaitFor(t, 20*time.Second, "open segments with a part written", func() bool {
+		paths, _ := filepath.Glob(filepath.Join(open, "*.m4s"))
+		n := 0
+		for _, p := range paths {
+			if fi, err := os.Stat(p); err == nil && fi.Size() > 0 {
+				n++
+			}
+		}
+		return n >= len(devs)/2
+	})
 	in.procs["ingest"].stop(syscall.SIGKILL)
 	killed := time.Now()
 	testenv.WaitFor(t, 20*time.Second, "the publishers to notice", func() bool { return pubs.running() == 0 })
@@ -191,7 +203,13 @@ func TestIngestKill9TenStreams(t *testing.T) {
 		}
 	}
 	if salvaged == 0 {
-		t.Errorf("no stream has a salvaged segment")
+		// Observations are indexed by their own consumer: give it time.
+		testenv.WaitFor(t, 30*time.Second, "a salvaged segment observed", func() bool {
+			for _, d := range devs {
+				salvaged += len(kinds(in.api.observations("site1/"+d), "salvaged"))
+			}
+			return salvaged > 0
+		})
 	}
 	t.Logf("at most %.2f s of media missing per stream at the kill -9 cut; %d of %d open segments salvaged", worst, salvaged, len(devs))
 }
