@@ -499,7 +499,16 @@ func removeMinIOBucketRetry(ctx context.Context, client *minio.Client, bucket st
 	var err error
 	for deadline, wait := time.Now().Add(30*time.Second), 100*time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		if err = removeMinIOBucket(ctx, client, bucket); err == nil {
-			return nil
+			// Under load MinIO has answered a removal with success and
+			// still listed the bucket half a minute later, when removing
+			// it again worked at once: removed is when it is gone.
+			exists, existsErr := client.BucketExists(ctx, bucket)
+			if existsErr == nil && !exists {
+				return nil
+			}
+			err = fmt.Errorf("bucket %s still there after its removal succeeded (%v)", bucket, existsErr)
+		} else if minio.ToErrorResponse(errors.Unwrap(err)).Code == "NoSuchBucket" || minio.ToErrorResponse(err).Code == "NoSuchBucket" {
+			return nil // a removal before this one took after all
 		}
 		if time.Now().Add(wait).After(deadline) {
 			return err
