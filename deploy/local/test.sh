@@ -7,12 +7,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$(go env GOPATH)/bin:$PATH"
-pgdir="${TMPDIR:-/tmp}/nokstream-test-pg-$$"
-pgport=$(( 20000 + RANDOM % 20000 ))
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/nokstream-test-pg-XXXXXX")
 cleanup() { deploy/local/pg.sh stop "$pgdir"; rm -rf "$pgdir"; }
 trap cleanup EXIT
 echo "test: starting a private PostgreSQL in $pgdir"
-dsn=$(deploy/local/pg.sh start "$pgdir" "$pgport")
+# A random port may be taken by something else on the machine: try others.
+dsn=""
+for attempt in 1 2 3 4 5; do
+  pgport=$(( 20000 + RANDOM % 20000 ))
+  if dsn=$(deploy/local/pg.sh start "$pgdir" "$pgport"); then break; fi
+  echo "test: PostgreSQL did not start on port $pgport (attempt $attempt); its log:" >&2
+  tail -n 5 "$pgdir/server.log" >&2 || true
+  deploy/local/pg.sh stop "$pgdir"
+  dsn=""
+done
+[ -n "$dsn" ] || { echo "test: could not start PostgreSQL; see the log above" >&2; exit 1; }
 export NOKSTREAM_TEST_PG="$dsn"
 [ -n "${NOKSTREAM_TEST_KAFKA:-}" ] && echo "test: using the Kafka cluster $NOKSTREAM_TEST_KAFKA"
 echo "test: go test ./... (about 8 minutes)"
