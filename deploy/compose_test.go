@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -90,6 +91,13 @@ func TestCompose(t *testing.T) {
 				t.Errorf("compose %s and %s share the spool volume %s", name, other, vol)
 			}
 			spools[vol] = name
+			// RTSP over UDP and WHIP announce the ports ingest listens on, so a
+			// UDP port must be published on the same number.
+			for _, pc := range s.Ports {
+				if pc.Protocol == "udp" && pc.Published != strconv.Itoa(int(pc.Target)) {
+					t.Errorf("compose %s: UDP port %d published as %s: publishers would be told %d", name, pc.Target, pc.Published, pc.Target)
+				}
+			}
 		}
 	}
 	for _, cmd := range []string{"ingest", "transcoder", "archiver", "registry"} {

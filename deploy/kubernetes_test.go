@@ -338,8 +338,13 @@ func checkBase(t *testing.T, objs []object) {
 			}
 			for _, w := range ws {
 				for _, p := range s.Spec.Ports {
-					if !hasPort(w.spec, p.TargetPort, p.Protocol) {
+					n := containerPort(w.spec, p.TargetPort, p.Protocol)
+					switch {
+					case n == 0:
 						t.Errorf("%s: port %s targets %s/%s, which %s has not", o.where, p.Name, p.TargetPort.String(), proto(p.Protocol), w.name)
+					case proto(p.Protocol) == corev1.ProtocolUDP && p.Port != n:
+						// RTSP over UDP and WHIP announce the ports ingest listens on.
+						t.Errorf("%s: UDP port %s is %d outside and %d in the pod: publishers would be told %d", o.where, p.Name, p.Port, n, n)
 					}
 				}
 			}
@@ -372,18 +377,20 @@ func proto(p corev1.Protocol) corev1.Protocol {
 	return p
 }
 
-func hasPort(spec *corev1.PodSpec, target intstr.IntOrString, protocol corev1.Protocol) bool {
+// containerPort returns the number of the pod's port that target names, or
+// 0 if there is none of that protocol.
+func containerPort(spec *corev1.PodSpec, target intstr.IntOrString, protocol corev1.Protocol) int32 {
 	for _, c := range spec.Containers {
 		for _, p := range c.Ports {
 			if proto(p.Protocol) != proto(protocol) {
 				continue
 			}
 			if (target.Type == intstr.String && p.Name == target.StrVal) || (target.Type == intstr.Int && p.ContainerPort == target.IntVal) {
-				return true
+				return p.ContainerPort
 			}
 		}
 	}
-	return false
+	return 0
 }
 
 // env returns the container's settings: its env values and the data of the

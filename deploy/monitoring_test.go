@@ -202,6 +202,8 @@ func TestDashboard(t *testing.T) {
 // vectors whose children appear only after the event they count (a segment
 // transcoded, a message dead-lettered, a login refused…). For these the test
 // checks that the name is registered in the Go source instead.
+// nokstream_registry_outbox_events_total usually shows (the outbox relay's
+// first round adds 0 to it), but only once that round has run.
 var registeredOnly = []string{
 	"nokstream_archiver_chain_breaks_total",
 	"nokstream_archiver_retention_changes_total",
@@ -292,6 +294,10 @@ func TestMetricsExported(t *testing.T) {
 	for _, name := range registeredOnly {
 		if !used[name] && !used[name+"_bucket"] {
 			t.Errorf("registeredOnly lists %s, which no rule or panel uses", name)
+		}
+		if _, ok := families[name]; ok {
+			// Not an error: a vector may get its first child during start-up.
+			t.Logf("registeredOnly lists %s, which this scrape did export", name)
 		}
 	}
 }
