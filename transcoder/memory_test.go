@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,4 +109,53 @@ func residentBytes(t *testing.T) int64 {
 		t.Fatalf("parse /proc/self/statm: %v", err)
 	}
 	return resident * int64(os.Getpagesize())
+}
+
+// TestSegmentTooLarge: an announcement of a segment larger than the
+// transcoder takes is refused for good (dead-lettered) without fetching a
+// byte, whatever the store holds; one that announces fewer bytes than the
+// store holds is refused without reading past the announcement.
+func TestSegmentTooLarge(t *testing.T) {
+	segs := cutClip(t, ffmpegFMP4(t, clipSpec{video: "testsrc2=size=160x90:rate=10", seconds: 2}), "cam1", events.SourceRoom, 2*time.Second, t0)
+	st, err := blob.NewDir(filepath.Join(t.TempDir(), "blob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeSegments(t, st, segs)
+	gets := &countingGets{Dir: st}
+	svc, err := New(testConfig(), Deps{Bus: discardBus{}, Blob: gets, Log: testLogger(t), Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		bytes   int64
+		fetches bool
+	}{{"above max_segment_bytes", 300 << 20, false}, {"fewer bytes than stored", segs[0].event.Bytes / 2, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := *segs[0].event
+			ev.SegmentID, ev.Bytes = ulid.Make().String(), tc.bytes
+			v, _ := json.Marshal(&ev)
+			err := svc.Handle(context.Background(), bus.Message{Topic: events.TopicSegments, Key: ev.StreamID, Value: v})
+			if !bus.IsPermanent(err) {
+				t.Errorf("Handle: %v, want a permanent refusal", err)
+			}
+			if n := gets.segmentGets.Swap(0); (n > 0) != tc.fetches {
+				t.Errorf("the segment was fetched %d times, want fetched: %v", n, tc.fetches)
+			}
+		})
+	}
+}
+
+// countingGets is a directory store that counts the reads of raw segments.
+type countingGets struct {
+	*blob.Dir
+	segmentGets atomic.Int64
+}
+
+func (c *countingGets) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if strings.HasSuffix(key, ".m4s") {
+		c.segmentGets.Add(1)
+	}
+	return c.Dir.Get(ctx, key)
 }

@@ -58,7 +58,7 @@ adapters instead. Migrations are applied at start.`,
 			if err != nil {
 				return err
 			}
-			fa.sealKey = fr.sealKey // one --seal-key flag for both
+			fa.sealKey = fr.sealKey         // one --seal-key flag for both
 			fr.floors = fa.retention.floors // one set of --floor-* flags for both
 			arc, err := archiverService(&fa, d.data, st, blobStore, b, log.With("service", "archiver"), reg)
 			if err != nil {
