@@ -1,6 +1,8 @@
 // Package obs provides what every service exposes for operators: Prometheus
 // metrics, /healthz (the process is alive) and /readyz (its dependencies are
-// reachable and it can do its work).
+// reachable and it can do its work). Metrics and readiness, which say what a
+// service depends on and how it fails, are served only on the admin address
+// (Register); a public port answers /healthz alone (RegisterLiveness).
 package obs
 
 import (
@@ -61,13 +63,11 @@ func (h *Health) Ready(ctx context.Context) map[string]string {
 	return failed
 }
 
-// Register adds /metrics, /healthz and /readyz to mux.
+// Register adds /metrics, /healthz and /readyz to mux: the admin
+// address's routes.
 func Register(mux *http.ServeMux, reg *prometheus.Registry, h *Health) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	RegisterLiveness(mux)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		failed := h.Ready(r.Context())
 		w.Header().Set("Content-Type", "application/json")
@@ -77,5 +77,14 @@ func Register(mux *http.ServeMux, reg *prometheus.Registry, h *Health) {
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"ready": true})
+	})
+}
+
+// RegisterLiveness adds /healthz to mux: the process is alive. It is all a
+// public port says about the process; a load balancer needs no more.
+func RegisterLiveness(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
 	})
 }
