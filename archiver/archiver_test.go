@@ -398,12 +398,17 @@ func readAll(t *testing.T, e *env, key string) []byte {
 // puts a legal hold on exactly that candidate-exam's objects and closing it
 // lifts it.
 //
-// COMPLIANCE retention cannot be lifted by anyone, so the retention periods
-// here are seconds (the archiver's defaults, which the council does not
-// override), and the test ends by letting the sweeper delete everything once
-// it has expired, which empties the bucket.
+// COMPLIANCE retention cannot be lifted by anyone and MinIO keeps it by its
+// own clock, so the periods here are seconds of the real clock (the
+// archiver's defaults, which the council does not override), and the test
+// ends by letting the sweeper delete everything once it has expired, which
+// empties the bucket. No assertion depends on a loaded machine being quick:
+// the periods leave ~20 s for the checks made before a date, a check that
+// only holds before a date is made only while it is before that date, and
+// everything after a date waits for it with a generous deadline.
 func TestObjectLockMinIO(t *testing.T) {
 	t.Parallel()
+	const provisionalPeriod, unlinkedPeriod = 20 * time.Second, 15 * time.Second
 	ctx := t.Context()
 	env := testenv.MinIO(t)
 	s3, err := blob.NewS3(ctx, env.S3Config())
@@ -413,8 +418,8 @@ func TestObjectLockMinIO(t *testing.T) {
 	t.Cleanup(func() { _ = s3.Close() })
 	cfg := archiver.DefaultConfig()
 	cfg.Retention = retention.Settings{
-		Default:  retention.Policy{AppealWindow: 3 * time.Second, AppealMargin: 2 * time.Second, Provisional: 6 * time.Second},
-		Unlinked: 4 * time.Second,
+		Default:  retention.Policy{AppealWindow: 3 * time.Second, AppealMargin: 2 * time.Second, Provisional: provisionalPeriod},
+		Unlinked: unlinkedPeriod,
 	}
 	cfg.SweepDelay = 0
 	e := newEnv(t, s3, cfg, nil)
@@ -437,18 +442,23 @@ func TestObjectLockMinIO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	provisional := examEnd.Add(6 * time.Second)
+	provisional := examEnd.Add(provisionalPeriod)
 	for _, ev := range []*events.SegmentClosed{in, ws1, ws2} {
 		e.expect(ev.ObjectKey, provisional, false, "provisional")
 	}
-	e.expect(outside.ObjectKey, outside.Start.Add(seg+4*time.Second), false, "unlinked")
+	e.expect(outside.ObjectKey, outside.Start.Add(seg+unlinkedPeriod), false, "unlinked")
 	for _, ev := range all {
 		mode, until, err := raw.GetObjectRetention(ctx, env.Bucket, ev.ObjectKey, "")
 		if err != nil || mode == nil || *mode != minio.Compliance || until == nil {
 			t.Fatalf("%s: retention %v %v %v, want COMPLIANCE", ev.ObjectKey, mode, until, err)
 		}
 		// A delete before the date fails at the storage level, through
-		// the store and directly.
+		// the store and directly; checked only while it is before the
+		// date, with a second to spare (MinIO's clock is this machine's).
+		if time.Until(*until) < 2*time.Second {
+			t.Logf("%s: not checking the refused delete: the machine took until %s to get here", ev.ObjectKey, until)
+			continue
+		}
 		if err := s3.Delete(ctx, ev.ObjectKey); !errors.Is(err, blob.ErrRetained) {
 			t.Errorf("delete %s through the store: %v, want ErrRetained", ev.ObjectKey, err)
 		}
@@ -492,7 +502,7 @@ func TestObjectLockMinIO(t *testing.T) {
 		}
 	}
 	// Held: not deletable even once the date has passed.
-	testenv.WaitFor(t, 30*time.Second, "the provisional period to pass", func() bool { return time.Now().After(provisional.Add(time.Second)) })
+	testenv.WaitFor(t, 2*time.Minute, "the provisional period to pass", func() bool { return time.Now().After(provisional.Add(time.Second)) })
 	if err := s3.Delete(ctx, ws2.ObjectKey); !errors.Is(err, blob.ErrRetained) {
 		t.Fatalf("delete of held evidence: %v, want ErrRetained", err)
 	}
@@ -521,12 +531,15 @@ func TestObjectLockMinIO(t *testing.T) {
 
 	// c1's result is missing after the provisional period: c1's evidence
 	// is overdue. The sweeper holds it in MinIO instead of deleting it,
-	// counts it, and explain says why.
+	// counts it, and explain says why. (What else it deletes depends on
+	// how long the machine took to get here: c2's margin and the unlinked
+	// footage may have run out by now; the end of the test checks them.)
+	c1Evidence := []string{ws1.ObjectKey, ws1.InitKey, in.ObjectKey, in.InitKey}
 	st, err := e.svc.Sweep(ctx)
-	if err != nil || st.Overdue != 1 || st.Deleted != 0 {
-		t.Fatalf("sweep with c1 overdue: %+v %v, want 1 overdue and nothing deleted", st, err)
+	if err != nil || st.Overdue != 1 {
+		t.Fatalf("sweep with c1 overdue: %+v %v, want 1 overdue", st, err)
 	}
-	for _, k := range []string{ws1.ObjectKey, ws1.InitKey, in.ObjectKey, in.InitKey} {
+	for _, k := range c1Evidence {
 		if _, hold := e.stored(k); !hold || !e.object(k).LegalHold {
 			t.Errorf("%s: overdue evidence of c1 not held in MinIO", k)
 		}
@@ -546,12 +559,14 @@ func TestObjectLockMinIO(t *testing.T) {
 		t.Errorf("explain --overdue: %v\n%s\nwant e1/c1 only", err, text)
 	}
 	for range 3 { // sweeps later: still there
-		if st, err := e.svc.Sweep(ctx); err != nil || st.Deleted != 0 {
-			t.Fatalf("sweep of held overdue evidence: %+v %v", st, err)
+		if _, err := e.svc.Sweep(ctx); err != nil {
+			t.Fatalf("sweep of held overdue evidence: %v", err)
 		}
 	}
-	if _, err := s3.Stat(ctx, ws1.ObjectKey); err != nil {
-		t.Fatalf("overdue evidence gone: %v", err)
+	for _, k := range c1Evidence {
+		if _, err := s3.Stat(ctx, k); err != nil {
+			t.Fatalf("overdue evidence %s gone: %v", k, err)
+		}
 	}
 
 	// The council disposes of c1's evidence, with a reason: the hold is
@@ -567,7 +582,7 @@ func TestObjectLockMinIO(t *testing.T) {
 
 	// Once everything has expired, the sweeper deletes it all: the bucket
 	// is left empty.
-	testenv.WaitFor(t, 60*time.Second, "the sweeper to delete everything", func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the sweeper to delete everything", func() bool {
 		if _, err := e.svc.Sweep(ctx); err != nil {
 			t.Fatalf("sweep: %v", err)
 		}
