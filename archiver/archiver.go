@@ -132,6 +132,9 @@ type Store interface {
 	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
 	SealObjects(ctx context.Context, exam, candidate string) ([]store.ArchiveObject, error)
 	OverdueEvidence(ctx context.Context, sc store.Scope, now time.Time, defaultProvisional, floor time.Duration) ([]store.OverdueEvidence, error)
+	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]store.EvidenceDocument, error)
+	DocumentEvidence(ctx context.Context, key string) ([]store.EvidenceExam, error)
+	PendingDocumentEvidence(ctx context.Context, limit int) ([]store.CandidateExamRef, error)
 }
 
 // Deps are what the archiver talks to.

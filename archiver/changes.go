@@ -91,6 +91,9 @@ func (s *Service) Recompute(ctx context.Context, ce store.EvidenceExam) error {
 			return err
 		}
 	}
+	if err := s.takeDocuments(ctx, ce); err != nil {
+		return err
+	}
 	seals, err := s.d.Store.SealObjects(ctx, ce.ExamID, ce.CandidateID)
 	if err != nil {
 		return err

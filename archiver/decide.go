@@ -16,6 +16,7 @@ type Facts interface {
 	SiteEvidence(ctx context.Context, site string, from, to time.Time) ([]store.EvidenceExam, time.Duration, error)
 	ExamEvidence(ctx context.Context, exam, candidate string) ([]store.EvidenceExam, error)
 	InitUsage(ctx context.Context, key string) (store.InitUsage, error)
+	DocumentEvidence(ctx context.Context, key string) ([]store.EvidenceExam, error)
 }
 
 // decider decides the retention of archived objects from the registry's
@@ -152,6 +153,12 @@ func (d *decider) decideObjects(ctx context.Context, objs []store.ArchiveObject)
 			out[i] = dd
 		case store.ArchiveSeal:
 			dd, err := d.decideSeal(ctx, o, false)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = dd
+		case store.ArchiveDocument:
+			dd, err := d.decideDocument(ctx, o, false)
 			if err != nil {
 				return nil, err
 			}

@@ -24,6 +24,7 @@ type ExportStore interface {
 	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
 	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)
 	ArchiveObjectsByKeys(ctx context.Context, keys []string) ([]store.ArchiveObject, error)
+	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]store.EvidenceDocument, error)
 	EvidenceTimeline(ctx context.Context, exam, candidate string) (store.Timeline, error)
 	ObjectAudit(ctx context.Context, objects []string, since time.Time, limit int) ([]store.AuditEntry, error)
 	Audit(ctx context.Context, e store.AuditEntry) error

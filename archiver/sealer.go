@@ -27,14 +27,18 @@ func SealKeys(exam, candidate string, v int) (manifest, signature string) {
 
 // Entries returns the manifest entries of every kept object that is
 // evidence for a candidate-exam (its media segments and their init
-// segments), in canonical order, and the objects among them that failed the
+// segments, the candidate's documents and the exam's protocol), in canonical
+// order, and the objects among them that failed the
 // check on arrival.
 func Entries(ctx context.Context, st interface {
 	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)
 	ArchiveObjectsByKeys(ctx context.Context, keys []string) ([]store.ArchiveObject, error)
+	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]store.EvidenceDocument, error)
 }, ce store.EvidenceExam, batch int) ([]seal.Entry, []seal.Problem, error) {
-	var entries []seal.Entry
-	var problems []seal.Problem
+	entries, problems, err := documentEntries(ctx, st, ce)
+	if err != nil {
+		return nil, nil, err
+	}
 	type span struct{ start, end time.Time }
 	inits := map[string]*span{}
 	var initKeys []string
@@ -115,6 +119,9 @@ func (s *Service) sealIfDue(ctx context.Context, ce store.EvidenceExam) error {
 // records the seal. Unless force is set, nothing is written when the latest
 // seal has the same entries. It returns the seal written or found.
 func (s *Service) Seal(ctx context.Context, ce store.EvidenceExam, force bool) (store.Seal, error) {
+	if err := s.takeDocuments(ctx, ce); err != nil {
+		return store.Seal{}, err
+	}
 	entries, problems, err := Entries(ctx, s.d.Store, ce, s.cfg.Batch)
 	if err != nil {
 		return store.Seal{}, err

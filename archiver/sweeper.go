@@ -42,6 +42,9 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	start := time.Now()
 	defer func() { s.m.sweep.Observe(time.Since(start).Seconds()) }()
 	var st SweepStats
+	if err := s.takeNewDocuments(ctx); err != nil {
+		return st, err
+	}
 	now := s.now()
 	overdue, err := s.d.Store.OverdueEvidence(ctx, store.Scope{}, now, s.cfg.Retention.Default.Provisional, s.cfg.Retention.Floors.Provisional)
 	if err != nil {

@@ -57,6 +57,11 @@ const Format = "nokstream-seal/1"
 const (
 	KindInit    = "init"
 	KindSegment = "segment"
+	// KindDocument is a scanned document that is evidence of the
+	// candidate-exam: the candidate's (identity document, application,
+	// consent…) or the exam's commission protocol. Its Source is the
+	// document's kind, Start and End its upload time; it has no stream.
+	KindDocument = "document"
 )
 
 // Errors Check returns, wrapped with the detail.
@@ -288,8 +293,10 @@ func Parse(manifest []byte) (*Manifest, error) {
 	seen := make(map[string]bool, len(m.Entries))
 	for i, e := range m.Entries {
 		switch {
-		case e.Kind != KindInit && e.Kind != KindSegment:
+		case e.Kind != KindInit && e.Kind != KindSegment && e.Kind != KindDocument:
 			return nil, fmt.Errorf("%w: entry %d (%s): kind %q", ErrMalformed, i, e.Key, e.Kind)
+		case e.Kind == KindDocument && (e.Stream != "" || e.Init != "" || e.Chain != "" || e.PrevChain != "" || e.Sequence != 0):
+			return nil, fmt.Errorf("%w: entry %d (%s): a document has no stream, init, chain or sequence", ErrMalformed, i, e.Key)
 		case e.Key == "" || strings.ContainsAny(e.Key, "\t\n") || strings.ContainsAny(e.Stream, "\t\n"):
 			return nil, fmt.Errorf("%w: entry %d: bad key or stream", ErrMalformed, i)
 		case len(e.SHA256) != 64 || e.Size < 0:

@@ -19,6 +19,9 @@ const (
 	// sprite or track of it: footage of the same stream and time.
 	ArchiveRendition = "rendition"
 	ArchiveSeal      = "seal"
+	// ArchiveDocument is a scanned document that is evidence of
+	// candidate-exams (DocumentEvidence): the candidate's or the exam's.
+	ArchiveDocument = "document"
 )
 
 // ArchiveObject is an object the archiver keeps, with the retention applied
