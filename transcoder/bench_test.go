@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -20,32 +22,138 @@ import (
 	"github.com/nokstream/nokstream/internal/testenv"
 )
 
-// benchRounds is how many times each side runs per iteration, alternating,
-// so that both meet the same load of a shared machine.
-const benchRounds = 5
+// benchRounds is how many times each side runs per source, alternating, so
+// that both meet the same load of a shared machine.
+const benchRounds = 3
 
-// BenchmarkTranscoderVsFFmpeg measures, on the same 720p25 2 Mbit/s clip
-// cut into 6 s segments as ingest cuts them, the CPU time per second of
-// media of
+// benchSource is one kind of stream of the benchmark's mix.
+type benchSource struct {
+	name   string // in the table
+	source string // events.Source*
+	clip   clipSpec
+	w, h   int
+	fps    float64
+}
+
+// benchMix is the profile of the real mix: per exam, one room camera, one
+// webcam and one screen, as long as each other.
+func benchMix(seconds float64) []benchSource {
+	const tone = "sine=frequency=440:sample_rate=48000"
+	return []benchSource{
+		// An IP camera: H.264 main, no B-frames, 4 Mbit/s, AAC.
+		{name: "room 1080p25", source: events.SourceRoom, w: 1920, h: 1080, fps: 25,
+			clip: clipSpec{video: "testsrc2=size=1920x1080:rate=25", audio: tone, seconds: seconds, bitrate: "4M", gop: 50}},
+		// A browser's camera over WHIP: no B-frames, 2 Mbit/s, Opus.
+		{name: "webcam 720p30", source: events.SourceWebcam, w: 1280, h: 720, fps: 30,
+			clip: clipSpec{video: "testsrc2=size=1280x720:rate=30", audio: tone, audioEnc: "opus", seconds: seconds, bitrate: "2M", gop: 60}},
+		// A shared screen at 10 fps with little motion: a still picture,
+		// a line being typed and a pointer moving; no audio.
+		{name: "screen 1080p10", source: events.SourceScreen, w: 1920, h: 1080, fps: 10,
+			clip: clipSpec{video: "smptehdbars=size=1920x1080:rate=10," +
+				"drawbox=x=200:y=700:w='mod(t*80,1400)':h=30:color=white:t=fill," +
+				"drawbox=x='100+mod(t*90,1700)':y='300+200*sin(t/3)':w=20:h=28:color=black:t=fill",
+				seconds: seconds, gop: 20}},
+	}
+}
+
+// anchorArgs returns the one ffmpeg command that makes what the transcoder
+// makes of a source: the review rendition (with AAC audio, copied or
+// encoded), a thumbnail every 10 s, and blackdetect, freezedetect and
+// silencedetect with the transcoder's thresholds. Everything runs on one
+// thread, as each transcoder worker does.
+func anchorArgs(cfg Config, src benchSource, input, dir string) []string {
+	profile := cfg.Profiles[src.source]
+	vf, venc := profile.FFmpegVideo(src.w, src.h, src.fps, 1)
+	d := cfg.Detect
+	graph := fmt.Sprintf("[0:v]split=3[r][t][d];[r]%s[rv];[t]fps=1/10,scale=%d:-2[tv];"+
+		"[d]blackdetect=d=%s:pic_th=%s:pix_th=%s,freezedetect=d=%s,nullsink",
+		vf, cfg.Thumbnails.Width, secs(d.BlackMin), strconv.FormatFloat(d.BlackRatio, 'f', -1, 64),
+		strconv.FormatFloat(d.BlackLuma/255, 'f', 3, 64), secs(d.FrozenMin))
+	audio := src.clip.audio != ""
+	if audio {
+		graph += fmt.Sprintf(";[0:a]silencedetect=n=%sdB:d=%s,anullsink", strconv.FormatFloat(d.SilenceDB, 'f', -1, 64), secs(d.SilenceMin))
+	}
+	args := []string{"-hide_banner", "-nostats", "-loglevel", "info", "-threads", "1", "-filter_threads", "1",
+		"-filter_complex_threads", "1", "-i", input, "-filter_complex", graph, "-map", "[rv]"}
+	args = append(args, venc...)
+	if audio {
+		args = append(args, "-map", "0:a")
+		if src.clip.audioEnc == "opus" {
+			args = append(args, "-c:a", "aac", "-b:a", strconv.FormatInt(profile.AudioBitrate, 10))
+		} else {
+			args = append(args, "-c:a", "copy")
+		}
+	}
+	args = append(args, "-f", "mp4", "-y", filepath.Join(dir, "rendition.mp4"),
+		"-map", "[tv]", "-q:v", strconv.Itoa(cfg.Thumbnails.Quality), "-y", filepath.Join(dir, "thumb%04d.jpg"))
+	return args
+}
+
+func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
+
+// BenchmarkTranscoderVsFFmpeg measures the CPU time per recorded
+// stream-hour of the transcoder and of the ffmpeg program making the same
+// outputs in one command (anchorArgs), on the same synthetic clips of the
+// real mix (benchMix), cut into 6 s segments as ingest cuts them:
 //
-//	(a) the ffmpeg program making only the 360p rendition, with the
-//	    encoder settings of the room profile (its child process's user and
-//	    system time), and
-//	(b) the transcoder handling every segment as it handles a SegmentClosed
-//	    event: fetching and checking the segment, the same rendition, the
-//	    thumbnail sprite and WebVTT fragment, the detectors, muxing,
-//	    storing and announcing (this process's getrusage).
+//   - ffmpeg: its child process's user and system time;
+//   - the transcoder: this process's (getrusage) while a fresh Service
+//     handles every segment as it handles SegmentClosed events: fetching
+//     and checking the segment, the rendition, the thumbnail sprite and
+//     WebVTT fragment, the detectors, muxing, storing and announcing.
 //
-// Both decode and encode with one thread. Each side runs benchRounds times,
-// alternately; the figures are each side's fastest round, which other load
-// on the machine disturbs least, and the mean. The goal is a ratio of at
-// most 1.05.
+// Both use one thread. Each side runs benchRounds times per source,
+// alternately; a side's figure for a source is its fastest round, which
+// other load on a shared machine disturbs least. The mix is the three
+// sources for the same time. It prints one BENCHTABLE line per figure
+// (figure, ours, the anchor's, ratio, goal) for the table of make bench.
 func BenchmarkTranscoderVsFFmpeg(b *testing.B) {
-	const seconds = 30
-	clip := ffmpegFMP4(b, clipSpec{video: "testsrc2=size=1280x720:rate=25", audio: "sine=frequency=440:sample_rate=48000",
-		seconds: seconds, bitrate: "2M", bframes: 2})
-	segs := cutClip(b, clip, "cam1", events.SourceRoom, 6*time.Second, t0)
-	var media float64
+	seconds := 24.0
+	if v, err := strconv.ParseFloat(os.Getenv("NOKSTREAM_BENCH_TRANSCODE_SECONDS"), 64); err == nil && v >= 6 {
+		seconds = v
+	}
+	cfg := DefaultConfig()
+	cfg.Workers, cfg.Threads = 1, 1
+	type result struct {
+		src          benchSource
+		media        float64 // seconds
+		ours, theirs []float64
+	}
+	var results []*result
+	for _, src := range benchMix(seconds) {
+		results = append(results, &result{src: src})
+	}
+	for b.Loop() {
+		for _, r := range results {
+			ours, theirs, media := benchSourceRounds(b, cfg, r.src)
+			r.ours, r.theirs, r.media = append(r.ours, ours...), append(r.theirs, theirs...), media
+		}
+	}
+	perHour := func(cpu, media float64) float64 { return cpu / media * 3600 }
+	var sumOurs, sumTheirs, sumMedia float64
+	for _, r := range results {
+		o, t := slices.Min(r.ours), slices.Min(r.theirs)
+		sumOurs, sumTheirs, sumMedia = sumOurs+o, sumTheirs+t, sumMedia+r.media
+		b.Logf("%s: %.0f s, CPU s fastest (mean) of %d: transcoder %.2f (%.2f), ffmpeg %.2f (%.2f)",
+			r.src.name, r.media, len(r.ours), o, mean(r.ours), t, mean(r.theirs))
+		fmt.Printf("BENCHTABLE|transcoder CPU s per stream-hour (%s)|%.0f|%.0f|%.2f|—\n",
+			r.src.name, perHour(o, r.media), perHour(t, r.media), o/t)
+	}
+	// Each source's media is as long as the others', so the mix's CPU per
+	// stream-hour is the total CPU over the total media.
+	ratio := sumOurs / sumTheirs
+	fmt.Printf("BENCHTABLE|transcoder CPU s per stream-hour (mix)|%.0f|%.0f|%.2f|≤ 0.5\n",
+		perHour(sumOurs, sumMedia), perHour(sumTheirs, sumMedia), ratio)
+	b.ReportMetric(perHour(sumOurs, sumMedia), "transcoder-cpu-s/stream-h")
+	b.ReportMetric(perHour(sumTheirs, sumMedia), "ffmpeg-cpu-s/stream-h")
+	b.ReportMetric(ratio, "ratio")
+}
+
+// benchSourceRounds makes the clip of src, cuts it into segments and runs
+// both sides benchRounds times on it, alternately. It returns the CPU
+// seconds of each round of each side and the seconds of media.
+func benchSourceRounds(b *testing.B, cfg Config, src benchSource) (ours, theirs []float64, media float64) {
+	segs := cutClip(b, ffmpegFMP4(b, src.clip), "dev1", src.source, 6*time.Second, t0)
 	var raw bytes.Buffer
 	raw.Write(segs[0].init)
 	for _, s := range segs {
@@ -57,10 +165,6 @@ func BenchmarkTranscoderVsFFmpeg(b *testing.B) {
 	if err := os.WriteFile(input, raw.Bytes(), 0o644); err != nil {
 		b.Fatal(err)
 	}
-
-	cfg := DefaultConfig()
-	cfg.Workers, cfg.Threads = 1, 1
-	profile := cfg.Profiles[events.SourceRoom]
 	st, err := blob.NewDir(filepath.Join(dir, "blob"))
 	if err != nil {
 		b.Fatal(err)
@@ -76,20 +180,22 @@ func BenchmarkTranscoderVsFFmpeg(b *testing.B) {
 		v, _ := json.Marshal(s.event)
 		msgs[i] = bus.Message{Topic: events.TopicSegments, Key: s.event.StreamID, Value: v}
 	}
+	out := filepath.Join(dir, "ffmpeg")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	args := anchorArgs(cfg, src, input, out)
 
-	// (a) The ffmpeg program.
-	ffmpeg := func() time.Duration {
-		args := append([]string{"-hide_banner", "-loglevel", "error", "-threads", "1", "-filter_threads", "1", "-i", input},
-			profile.FFmpegArgs(1280, 720, 25, 1)...)
-		args = append(args, "-c:a", "copy", "-f", "mp4", "-y", filepath.Join(dir, "ffmpeg.mp4"))
+	// The ffmpeg program.
+	anchor := func() float64 {
 		cmd := exec.Command(testenv.Tool(b, "ffmpeg"), args...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
 		}
-		return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		return (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	}
-	// (b) The transcoder, a fresh one each time, with nothing done yet.
-	transcoder := func() time.Duration {
+	// The transcoder, a fresh one each time, with nothing done yet.
+	transcoder := func() float64 {
 		if err := os.RemoveAll(filepath.Join(dir, "blob", "review")); err != nil {
 			b.Fatal(err)
 		}
@@ -103,28 +209,18 @@ func BenchmarkTranscoderVsFFmpeg(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		return cpuTime(b) - before
+		return (cpuTime(b) - before).Seconds()
 	}
-
-	var theirs, ours []float64
-	for b.Loop() {
-		for i := range benchRounds {
-			if i%2 == 0 {
-				theirs = append(theirs, ffmpeg().Seconds()/media)
-				ours = append(ours, transcoder().Seconds()/media)
-			} else {
-				ours = append(ours, transcoder().Seconds()/media)
-				theirs = append(theirs, ffmpeg().Seconds()/media)
-			}
+	for i := range benchRounds {
+		if i%2 == 0 {
+			theirs = append(theirs, anchor())
+			ours = append(ours, transcoder())
+		} else {
+			ours = append(ours, transcoder())
+			theirs = append(theirs, anchor())
 		}
 	}
-	a, t := slices.Min(theirs), slices.Min(ours)
-	b.ReportMetric(a, "ffmpeg-cpu-s/media-s")
-	b.ReportMetric(t, "transcoder-cpu-s/media-s")
-	b.ReportMetric(t/a, "ratio")
-	b.Logf("%.0f s of 720p25 2 Mbit/s, %d rounds each: CPU s per media s, fastest (mean): ffmpeg (360p rendition only) %.4f (%.4f), "+
-		"transcoder (rendition, thumbnails, observations) %.4f (%.4f); ratio %.3f (%.3f), goal ≤ 1.05",
-		media, len(ours), a, mean(theirs), t, mean(ours), t/a, mean(ours)/mean(theirs))
+	return ours, theirs, media
 }
 
 func mean(v []float64) float64 {

@@ -205,18 +205,20 @@ func (p Profile) x264Options() map[string]string {
 	return o
 }
 
-// FFmpegArgs returns the arguments with which the ffmpeg program encodes
-// the same rendition of a w×h source at fps, as the benchmark compares.
-func (p Profile) FFmpegArgs(w, h int, fps float64, threads int) []string {
+// FFmpegVideo returns how the ffmpeg program makes the same rendition of a
+// w×h source at fps, as the benchmark compares: the filter chain (frame
+// rate, then size) and the encoder's arguments.
+func (p Profile) FFmpegVideo(w, h int, fps float64, threads int) (filter string, args []string) {
 	ow, oh := fit(w, h, p.Width, p.Height)
+	filter = fmt.Sprintf("scale=%d:%d:flags=bicubic", ow, oh)
 	if p.MaxFPS > 0 && fps > p.MaxFPS {
 		fps = p.MaxFPS
+		filter = fmt.Sprintf("fps=%s,%s", strconv.FormatFloat(fps, 'f', -1, 64), filter)
 	}
-	args := []string{"-vf", fmt.Sprintf("scale=%d:%d:flags=bicubic", ow, oh),
-		"-c:v", "libx264", "-preset", p.Preset, "-crf", strconv.Itoa(p.CRF), "-bf", "0",
+	args = []string{"-c:v", "libx264", "-preset", p.Preset, "-crf", strconv.Itoa(p.CRF), "-bf", "0",
 		"-g", strconv.Itoa(max(1, int(p.Keyint.Seconds()*fps+0.5))), "-threads", strconv.Itoa(threads)}
 	if p.MaxRate > 0 {
 		args = append(args, "-maxrate", strconv.FormatInt(p.MaxRate, 10), "-bufsize", strconv.FormatInt(2*p.MaxRate, 10))
 	}
-	return args
+	return filter, args
 }
