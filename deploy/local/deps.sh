@@ -2,8 +2,9 @@
 # Installs what nokstream needs on Debian 12, only what is missing:
 #   Debian packages: ffmpeg (publisher and probe in tests, simulator), the
 #   FFmpeg development libraries (transcoder, cgo), PostgreSQL, pkg-config.
-#   With "test": Chromium (headless browser tests) and the pinned MinIO
-#   server binary in $(go env GOPATH)/bin.
+#   With "test": Chromium (headless browser tests), the pinned MinIO
+#   server binary in $(go env GOPATH)/bin, and axe-core (the accessibility
+#   checks the browser tests inject) from npm in $(go env GOPATH)/axe-core@VERSION.
 # Idempotent and quick when everything is there.
 set -euo pipefail
 
@@ -35,5 +36,18 @@ if [ "$want_minio" = 1 ]; then
     echo "deps: building the MinIO server $MINIO_VERSION into $gobin (about 3 minutes, once)"
     GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$MINIO_VERSION"
     touch "$stamp"
+  fi
+fi
+
+if [ "$want_minio" = 1 ]; then
+  AXE_VERSION="4.14.1" # e2e/web_cabinet_test.go looks for this version
+  axe_dir="$(go env GOPATH)/axe-core@$AXE_VERSION"
+  if [ ! -f "$axe_dir/axe.min.js" ]; then
+    echo "deps: fetching axe-core $AXE_VERSION from npm into $axe_dir"
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack --silent "axe-core@$AXE_VERSION" >/dev/null && tar -xzf "axe-core-$AXE_VERSION.tgz")
+    mkdir -p "$axe_dir"
+    cp "$tmp/package/axe.min.js" "$tmp/package/LICENSE" "$axe_dir/"
+    rm -rf "$tmp"
   fi
 fi
