@@ -79,6 +79,13 @@ func explainObject(ctx context.Context, d *decider, o store.ArchiveObject, now t
 	case store.ArchiveInit:
 		fmt.Fprintf(&b, "%s\n  init segment of stream %s, used by footage from %s to %s\n", o.Key, o.StreamID,
 			o.Start.UTC().Format(time.RFC3339), o.End.UTC().Format(time.RFC3339))
+	case store.ArchiveDocument:
+		owner := "candidate " + o.CandidateID
+		if o.CandidateID == "" {
+			owner = "exam " + o.ExamID
+		}
+		fmt.Fprintf(&b, "%s\n  %s document of %s, uploaded %s, evidence of that candidate's or exam's candidate-exams\n",
+			o.Key, o.Source, owner, o.Start.UTC().Format(time.RFC3339))
 	default:
 		fmt.Fprintf(&b, "%s\n  seal of exam %s, candidate %s\n", o.Key, o.ExamID, o.CandidateID)
 	}
