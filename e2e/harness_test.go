@@ -66,8 +66,11 @@ type proc struct {
 	t    *testing.T
 	name string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	mu   *sync.Mutex
+	// admin is the service's admin address (--admin-addr): /metrics and
+	// /readyz are there, not on its public port.
+	admin string
+	log   *bytes.Buffer
+	mu    *sync.Mutex
 	// stopping is set before the test stops the process on purpose.
 	stopping bool
 	// done is closed when the process has exited; err is how.
@@ -88,10 +91,21 @@ func (w syncWriter) Write(p []byte) (int, error) {
 
 // startProc starts a nokstream service. If it exits before the test stops
 // it, the test fails at once with its exit status and the tail of its log,
-// rather than later with "connection refused".
+// rather than later with "connection refused". A service given no
+// --admin-addr gets one on a free loopback port (the default ports would
+// collide between tests running in parallel).
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
+	for i, a := range args {
+		if a == "--admin-addr" && i+1 < len(args) {
+			p.admin = args[i+1] // the last one wins, as with the flag
+		}
+	}
+	if p.admin == "" {
+		p.admin = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		args = append(args, "--admin-addr", p.admin)
+	}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	w := syncWriter{p.mu, p.log}
@@ -171,20 +185,47 @@ func (p *proc) stop(sig syscall.Signal) {
 	}
 }
 
-// waitReady waits until a service's /readyz answers 200.
+// waitReady waits until a service's /readyz answers 200 on its admin
+// address, then checks what each address serves: the public port (addr)
+// answers /healthz and nothing of the service's insides (/metrics, /readyz:
+// 404), and the admin address serves the metrics.
 func waitReady(t *testing.T, p *proc, addr string) {
 	t.Helper()
 	testenv.WaitFor(t, 30*time.Second, p.name+" to be ready", func() bool {
 		if ok, err := p.exited(); ok {
 			t.Fatalf("%s exited: %v\n%s", p.name, err, p.output())
 		}
-		resp, err := http.Get("http://" + addr + "/readyz")
+		resp, err := http.Get("http://" + p.admin + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	for _, c := range []struct {
+		addr, path string
+		want       int
+	}{
+		{addr, "/healthz", http.StatusOK},
+		{addr, "/metrics", http.StatusNotFound},
+		{addr, "/readyz", http.StatusNotFound},
+		{addr, "/debug/pprof/", http.StatusNotFound},
+		{p.admin, "/metrics", http.StatusOK},
+		{p.admin, "/healthz", http.StatusOK},
+	} {
+		resp, err := http.Get("http://" + c.addr + c.path)
+		if err != nil {
+			t.Fatalf("%s: GET %s%s: %v", p.name, c.addr, c.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: GET %s%s: %d, want %d", p.name, c.addr, c.path, resp.StatusCode, c.want)
+		}
+		if c.path == "/metrics" && c.want == http.StatusOK && !bytes.Contains(b, []byte("\nnokstream_")) {
+			t.Errorf("%s: the admin address's /metrics has no nokstream_ metric", p.name)
+		}
+	}
 }
 
 // api is a logged-in client of the registry API.

@@ -30,7 +30,7 @@ type installation struct {
 	prefix   string            // Kafka topic prefix
 	procs    map[string]*proc
 	startFns map[string]func() *proc
-	addrs    map[string]string // HTTP address of each service, in split mode
+	addrs    map[string]string // admin address (metrics, readiness) of each service, in split mode
 	dirs     map[string]string // data directory of each service that has one (all's is ingest's)
 	readers  int               // Kafka reader groups used by readEvents
 	db       *testenv.TCPProxy // between the services and PostgreSQL, with options.proxyDB
@@ -125,25 +125,33 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 	ingHTTP := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	arcHTTP := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	ingData, regData := t.TempDir(), t.TempDir()
+	// Admin addresses are fixed for the test, so that a restarted service
+	// keeps its own.
+	admin := map[string]string{}
+	for _, name := range []string{"ingest", "archiver", "registry"} {
+		admin[name] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	}
 	in.startFns["ingest"] = func() *proc {
-		args := append([]string{"ingest", "--data", ingData, "--http-addr", ingHTTP, "--segment-duration", segment.String()}, in.ports.ingestFlags()...)
+		args := append([]string{"ingest", "--data", ingData, "--http-addr", ingHTTP, "--admin-addr", admin["ingest"],
+			"--segment-duration", segment.String()}, in.ports.ingestFlags()...)
 		args = append(args, o.args["ingest"]...)
 		p := startProc(t, "ingest", in.env, args...)
 		waitReady(t, p, ingHTTP)
 		return p
 	}
 	in.startFns["archiver"] = func() *proc {
-		p := startProc(t, "archiver", in.env, append([]string{"archiver", "--http-addr", arcHTTP}, o.args["archiver"]...)...)
+		p := startProc(t, "archiver", in.env, append([]string{"archiver", "--http-addr", arcHTTP, "--admin-addr", admin["archiver"]}, o.args["archiver"]...)...)
 		waitReady(t, p, arcHTTP)
 		return p
 	}
 	in.startFns["registry"] = func() *proc {
-		p := startProc(t, "registry", in.env, append([]string{"registry", "--data", regData, "--http-addr", regHTTP}, o.args["registry"]...)...)
+		p := startProc(t, "registry", in.env, append([]string{"registry", "--data", regData, "--http-addr", regHTTP, "--admin-addr", admin["registry"]},
+			o.args["registry"]...)...)
 		waitReady(t, p, regHTTP)
 		return p
 	}
 	in.startFns["transcoder"] = in.transcoderProc(o.args["transcoder"])
-	in.addrs = map[string]string{"ingest": ingHTTP, "archiver": arcHTTP, "registry": regHTTP}
+	in.addrs = admin
 	in.dirs = map[string]string{"ingest": ingData, "registry": regData}
 	for _, name := range []string{"registry", "archiver", "transcoder", "ingest"} {
 		in.procs[name] = in.startFns[name]()

@@ -253,7 +253,7 @@ func serveHTTP(ctx context.Context, log *slog.Logger, name, addr string, h http.
 // process is what a service process opens before it runs: its metrics,
 // readiness checks and the shared dependencies, each with its check.
 type process struct {
-	// adminLoop serves --admin-addr, nil without one.
+	// adminLoop serves the admin address (--admin-addr).
 	adminLoop func(context.Context) error
 	reg       *prometheus.Registry
 	health    *obs.Health
@@ -309,13 +309,27 @@ func (p *process) close() {
 	}
 }
 
-// admin returns the loop that serves the admin address (--admin-addr):
-// /metrics, /healthz, /readyz and, with --pprof, Go's profiles. It returns
-// nil when there is no admin address.
-func (g *globalFlags) admin(log *slog.Logger, name string, reg *prometheus.Registry, health *obs.Health) func(context.Context) error {
-	if g.adminAddr == "" {
-		return nil
+// defaultAdminAddrs are the admin addresses of the services without
+// --admin-addr: loopback, one port per service, so that the services of one
+// machine do not collide. `all` has the registry's.
+var defaultAdminAddrs = map[string]string{
+	"all": "127.0.0.1:9190", "registry": "127.0.0.1:9190", "ingest": "127.0.0.1:9191",
+	"transcoder": "127.0.0.1:9192", "archiver": "127.0.0.1:9193",
+}
+
+// adminAddr returns the admin address of the service called name.
+func (g *globalFlags) adminAddr(name string) string {
+	if g.adminAddrFlag != "" {
+		return g.adminAddrFlag
 	}
+	return defaultAdminAddrs[name]
+}
+
+// admin returns the loop that serves the admin address (--admin-addr, by
+// default on loopback): /metrics, /healthz, /readyz and, with --pprof, Go's
+// profiles. The public ports serve /healthz only.
+func (g *globalFlags) admin(log *slog.Logger, name string, reg *prometheus.Registry, health *obs.Health) func(context.Context) error {
+	addr := g.adminAddr(name)
 	mux := http.NewServeMux()
 	obs.Register(mux, reg, health)
 	if g.pprof {
@@ -325,7 +339,7 @@ func (g *globalFlags) admin(log *slog.Logger, name string, reg *prometheus.Regis
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return func(ctx context.Context) error { return serveHTTP(ctx, log, name+" admin", g.adminAddr, mux) }
+	return func(ctx context.Context) error { return serveHTTP(ctx, log, name+" admin", addr, mux) }
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit (GOMEMLIMIT) to 70%
@@ -343,12 +357,12 @@ func setMemoryLimit(log *slog.Logger) {
 	}
 }
 
-// serve runs the service loops and an HTTP server on addr with /metrics,
-// /healthz, /readyz and the extra handlers, until ctx ends or one fails.
+// serve runs the service loops, the admin address and an HTTP server on
+// addr with /healthz and the extra handlers, until ctx ends or one fails.
 func (p *process) serve(ctx context.Context, log *slog.Logger, name, addr string, extra map[string]http.Handler,
 	loops ...func(context.Context) error) error {
 	mux := http.NewServeMux()
-	obs.Register(mux, p.reg, p.health)
+	obs.RegisterLiveness(mux)
 	for pattern, h := range extra {
 		mux.Handle(pattern, h)
 	}

@@ -54,8 +54,9 @@ func run(ctx context.Context, root *cobra.Command, stderr io.Writer) int {
 type globalFlags struct {
 	logLevel  string
 	logFormat string
-	adminAddr string
-	pprof     bool
+	// adminAddrFlag is --admin-addr; adminAddr gives a service's address.
+	adminAddrFlag string
+	pprof         bool
 }
 
 func rootCommand() *cobra.Command {
@@ -73,18 +74,16 @@ Every flag can also be set from the environment: --db is NOKSTREAM_DB,
 			if err := applyEnv(cmd.Flags()); err != nil {
 				return err
 			}
-			if g.pprof && g.adminAddr == "" {
-				return errors.New("--pprof needs --admin-addr: profiles are never served on a public port")
-			}
 			setMemoryLimit(g.logger())
 			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.PersistentFlags().StringVar(&g.adminAddr, "admin-addr", "",
-		"services: also serve /metrics, /healthz, /readyz (and --pprof) on this address, e.g. 127.0.0.1:9190")
-	root.PersistentFlags().BoolVar(&g.pprof, "pprof", false, "services: serve Go's profiles (/debug/pprof/) on --admin-addr")
+	root.PersistentFlags().StringVar(&g.adminAddrFlag, "admin-addr", "",
+		"services: serve /metrics, /readyz, /healthz (and --pprof) on this address, never on a public port "+
+			"(default: loopback, 127.0.0.1:9190 registry and all, :9191 ingest, :9192 transcoder, :9193 archiver)")
+	root.PersistentFlags().BoolVar(&g.pprof, "pprof", false, "services: serve Go's profiles (/debug/pprof/) on the admin address")
 	root.AddCommand(
 		allCommand(g), ingestCommand(g), transcoderCommand(g), archiverCommand(g), registryCommand(g),
 		migrateCommand(g), simCommand(g), deviceCommand(g), userCommand(g), linkCommand(g),

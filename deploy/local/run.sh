@@ -54,7 +54,7 @@ trap stop EXIT INT TERM
 $bin all --data "$data" --http-addr "$http" --rtsp-addr "$rtsp" >>"$log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
-  curl -fsS "http://$http/readyz" >/dev/null 2>&1 && break
+  curl -fsS "http://${NOKSTREAM_ADMIN_ADDR:-127.0.0.1:9190}/readyz" >/dev/null 2>&1 && break
   sleep 0.2
 done
 $bin sim "${urls[@]}" >>"$log" 2>&1 &

@@ -17,7 +17,7 @@
 //	GET  /api/v1/keys/seal                               the archiver's public key (evidence.go; with Deps.SealKey)
 //	GET  /api/v1/exams/{exam}/candidates/{candidate}/evidence  ?purpose= → the evidence bundle, a tar (evidence.go)
 //	POST /api/v1/evidence/verify                         a bundle as the body → its verification report (evidence.go)
-//	GET  /metrics, /healthz, /readyz
+//	GET  /healthz                                        liveness only: metrics and readiness are on the admin address
 //
 // and the routes of the НОК domain (domain.go): organisations,
 // qualifications, candidates and their documents, exams with their
@@ -236,7 +236,6 @@ type Store interface {
 	domainStore    // the НОК domain: domain.go
 	evidenceStore  // evidence bundles (issue 5): evidence.go
 	integrityStore // overdue evidence and its disposal: integrity.go
-	queueStore     // the cabinets' queues (issue 14): queue.go
 }
 
 // Blobs reads media objects and stores uploaded documents; every
@@ -251,8 +250,8 @@ type Deps struct {
 	Store    Store
 	Blob     Blobs
 	Log      *slog.Logger
-	Registry *prometheus.Registry // metrics are registered here and served at /metrics
-	Health   *obs.Health          // served at /readyz; New adds a "postgres" check of Store
+	Registry *prometheus.Registry // metrics are registered here (the admin address serves them)
+	Health   *obs.Health          // New adds a "postgres" check of Store (the admin address serves /readyz)
 	Now      func() time.Time     // time.Now if nil
 	// Bus receives the events that changes publish (RetentionChanged on
 	// appeals and certificates), through the outbox that Run relays. Nil
@@ -354,7 +353,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 	}
 	deps.Health.Add("postgres", s.store.Ping)
-	obs.Register(s.mux, deps.Registry, deps.Health)
+	obs.RegisterLiveness(s.mux)
 
 	s.route("POST /api/v1/auth/login", authNone, s.login)
 	s.route("POST /api/v1/auth/password", authPasswordChange, s.changePassword)
@@ -368,7 +367,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.route("GET /api/v1/media/{key...}", authBearerOrSigned, s.media)
 	s.domainRoutes()
 	s.evidenceRoutes()
-	s.queueRoutes()
 	return s, nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
@@ -116,6 +117,18 @@ type env struct {
 	cfg   api.Config
 	srv   *api.Server
 	index bus.Handler
+	// reg holds the API's metrics, which the registry serves on its admin
+	// address, not through the API's handler.
+	reg *prometheus.Registry
+}
+
+// metrics returns the API's metrics in the text format, as the admin
+// address serves them.
+func (e *env) metrics() string {
+	e.t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }
 
 func newEnv(t *testing.T) *env {
@@ -139,11 +152,12 @@ func newEnv(t *testing.T) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e.cfg = api.DefaultConfig()
 	e.cfg.SigningKey = api.Secret("0123456789abcdef0123456789abcdef")
+	e.reg = prometheus.NewRegistry()
 	e.srv, err = api.New(e.cfg, api.Deps{
 		Store:    st,
 		Blob:     e.blobs,
 		Log:      log,
-		Registry: prometheus.NewRegistry(),
+		Registry: e.reg,
 		Health:   obs.NewHealth(),
 		Now:      e.clock.Now,
 	})
@@ -964,12 +978,17 @@ func TestRoutesAndMetrics(t *testing.T) {
 	}
 	r.errorMessage(t)
 
-	for _, path := range []string{"/healthz", "/readyz"} {
-		if r := e.do("GET", path, "", nil); r.code != http.StatusOK {
-			t.Errorf("GET %s: %d %s", path, r.code, r.body)
+	m := struct{ body []byte }{[]byte(e.metrics())}
+	if r := e.do("GET", "/healthz", "", nil); r.code != http.StatusOK {
+		t.Errorf("GET /healthz: %d %s", r.code, r.body)
+	}
+	// Metrics and readiness say how the service is built and what it
+	// depends on: the admin address serves them, the public port does not.
+	for _, path := range []string{"/readyz", "/metrics"} {
+		if r := e.do("GET", path, "", nil); r.code != http.StatusNotFound {
+			t.Errorf("GET %s on the public port: %d, want 404", path, r.code)
 		}
 	}
-	m := e.do("GET", "/metrics", "", nil)
 	for _, want := range []string{
 		`nokstream_registry_http_requests_total{code="200",route="GET /api/v1/streams/{site}/{device}/segments"} 1`,
 		`nokstream_registry_http_requests_total{code="404",route="GET /api/v1/streams/{site}/{device}/segments"} 1`,

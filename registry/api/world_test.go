@@ -74,7 +74,8 @@ func newDomainEnvWith(t *testing.T, b bus.Publisher, cfg func(*api.Config), wrap
 	if wrap != nil {
 		apiStore = wrap(st)
 	}
-	e.srv, err = api.New(e.cfg, api.Deps{Store: apiStore, Blob: e.blobs, Log: log, Registry: prometheus.NewRegistry(),
+	e.reg = prometheus.NewRegistry()
+	e.srv, err = api.New(e.cfg, api.Deps{Store: apiStore, Blob: e.blobs, Log: log, Registry: e.reg,
 		Health: obs.NewHealth(), Now: e.clock.Now, Bus: b, SealKey: sealKey})
 	if err != nil {
 		t.Fatalf("new api: %v", err)
