@@ -18,10 +18,17 @@ import (
 
 func migrateCommand(_ *globalFlags) *cobra.Command {
 	var d deps
+	var role, passwordFile string
 	cmd := &cobra.Command{
-		Use:   "migrate",
-		Short: "Apply the database migrations (idempotent)",
-		Args:  cobra.NoArgs,
+		Use:   "migrate --db OWNER_URL [--runtime-role ROLE]",
+		Short: "Apply the database migrations as the owner, and grant the services' runtime role (idempotent)",
+		Long: `Apply the database migrations (idempotent), connected as the owner of the
+schema (--db). With --runtime-role, then let that role run the services:
+it is created (LOGIN, with the password in --runtime-password-file) if it
+does not exist, and may read and write rows and append to the audit log,
+but not change or remove audit rows, alter tables or disable triggers.
+Run the services with --db pointing at the runtime role.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := d.requireDB(); err != nil {
 				return err
@@ -30,10 +37,29 @@ func migrateCommand(_ *globalFlags) *cobra.Command {
 				return fmt.Errorf("migrate: %w", err)
 			}
 			fmt.Fprintln(os.Stderr, "database is up to date")
+			if role == "" {
+				return nil
+			}
+			password := ""
+			if passwordFile != "" {
+				p, err := readSecretFile(passwordFile)
+				if err != nil {
+					return fmt.Errorf("--runtime-password-file: %w", err)
+				}
+				password = p
+			}
+			if err := store.GrantRuntime(cmd.Context(), d.db, role, password); err != nil {
+				return fmt.Errorf("migrate: %w", err)
+			}
+			fmt.Fprintf(os.Stderr, "runtime role %s may run the services (not change the audit log or the schema)\n", role)
 			return nil
 		},
 	}
 	d.dbFlag(cmd)
+	cmd.Flags().StringVar(&role, "runtime-role", os.Getenv("NOKSTREAM_RUNTIME_ROLE"),
+		"database role the services run as, granted what they need and no more (env NOKSTREAM_RUNTIME_ROLE)")
+	cmd.Flags().StringVar(&passwordFile, "runtime-password-file", "",
+		"file holding the runtime role's password (its first line), set when the role is created or given")
 	return cmd
 }
 

@@ -20,11 +20,27 @@ var migrations embed.FS
 
 // Migrate brings the database at dsn up to the newest schema version. It is a
 // no-op on an up-to-date database, and safe to run from several processes at
-// once: they take turns on a PostgreSQL advisory lock.
+// once: they take turns on a PostgreSQL advisory lock. As a runtime role
+// (GrantRuntime), which may not change the schema, it only checks that the
+// schema is current.
 func Migrate(ctx context.Context, dsn string) error {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return fmt.Errorf("migrate: parse database dsn: %w", err)
+	}
+	// A runtime role (GrantRuntime) cannot migrate; on a current schema it
+	// has nothing to do, which is what every service start asks.
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("migrate: connect: %w", err)
+	}
+	runtime, err := runtimeUpToDate(ctx, conn)
+	conn.Close(ctx)
+	if runtime || err != nil {
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		return nil
 	}
 	// The provider's Close only closes db, so this is all the cleanup.
 	db := stdlib.OpenDB(*cfg)

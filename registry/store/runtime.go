@@ -1,0 +1,149 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// The database has two roles (issue 10): the owner, who runs the
+// migrations and owns every table, function and trigger, and the runtime
+// role the services connect as. The runtime role reads and writes rows,
+// appends to the audit log and nothing more: it may not update, delete or
+// truncate audit rows, alter a table, disable a trigger or create anything.
+// So a service that is taken over cannot rewrite the audit trail; only the
+// owner could, and the hash chain shows it (`nokstream audit verify`).
+
+// roleName is what a runtime role's name may be.
+var roleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// GrantRuntime lets role, created with LOGIN (and password, if not empty)
+// when it does not exist, run the services on the database at ownerDSN,
+// whose migrations must be applied: it grants what the services need on
+// every table, sequence and function there is, and on those the owner makes
+// later, and nothing on the audit log but reading and appending. It is
+// idempotent; `nokstream migrate --runtime-role` runs it after the
+// migrations.
+func GrantRuntime(ctx context.Context, ownerDSN, role, password string) error {
+	if !roleName.MatchString(role) {
+		return fmt.Errorf("runtime role %q: use lower-case letters, digits and '_'", role)
+	}
+	conn, err := pgx.Connect(ctx, ownerDSN)
+	if err != nil {
+		return fmt.Errorf("runtime role: connect as the owner: %w", err)
+	}
+	defer conn.Close(ctx)
+	var owner string
+	if err := conn.QueryRow(ctx, `SELECT current_user`).Scan(&owner); err != nil {
+		return fmt.Errorf("runtime role: %w", err)
+	}
+	if owner == role {
+		return fmt.Errorf("runtime role %q is the owner (the user of --db): give the services another role", role)
+	}
+	var exists, super bool
+	if err := conn.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(rolsuper), false) FROM pg_roles WHERE rolname = $1`, role).
+		Scan(&exists, &super); err != nil {
+		return fmt.Errorf("runtime role: %w", err)
+	}
+	if super {
+		return fmt.Errorf("runtime role %q is a superuser, which no grant can limit: give the services a plain role", role)
+	}
+	id := pgx.Identifier{role}.Sanitize()
+	if !exists {
+		create := `CREATE ROLE ` + id + ` LOGIN`
+		if password != "" {
+			create += ` PASSWORD ` + quoteLiteral(password)
+		}
+		if _, err := conn.Exec(ctx, create); err != nil && !isDuplicateObject(err) {
+			return fmt.Errorf("runtime role: create %s (the owner needs CREATEROLE, or create it yourself): %w", role, err)
+		}
+	} else if password != "" {
+		if _, err := conn.Exec(ctx, `ALTER ROLE `+id+` PASSWORD `+quoteLiteral(password)); err != nil {
+			return fmt.Errorf("runtime role: set the password of %s: %w", role, err)
+		}
+	}
+	ownerID := pgx.Identifier{owner}.Sanitize()
+	for _, q := range []string{
+		`GRANT CONNECT, TEMPORARY ON DATABASE ` + pgx.Identifier{conn.Config().Database}.Sanitize() + ` TO ` + id,
+		`GRANT USAGE ON SCHEMA public TO ` + id,
+		`REVOKE CREATE ON SCHEMA public FROM ` + id,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ` + id,
+		`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ` + id,
+		`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO ` + id,
+		`ALTER DEFAULT PRIVILEGES FOR ROLE ` + ownerID + ` IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ` + id,
+		`ALTER DEFAULT PRIVILEGES FOR ROLE ` + ownerID + ` IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ` + id,
+		// The audit log: read and append only. The trigger refuses a change
+		// to any role; this refuses it before the trigger, and the role
+		// cannot disable the trigger, which only the owner may.
+		`REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_log FROM ` + id,
+		// The schema's version: read to know it is current, never written.
+		`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON goose_db_version FROM ` + id,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("runtime role: %s: %w", strings.SplitN(q, " TO ", 2)[0], err)
+		}
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// latestMigration is the newest schema version this build has.
+func latestMigration() (int64, error) {
+	entries, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		return 0, err
+	}
+	var latest int64
+	for _, e := range entries {
+		num, _, ok := strings.Cut(path.Base(e.Name()), "_")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err == nil && v > latest {
+			latest = v
+		}
+	}
+	if latest == 0 {
+		return 0, errors.New("no migrations embedded")
+	}
+	return latest, nil
+}
+
+// runtimeUpToDate reports whether the user of conn may not change the
+// schema (a runtime role) and, if so, whether the schema is current: then
+// there is nothing to migrate, and nothing a migration could do.
+func runtimeUpToDate(ctx context.Context, conn *pgx.Conn) (runtime bool, err error) {
+	var create bool
+	if err := conn.QueryRow(ctx, `SELECT has_schema_privilege('public', 'CREATE')`).Scan(&create); err != nil {
+		return false, err
+	}
+	if create {
+		return false, nil
+	}
+	latest, err := latestMigration()
+	if err != nil {
+		return true, err
+	}
+	var applied int64
+	err = conn.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version WHERE is_applied`).Scan(&applied)
+	if err != nil || applied < latest {
+		return true, fmt.Errorf("the database is at schema version %d, this build needs %d, and %s may not migrate it: "+
+			"run `nokstream migrate --db <the owner's URL>` first", applied, latest, conn.Config().User)
+	}
+	return true, nil
+}
+
+func isDuplicateObject(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "42710"
+}
