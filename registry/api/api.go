@@ -236,6 +236,7 @@ type Store interface {
 	domainStore    // the НОК domain: domain.go
 	evidenceStore  // evidence bundles (issue 5): evidence.go
 	integrityStore // overdue evidence and its disposal: integrity.go
+	queueStore     // the cabinets' queues and the pages' other reads (issue 14): queue.go
 }
 
 // Blobs reads media objects and stores uploaded documents; every
@@ -367,6 +368,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.route("GET /api/v1/media/{key...}", authBearerOrSigned, s.media)
 	s.domainRoutes()
 	s.evidenceRoutes()
+	s.queueRoutes()
 	return s, nil
 }
 
