@@ -14,8 +14,11 @@ mkdir -p "$data"
 log="$data/nokstream.log"
 
 echo "run: starting PostgreSQL in $data/pg"
-export NOKSTREAM_DB=$(deploy/local/pg.sh start "$data/pg" "${NOKSTREAM_PG_PORT:-5433}")
-$bin migrate
+# The owner (the cluster's own user) migrates; everything else runs as
+# nokstream_app, which owns nothing and cannot rewrite the audit log.
+owner_db=$(deploy/local/pg.sh start "$data/pg" "${NOKSTREAM_PG_PORT:-5433}")
+$bin migrate --db "$owner_db" --runtime-role nokstream_app
+export NOKSTREAM_DB=${owner_db/nokstream@/nokstream_app@}
 
 # The demo organisation: a device needs its site, a site its center, a
 # center its council. `org add` on an existing organisation updates it, so
