@@ -212,6 +212,8 @@ var matrix = map[string]access{
 		contentType: "application/x-tar", body: func(*world, *org) any { return []byte("not an evidence bundle") }},
 	"GET /api/v1/keys/seal":             {kind: kindPublic, path: fixed("/api/v1/keys/seal")},
 	"GET /api/v1/review-queue":          {kind: kindRole, path: fixed("/api/v1/review-queue"), do: []string{store.RoleExpert}},
+	"GET /api/v1/retention/floors":      {kind: kindRole, path: fixed("/api/v1/retention/floors"), do: allStaff},
+	"GET /api/v1/audit":                 {kind: kindRole, path: fixed("/api/v1/audit?org=center1"), do: []string{store.RoleNARK}},
 	"GET /api/v1/exams/{exam}/protocol": {path: objPath("/api/v1/exams/%s/protocol", kExam), see: seeExam},
 	"PUT /api/v1/exams/{exam}/protocol": {path: objPath("/api/v1/exams/%s/protocol?number=1&signed_on=2025-03-01&filename=p.pdf", kExam),
 		see: seeExam, do: []string{store.RoleSite}, contentType: "application/pdf",

@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/nokstream/nokstream/archiver/retention"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -12,11 +14,16 @@ import (
 // database; *store.Store is one.
 type queueStore interface {
 	ReviewQueue(ctx context.Context, expert int64, f store.ReviewQueueFilter, now time.Time) ([]store.ReviewQueueItem, error)
+	AuditTrail(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
 }
 
-// queueRoutes registers the routes of the cabinets' queues (issue 14).
+// queueRoutes registers the routes that the cabinets' pages need beyond
+// the domain's (issue 14): the expert's review queue, the legal floors of
+// retention, and NARK's reading of the audit trail.
 func (s *Server) queueRoutes() {
 	s.route("GET /api/v1/review-queue", authBearer, s.reviewQueue)
+	s.route("GET /api/v1/retention/floors", authBearer, s.retentionFloors)
+	s.route("GET /api/v1/audit", authBearer, s.auditTrail)
 }
 
 type namedJSON struct {
@@ -86,6 +93,87 @@ func (s *Server) reviewQueue(w http.ResponseWriter, r *http.Request, c *caller) 
 			j.Verdict = &queueVerdictJSON{ProcedureConfirmed: it.Verdict.ProcedureConfirmed, DecidedAt: it.Verdict.DecidedAt.UTC()}
 		}
 		out = append(out, j)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type floorsJSON struct {
+	AppealWindowDays int `json:"appeal_window_days"`
+	AppealMarginDays int `json:"appeal_margin_days"`
+	ProvisionalDays  int `json:"provisional_days"`
+	UnlinkedDays     int `json:"unlinked_days"`
+}
+
+// retentionFloors handles GET /api/v1/retention/floors: the legal floors
+// below which no council's retention setting is accepted, for the pages
+// that edit them.
+func (s *Server) retentionFloors(w http.ResponseWriter, _ *http.Request, c *caller) error {
+	if err := allowRole(c, store.RoleNARK, store.RoleCouncil, store.RoleCenter, store.RoleSite, store.RoleExpert); err != nil {
+		return err
+	}
+	f := s.cfg.RetentionFloors
+	day := func(d time.Duration) int { return int(d / retention.Day) }
+	writeJSON(w, http.StatusOK, floorsJSON{AppealWindowDays: day(f.AppealWindow), AppealMarginDays: day(f.AppealMargin),
+		ProvisionalDays: day(f.Provisional), UnlinkedDays: day(f.Unlinked)})
+	return nil
+}
+
+type auditEntryJSON struct {
+	ID      int64          `json:"id"`
+	At      time.Time      `json:"at"`
+	Actor   string         `json:"actor"`
+	Action  string         `json:"action"`
+	Object  string         `json:"object"`
+	Address string         `json:"remote_addr"`
+	Purpose string         `json:"purpose,omitempty"`
+	Detail  map[string]any `json:"detail,omitempty"`
+}
+
+// auditTrail handles GET /api/v1/audit?org=|user=|object=&before=&limit=:
+// NARK reads the audit trail of an organisation, an account or an object,
+// newest first. Reading it is audited too.
+func (s *Server) auditTrail(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := allowRole(c, store.RoleNARK); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.AuditFilter{Org: q.Get("org"), User: q.Get("user"), Object: q.Get("object")}
+	if f.Org == "" && f.User == "" && f.Object == "" {
+		return errorf(http.StatusBadRequest, "name what to trace: ?org=, ?user= or ?object=")
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int64
+	}{{"before", &f.Before}, {"limit", nil}} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return errorf(http.StatusBadRequest, "%s %q is not a positive number", p.name, v)
+		}
+		switch {
+		case p.dst != nil:
+			*p.dst = n
+		case n > 500:
+			return errorf(http.StatusBadRequest, "limit %d: at most 500 entries a page", n)
+		default:
+			f.Limit = int(n)
+		}
+	}
+	list, err := s.store.AuditTrail(r.Context(), f)
+	if err != nil {
+		return fail(err, "audit trail")
+	}
+	if err := s.audit(r, c, "audit.read", f.Object, map[string]any{"org": f.Org, "user": f.User, "entries": len(list)}); err != nil {
+		return err
+	}
+	out := make([]auditEntryJSON, 0, len(list))
+	for _, e := range list {
+		out = append(out, auditEntryJSON{ID: e.ID, At: e.At.UTC(), Actor: e.ActorLogin, Action: e.Action, Object: e.Object,
+			Address: e.RemoteAddr, Purpose: e.Purpose, Detail: e.Detail})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +143,98 @@ func TestReviewQueue(t *testing.T) {
 	}
 	if r := e.do("GET", "/api/v1/review-queue?from=yesterday", expert, nil); r.code != http.StatusBadRequest {
 		t.Errorf("a malformed from: %d, want 400", r.code)
+	}
+}
+
+// TestAuditTrail: NARK reads the audit trail of an organisation (what its
+// users did and what was done to it), of an account and of an object,
+// newest first and a page at a time; nobody else reads it, and reading it
+// is itself audited.
+func TestAuditTrail(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	o := w.orgs[1]
+	center := o.tokens[store.RoleCenter]
+	var created []string
+	for _, name := range []string{"Первый", "Второй", "Третий"} {
+		r := e.do("POST", "/api/v1/candidates", center, map[string]string{"last_name": "Журналов", "first_name": name, "document": "паспорт 1"})
+		if r.code != http.StatusCreated {
+			t.Fatalf("create a candidate: %d %s", r.code, r.body)
+		}
+		var k struct{ ID string }
+		must(t, json.Unmarshal(r.body, &k))
+		created = append(created, k.ID)
+	}
+	if r := e.do("PUT", "/api/v1/centers/"+o.center+"/qualifications", o.tokens[store.RoleCouncil],
+		map[string]any{"qualifications": []string{o.qual}}); r.code != http.StatusOK {
+		t.Fatalf("authorise: %d %s", r.code, r.body)
+	}
+	type entry struct {
+		ID     int64
+		Actor  string
+		Action string
+		Object string
+	}
+	trail := func(query string) []entry {
+		t.Helper()
+		r := e.do("GET", "/api/v1/audit"+query, w.nark, nil)
+		if r.code != http.StatusOK {
+			t.Fatalf("audit %s: %d %s", query, r.code, r.body)
+		}
+		var out []entry
+		must(t, json.Unmarshal(r.body, &out))
+		return out
+	}
+	got := trail("?org=" + o.center)
+	var actions []string
+	for _, a := range got {
+		actions = append(actions, a.Action+" "+a.Object+" by "+a.Actor)
+	}
+	want := []string{"center.qualifications_set " + o.center + " by council1",
+		"candidate.create " + created[2] + " by center1", "candidate.create " + created[1] + " by center1", "candidate.create " + created[0] + " by center1"}
+	if len(actions) < len(want) || strings.Join(actions[:len(want)], "; ") != strings.Join(want, "; ") {
+		t.Errorf("center1's trail, newest first:\n%s\nwant it to begin with\n%s", strings.Join(actions, "\n"), strings.Join(want, "\n"))
+	}
+	for _, a := range got {
+		if a.Actor != "center1" && a.Object != o.center {
+			t.Errorf("center1's trail holds %+v", a)
+		}
+	}
+	page := trail("?user=center1&limit=2")
+	next := trail("?user=center1&limit=2&before=" + strconv.FormatInt(page[1].ID, 10))
+	if len(page) != 2 || len(next) < 1 || next[0].ID >= page[1].ID || page[0].Object != created[2] || next[0].Object != created[0] {
+		t.Errorf("center1's account a page at a time: %+v then %+v", page, next)
+	}
+	if got := trail("?object=" + created[1]); len(got) != 1 || got[0].Action != "candidate.create" {
+		t.Errorf("trail of candidate %s: %+v", created[1], got)
+	}
+	if got := trail("?user=" + "council1&object=" + o.center); len(got) != 1 {
+		t.Errorf("council1's entries about center1: %+v", got)
+	}
+	if got := trail("?user=nark&object=" + created[1]); len(got) != 1 || got[0].Action != "audit.read" {
+		t.Errorf("reading the trail is not audited: %+v", got)
+	}
+	for _, role := range []string{store.RoleCouncil, store.RoleCenter, store.RoleSite, store.RoleExpert} {
+		if r := e.do("GET", "/api/v1/audit?org="+o.center, o.tokens[role], nil); r.code != http.StatusForbidden {
+			t.Errorf("a %s user reads the audit trail: %d, want 403", role, r.code)
+		}
+	}
+	for _, q := range []string{"", "?org=" + o.center + "&limit=0", "?org=" + o.center + "&limit=501", "?org=" + o.center + "&before=x"} {
+		if r := e.do("GET", "/api/v1/audit"+q, w.nark, nil); r.code != http.StatusBadRequest {
+			t.Errorf("audit%s: %d, want 400", q, r.code)
+		}
+	}
+
+	// The legal floors, for every staff user.
+	var floors struct {
+		AppealWindowDays int `json:"appeal_window_days"`
+		ProvisionalDays  int `json:"provisional_days"`
+		UnlinkedDays     int `json:"unlinked_days"`
+	}
+	r := e.do("GET", "/api/v1/retention/floors", o.tokens[store.RoleCouncil], nil)
+	must(t, json.Unmarshal(r.body, &floors))
+	if r.code != http.StatusOK || floors.AppealWindowDays != 30 || floors.ProvisionalDays != 90 || floors.UnlinkedDays != 7 {
+		t.Errorf("floors: %d %+v", r.code, floors)
 	}
 }
