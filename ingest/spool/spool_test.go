@@ -108,8 +108,12 @@ func TestOpenSegmentIsSalvagedAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Write([]byte{0, 0, 1, 0, 'm', 'o', 'o', 'f', 1, 2, 3})
-	f.Close()
+	if _, err := f.Write([]byte{0, 0, 1, 0, 'm', 'o', 'o', 'f', 1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	sp2, err := spool.Open(dir, "n1", quiet(), time.Now)
 	if err != nil {

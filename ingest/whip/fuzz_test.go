@@ -35,7 +35,7 @@ func FuzzWHIPOffer(f *testing.F) {
 	f.Add([]byte(offer))
 	f.Add([]byte(""))
 	f.Add([]byte("v=0\r\n"))
-	f.Add([]byte(strings.Replace(offer, "H264", "H265", -1)))
+	f.Add([]byte(strings.ReplaceAll(offer, "H264", "H265")))
 	f.Add([]byte(strings.Replace(offer, "m=video 9", "m=video 0", 1)))
 	f.Add([]byte(offer + offer))
 	f.Add([]byte{0xff, 0xfe, 0x00, '\r', '\n'})

@@ -99,18 +99,18 @@ func checkName(kind, name string) error {
 
 // Retry delays for a handler that failed with a retryable error.
 const (
-	retryMin = 100 * time.Millisecond
-	retryMax = 10 * time.Second
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 10 * time.Second
 )
 
-// backoff doubles a delay from retryMin up to retryMax.
+// backoff doubles a delay from retryFirst up to retryMax.
 type backoff struct{ d time.Duration }
 
 // wait sleeps for the next delay. It returns false if ctx ended first.
 func (b *backoff) wait(ctx context.Context) bool {
 	switch {
 	case b.d == 0:
-		b.d = retryMin
+		b.d = retryFirst
 	case b.d < retryMax:
 		b.d = min(2*b.d, retryMax)
 	}

@@ -83,7 +83,7 @@ func (e *SegmentClosed) Validate() error {
 	return nil
 }
 
-// Decode parses a JSON event and validates it.
+// DecodeSegmentClosed parses a JSON event and validates it.
 func DecodeSegmentClosed(b []byte) (*SegmentClosed, error) {
 	var e SegmentClosed
 	if err := json.Unmarshal(b, &e); err != nil {
