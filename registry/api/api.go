@@ -282,6 +282,8 @@ type Server struct {
 	outboxKick chan struct{}
 	// hashSlots bounds the password hashes of logins (AuthConcurrency).
 	hashSlots chan struct{}
+	// serving is the media route's caches and audit (mediaread.go).
+	serving *mediaServing
 
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
@@ -341,6 +343,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.serving = newMediaServing(s)
 	collectors := []prometheus.Collector{s.requests, s.duration, s.published, s.loginRefused}
 	if h, ok := deps.Store.(interface{ PasswordHashes() uint64 }); ok {
 		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{

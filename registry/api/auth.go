@@ -154,7 +154,7 @@ func (s *Server) verifySigned(r *http.Request) (store.User, int64, error) {
 	if s.now().Unix() >= exp {
 		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: expired")
 	}
-	u, err := s.store.UserBySession(r.Context(), sid, uid)
+	u, err := s.sessionUser(r.Context(), sid, uid)
 	if errors.Is(err, store.ErrBadCredentials) {
 		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: its session has ended (logout, password change or reset, or the user is disabled)")
 	}
@@ -299,6 +299,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *caller) error
 	if err := s.store.DeleteSession(r.Context(), c.token); err != nil {
 		return err
 	}
+	s.serving.sessions.drop(sessionKey{c.session, c.user.ID}) // other registries: within RevokeWithin
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -225,6 +225,7 @@ func TestReviewPlayback(t *testing.T) {
 			t.Errorf("cue %d: sprite served %d %q", i, got.code, got.header.Get("Content-Type"))
 		}
 	}
+	must(t, e.srv.CloseMediaAudit(context.Background()))
 	if n := auditActions(t, e.store)["media.get"]; n == 0 {
 		t.Errorf("media served through signed URLs is not in the audit log")
 	}

@@ -124,11 +124,23 @@ func allowRole(c *caller, roles ...string) error {
 // segment, which may straddle the window's edge). A zero from and to (an
 // init segment, which holds no footage) needs only some window.
 func (s *Server) canSee(ctx context.Context, u store.User, site, device string, from, to time.Time, contained bool) (bool, error) {
+	return canSeeIn(ctx, s.store, u, site, device, from, to, contained)
+}
+
+// scopeLookups is what canSee reads of the store: the media route reads it
+// through a short-lived cache (mediaread.go).
+type scopeLookups interface {
+	ExpertStreamWindows(ctx context.Context, expert int64, site, device string) ([]store.Window, error)
+	Site(ctx context.Context, id string) (store.Site, error)
+}
+
+// canSeeIn is canSee reading l.
+func canSeeIn(ctx context.Context, l scopeLookups, u store.User, site, device string, from, to time.Time, contained bool) (bool, error) {
 	switch u.Role {
 	case store.RoleNARK:
 		return true, nil
 	case store.RoleExpert:
-		windows, err := s.store.ExpertStreamWindows(ctx, u.ID, site, device)
+		windows, err := l.ExpertStreamWindows(ctx, u.ID, site, device)
 		if err != nil {
 			return false, err
 		}
@@ -144,7 +156,7 @@ func (s *Server) canSee(ctx context.Context, u store.User, site, device string, 
 		}
 		return false, nil
 	}
-	st, err := s.store.Site(ctx, site)
+	st, err := l.Site(ctx, site)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}

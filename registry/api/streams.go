@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -257,55 +256,6 @@ func discontinuous(prev, next store.Segment) bool {
 		next.InitKey != prev.InitKey ||
 		next.Sequence != prev.Sequence+1 ||
 		gap > maxGap || gap < -maxGap
-}
-
-// media handles GET /api/v1/media/{key...}: the bytes of an indexed segment
-// or init segment, with Range support.
-func (s *Server) media(w http.ResponseWriter, r *http.Request, c *caller) error {
-	key := r.PathValue("key")
-	o, err := s.mediaObject(r.Context(), key)
-	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, "unknown media object")
-	}
-	if err != nil {
-		return err
-	}
-	// A media segment is checked at its footage's time; an init segment
-	// holds no footage.
-	var from, to time.Time
-	if !o.Init && c.user.Role == store.RoleExpert {
-		g, err := s.store.SegmentByID(r.Context(), o.SegmentID)
-		if err != nil {
-			return err
-		}
-		from, to = g.Start, g.End
-	}
-	ok, err := s.canSee(r.Context(), c.user, o.Site, o.Device, from, to, false)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errorf(http.StatusNotFound, "unknown media object")
-	}
-	// Checked whole against the index first, then served as a stream:
-	// a segment (up to 256 MiB) is never held in memory.
-	if err := s.verifyObject(r.Context(), o); err != nil {
-		return err
-	}
-	detail := map[string]any{"stream": o.Site + "/" + o.Device, "segment_id": o.SegmentID, "init": o.Init}
-	if rg := r.Header.Get("Range"); rg != "" {
-		detail["range"] = limit(rg, 200)
-	}
-	if err := s.audit(r, c, "media.get", key, detail); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", mediaType(o))
-	w.Header().Set("ETag", `"`+o.SHA256+`"`)
-	w.Header().Set("Cache-Control", "private, max-age=3600")
-	rd := &objectReader{ctx: r.Context(), get: s.blobs.Get, key: o.Key, size: o.Bytes}
-	defer rd.Close() // Only read: closing loses nothing.
-	http.ServeContent(w, r, "", time.Time{}, rd)
-	return nil
 }
 
 // streamRange reads the stream of a request, checks the caller may see it,
