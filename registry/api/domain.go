@@ -164,6 +164,7 @@ func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
 // that events written while the bus was down are published when it
 // returns. Without a bus it only waits for ctx.
 func (s *Server) Run(ctx context.Context) error {
+	defer s.runMediaAudit(ctx)() // media access audit: mediaaudit.go
 	if s.bus == nil {
 		<-ctx.Done()
 		return nil
