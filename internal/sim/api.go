@@ -1,0 +1,138 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// apiClient calls the registry's public HTTP API as one user (or as
+// nobody, for the logins).
+type apiClient struct {
+	base  string
+	http  *http.Client
+	token string
+}
+
+// apiError is an answer other than the one wanted.
+type apiError struct {
+	method, path string
+	status       int
+	msg          string
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.method, e.path, e.status, e.msg)
+}
+
+// do sends body as JSON and decodes the answer into out. An answer other
+// than 2xx is an *apiError with the API's message.
+func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read the answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return &apiError{method: method, path: path, status: resp.StatusCode, msg: msg}
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: decode the answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// as returns a client of the same API holding token.
+func (c *apiClient) as(token string) *apiClient {
+	return &apiClient{base: c.base, http: c.http, token: token}
+}
+
+// session is the answer of a staff login or password change.
+type session struct {
+	Token              string `json:"token"`
+	MustChangePassword bool   `json:"must_change_password"`
+}
+
+func (c *apiClient) login(ctx context.Context, login, password string) (session, error) {
+	var s session
+	err := c.do(ctx, http.MethodPost, "/api/v1/auth/login", map[string]string{"login": login, "password": password}, &s)
+	return s, err
+}
+
+// changePassword changes the password of the user holding token and
+// returns the new session.
+func (c *apiClient) changePassword(ctx context.Context, token, old, new string) (session, error) {
+	var s session
+	err := c.as(token).do(ctx, http.MethodPost, "/api/v1/auth/password", map[string]string{"old_password": old, "new_password": new}, &s)
+	return s, err
+}
+
+// statusOf returns the HTTP status of an *apiError, 0 for any other error.
+func statusOf(err error) int {
+	var e *apiError
+	if errors.As(err, &e) {
+		return e.status
+	}
+	return 0
+}
+
+// waitReady waits until the registry answers /healthz, or ctx ends.
+func (c *apiClient) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/healthz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.http.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the registry at %s did not answer /healthz within %v: is `nokstream all` (or registry) running there?", c.base, timeout)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
