@@ -4,7 +4,7 @@ GO    ?= go
 BIN   := bin/nokstream
 DATA  ?= ./var
 
-.PHONY: run test build deps test-deps bench soak vet fmt clean stop
+.PHONY: run test build deps test-deps bench soak vet fmt clean stop race lint
 
 run: deps build
 	@deploy/local/run.sh "$(DATA)"
@@ -38,6 +38,17 @@ soak: test-deps
 	@NOKSTREAM_SOAK_CAMERAS=$(CAMERAS) NOKSTREAM_SOAK_MINUTES=$(MINUTES) NOKSTREAM_SOAK_MODES=all,split \
 	  NOKSTREAM_SOAK_REPORT=$(CURDIR)/var/soak.txt \
 	  deploy/local/test.sh -run '^TestSoak$$' -v -timeout 0 ./e2e
+
+# Every package but e2e under the race detector, with a private PostgreSQL
+# (e2e's processes are separate binaries; their packages are raced here).
+# Not part of make test: it takes longer than the test budget allows (see
+# docs/NOTES.md).
+race: test-deps
+	@deploy/local/test.sh -race -timeout 40m $$($(GO) list ./... | grep -v '/e2e$$' | sed 's|^github.com/nokstream/nokstream|.|')
+
+# golangci-lint with .golangci.yml (make test runs it too).
+lint: test-deps
+	@PATH="$$($(GO) env GOPATH)/bin:$$PATH" golangci-lint run ./...
 
 vet:
 	@$(GO) vet ./...

@@ -4,7 +4,8 @@
 #   FFmpeg development libraries (transcoder, cgo), PostgreSQL, pkg-config.
 #   With "test": Chromium (headless browser tests), the pinned MinIO
 #   server binary in $(go env GOPATH)/bin, and axe-core (the accessibility
-#   checks the browser tests inject) from npm in $(go env GOPATH)/axe-core@VERSION.
+#   checks the browser tests inject) from npm in $(go env GOPATH)/axe-core@VERSION,
+#   and the pinned golangci-lint in $(go env GOPATH)/bin.
 # Idempotent and quick when everything is there.
 set -euo pipefail
 
@@ -49,5 +50,18 @@ if [ "$want_minio" = 1 ]; then
     mkdir -p "$axe_dir"
     cp "$tmp/package/axe.min.js" "$tmp/package/LICENSE" "$axe_dir/"
     rm -rf "$tmp"
+  fi
+fi
+
+if [ "$want_minio" = 1 ]; then
+  # golangci-lint, pinned: make test runs it with the repository's
+  # .golangci.yml (a newer version brings new findings).
+  GOLANGCI_LINT_VERSION="v2.15.0"
+  gobin="$(go env GOPATH)/bin"
+  lstamp="$gobin/.golangci-lint-$GOLANGCI_LINT_VERSION"
+  if [ ! -x "$gobin/golangci-lint" ] || [ ! -f "$lstamp" ]; then
+    echo "deps: building golangci-lint $GOLANGCI_LINT_VERSION into $gobin (about 2 minutes, once)"
+    go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"
+    touch "$lstamp"
   fi
 fi

@@ -28,7 +28,28 @@ echo "test: go test ./... (about 8 minutes)"
 # Arguments that name packages replace ./... (make soak).
 pkgs=(./...)
 for a in "$@"; do [[ "$a" == ./* ]] && pkgs=(); done
-go test -count=1 -timeout 15m "$@" "${pkgs[@]}"
+lint_pid=""
+if [ $# -eq 0 ]; then
+  # golangci-lint (.golangci.yml) runs beside the tests on a full run: about
+  # 1 min of CPU from cold, seconds when its cache is warm. Its findings are
+  # printed, and fail the run, after the tests.
+  lint_log="$pgdir/golangci-lint.txt"
+  echo "test: golangci-lint run ./... (beside the tests; output after them)"
+  golangci-lint run ./... >"$lint_log" 2>&1 &
+  lint_pid=$!
+fi
+test_rc=0
+go test -count=1 -timeout 15m "$@" "${pkgs[@]}" || test_rc=$?
+if [ -n "$lint_pid" ]; then
+  if wait "$lint_pid"; then
+    echo "test: golangci-lint: no findings"
+  else
+    echo "test: golangci-lint found these (fix them, or add a reasoned exclusion to .golangci.yml):" >&2
+    cat "$lint_log" >&2
+    [ "$test_rc" -ne 0 ] || test_rc=1
+  fi
+fi
+[ "$test_rc" -eq 0 ] || exit "$test_rc"
 if [ $# -eq 0 ]; then
   # The fuzz targets of untrusted input run briefly on every full test run
   # (their seed corpora also run above, as plain tests). A new input is
