@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,12 @@ type Config struct {
 	Parallel int `yaml:"parallel"`
 	// Node names this archiver in segment checks.
 	Node string `yaml:"node"`
+	// DocumentInterval is how often documents uploaded since are taken
+	// as evidence (locked, sealed).
+	DocumentInterval time.Duration `yaml:"document_interval"`
+	// LeaseRetry is how often a replica that does not run the sweeper
+	// tries to take it over (the sweeper runs on one replica at a time).
+	LeaseRetry time.Duration `yaml:"lease_retry"`
 }
 
 // DefaultConfig returns the defaults: the retention of issue 5, a sweep every
@@ -76,6 +83,9 @@ func DefaultConfig() Config {
 		Batch:         500,
 		Parallel:      8,
 		Node:          "archiver",
+
+		DocumentInterval: time.Minute,
+		LeaseRetry:       10 * time.Second,
 	}
 }
 
@@ -87,6 +97,9 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval <= 0 {
 		errs = append(errs, fmt.Errorf("sweep_interval %v is not positive", c.SweepInterval))
+	}
+	if c.DocumentInterval <= 0 || c.LeaseRetry <= 0 {
+		errs = append(errs, fmt.Errorf("document_interval %v and lease_retry %v must be positive", c.DocumentInterval, c.LeaseRetry))
 	}
 	if c.SweepDelay < 0 {
 		errs = append(errs, fmt.Errorf("sweep_delay %v is negative", c.SweepDelay))
@@ -132,6 +145,7 @@ type Store interface {
 	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
 	SealObjects(ctx context.Context, exam, candidate string) ([]store.ArchiveObject, error)
 	OverdueEvidence(ctx context.Context, sc store.Scope, now time.Time, defaultProvisional, floor time.Duration) ([]store.OverdueEvidence, error)
+	TryLease(ctx context.Context, name string) (*store.Lease, error)
 	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]store.EvidenceDocument, error)
 	DocumentEvidence(ctx context.Context, key string) ([]store.EvidenceExam, error)
 	PendingDocumentEvidence(ctx context.Context, limit int) ([]store.CandidateExamRef, error)
@@ -154,7 +168,8 @@ type Service struct {
 	cfg Config
 	d   Deps
 	decider
-	m metrics
+	m       metrics
+	leading atomic.Bool
 }
 
 type metrics struct {
@@ -168,6 +183,7 @@ type metrics struct {
 	sweep       prometheus.Histogram
 	seals       prometheus.Counter
 	overdue     prometheus.Gauge
+	leader      prometheus.Gauge
 }
 
 // New wires the archiver. It starts nothing.
@@ -217,6 +233,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 			overdue: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_archiver_overdue_evidence",
 				Help: "Candidate-exams whose result is still missing after the provisional period, at the last sweep: " +
 					"their evidence is held until a result, an appeal's end or the council's disposal. Alert above zero."}),
+			leader: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_archiver_sweeper_leader",
+				Help: "1 on the replica that runs the sweeper and takes documents (one at a time, by lease), else 0."}),
 		},
 	}
 	return s, nil
@@ -232,21 +250,86 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicSegments, Group, s.Handle) })
 	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRetention, RetentionGroup, s.HandleRetention) })
 	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRenditions, RenditionGroup, s.HandleRendition) })
-	g.Go(func() error { return s.sweepLoop(ctx) })
+	g.Go(func() error { return s.RunSweeper(ctx) })
 	return g.Wait()
 }
 
-func (s *Service) sweepLoop(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.d.Log.Error("sweep failed, will retry at the next pass", "err", err)
+// sweeperLease names the lease of the jobs that run on one replica.
+const sweeperLease = "archiver.sweeper"
+
+// RunSweeper runs the jobs that must run on one replica at a time — the
+// sweeper (every SweepInterval) and the taking of new documents (every
+// DocumentInterval) — while it holds their lease, and tries to take the
+// lease every LeaseRetry while another replica holds it, until ctx ends.
+// A replica that dies releases the lease with its database session, so
+// another takes over within LeaseRetry.
+func (s *Service) RunSweeper(ctx context.Context) error {
+	var lease *store.Lease
+	defer func() {
+		if lease != nil {
+			lease.Release()
+		}
+		s.setLeader(false)
+	}()
+	var lastSweep, lastDocs time.Time
+	waiting := false
+	for ctx.Err() == nil {
+		if lease != nil && !lease.Held(ctx) {
+			s.d.Log.Warn("lost the sweeper's lease (database session gone); trying to take it again")
+			lease.Release()
+			lease = nil
+			s.setLeader(false)
+		}
+		if lease == nil {
+			l, err := s.d.Store.TryLease(ctx, sweeperLease)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.d.Log.Error("take the sweeper's lease", "err", err)
+			case l != nil:
+				lease = l
+				waiting = false
+				lastSweep, lastDocs = time.Time{}, time.Time{}
+				s.setLeader(true)
+				s.d.Log.Info("this replica runs the sweeper")
+			case !waiting:
+				waiting = true
+				s.d.Log.Info("another replica runs the sweeper; standing by", "retry", s.cfg.LeaseRetry)
+			}
+		}
+		if lease != nil {
+			now := time.Now()
+			if now.Sub(lastSweep) >= s.cfg.SweepInterval {
+				lastSweep, lastDocs = now, now // a sweep takes documents first
+				if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+					s.d.Log.Error("sweep failed, will retry at the next pass", "err", err)
+				}
+			} else if now.Sub(lastDocs) >= s.cfg.DocumentInterval {
+				lastDocs = now
+				if err := s.takeNewDocuments(ctx); err != nil && ctx.Err() == nil {
+					s.d.Log.Error("take new documents failed, will retry", "err", err)
+				}
+			}
+		}
+		wait := s.cfg.LeaseRetry
+		if lease != nil {
+			wait = min(s.cfg.SweepInterval, s.cfg.DocumentInterval, s.cfg.LeaseRetry)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-t.C:
+		case <-time.After(wait):
 		}
+	}
+	return nil
+}
+
+// Leader reports whether this replica runs the sweeper now.
+func (s *Service) Leader() bool { return s.leading.Load() }
+
+func (s *Service) setLeader(on bool) {
+	s.leading.Store(on)
+	if on {
+		s.m.leader.Set(1)
+	} else {
+		s.m.leader.Set(0)
 	}
 }

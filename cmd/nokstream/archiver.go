@@ -83,6 +83,8 @@ type archiverFlags struct {
 	sealKey       string
 	sweepInterval time.Duration
 	sweepDelay    time.Duration
+	docInterval   time.Duration
+	leaseRetry    time.Duration
 }
 
 func (f *archiverFlags) register(cmd *cobra.Command) {
@@ -92,6 +94,10 @@ func (f *archiverFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.sweepInterval, "sweep-interval", d.SweepInterval, "how often the sweeper runs")
 	cmd.Flags().DurationVar(&f.sweepDelay, "sweep-delay", d.SweepDelay,
 		"how long an expired object stays marked before the sweeper deletes it")
+	cmd.Flags().DurationVar(&f.docInterval, "document-interval", d.DocumentInterval,
+		"how often document scans uploaded since are taken as evidence (locked, sealed)")
+	cmd.Flags().DurationVar(&f.leaseRetry, "lease-retry", d.LeaseRetry,
+		"how often a replica that does not run the sweeper tries to take it over")
 }
 
 // sealKeyFlag registers --seal-key, which the archiver signs seals with and
@@ -119,6 +125,7 @@ func (f *archiverFlags) config() archiver.Config {
 	cfg := archiver.DefaultConfig()
 	cfg.Retention = f.retention.settings()
 	cfg.SweepInterval, cfg.SweepDelay = f.sweepInterval, f.sweepDelay
+	cfg.DocumentInterval, cfg.LeaseRetry = f.docInterval, f.leaseRetry
 	return cfg
 }
 
