@@ -146,6 +146,16 @@ func describeExit(cmd *exec.Cmd, err error) string {
 	return fmt.Sprintf("exit status %d", st.ExitCode())
 }
 
+// lastWord returns the last word of the last line of s (where `node add`
+// prints its token).
+func lastWord(s string) string {
+	f := strings.Fields(tail(s, 1))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[len(f)-1]
+}
+
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -131,11 +133,20 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 	for _, name := range []string{"ingest", "archiver", "registry"} {
 		admin[name] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	}
+	// Ingest holds no database: it asks the registry's node API with a
+	// node token (NOKSTREAM_DB is emptied in its environment, or it would
+	// refuse to start).
+	tokenFile := filepath.Join(t.TempDir(), "node.token")
+	if err := os.WriteFile(tokenFile, []byte(lastWord(cli(t, in.env, "node", "add", "e2e-ingest"))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ingEnv := append(append([]string{}, in.env...), "NOKSTREAM_DB=")
 	in.startFns["ingest"] = func() *proc {
 		args := append([]string{"ingest", "--data", ingData, "--http-addr", ingHTTP, "--admin-addr", admin["ingest"],
-			"--segment-duration", segment.String()}, in.ports.ingestFlags()...)
+			"--registry", "http://" + regHTTP, "--registry-token-file", tokenFile, "--segment-duration", segment.String()},
+			in.ports.ingestFlags()...)
 		args = append(args, o.args["ingest"]...)
-		p := startProc(t, "ingest", in.env, args...)
+		p := startProc(t, "ingest", ingEnv, args...)
 		waitReady(t, p, ingHTTP)
 		return p
 	}

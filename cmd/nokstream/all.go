@@ -35,7 +35,7 @@ adapters instead. Migrations are applied at start.`,
 			defer p.close()
 			p.adminLoop = g.admin(log, "all", p.reg, p.health)
 			st, blobStore, b, reg, health := p.st, p.blob, p.bus, p.reg, p.health
-			pulls, err := fi.pullSource(st, d.data, log.With("service", "ingest"))
+			pulls, err := fi.pullSource(storePulls(st), d.data, log.With("service", "ingest"))
 			if err != nil {
 				return err
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/httpserver"
+	"github.com/nokstream/nokstream/internal/nodeapi"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/internal/secrets"
 	"github.com/nokstream/nokstream/registry/api"
@@ -198,31 +199,51 @@ func (c deviceChecker) CheckCandidate(ctx context.Context, site, device, token s
 	return access.Publisher{Site: site, Device: device, Source: kind, Candidate: es.CandidateID, Exam: es.ExamID, Until: es.End}, nil
 }
 
-// pullSource lets ingest load the cameras it pulls from the registry,
-// opening their sealed URLs with the secrets key.
+// sealedPulls lists the cameras ingest pulls, their URLs sealed: from the
+// registry's database (nokstream all) or its node API (nokstream ingest).
+type sealedPulls func(ctx context.Context) ([]nodeapi.PullDevice, error)
+
+// storePulls lists the cameras to pull from the registry's database.
+func storePulls(st *store.Store) sealedPulls {
+	return func(ctx context.Context) ([]nodeapi.PullDevice, error) {
+		devs, err := st.PullDevices(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]nodeapi.PullDevice, 0, len(devs))
+		for _, d := range devs {
+			out = append(out, nodeapi.PullDevice{Site: d.Site, Device: d.Name, Source: d.Kind, URLSealed: d.URLSealed})
+		}
+		return out, nil
+	}
+}
+
+// pullSource lets ingest load the cameras it pulls, opening their sealed
+// URLs with the secrets key.
 type pullSource struct {
-	st  *store.Store
-	key secrets.Key
-	log *slog.Logger
+	list sealedPulls
+	key  secrets.Key
+	log  *slog.Logger
 }
 
 func (p pullSource) PullDevices(ctx context.Context) ([]rtsp.PullDevice, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	devs, err := p.st.PullDevices(ctx)
+	devs, err := p.list(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]rtsp.PullDevice, 0, len(devs))
 	for _, d := range devs {
-		u, err := p.key.Open(d.URLSealed, []byte(d.StreamID()))
+		stream := d.Site + "/" + d.Device
+		u, err := p.key.Open(d.URLSealed, []byte(stream))
 		if err != nil {
 			// Another key (a wrong --secrets-key): say so, pull the others.
 			p.log.Error("cannot open the camera url of a pull device; is --secrets-key the file `device add --pull` used?",
-				"stream", d.StreamID(), "err", err)
+				"stream", stream, "err", err)
 			continue
 		}
-		out = append(out, rtsp.PullDevice{Site: d.Site, Device: d.Name, Source: d.Kind, URL: string(u)})
+		out = append(out, rtsp.PullDevice{Site: d.Site, Device: d.Device, Source: d.Source, URL: string(u)})
 	}
 	return out, nil
 }

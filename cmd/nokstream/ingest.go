@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,9 +16,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nokstream/nokstream/ingest"
+	"github.com/nokstream/nokstream/ingest/access"
 	"github.com/nokstream/nokstream/internal/httpserver"
+	"github.com/nokstream/nokstream/internal/nodeapi"
 	"github.com/nokstream/nokstream/internal/secrets"
-	"github.com/nokstream/nokstream/registry/store"
 )
 
 type ingestFlags struct {
@@ -128,20 +131,56 @@ func (f *ingestFlags) config(data string) (ingest.Config, error) {
 	return cfg, nil
 }
 
-// pullSource loads the cameras to pull from the registry with the secrets
-// key of the data directory.
-func (f *ingestFlags) pullSource(st *store.Store, data string, log *slog.Logger) (pullSource, error) {
+// pullSource loads the cameras to pull from list with the secrets key of
+// the data directory.
+func (f *ingestFlags) pullSource(list sealedPulls, data string, log *slog.Logger) (pullSource, error) {
 	key, err := secrets.LoadOrCreateKey(secretsKeyPath(f.secretsKey, data))
 	if err != nil {
 		return pullSource{}, err
 	}
-	return pullSource{st: st, key: key, log: log}, nil
+	return pullSource{list: list, key: key, log: log}, nil
 }
+
+// registryTokenEnv holds this ingest node's token when
+// --registry-token-file does not name a file.
+const registryTokenEnv = "NOKSTREAM_REGISTRY_TOKEN"
+
+// registryClient returns the client of the registry's node API that
+// --registry and the node token name.
+func registryClient(urls, tokenFile string, log *slog.Logger) (*access.Registry, error) {
+	const howTo = "register this node on the registry with `nokstream node add NAME` and give ingest the token it prints " +
+		"in --registry-token-file (or " + registryTokenEnv + ")"
+	if strings.TrimSpace(urls) == "" {
+		return nil, errors.New("no registry: give --registry https://registry:8080[,https://…] (or NOKSTREAM_REGISTRY), and " + howTo)
+	}
+	list, err := access.ParseRegistryURLs(urls)
+	if err != nil {
+		return nil, fmt.Errorf("--registry: %w", err)
+	}
+	token := os.Getenv(registryTokenEnv)
+	if tokenFile != "" {
+		if token, err = readSecretFile(tokenFile); err != nil {
+			return nil, fmt.Errorf("--registry-token-file: %w", err)
+		}
+	}
+	if token == "" {
+		return nil, errors.New("no node token: " + howTo)
+	}
+	if _, ok := nodeapi.ParseToken(token); !ok {
+		return nil, errors.New("the node token is not one `nokstream node add` prints (nkn.<node>.<secret>): " + howTo)
+	}
+	return access.NewRegistry(access.RegistryConfig{URLs: list, Token: token}, log)
+}
+
+// errIngestDB refuses a database for ingest.
+var errIngestDB = errors.New("ingest holds no database: an exam-site node must not hold the credentials of the registry's " +
+	"personal data. Remove --db (and NOKSTREAM_DB from its environment) and give --registry URL[,URL…] with a node token " +
+	"from `nokstream node add NAME` (--registry-token-file or " + registryTokenEnv + ")")
 
 func ingestCommand(g *globalFlags) *cobra.Command {
 	var d deps
 	var f ingestFlags
-	var httpAddr string
+	var httpAddr, registryURLs, registryTokenFile string
 	cmd := &cobra.Command{
 		Use:   "ingest",
 		Short: "Run the ingest service: RTSP and WHIP publishers in, segments to the blob store and Kafka",
@@ -149,13 +188,10 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := g.logger().With("service", "ingest")
-			p, err := d.open(ctx, log, openOpts{store: true, requireKafka: true})
-			if err != nil {
-				return err
+			if d.db != "" {
+				return errIngestDB
 			}
-			defer p.close()
-			p.adminLoop = g.admin(log, "ingest", p.reg, p.health)
-			pulls, err := f.pullSource(p.st, d.data, log)
+			reg, err := registryClient(registryURLs, registryTokenFile, log)
 			if err != nil {
 				return err
 			}
@@ -163,7 +199,18 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			svc, err := ingest.New(cfg, ingest.Deps{Checker: deviceChecker{p.st}, Blob: p.blob, Publisher: p.bus,
+			p, err := d.open(ctx, log, openOpts{requireKafka: true})
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			p.health.Add("registry", reg.Ping)
+			p.adminLoop = g.admin(log, "ingest", p.reg, p.health)
+			pulls, err := f.pullSource(reg.PullDevices, d.data, log)
+			if err != nil {
+				return err
+			}
+			svc, err := ingest.New(cfg, ingest.Deps{Checker: reg, Blob: p.blob, Publisher: p.bus,
 				Log: log, Registry: p.reg, Health: p.health, Now: time.Now, Pull: pulls})
 			if err != nil {
 				return err
@@ -172,11 +219,18 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 		},
 	}
 	d.dataFlag(cmd)
-	d.dbFlag(cmd)
+	// --db only to refuse it (and NOKSTREAM_DB) with the way forward.
+	cmd.Flags().StringVar(&d.db, "db", "", "refused: ingest asks the registry (--registry), it holds no database")
+	_ = cmd.Flags().MarkHidden("db")
 	d.blobFlag(cmd, "")
 	d.kafkaFlag(cmd, "")
 	f.register(cmd)
-	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9101", "HTTP listen address: WHIP (/whip/), metrics and health")
+	cmd.Flags().StringVar(&registryURLs, "registry", "",
+		"the registry's base URLs, comma-separated (https://registry-a:8080,https://registry-b:8080): ingest checks publishers and "+
+			"loads the cameras to pull there, failing over between them, and answers from what it learned while none answers")
+	cmd.Flags().StringVar(&registryTokenFile, "registry-token-file", "",
+		"file holding this node's token from `nokstream node add NAME` (its first line); or set "+registryTokenEnv)
+	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9101", "HTTP listen address: WHIP (/whip/) and /healthz")
 	return cmd
 }
 

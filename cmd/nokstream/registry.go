@@ -17,6 +17,7 @@ import (
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/httpserver"
+	"github.com/nokstream/nokstream/internal/nodeapi"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/index"
@@ -79,6 +80,15 @@ func registryParts(f *registryFlags, data string, st *store.Store, blobStore blo
 	if err != nil {
 		return nil, nil, err
 	}
+	// The node API for ingest nodes (node tokens only) beside the public
+	// API and pages, outside the OpenAPI document.
+	node, err := api.NewNodeAPI(api.NodeDeps{Store: st, Log: log, Registry: reg, Now: time.Now, TrustedProxies: cfg.TrustedProxies})
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(nodeapi.Prefix, node.Handler())
+	mux.Handle("/", web.Handler(srv.Handler()))
 	consume := func(ctx context.Context) error {
 		g, gctx := errgroup.WithContext(ctx)
 		// The segment index: segmentConsumers members of the group (one
@@ -97,10 +107,12 @@ func registryParts(f *registryFlags, data string, st *store.Store, blobStore blo
 		})
 		// The outbox relay: RetentionChanged and other events of changes.
 		g.Go(func() error { return srv.Run(gctx) })
+		// The node authentication audit.
+		g.Go(func() error { return node.Run(gctx) })
 		g.Go(func() error { return index.MaintainPartitions(gctx, st, time.Now, log) })
 		return g.Wait()
 	}
-	return web.Handler(srv.Handler()), consume, nil
+	return mux, consume, nil
 }
 
 func registryCommand(g *globalFlags) *cobra.Command {

@@ -1,6 +1,7 @@
-// Package access decides who may publish a stream into ingest. The registry
-// implements Checker; the transports (RTSP, WHIP) call it for every new
-// publisher session.
+// Package access decides who may publish a stream into ingest. Registry
+// asks the registry's node API (internal/nodeapi) with the node's token, and
+// Cache stands in for it while no registry answers; the transports (RTSP,
+// WHIP) call them for every new publisher session. Ingest holds no database.
 package access
 
 import (

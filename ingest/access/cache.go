@@ -12,8 +12,9 @@ import (
 // Cache is a Checker that keeps devices publishing while the registry is
 // unreachable. Every check goes to the registry first, so a rotated secret
 // or a disabled device takes effect at once while the registry answers.
-// Only when the registry fails with an error other than ErrUnknownStream or
-// ErrBadCredentials (PostgreSQL down) does Cache answer from the last
+// Only when the registry fails with an error other than ErrUnknownStream,
+// ErrBadCredentials or ErrNodeRefused (no registry answers, or its database
+// is down) does Cache answer from the last
 // successful authentication of the same site, device and user, if it is
 // younger than TTL and the secret hashes to the same SHA-256. Secrets are
 // never kept in clear.
@@ -60,6 +61,9 @@ func (c *Cache) CheckPublisher(ctx context.Context, site, device, user, secret s
 		return pub, nil
 	case errors.Is(err, ErrUnknownStream) || errors.Is(err, ErrBadCredentials):
 		delete(c.entries, k)
+		return Publisher{}, err
+	case errors.Is(err, ErrNodeRefused):
+		// A revoked node learns nothing, not even from its cache.
 		return Publisher{}, err
 	}
 	e, ok := c.entries[k]
