@@ -31,6 +31,7 @@ token that "node add" prints. The registry keeps only the token's hash.`,
 func nodeAddCommand() *cobra.Command {
 	var d deps
 	var rotate bool
+	var tokenFile string
 	cmd := &cobra.Command{
 		Use:   "add NAME",
 		Short: "Register an ingest node and print its token (the last word of standard output)",
@@ -39,7 +40,11 @@ func nodeAddCommand() *cobra.Command {
 Give the token to the node's ingest in --registry-token-file (a file readable
 by it alone) or NOKSTREAM_REGISTRY_TOKEN, never on its command line. The token
 is shown only here. With --rotate, a registered node gets a new token, the old
-one stops working at once, and a revoked node is allowed again.`,
+one stops working at once, and a revoked node is allowed again.
+
+With --token-file, the token is the one in the file (made beforehand, e.g. by
+deploy/docker/secrets.sh: "nkn.<name>." and 32 random bytes in unpadded
+base64url) and nothing is printed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -49,6 +54,14 @@ one stops working at once, and a revoked node is allowed again.`,
 			token, err := nodeapi.NewToken(name)
 			if err != nil {
 				return err
+			}
+			if tokenFile != "" {
+				if token, err = readSecretFile(tokenFile); err != nil {
+					return fmt.Errorf("--token-file: %w", err)
+				}
+				if n, ok := nodeapi.ParseToken(token); !ok || n != name {
+					return fmt.Errorf("--token-file %s: not a token of node %s (want nkn.%s. and 32 random bytes in unpadded base64url)", tokenFile, name, name)
+				}
 			}
 			st, err := d.openStore(cmd.Context(), true)
 			if err != nil {
@@ -68,12 +81,17 @@ one stops working at once, and a revoked node is allowed again.`,
 			if err := auditCLI(cmd.Context(), st, "node.add", name, map[string]any{"rotate": rotate}); err != nil {
 				return err
 			}
+			if tokenFile != "" {
+				fmt.Fprintf(os.Stderr, "ingest node %s registered with the token in %s\n", name, tokenFile)
+				return nil
+			}
 			fmt.Fprintf(os.Stderr, "ingest node %s registered; keep its token secret, it is not shown again\n", name)
 			fmt.Fprintln(cmd.OutOrStdout(), token)
 			return nil
 		},
 	}
 	d.dbFlag(cmd)
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "register the token in this file (its first line) instead of a new one, and print nothing")
 	cmd.Flags().BoolVar(&rotate, "rotate", false, "give a registered node a new token (and allow it again if it was revoked)")
 	return cmd
 }

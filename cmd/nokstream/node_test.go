@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -123,6 +124,23 @@ func TestNodeAPI(t *testing.T) {
 	}
 	if _, err := runNode(t, dsn, "revoke", "edge9"); err == nil || !strings.Contains(err.Error(), "node list") {
 		t.Errorf("revoking an unknown node: %v, want an error pointing at node list", err)
+	}
+
+	// A token made beforehand (deploy/docker/secrets.sh) is registered as
+	// it is, and printed nowhere; one of another node is refused.
+	made, err := nodeapi.NewToken("edge3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	madeFile := filepath.Join(t.TempDir(), "edge3.token")
+	if err := os.WriteFile(madeFile, []byte(made+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runNode(t, dsn, "add", "edge3", "--token-file", madeFile); err != nil || strings.Contains(out, made) {
+		t.Errorf("node add --token-file: %v, printed %q", err, out)
+	}
+	if _, err := runNode(t, dsn, "add", "edge4", "--token-file", madeFile); err == nil || !strings.Contains(err.Error(), "not a token of node edge4") {
+		t.Errorf("node add edge4 with edge3's token: %v, want refused", err)
 	}
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -243,6 +261,9 @@ func TestNodeAPI(t *testing.T) {
 		if err := c.Ping(ctx); err != nil {
 			t.Errorf("ping: %v", err)
 		}
+		if err := client(t, made, b).Ping(ctx); err != nil {
+			t.Errorf("ping with the token registered from a file: %v", err)
+		}
 		p, err := c.CheckPublisher(ctx, "site1", "cam1", "cam1", secret)
 		if err != nil || p != (access.Publisher{Site: "site1", Device: "cam1", Source: "room"}) {
 			t.Errorf("right secret: %+v %v", p, err)
@@ -263,7 +284,7 @@ func TestNodeAPI(t *testing.T) {
 			t.Errorf("pulled cameras %+v %v, want room9 at its URL", devs, err)
 		}
 		nodes, err := st.Nodes(ctx)
-		if err != nil || len(nodes) != 2 || nodes[0].LastSeen.IsZero() || nodes[0].LastAddr != "127.0.0.1" {
+		if err != nil || len(nodes) != 3 || nodes[0].LastSeen.IsZero() || nodes[0].LastAddr != "127.0.0.1" {
 			t.Errorf("nodes %+v %v: edge1 not seen from 127.0.0.1", nodes, err)
 		}
 	})
