@@ -57,6 +57,10 @@ func Migrate(ctx context.Context, dsn string) error {
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithSessionLocker(locker),
 		goose.WithDisableGlobalRegistry(true),
+		// Migrations made on branches land in any order; each is
+		// independent of those numbered near it, so a database that has a
+		// later one still takes an earlier one it lacks.
+		goose.WithAllowOutofOrder(true),
 	)
 	if err != nil {
 		return fmt.Errorf("migrate: load migrations: %w", err)

@@ -96,32 +96,32 @@ func GrantRuntime(ctx context.Context, ownerDSN, role, password string) error {
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// latestMigration is the newest schema version this build has.
-func latestMigration() (int64, error) {
+// embeddedVersions are the schema versions this build has.
+func embeddedVersions() ([]int64, error) {
 	entries, err := fs.ReadDir(migrations, "migrations")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var latest int64
+	var out []int64
 	for _, e := range entries {
 		num, _, ok := strings.Cut(path.Base(e.Name()), "_")
 		if !ok {
 			continue
 		}
-		v, err := strconv.ParseInt(num, 10, 64)
-		if err == nil && v > latest {
-			latest = v
+		if v, err := strconv.ParseInt(num, 10, 64); err == nil {
+			out = append(out, v)
 		}
 	}
-	if latest == 0 {
-		return 0, errors.New("no migrations embedded")
+	if len(out) == 0 {
+		return nil, errors.New("no migrations embedded")
 	}
-	return latest, nil
+	return out, nil
 }
 
 // runtimeUpToDate reports whether the user of conn may not change the
-// schema (a runtime role) and, if so, whether the schema is current: then
-// there is nothing to migrate, and nothing a migration could do.
+// schema (a runtime role) and, if so, whether every migration of this build
+// is applied: then there is nothing to migrate, and nothing a migration
+// could do.
 func runtimeUpToDate(ctx context.Context, conn *pgx.Conn) (runtime bool, err error) {
 	var create bool
 	if err := conn.QueryRow(ctx, `SELECT has_schema_privilege('public', 'CREATE')`).Scan(&create); err != nil {
@@ -130,15 +130,19 @@ func runtimeUpToDate(ctx context.Context, conn *pgx.Conn) (runtime bool, err err
 	if create {
 		return false, nil
 	}
-	latest, err := latestMigration()
+	want, err := embeddedVersions()
 	if err != nil {
 		return true, err
 	}
-	var applied int64
-	err = conn.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version WHERE is_applied`).Scan(&applied)
-	if err != nil || applied < latest {
-		return true, fmt.Errorf("the database is at schema version %d, this build needs %d, and %s may not migrate it: "+
-			"run `nokstream migrate --db <the owner's URL>` first", applied, latest, conn.Config().User)
+	var missing []int64
+	err = conn.QueryRow(ctx, `SELECT coalesce(array_agg(v ORDER BY v), '{}') FROM unnest($1::bigint[]) v
+		WHERE NOT EXISTS (SELECT 1 FROM goose_db_version g WHERE g.version_id = v AND g.is_applied)`, want).Scan(&missing)
+	if err != nil || len(missing) > 0 {
+		if err != nil {
+			missing = want
+		}
+		return true, fmt.Errorf("the database lacks %d of this build's %d schema versions (first %d), and %s may not migrate it: "+
+			"run `nokstream migrate --db <the owner's URL>` first", len(missing), len(want), missing[0], conn.Config().User)
 	}
 	return true, nil
 }
