@@ -21,11 +21,13 @@ deps:
 test-deps:
 	@deploy/local/deps.sh test
 
-# Every benchmark, with a private PostgreSQL. BenchmarkSegmentIndex loads
-# 10 M synthetic segments (NOKSTREAM_BENCH_SEGMENTS to change it) and reports
-# the p50/p99 of the exam media, evidence and playlist queries.
+# Every benchmark against its anchor (nginx, ffmpeg), with a private
+# PostgreSQL, then one table (figure, ours, anchor, ratio, goal) with the
+# machine and date, printed and written to var/bench.txt (deploy/local/bench.sh).
+# BenchmarkSegmentIndex loads 100 M synthetic segments, or as many as the
+# disk holds (NOKSTREAM_BENCH_SEGMENTS to change it).
 bench: test-deps
-	@deploy/local/test.sh -run '^$$' -bench . -benchmem -timeout 60m
+	@deploy/local/bench.sh
 
 # The memory soak: CAMERAS RTSP cameras for MINUTES minutes, the pipeline in
 # one process and split into one process per service; fails when a process
