@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +29,9 @@ import (
 )
 
 // envPublish makes the test binary a publisher process for the benchmark:
-// "addr;streams;clip;seconds".
+// "addr;streams;clip;seconds", where addr is one host:port for every
+// stream, or a comma-separated list of one per stream (the anchor's ffmpeg
+// processes).
 const envPublish = "NOKSTREAM_BENCH_PUBLISH"
 
 type anyDevice struct{}
@@ -62,6 +65,7 @@ func benchPublisher(spec string) int {
 		return 2
 	}
 	n, _ := strconv.Atoi(parts[1])
+	addrs := strings.Split(parts[0], ",")
 	secs, _ := strconv.Atoi(parts[3])
 	clip, err := testenv.ReadClip(parts[2])
 	if err != nil {
@@ -77,7 +81,7 @@ func benchPublisher(spec string) int {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
 			defer cancel()
-			url := fmt.Sprintf("rtsp://dev%d:x@%s/bench/dev%d", i, parts[0], i)
+			url := fmt.Sprintf("rtsp://dev%d:x@%s/bench/dev%d", i, addrs[min(i, len(addrs)-1)], i)
 			err := testenv.Publish(ctx, clip, url, func(lag time.Duration) {
 				mu.Lock()
 				res.MaxLag = max(res.MaxLag, lag.Seconds())
@@ -140,6 +144,107 @@ func BenchmarkIngestRTSP(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(best), "max-streams-held")
+
+	// Against the anchor: ffmpeg receiving the same streams and writing
+	// 6 s fMP4 segments with -c copy, at the same N.
+	n := 20
+	if v, err := strconv.Atoi(os.Getenv("NOKSTREAM_BENCH_ANCHOR_STREAMS")); err == nil && v > 0 {
+		n = v
+	}
+	ours := runIngestBench(b, clip, n, secs)
+	anchor := runAnchorBench(b, clip, n, secs)
+	b.Logf("N=%d: ingest %.3f CPU-s per stream-minute (held=%v), ffmpeg -c copy to 6 s fMP4 %.3f", n, ours.cpuPerStreamMinute, ours.held, anchor)
+	b.ReportMetric(ours.cpuPerStreamMinute/anchor, "ratio-to-ffmpeg")
+	fmt.Printf("BENCHTABLE|ingest CPU per stream-minute, %d RTSP streams 720p25 2 Mbit/s + AAC|%.3f CPU-s|%.3f CPU-s (ffmpeg -c copy, 6 s fMP4)|%.2f×|≤ 0.8×\n",
+		n, ours.cpuPerStreamMinute, anchor, ours.cpuPerStreamMinute/anchor)
+}
+
+// runAnchorBench is the anchor of BenchmarkIngestRTSP: one ffmpeg per
+// stream listening for the publisher (RTSP ANNOUNCE/RECORD, -rtsp_flags
+// listen) and writing 6 s fMP4 segments with -c copy (HLS, fmp4), fed by
+// the same publisher process. It returns the ffmpeg processes' CPU seconds
+// per stream-minute.
+func runAnchorBench(b *testing.B, clip string, n, secs int) float64 {
+	b.Helper()
+	dir := b.TempDir()
+	type proc struct {
+		cmd  *exec.Cmd
+		out  *bytes.Buffer
+		done chan error
+	}
+	var procs []proc
+	var addrs []string
+	for i := range n {
+		port := testenv.FreePort(b)
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		out := filepath.Join(dir, fmt.Sprintf("dev%d", i))
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rtsp_flags", "listen", "-timeout", "60",
+			"-i", fmt.Sprintf("rtsp://%s/bench/dev%d", addr, i), "-c", "copy", "-f", "hls", "-hls_time", "6",
+			"-hls_segment_type", "fmp4", "-hls_list_size", "0", "-hls_playlist_type", "event", filepath.Join(out, "index.m3u8"))
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		if err := cmd.Start(); err != nil {
+			b.Fatalf("start ffmpeg: %v", err)
+		}
+		p := proc{cmd: cmd, out: &buf, done: make(chan error, 1)}
+		go func() { p.done <- cmd.Wait() }()
+		procs = append(procs, p)
+		addrs = append(addrs, addr)
+	}
+	defer func() {
+		for _, p := range procs {
+			if p.cmd.ProcessState == nil {
+				_ = p.cmd.Process.Kill()
+			}
+		}
+	}()
+	// Each listens before the publishers start. Read from the kernel's
+	// table: a probe connection would be the one ffmpeg accepts.
+	for _, a := range addrs {
+		deadline := time.Now().Add(10 * time.Second)
+		for !listening(a) {
+			if time.Now().After(deadline) {
+				b.Fatalf("ffmpeg does not listen on %s", a)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s;%d;%s;%d", envPublish, strings.Join(addrs, ","), n, clip, secs))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		b.Logf("publisher process: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), `"failed":0`) {
+		b.Fatalf("the anchor's publishers failed: %s", out.String())
+	}
+	// The publishers tore down: each ffmpeg finishes its last segment and
+	// exits; one that does not is stopped as a user would.
+	cpu := 0.0
+	for i, p := range procs {
+		var err error
+		select {
+		case err = <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Signal(os.Interrupt)
+			err = <-p.done
+		}
+		if err != nil && p.cmd.ProcessState.ExitCode() != 255 {
+			b.Logf("ffmpeg %d: %v: %s", i, err, p.out.String())
+		}
+		if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			cpu += time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		}
+		segs, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("dev%d", i), "*.m4s"))
+		if len(segs) < secs/6-1 {
+			b.Fatalf("ffmpeg %d wrote %d segments in %d s, want %d: %s", i, len(segs), secs, secs/6-1, p.out.String())
+		}
+	}
+	return cpu / (float64(n) * float64(secs) / 60)
 }
 
 type benchResult struct {
@@ -255,4 +360,23 @@ func gather(reg *prometheus.Registry, name string) float64 {
 		return sum
 	}
 	return -1
+}
+
+// listening reports whether a socket listens on addr (127.0.0.1:port),
+// from /proc/net/tcp.
+func listening(addr string) bool {
+	_, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	table, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false
+	}
+	want := fmt.Sprintf("0100007F:%04X", p)
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[1] == want && f[3] == "0A" { // TCP_LISTEN
+			return true
+		}
+	}
+	return false
 }
