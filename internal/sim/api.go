@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -32,21 +33,44 @@ func (e *apiError) Error() string {
 }
 
 // do sends body as JSON and decodes the answer into out. An answer other
-// than 2xx is an *apiError with the API's message.
+// than 2xx is an *apiError with the API's message. A busy answer (503, or
+// 429 asking for a short wait) is retried as its Retry-After says, for
+// 30 s at most: the registry bounds password hashes at once.
 func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		payload = b
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		wait, err := c.once(ctx, method, path, payload, out)
+		if wait == 0 || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// once sends one request; a busy answer returns how long to wait before
+// the next.
+func (c *apiClient) once(ctx context.Context, method, path string, payload []byte, out any) (time.Duration, error) {
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
@@ -54,12 +78,12 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: read the answer: %w", method, path, err)
+		return 0, fmt.Errorf("%s %s: read the answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
@@ -69,14 +93,21 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
 			msg = e.Error
 		}
-		return &apiError{method: method, path: path, status: resp.StatusCode, msg: msg}
+		var wait time.Duration
+		if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
+			wait = time.Second
+			if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+				wait = time.Duration(n) * time.Second
+			}
+		}
+		return wait, &apiError{method: method, path: path, status: resp.StatusCode, msg: msg}
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: decode the answer: %w", method, path, err)
+			return 0, fmt.Errorf("%s %s: decode the answer: %w", method, path, err)
 		}
 	}
-	return nil
+	return 0, nil
 }
 
 // as returns a client of the same API holding token.

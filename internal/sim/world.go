@@ -20,7 +20,10 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // The demo world's names. They are fixed, so that a restart finds what an
@@ -159,48 +162,71 @@ func Setup(ctx context.Context, cfg WorldConfig, cli CLI, log *slog.Logger, now 
 		}
 	}
 
+	// Devices and users are independent of each other: they are set up
+	// at once (each CLI step is a process that opens the database, each
+	// login a password hash).
+	var mu sync.Mutex // creds, w
+	g, gctx := errgroup.WithContext(ctx)
 	// Devices: the room cameras get a new secret on every run (it is
 	// kept only in the credentials file); the workstations' webcams and
 	// screens publish with the candidates' exam tokens, so their own
 	// secrets are not needed.
-	for _, d := range roomDevices {
-		out, err := cli(ctx, "device", "add", DemoSite+"/"+d, "--kind", "room", "--host", cfg.RTSPHost, "--rotate")
-		if err != nil {
-			return nil, fmt.Errorf("demo world: register room camera %s/%s: %w", DemoSite, d, err)
-		}
-		u, err := url.Parse(strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]))
-		if err != nil || u.User == nil {
-			return nil, fmt.Errorf("demo world: device add %s/%s printed no publish URL", DemoSite, d)
-		}
-		secret, _ := u.User.Password()
-		creds.Devices[DemoSite+"/"+d] = secret
-		w.Rooms = append(w.Rooms, RoomCamera{Device: d, URL: u.String()})
+	w.Rooms = make([]RoomCamera, len(roomDevices))
+	for i, d := range roomDevices {
+		g.Go(func() error {
+			out, err := cli(gctx, "device", "add", DemoSite+"/"+d, "--kind", "room", "--host", cfg.RTSPHost, "--rotate")
+			if err != nil {
+				return fmt.Errorf("demo world: register room camera %s/%s: %w", DemoSite, d, err)
+			}
+			u, err := url.Parse(strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]))
+			if err != nil || u.User == nil {
+				return fmt.Errorf("demo world: device add %s/%s printed no publish URL", DemoSite, d)
+			}
+			secret, _ := u.User.Password()
+			mu.Lock()
+			defer mu.Unlock()
+			creds.Devices[DemoSite+"/"+d] = secret
+			w.Rooms[i] = RoomCamera{Device: d, URL: u.String()}
+			return nil
+		})
 	}
 	for _, c := range demoCandidates {
 		for _, kind := range []string{"webcam", "screen"} {
 			dev := DemoSite + "/" + c.workstation + "-" + kind
-			if _, err := cli(ctx, "device", "add", dev, "--kind", kind, "--host", cfg.RTSPHost); err != nil && !strings.Contains(err.Error(), "exists") {
-				return nil, fmt.Errorf("demo world: register workstation device %s: %w", dev, err)
-			}
+			g.Go(func() error {
+				if _, err := cli(gctx, "device", "add", dev, "--kind", kind, "--host", cfg.RTSPHost); err != nil && !strings.Contains(err.Error(), "exists") {
+					return fmt.Errorf("demo world: register workstation device %s: %w", dev, err)
+				}
+				return nil
+			})
 		}
+	}
+	// Users, each with a password of its own (the temporary one changed).
+	tokens := map[string]string{}
+	w.Roles = make([]Role, len(demoUsers))
+	for i, r := range demoUsers {
+		mu.Lock()
+		kept := creds.Users[r.Login]
+		mu.Unlock()
+		g.Go(func() error {
+			token, pw, err := ensureUser(gctx, api, cli, kept, r, log)
+			if err != nil {
+				return fmt.Errorf("demo world: user %s: %w", r.Login, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			creds.Users[r.Login] = pw
+			r.Password = pw
+			tokens[r.Role] = token
+			w.Roles[i] = r
+			return save()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	if err := save(); err != nil {
 		return nil, err
-	}
-
-	// Users, each with a password of its own (the temporary one changed).
-	tokens := map[string]string{}
-	for _, r := range demoUsers {
-		token, pw, err := ensureUser(ctx, api, cli, creds, r, log)
-		if err != nil {
-			return nil, fmt.Errorf("demo world: user %s: %w", r.Login, err)
-		}
-		if err := save(); err != nil {
-			return nil, err
-		}
-		r.Password = pw
-		tokens[r.Role] = token
-		w.Roles = append(w.Roles, r)
 	}
 	center, site := api.as(tokens["center"]), api.as(tokens["site"])
 
@@ -211,15 +237,28 @@ func Setup(ctx context.Context, cfg WorldConfig, cli CLI, log *slog.Logger, now 
 	if err := center.do(ctx, http.MethodPost, "/api/v1/exams/"+w.Exam+"/experts", map[string]string{"login": "expert"}, nil); err != nil {
 		return nil, fmt.Errorf("demo world: appoint the expert: %w", err)
 	}
-	for _, dc := range demoCandidates {
-		c, err := ensureCandidate(ctx, api, center, site, creds, w, dc, log)
-		if err != nil {
-			return nil, fmt.Errorf("demo world: candidate %s: %w", dc.id, err)
-		}
-		if err := save(); err != nil {
-			return nil, err
-		}
-		w.Candidates = append(w.Candidates, c)
+	w.Candidates = make([]Candidate, len(demoCandidates))
+	g, gctx = errgroup.WithContext(ctx)
+	for i, dc := range demoCandidates {
+		key := w.Exam + "/" + dc.id
+		kept := creds.ExamPasswords[key]
+		g.Go(func() error {
+			c, err := ensureCandidate(gctx, api, center, site, kept, w.Exam, dc, log)
+			if err != nil {
+				return fmt.Errorf("demo world: candidate %s: %w", dc.id, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if c.Password != kept {
+				creds.ExamPasswords[key] = c.Password
+				w.ExamPasswordsNew++
+			}
+			w.Candidates[i] = c
+			return save()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	// Exam passwords of earlier exams are of no use.
 	for k := range creds.ExamPasswords {
@@ -234,10 +273,10 @@ func Setup(ctx context.Context, cfg WorldConfig, cli CLI, log *slog.Logger, now 
 }
 
 // ensureUser returns a session token and the password of user r: the
-// password kept in creds if it still works, else a new user (or a reset
+// password kept if it still works, else a new user (or a reset
 // one) whose temporary password is changed at once.
-func ensureUser(ctx context.Context, api *apiClient, cli CLI, creds *Credentials, r Role, log *slog.Logger) (string, string, error) {
-	if pw := creds.Users[r.Login]; pw != "" {
+func ensureUser(ctx context.Context, api *apiClient, cli CLI, kept string, r Role, log *slog.Logger) (string, string, error) {
+	if pw := kept; pw != "" {
 		s, err := api.login(ctx, r.Login, pw)
 		if err == nil && !s.MustChangePassword {
 			return s.Token, pw, nil
@@ -270,7 +309,6 @@ func ensureUser(ctx context.Context, api *apiClient, cli CLI, creds *Credentials
 	if err != nil {
 		return "", "", fmt.Errorf("change the temporary password: %w", err)
 	}
-	creds.Users[r.Login] = pw
 	return s.Token, pw, nil
 }
 
@@ -341,7 +379,7 @@ func ensureExam(ctx context.Context, center *apiClient, cfg WorldConfig, w *Worl
 // exam at their workstation, admits them (as the site) and logs them in
 // with their exam password: the kept one if it still works, else a new one
 // the site issues.
-func ensureCandidate(ctx context.Context, api, center, site *apiClient, creds *Credentials, w *World, dc demoCandidate, log *slog.Logger) (Candidate, error) {
+func ensureCandidate(ctx context.Context, api, center, site *apiClient, kept, exam string, dc demoCandidate, log *slog.Logger) (Candidate, error) {
 	c := Candidate{ID: dc.id, Name: dc.last + " " + dc.first + " " + dc.middle, Webcam: dc.workstation + "-webcam", Screen: dc.workstation + "-screen"}
 	err := center.do(ctx, http.MethodPost, "/api/v1/candidates", map[string]string{
 		"id": dc.id, "last_name": dc.last, "first_name": dc.first, "middle_name": dc.middle,
@@ -350,7 +388,7 @@ func ensureCandidate(ctx context.Context, api, center, site *apiClient, creds *C
 	if err != nil && statusOf(err) != http.StatusConflict {
 		return c, fmt.Errorf("register: %w", err)
 	}
-	path := "/api/v1/exams/" + w.Exam + "/candidates"
+	path := "/api/v1/exams/" + exam + "/candidates"
 	if err := center.do(ctx, http.MethodPost, path, map[string]string{"candidate": dc.id, "webcam": c.Webcam, "screen": c.Screen}, nil); err != nil {
 		return c, fmt.Errorf("put in the exam: %w", err)
 	}
@@ -358,12 +396,11 @@ func ensureCandidate(ctx context.Context, api, center, site *apiClient, creds *C
 	if err := site.do(ctx, http.MethodPut, path+"/admission", map[string]string{"status": "admitted"}, nil); err != nil {
 		return c, fmt.Errorf("admit: %w", err)
 	}
-	key := w.Exam + "/" + dc.id
 	var es struct {
 		Token string            `json:"token"`
 		WHIP  map[string]string `json:"whip"`
 	}
-	if pw := creds.ExamPasswords[key]; pw != "" {
+	if pw := kept; pw != "" {
 		err := api.do(ctx, http.MethodPost, "/api/v1/exam/login", map[string]string{"password": pw}, &es)
 		if err == nil {
 			c.Password, c.Token, c.WHIP = pw, es.Token, es.WHIP
@@ -380,8 +417,6 @@ func ensureCandidate(ctx context.Context, api, center, site *apiClient, creds *C
 	if err := site.do(ctx, http.MethodPost, path+"/password", nil, &issued); err != nil {
 		return c, fmt.Errorf("issue the exam password: %w", err)
 	}
-	creds.ExamPasswords[key] = issued.Password
-	w.ExamPasswordsNew++
 	if err := api.do(ctx, http.MethodPost, "/api/v1/exam/login", map[string]string{"password": issued.Password}, &es); err != nil {
 		return c, fmt.Errorf("exam login: %w", err)
 	}
