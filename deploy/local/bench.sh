@@ -12,8 +12,8 @@
 # route) and wrk (the load) are installed here if missing; ffmpeg is
 # installed by deps.sh. NOKSTREAM_BENCH_SEGMENTS (default 100 000 000) is
 # how many segments BenchmarkSegmentIndex loads, or as many as the disk
-# holds. Arguments replace the default `-bench .` run (e.g. -bench
-# MediaServing ./registry/api).
+# holds. Arguments replace the default `-run '^$' -bench .` of every
+# package (e.g. -run '^$' -bench MediaServing ./registry/api).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p var
@@ -37,7 +37,10 @@ fi
 
 export NOKSTREAM_BENCH_SEGMENTS="${NOKSTREAM_BENCH_SEGMENTS:-100000000}"
 args=("$@")
+# One package at a time (-p 1): two benchmarks side by side would measure
+# each other.
 [ ${#args[@]} -eq 0 ] && args=(-run '^$' -bench . -benchmem -timeout 0)
+args=(-p 1 "${args[@]}")
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 status=0
