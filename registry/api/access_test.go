@@ -192,7 +192,7 @@ var matrix = map[string]access{
 	"GET /api/v1/exams/{exam}/candidates/{candidate}/media":  {path: objPath("/api/v1/exams/%s/candidates/%s/media", kExam, kCand), see: seeExam},
 	"GET /api/v1/exams/{exam}/candidates/{candidate}/result": {path: objPath("/api/v1/exams/%s/candidates/%s/result", kExam, kCand), see: seeExam},
 	"PUT /api/v1/exams/{exam}/candidates/{candidate}/result": {path: objPath("/api/v1/exams/%s/candidates/%s/result", kExam, kCand2),
-		see: seeExam, do: []string{store.RoleCouncil, store.RoleCenter},
+		see: seeExam, do: []string{store.RoleCenter},
 		body: jsonBody(map[string]any{"kind": "conclusion", "issued_on": "2025-03-02", "conclusion": "не сдана практическая часть"})},
 	"GET /api/v1/exams/{exam}/candidates/{candidate}/marks": {path: objPath("/api/v1/exams/%s/candidates/%s/marks", kExam, kCand), see: seeExam},
 	"POST /api/v1/exams/{exam}/candidates/{candidate}/marks": {path: objPath("/api/v1/exams/%s/candidates/%s/marks", kExam, kCand),

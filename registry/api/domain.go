@@ -57,7 +57,7 @@ type domainStore interface {
 	ExpertStreamWindows(ctx context.Context, expert int64, site, device string) ([]store.Window, error)
 
 	ResultPreconditions(ctx context.Context, exam string) ([]store.Precondition, error)
-	RecordResult(ctx context.Context, r *store.Result, by int64, now time.Time) error
+	SaveCard(ctx context.Context, r *store.Result, by int64, now time.Time) (bool, error)
 	Result(ctx context.Context, exam, candidate string) (store.Result, error)
 	Certificate(ctx context.Context, number string) (store.Result, error)
 	ExtendCertificate(ctx context.Context, number string, validUntil time.Time, reason string, by int64, now time.Time) error
@@ -65,7 +65,7 @@ type domainStore interface {
 	SetProtocol(ctx context.Context, p store.Protocol) error
 	ExamProtocol(ctx context.Context, exam string) (store.Protocol, error)
 	ApproveProtocol(ctx context.Context, exam string, expert int64, approved bool, comment string, now time.Time) error
-	RecordDecision(ctx context.Context, d store.Decision) error
+	RecordDecision(ctx context.Context, d *store.Decision) error
 	RecordVerification(ctx context.Context, v store.Verification) error
 	ExamDecisions(ctx context.Context, exam string) ([]store.Decision, []store.Verification, error)
 	Deadlines(ctx context.Context, sc store.Scope, now time.Time, overdueOnly bool) ([]store.Deadline, error)
@@ -83,6 +83,8 @@ type domainStore interface {
 
 	RelayOutbox(ctx context.Context, limit int, now time.Time, publish func(context.Context, store.OutboxEvent) error) (int, error)
 	PruneOutbox(ctx context.Context, before time.Time) (int64, error)
+
+	workflowStore // the register's procedure: workflow.go
 }
 
 // domainRoutes registers the routes of the НОК domain. Access to each is
@@ -149,6 +151,8 @@ func (s *Server) domainRoutes() {
 	s.route("POST /api/v1/certificates/{number}/revoke", authBearer, s.revokeCertificate)
 	s.route("GET /api/v1/deadlines", authBearer, s.listDeadlines)
 	s.route("GET /api/v1/deadlines/overdue", authBearer, s.listOverdue)
+
+	s.workflowRoutes()
 
 	s.route("GET /api/v1/appeals", authBearer, s.listAppeals)
 	s.route("GET /api/v1/appeals/{appeal}", authBearer, s.getAppeal)

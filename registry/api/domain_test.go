@@ -168,14 +168,23 @@ func TestResultPreconditions(t *testing.T) {
 	council, center := o.tokens[store.RoleCouncil], o.tokens[store.RoleCenter]
 	path := "/api/v1/exams/exam-bare/candidates/" + o.loner + "/result"
 	cert := map[string]any{"kind": "certificate", "certificate_number": "Б-1", "issued_on": "2025-03-01"}
+	// The center fills and submits the card whatever the details: the
+	// preconditions are the council's approval's.
+	if r := e.do("PUT", path, center, cert); r.code != http.StatusCreated {
+		t.Fatalf("the center's card: %d %s", r.code, r.body)
+	}
+	if r := e.do("POST", "/api/v1/exams/exam-bare/submission", center, nil); r.code != http.StatusOK {
+		t.Fatalf("submission: %d %s", r.code, r.body)
+	}
+	approval := map[string]any{"decision": "approved", "protocol": map[string]any{"number": "СПК-1", "date": "2025-03-02", "link": "https://spk.example/1"}}
 	codes := func() []string {
 		t.Helper()
-		r := e.do("PUT", path, center, cert)
-		if r.code == http.StatusCreated {
+		r := e.do("POST", "/api/v1/exams/exam-bare/decision", council, approval)
+		if r.code == http.StatusOK {
 			return nil
 		}
 		if r.code != http.StatusConflict {
-			t.Fatalf("result with unmet preconditions: %d %s, want 409", r.code, r.body)
+			t.Fatalf("approval with unmet preconditions: %d %s, want 409", r.code, r.body)
 		}
 		v := decode[struct {
 			Error         string
@@ -190,29 +199,50 @@ func TestResultPreconditions(t *testing.T) {
 		}
 		return out
 	}
-	if got := codes(); !slices.Equal(got, []string{"council_commission", "assessment_tools", "center_details"}) {
+	if got := codes(); !slices.Equal(got, []string{"commission_protocol", "council_commission", "assessment_tools", "site_details", "center_details"}) {
 		t.Errorf("unmet %v", got)
+	}
+	// The commission protocol, approved by the appointed expert.
+	if r := e.do("PUT", "/api/v1/exams/exam-bare/protocol?number=9&signed_on=2025-02-28&filename=p.pdf", o.tokens[store.RoleSite],
+		"%PDF-1.4 protocol", "Content-Type", "application/pdf"); r.code != http.StatusOK {
+		t.Fatalf("protocol: %d %s", r.code, r.body)
+	}
+	_, err = e.store.AppointExpert(ctx, "exam-bare", o.users[store.RoleExpert].Login, 0)
+	must(t, err)
+	if r := e.do("POST", "/api/v1/exams/exam-bare/protocol/approval", o.tokens[store.RoleExpert], map[string]any{"approved": true}); r.code != http.StatusOK {
+		t.Fatalf("expert's approval: %d %s", r.code, r.body)
 	}
 	r := e.do("PUT", "/api/v1/councils/"+o.council+"/commission", council, map[string]any{
 		"members": []string{"Иванов И. И.", "Петров П. П."}, "address": "101000, Москва", "email": "appeals@c.example", "phones": []string{"+7 495 0"}})
 	if r.code != http.StatusOK {
 		t.Fatalf("set commission: %d %s", r.code, r.body)
 	}
-	if got := codes(); !slices.Equal(got, []string{"assessment_tools", "center_details"}) {
-		t.Errorf("unmet after the commission %v", got)
+	if got := codes(); !slices.Equal(got, []string{"assessment_tools", "site_details", "center_details"}) {
+		t.Errorf("unmet after the protocol and the commission %v", got)
 	}
-	if r := e.do("POST", "/api/v1/qualifications/q-bare/tools", council, map[string]string{"reference": "ОС-Б", "link": "https://os.example/b"}); r.code != http.StatusOK {
+	if r := e.do("POST", "/api/v1/qualifications/q-bare/tools", council, map[string]string{"reference": "ОС-Б", "link": "os.example/b"}); r.code != http.StatusOK {
 		t.Fatalf("add tool: %d %s", r.code, r.body)
 	}
+	if got := codes(); !slices.Equal(got, []string{"assessment_tool_links", "site_details", "center_details"}) {
+		t.Errorf("unmet after a tool with a bad link %v", got)
+	}
+	if r := e.do("POST", "/api/v1/qualifications/q-bare/tools", council, map[string]string{"reference": "ОС-Б", "link": "https://os.example/b"}); r.code != http.StatusOK {
+		t.Fatalf("fix tool: %d %s", r.code, r.body)
+	}
+	if r := e.do("PUT", "/api/v1/sites/"+o.site, center, map[string]any{"name": "ЭП", "address": "Москва, ул. Ильинка, 3",
+		"email": "ep@c.example", "phones": []string{"+7 495 2"}}); r.code != http.StatusOK {
+		t.Fatalf("set site details: %d %s", r.code, r.body)
+	}
 	if got := codes(); !slices.Equal(got, []string{"center_details"}) {
-		t.Errorf("unmet after the tools %v", got)
+		t.Errorf("unmet after the tools and the site %v", got)
 	}
 	pre := decode[struct{ Ready bool }](t, e.do("GET", "/api/v1/exams/exam-bare/preconditions", center, nil))
 	if pre.Ready {
 		t.Errorf("preconditions ready with the center's details missing")
 	}
 	if r := e.do("PUT", "/api/v1/centers/"+o.center, center, map[string]any{"head": "Сидоров С. С.", "website": "https://c.example",
-		"legal_address": "Москва", "email": "c@c.example", "phones": []string{"+7 495 1"}}); r.code != http.StatusOK {
+		"legal_address": "Москва", "actual_address": "Москва, ул. Покровка, 2", "postal_address": "101000, Москва",
+		"email": "c@c.example", "phones": []string{"+7 495 1"}}); r.code != http.StatusOK {
 		t.Fatalf("set center details: %d %s", r.code, r.body)
 	}
 	if got := codes(); got != nil {
@@ -220,9 +250,10 @@ func TestResultPreconditions(t *testing.T) {
 	}
 	res := decode[struct {
 		ValidUntil string `json:"valid_until"`
+		State      string
 	}](t, e.do("GET", path, center, nil))
-	if res.ValidUntil != "2030-03-01" {
-		t.Errorf("valid_until %q, want 2030-03-01 (5 years)", res.ValidUntil)
+	if res.ValidUntil != "2030-03-01" || res.State != "approved" {
+		t.Errorf("card %+v, want approved, valid until 2030-03-01 (5 years)", res)
 	}
 }
 
@@ -237,6 +268,7 @@ func TestDeadlinesOverdue(t *testing.T) {
 		Kind, Exam  string
 		Overdue     bool
 		OverdueDays int `json:"overdue_days"`
+		Due         time.Time
 	}
 	list := func(token, path string) []dl {
 		t.Helper()
@@ -246,48 +278,86 @@ func TestDeadlinesOverdue(t *testing.T) {
 		}
 		return decode[[]dl](t, r)
 	}
-	e.clock.Set(examEnd.Add(13 * 24 * time.Hour))
+	// The exam ends at 17:00 MSK on 1 March: the council's last day is 15
+	// March, so it is overdue from 00:00 MSK on 16 March.
+	councilDue := time.Date(2025, 3, 15, 21, 0, 0, 0, time.UTC)
+	e.clock.Set(councilDue.Add(-time.Second))
 	if got := list(w.nark, "/api/v1/deadlines/overdue"); len(got) != 0 {
-		t.Errorf("overdue after 13 days: %+v", got)
+		t.Errorf("overdue on the last day: %+v", got)
 	}
-	if got := list(o1.tokens[store.RoleCouncil], "/api/v1/deadlines"); len(got) != 1 || got[0].Kind != "council_submission" || got[0].Overdue {
-		t.Errorf("pending after 13 days: %+v", got)
+	if got := list(o1.tokens[store.RoleCouncil], "/api/v1/deadlines"); len(got) != 1 || got[0].Kind != "council_submission" || got[0].Overdue || !got[0].Due.Equal(councilDue) {
+		t.Errorf("pending on the last day: %+v, want due %v", got, councilDue)
 	}
-	e.clock.Set(examEnd.Add(16 * 24 * time.Hour))
+	e.clock.Set(councilDue.Add(2*24*time.Hour + time.Hour))
 	got := list(w.nark, "/api/v1/deadlines/overdue")
 	if len(got) != 2 || got[0].Kind != "council_submission" || got[0].OverdueDays != 2 {
-		t.Errorf("NARK's overdue list after 16 days: %+v", got)
+		t.Errorf("NARK's overdue list two days late: %+v", got)
 	}
 	if got := list(o1.tokens[store.RoleCouncil], "/api/v1/deadlines/overdue"); len(got) != 1 || got[0].Exam != o1.exam {
 		t.Errorf("council1's overdue list: %+v", got)
 	}
-	// The council approves only a protocol the appointed expert approved;
-	// a new protocol withdraws the approvals of the one it replaces.
-	decide := func() response {
-		return e.do("POST", "/api/v1/exams/"+o1.exam+"/decision", o1.tokens[store.RoleCouncil], map[string]string{"decision": "approved"})
+	sum := decode[struct {
+		Date          string
+		Organisations []struct {
+			Kind, ID                   string
+			Pending, DueToday, Overdue int
+		}
+	}](t, e.do("GET", "/api/v1/deadlines/summary", w.nark, nil))
+	if sum.Date != "2025-03-18" || len(sum.Organisations) != 4 {
+		t.Errorf("NARK's daily summary %+v, want 18 March and two councils and two centers", sum)
 	}
-	if r := e.do("PUT", "/api/v1/exams/"+o1.exam+"/protocol?number=7&signed_on=2025-03-01&filename=p.pdf", o1.tokens[store.RoleSite],
-		"%PDF-1.4 protocol", "Content-Type", "application/pdf"); r.code != http.StatusOK && r.code != http.StatusCreated {
-		t.Fatalf("protocol: %d %s", r.code, r.body)
+	for _, o := range sum.Organisations {
+		if o.Pending != 1 || o.Overdue != 1 {
+			t.Errorf("summary of %s %s: %+v", o.Kind, o.ID, o)
+		}
 	}
+	// The center fills the missing card and submits; the council, late,
+	// must say why, and approves only a protocol the expert approved.
+	center, council := o1.tokens[store.RoleCenter], o1.tokens[store.RoleCouncil]
+	if r := e.do("PUT", "/api/v1/exams/"+o1.exam+"/candidates/"+o1.cand2+"/result", center,
+		map[string]string{"kind": "conclusion", "issued_on": "2025-03-02", "conclusion": "не сдана практическая часть"}); r.code != http.StatusCreated {
+		t.Fatalf("card: %d %s", r.code, r.body)
+	}
+	if r := e.do("POST", "/api/v1/exams/"+o1.exam+"/submission", center, nil); r.code != http.StatusOK {
+		t.Fatalf("submission: %d %s", r.code, r.body)
+	}
+	approval := map[string]any{"decision": "approved", "protocol": map[string]any{"number": "СПК-7", "date": "2025-03-17", "link": "https://spk.example/7"}}
+	decide := func() response { return e.do("POST", "/api/v1/exams/"+o1.exam+"/decision", council, approval) }
+	if r := decide(); r.code != http.StatusConflict || !strings.Contains(string(r.body), "late") {
+		t.Fatalf("a late approval without a reason: %d %s, want 409 saying late", r.code, r.body)
+	}
+	approval["late_reason"] = "ждали подписи председателя"
 	if r := decide(); r.code != http.StatusConflict || !strings.Contains(string(r.body), "experts approved") {
 		t.Fatalf("approval before the expert's: %d %s, want 409 saying the experts have not approved", r.code, r.body)
 	}
 	if r := e.do("POST", "/api/v1/exams/"+o1.exam+"/protocol/approval", o1.tokens[store.RoleExpert], map[string]any{"approved": true}); r.code != http.StatusOK {
 		t.Fatalf("expert's approval: %d %s", r.code, r.body)
 	}
+	for _, sd := range []struct {
+		path string
+		body map[string]any
+	}{
+		{"/api/v1/sites/" + o1.site, map[string]any{"name": "ЭП", "address": "Москва", "email": "ep@c.example", "phones": []string{"+7 495 2"}}},
+		{"/api/v1/centers/" + o1.center, map[string]any{"head": "Сидоров С. С.", "website": "https://c.example", "legal_address": "Москва",
+			"actual_address": "Москва", "postal_address": "101000, Москва", "email": "c@c.example", "phones": []string{"+7 495 1"}}},
+	} {
+		if r := e.do("PUT", sd.path, center, sd.body); r.code != http.StatusOK {
+			t.Fatalf("PUT %s: %d %s", sd.path, r.code, r.body)
+		}
+	}
 	if r := decide(); r.code != http.StatusOK {
 		t.Fatalf("decision: %d %s", r.code, r.body)
 	}
-	e.clock.Set(examEnd.Add(24 * 24 * time.Hour))
-	got = list(o1.tokens[store.RoleCenter], "/api/v1/deadlines/overdue")
-	if len(got) != 1 || got[0].Kind != "nark_verification" || got[0].OverdueDays != 1 {
-		t.Errorf("after the submission and 8 days: %+v", got)
+	// NARK's 7 days from the approval (18 March MSK): overdue from 26 March MSK.
+	e.clock.Set(time.Date(2025, 3, 25, 21, 0, 0, 0, time.UTC))
+	got = list(center, "/api/v1/deadlines/overdue")
+	if len(got) != 1 || got[0].Kind != "nark_verification" || got[0].OverdueDays != 0 {
+		t.Errorf("NARK overdue from the start of the 8th day: %+v", got)
 	}
-	if r := e.do("POST", "/api/v1/exams/"+o1.exam+"/verification", w.nark, map[string]any{"verified": true}); r.code != http.StatusOK {
+	if r := e.do("POST", "/api/v1/exams/"+o1.exam+"/verification", w.nark, map[string]any{"verified": true, "late_reason": "очередь"}); r.code != http.StatusOK {
 		t.Fatalf("verification: %d %s", r.code, r.body)
 	}
-	if got := list(o1.tokens[store.RoleCenter], "/api/v1/deadlines/overdue"); len(got) != 0 {
+	if got := list(center, "/api/v1/deadlines/overdue"); len(got) != 0 {
 		t.Errorf("after the verification: %+v", got)
 	}
 }
@@ -440,14 +510,17 @@ func TestRetentionEvents(t *testing.T) {
 	fb.down.Store(true)
 	call("POST", "/api/v1/certificates/"+o.cert+"/extend", map[string]string{"valid_until": "2031-06-01"}, http.StatusOK)
 	call("POST", "/api/v1/certificates/"+o.cert+"/revoke", map[string]string{"reason": "подложные документы"}, http.StatusOK)
-	call("PUT", "/api/v1/exams/exam1/candidates/"+o.cand2+"/result",
-		map[string]string{"kind": "certificate", "certificate_number": "NEW-1", "issued_on": "2025-03-02"}, http.StatusCreated)
-	if n, err := e.store.PendingOutbox(context.Background()); err != nil || n != 3 {
-		t.Errorf("%d events pending during the outage (%v), want 3", n, err)
+	// A draft card is not in the register yet: it changes no retention.
+	if r := e.do("PUT", "/api/v1/exams/exam1/candidates/"+o.cand2+"/result", o.tokens[store.RoleCenter],
+		map[string]string{"kind": "certificate", "certificate_number": "NEW-1", "issued_on": "2025-03-02"}); r.code != http.StatusCreated {
+		t.Fatalf("the center's draft card: %d %s", r.code, r.body)
+	}
+	if n, err := e.store.PendingOutbox(context.Background()); err != nil || n != 2 {
+		t.Errorf("%d events pending during the outage (%v), want 2", n, err)
 	}
 	fb.down.Store(false)
 	want := []string{o.cand + ":certificate_issued", o.cand2 + ":appeal_opened", o.cand + ":appeal_opened", o.cand + ":appeal_closed",
-		o.cand + ":certificate_extended", o.cand + ":certificate_revoked", o.cand2 + ":certificate_issued"}
+		o.cand + ":certificate_extended", o.cand + ":certificate_revoked"}
 	testenv.WaitFor(t, 10*time.Second, "every event after the outage", func() bool { return len(reasons()) == len(want) })
 	if r := reasons(); !slices.Equal(r, want) {
 		t.Errorf("events %v, want %v", r, want)
@@ -618,12 +691,12 @@ func TestCenterFormsExam(t *testing.T) {
 	}
 	res := decode[struct {
 		ValidUntil string `json:"valid_until"`
-	}](t, call(council, "PUT", "/api/v1/exams/"+exam+"/candidates/"+a+"/result",
+	}](t, call(center, "PUT", "/api/v1/exams/"+exam+"/candidates/"+a+"/result",
 		map[string]string{"kind": "certificate", "certificate_number": "40.1-000001", "issued_on": "2025-03-05"}, http.StatusCreated))
 	if res.ValidUntil != "2028-03-05" {
 		t.Errorf("valid_until %s, want 2028-03-05", res.ValidUntil)
 	}
-	if r := e.do("PUT", "/api/v1/exams/"+exam+"/candidates/"+b+"/result", council,
+	if r := e.do("PUT", "/api/v1/exams/"+exam+"/candidates/"+b+"/result", center,
 		map[string]string{"kind": "conclusion", "issued_on": "2025-03-05", "conclusion": "не допущен"}); r.code != http.StatusConflict {
 		t.Errorf("result of a refused candidate: %d, want 409", r.code)
 	}

@@ -169,6 +169,7 @@ type centerJSON struct {
 	Head           string    `json:"head"`
 	Website        string    `json:"website"`
 	LegalAddress   string    `json:"legal_address"`
+	ActualAddress  string    `json:"actual_address"`
 	PostalAddress  string    `json:"postal_address"`
 	Email          string    `json:"email"`
 	Phones         []string  `json:"phones"`
@@ -179,7 +180,7 @@ type centerJSON struct {
 
 func newCenterJSON(c store.Center) centerJSON {
 	return centerJSON{ID: c.ID, Council: c.CouncilID, Name: c.Name, Head: c.Head, Website: c.Website,
-		LegalAddress: c.LegalAddress, PostalAddress: c.PostalAddress, Email: c.Email, Phones: nonNil(c.Phones),
+		LegalAddress: c.LegalAddress, ActualAddress: c.ActualAddress, PostalAddress: c.PostalAddress, Email: c.Email, Phones: nonNil(c.Phones),
 		Qualifications: nonNil(c.Qualifications), Missing: nonNil(c.MissingDetails()), UpdatedAt: c.UpdatedAt.UTC()}
 }
 
@@ -226,6 +227,7 @@ func (s *Server) updateCenter(w http.ResponseWriter, r *http.Request, c *caller)
 		Head          string   `json:"head"`
 		Website       string   `json:"website"`
 		LegalAddress  string   `json:"legal_address"`
+		ActualAddress string   `json:"actual_address"`
 		PostalAddress string   `json:"postal_address"`
 		Email         string   `json:"email"`
 		Phones        []string `json:"phones"`
@@ -236,8 +238,8 @@ func (s *Server) updateCenter(w http.ResponseWriter, r *http.Request, c *caller)
 	if req.Name == "" {
 		req.Name = x.Name
 	}
-	x.Name, x.Head, x.Website, x.LegalAddress, x.PostalAddress, x.Email, x.Phones =
-		req.Name, req.Head, req.Website, req.LegalAddress, req.PostalAddress, req.Email, req.Phones
+	x.Name, x.Head, x.Website, x.LegalAddress, x.ActualAddress, x.PostalAddress, x.Email, x.Phones =
+		req.Name, req.Head, req.Website, req.LegalAddress, req.ActualAddress, req.PostalAddress, req.Email, req.Phones
 	x.Qualifications = nil
 	if _, err := s.store.SaveCenter(r.Context(), x); err != nil {
 		return fail(err, "center")

@@ -27,12 +27,19 @@ type resultJSON struct {
 	RevocationReason  string                  `json:"revocation_reason,omitempty"`
 	RecordedAt        time.Time               `json:"recorded_at"`
 	Changes           []certificateChangeJSON `json:"changes"`
+	State             string                  `json:"state"`
+	StateReason       string                  `json:"state_reason,omitempty"`
+	StateAt           time.Time               `json:"state_at"`
+	SubmittedAt       *time.Time              `json:"submitted_at,omitempty"`
+	ApprovedAt        *time.Time              `json:"approved_at,omitempty"`
+	UpdatedAt         time.Time               `json:"updated_at"`
 }
 
 func newResultJSON(r store.Result) resultJSON {
 	out := resultJSON{Exam: r.ExamID, Candidate: r.CandidateID, Kind: r.Kind, CertificateNumber: r.CertificateNumber,
 		IssuedOn: date{r.IssuedOn}, Conclusion: r.Conclusion, RevokedAt: utcPtr(r.RevokedAt), RevocationReason: r.RevocationReason,
-		RecordedAt: r.RecordedAt.UTC(), Changes: []certificateChangeJSON{}}
+		RecordedAt: r.RecordedAt.UTC(), Changes: []certificateChangeJSON{}, State: r.State, StateReason: r.StateReason,
+		StateAt: r.StateAt.UTC(), SubmittedAt: utcPtr(r.SubmittedAt), ApprovedAt: utcPtr(r.ApprovedAt), UpdatedAt: r.UpdatedAt.UTC()}
 	if !r.ValidUntil.IsZero() {
 		out.ValidUntil = &date{r.ValidUntil}
 	}
@@ -56,12 +63,14 @@ func (s *Server) getResult(w http.ResponseWriter, r *http.Request, c *caller) er
 }
 
 // recordResult handles PUT /api/v1/exams/{exam}/candidates/{candidate}/result:
-// the council or the center records a certificate {"kind":"certificate",
-// "certificate_number","issued_on"} (valid until is computed from the
-// qualification) or a conclusion {"kind":"conclusion","issued_on",
-// "conclusion"}. Unmet preconditions answer 409 listing each.
+// the center fills the candidate's result card, a draft: a certificate
+// {"kind":"certificate", "certificate_number","issued_on"} (valid until is
+// computed from the qualification) or a conclusion {"kind":"conclusion",
+// "issued_on", "conclusion"}. Only a draft or a returned card changes; the
+// card reaches the register through the procedure (workflow.go). 201 for a
+// new card, 200 for an edit.
 func (s *Server) recordResult(w http.ResponseWriter, r *http.Request, c *caller) error {
-	exam, cand, _, err := s.examCandidateOwner(r, c, store.RoleCouncil, store.RoleCenter)
+	exam, cand, _, err := s.examCandidateOwner(r, c, store.RoleCenter)
 	if err != nil {
 		return err
 	}
@@ -76,18 +85,23 @@ func (s *Server) recordResult(w http.ResponseWriter, r *http.Request, c *caller)
 	}
 	res := &store.Result{ExamID: exam, CandidateID: cand, Kind: req.Kind, CertificateNumber: req.CertificateNumber,
 		IssuedOn: req.IssuedOn.Time, Conclusion: req.Conclusion}
-	if err := s.store.RecordResult(r.Context(), res, c.user.ID, s.now()); err != nil {
+	created, err := s.store.SaveCard(r.Context(), res, c.user.ID, s.now())
+	if err != nil {
 		return fail(err, "candidate of the exam")
 	}
-	s.kickOutbox()
-	if err := s.audit(r, c, "result.record", exam+"/"+cand, map[string]any{"kind": res.Kind, "certificate_number": res.CertificateNumber}); err != nil {
+	if err := s.audit(r, c, "result.card", exam+"/"+cand, map[string]any{"kind": res.Kind, "certificate_number": res.CertificateNumber,
+		"issued_on": res.IssuedOn.Format(time.DateOnly), "created": created}); err != nil {
 		return err
 	}
 	got, err := s.store.Result(r.Context(), exam, cand)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, newResultJSON(got))
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, newResultJSON(got))
 	return nil
 }
 
@@ -262,18 +276,41 @@ func (s *Server) listDecisions(w http.ResponseWriter, r *http.Request, c *caller
 	}
 	decisions, verifications := []map[string]any{}, []map[string]any{}
 	for _, d := range ds {
-		decisions = append(decisions, map[string]any{"decision": d.Decision, "comment": d.Comment, "decided_at": d.DecidedAt.UTC()})
+		j := map[string]any{"decision": d.Decision, "comment": d.Comment, "decided_at": d.DecidedAt.UTC()}
+		if d.Protocol.Number != "" {
+			p := map[string]any{"number": d.Protocol.Number, "date": date{d.Protocol.Date}}
+			if d.Protocol.DocumentID != "" {
+				p["document"] = d.Protocol.DocumentID
+				p["url"] = "/api/v1/documents/" + d.Protocol.DocumentID
+			}
+			if d.Protocol.Link != "" {
+				p["link"] = d.Protocol.Link
+			}
+			j["protocol"] = p
+		}
+		if d.LateReason != "" {
+			j["late_reason"] = d.LateReason
+		}
+		decisions = append(decisions, j)
 	}
 	for _, v := range vs {
-		verifications = append(verifications, map[string]any{"verified": v.Verified, "comment": v.Comment, "verified_at": v.VerifiedAt.UTC()})
+		j := map[string]any{"verified": v.Verified, "comment": v.Comment, "verified_at": v.VerifiedAt.UTC(), "candidates": nonNil(v.Candidates)}
+		if v.LateReason != "" {
+			j["late_reason"] = v.LateReason
+		}
+		verifications = append(verifications, j)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"exam": o.Exam, "decisions": decisions, "verifications": verifications})
 	return nil
 }
 
 // recordDecision handles POST /api/v1/exams/{exam}/decision
-// {"decision":"approved"|"rejected"|"returned","comment"}: the council's
-// decision on the exam's results; approved submits them to the register.
+// {"decision":"approved"|"rejected"|"returned","comment","protocol":
+// {"number","date","document"|"link"},"late_reason"}: the council's
+// decision on the exam's submitted cards; approved (with the council's
+// protocol) puts them in the register, returned sends them back to the
+// center. Unmet preconditions answer 409 naming each; a decision after the
+// deadline without late_reason is 409.
 func (s *Server) recordDecision(w http.ResponseWriter, r *http.Request, c *caller) error {
 	o, err := s.examOwner(r, c, store.RoleCouncil)
 	if err != nil {
@@ -282,39 +319,55 @@ func (s *Server) recordDecision(w http.ResponseWriter, r *http.Request, c *calle
 	var req struct {
 		Decision string `json:"decision"`
 		Comment  string `json:"comment"`
+		Protocol struct {
+			Number   string `json:"number"`
+			Date     date   `json:"date"`
+			Document string `json:"document"`
+			Link     string `json:"link"`
+		} `json:"protocol"`
+		LateReason string `json:"late_reason"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := s.store.RecordDecision(r.Context(), store.Decision{ExamID: o.Exam, Decision: req.Decision, Comment: req.Comment,
-		DecidedBy: c.user.ID, DecidedAt: s.now()}); err != nil {
+	d := &store.Decision{ExamID: o.Exam, Decision: req.Decision, Comment: req.Comment, LateReason: req.LateReason,
+		Protocol:  store.ApprovalProtocol{Number: req.Protocol.Number, Date: req.Protocol.Date.Time, DocumentID: req.Protocol.Document, Link: req.Protocol.Link},
+		DecidedBy: c.user.ID, DecidedAt: s.now()}
+	if err := s.store.RecordDecision(r.Context(), d); err != nil {
 		return fail(err, "exam")
 	}
-	if err := s.audit(r, c, "exam.decision", o.Exam, map[string]any{"decision": req.Decision}); err != nil {
+	s.kickOutbox()
+	if err := s.audit(r, c, "exam.decision", o.Exam, map[string]any{"decision": req.Decision, "cards": d.Cards,
+		"protocol": d.Protocol.Number, "late_reason": d.LateReason}); err != nil {
 		return err
 	}
 	return s.listDecisions(w, r, c)
 }
 
 // recordVerification handles POST /api/v1/exams/{exam}/verification
-// {"verified","comment"}: NARK verifies the submitted results.
+// {"verified","comment","candidates","late_reason"}: NARK verifies the
+// exam's approved cards (those of candidates, or all), or not with a
+// reason.
 func (s *Server) recordVerification(w http.ResponseWriter, r *http.Request, c *caller) error {
 	o, err := s.examOwner(r, c, store.RoleNARK)
 	if err != nil {
 		return err
 	}
 	var req struct {
-		Verified bool   `json:"verified"`
-		Comment  string `json:"comment"`
+		Verified   bool     `json:"verified"`
+		Comment    string   `json:"comment"`
+		Candidates []string `json:"candidates"`
+		LateReason string   `json:"late_reason"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
 	if err := s.store.RecordVerification(r.Context(), store.Verification{ExamID: o.Exam, Verified: req.Verified, Comment: req.Comment,
-		VerifiedBy: c.user.ID, VerifiedAt: s.now()}); err != nil {
+		Candidates: req.Candidates, LateReason: req.LateReason, VerifiedBy: c.user.ID, VerifiedAt: s.now()}); err != nil {
 		return fail(err, "exam")
 	}
-	if err := s.audit(r, c, "exam.verification", o.Exam, map[string]any{"verified": req.Verified}); err != nil {
+	if err := s.audit(r, c, "exam.verification", o.Exam, map[string]any{"verified": req.Verified, "candidates": req.Candidates,
+		"late_reason": req.LateReason}); err != nil {
 		return err
 	}
 	return s.listDecisions(w, r, c)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -368,97 +367,6 @@ func storetestOrg(t *testing.T, s *store.Store) {
 	if _, err := s.SaveCenter(ctx, store.Center{ID: "center1", CouncilID: "council1", Name: "Center", Head: "Сидоров",
 		Website: "https://c.example", LegalAddress: "Москва", Email: "c@c.c", Phones: []string{"+7"}}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestDeadlines(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s, _ := open(t)
-	world(t, s)
-	end := examDay.Add(4 * time.Hour)
-	check := func(now time.Time, overdueOnly bool, want ...string) {
-		t.Helper()
-		ds, err := s.Deadlines(ctx, store.Scope{}, now, overdueOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, d := range ds {
-			got = append(got, d.Kind)
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("deadlines at %v (overdue only %v): %v, want %v", now, overdueOnly, got, want)
-		}
-	}
-	check(examDay, false)
-	check(end.Add(time.Hour), false, store.DeadlineSubmission)
-	check(end.Add(13*24*time.Hour), true)
-	check(end.Add(14*24*time.Hour), true, store.DeadlineSubmission)
-	if err := s.RecordDecision(ctx, store.Decision{ExamID: "exam1", Decision: store.DecisionReturned, DecidedAt: end}); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("returned without a comment: %v", err)
-	}
-	submitted := end.Add(15 * 24 * time.Hour)
-	if err := s.RecordVerification(ctx, store.Verification{ExamID: "exam1", Verified: true, VerifiedAt: submitted}); !errors.Is(err, store.ErrState) {
-		t.Errorf("verification before submission: %v, want ErrState", err)
-	}
-	// The council approves only a commission protocol that every
-	// appointed expert approved, and says what is missing.
-	approve := func(want string) {
-		t.Helper()
-		err := s.RecordDecision(ctx, store.Decision{ExamID: "exam1", Decision: store.DecisionApproved, DecidedAt: submitted})
-		if want == "" {
-			if err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		if !errors.Is(err, store.ErrState) || !strings.Contains(err.Error(), want) {
-			t.Fatalf("approval %v, want ErrState saying %q", err, want)
-		}
-	}
-	approve("protocol is not recorded")
-	doc := &store.Document{ExamID: "exam1", Kind: "protocol", Filename: "protocol.pdf", ContentType: "application/pdf",
-		Bytes: 1, SHA256: strings.Repeat("0", 64), ObjectKey: store.DocumentKey("exam1", "p1")}
-	if err := s.AddDocument(ctx, doc); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetProtocol(ctx, store.Protocol{ExamID: "exam1", Number: "17/2026", SignedOn: end, Document: *doc, UploadedAt: end}); err != nil {
-		t.Fatal(err)
-	}
-	approve("no expert is appointed")
-	var experts []store.Expert
-	for _, login := range []string{"expert-a", "expert-b"} {
-		if _, err := s.AddUser(ctx, login, store.RoleExpert, "council1"); err != nil {
-			t.Fatal(err)
-		}
-		x, err := s.AppointExpert(ctx, "exam1", login, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		experts = append(experts, x)
-	}
-	approve("0 of 2 appointed experts approved")
-	if err := s.ApproveProtocol(ctx, "exam1", experts[0].ID, true, "", end); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ApproveProtocol(ctx, "exam1", experts[1].ID, false, "нет подписи председателя", end); err != nil {
-		t.Fatal(err)
-	}
-	approve("not approved by expert-b")
-	if err := s.ApproveProtocol(ctx, "exam1", experts[1].ID, true, "", end); err != nil {
-		t.Fatal(err)
-	}
-	approve("")
-	check(submitted.Add(6*24*time.Hour), true)
-	check(submitted.Add(7*24*time.Hour), true, store.DeadlineVerification)
-	if err := s.RecordVerification(ctx, store.Verification{ExamID: "exam1", Verified: true, VerifiedAt: submitted.Add(8 * 24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	check(submitted.Add(30*24*time.Hour), false)
-	// Scoped: another council sees none of it.
-	if ds, err := s.Deadlines(ctx, store.Scope{Council: "council9"}, end.Add(20*24*time.Hour), false); err != nil || len(ds) != 0 {
-		t.Errorf("deadlines of another council: %v %v", ds, err)
 	}
 }
 

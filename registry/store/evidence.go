@@ -290,7 +290,7 @@ func (s *Store) CandidateExamFacts(ctx context.Context, exam, candidate string) 
 			ec.webcam_device, ec.screen_device, ec.admission,
 			r.kind, r.certificate_number, r.issued_on, r.valid_until, r.recorded_at, r.revoked_at IS NOT NULL
 		FROM exam_candidates ec JOIN exams e ON e.id = ec.exam_id JOIN centers c ON c.id = e.center_id
-		LEFT JOIN results r ON r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id
+		LEFT JOIN results r ON r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id AND r.state IN `+registerStates+`
 		WHERE ec.exam_id = $1 AND ec.candidate_id = $2`, exam, candidate).
 		Scan(&f.CouncilID, &f.CenterID, &f.SiteID, &f.Qualification, &f.ExamStart, &f.ExamEnd, &f.Webcam, &f.Screen, &f.Admission,
 			&kind, &number, &issued, &valid, &recorded, &revoked)

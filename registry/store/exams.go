@@ -276,6 +276,7 @@ type ExamCandidate struct {
 	PasswordIssuedAt *time.Time
 	AddedAt          time.Time
 	ResultKind       string // "", "certificate" or "conclusion"
+	ResultState      string // the state of its result card (Card*), or ""
 }
 
 // AddExamCandidate adds candidate to exam at the workstation whose webcam
@@ -374,6 +375,7 @@ func (s *Store) AddExamCandidate(ctx context.Context, exam, candidate, webcam, s
 const examCandidateColumns = `ec.exam_id, ec.site_id, ec.webcam_device, ec.screen_device, ec.admission, ec.refusal_reason,
 	coalesce(ec.admission_by, 0), ec.admission_at, ec.password_issued_at, ec.added_at,
 	coalesce((SELECT r.kind FROM results r WHERE r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id), ''),
+	coalesce((SELECT r.state FROM results r WHERE r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id), ''),
 	` + candidateColumns
 
 const examCandidateFrom = ` FROM exam_candidates ec JOIN candidates k ON k.id = ec.candidate_id JOIN centers c ON c.id = k.center_id `
@@ -382,7 +384,7 @@ func scanExamCandidate(row pgx.Row) (ExamCandidate, error) {
 	var ec ExamCandidate
 	k := &ec.Candidate
 	err := row.Scan(&ec.ExamID, &ec.SiteID, &ec.Webcam, &ec.Screen, &ec.Admission, &ec.RefusalReason, &ec.AdmissionBy,
-		&ec.AdmissionAt, &ec.PasswordIssuedAt, &ec.AddedAt, &ec.ResultKind,
+		&ec.AdmissionAt, &ec.PasswordIssuedAt, &ec.AddedAt, &ec.ResultKind, &ec.ResultState,
 		&k.ID, &k.CenterID, &k.CouncilID, &k.LastName, &k.FirstName, &k.MiddleName, &k.SNILS, &k.Document,
 		&k.Email, &k.Phone, &k.CreatedAt, &k.UpdatedAt)
 	return ec, err

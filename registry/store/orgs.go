@@ -61,6 +61,7 @@ type Center struct {
 	Head           string // full name of the head
 	Website        string // official site
 	LegalAddress   string
+	ActualAddress  string // where it really works (фактический адрес)
 	PostalAddress  string
 	Email          string
 	Phones         []string
@@ -102,6 +103,22 @@ type Site struct {
 	Phones    []string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// MissingDetails returns the details the site lacks before the council
+// may approve the results of its exams: name, address, e-mail and phone.
+// Nil means complete.
+func (s Site) MissingDetails() []string {
+	var m []string
+	for _, f := range []struct{ name, v string }{{"name", s.Name}, {"address", s.Address}, {"e-mail", s.Email}} {
+		if strings.TrimSpace(f.v) == "" {
+			m = append(m, f.name)
+		}
+	}
+	if len(cleanList(s.Phones)) == 0 {
+		m = append(m, "phone")
+	}
+	return m
 }
 
 // Owner returns where the site sits.
@@ -199,14 +216,14 @@ func (s *Store) SaveCenter(ctx context.Context, c Center) (created bool, err err
 			return fmt.Errorf("%w: center %s belongs to council %s, not %s", ErrInvalid, c.ID, was, c.CouncilID)
 		}
 		_, err = tx.Exec(ctx, `
-			INSERT INTO centers (id, council_id, name, head, website, legal_address, postal_address, email, phones)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			INSERT INTO centers (id, council_id, name, head, website, legal_address, postal_address, email, phones, actual_address)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, head = EXCLUDED.head, website = EXCLUDED.website,
 				legal_address = EXCLUDED.legal_address, postal_address = EXCLUDED.postal_address,
-				email = EXCLUDED.email, phones = EXCLUDED.phones, updated_at = now()`,
+				email = EXCLUDED.email, phones = EXCLUDED.phones, actual_address = EXCLUDED.actual_address, updated_at = now()`,
 			c.ID, c.CouncilID, strings.TrimSpace(c.Name), strings.TrimSpace(c.Head), strings.TrimSpace(c.Website),
 			strings.TrimSpace(c.LegalAddress), strings.TrimSpace(c.PostalAddress), strings.TrimSpace(c.Email),
-			cleanList(c.Phones))
+			cleanList(c.Phones), strings.TrimSpace(c.ActualAddress))
 		if err != nil {
 			return err
 		}
@@ -244,13 +261,13 @@ func setCenterQualifications(ctx context.Context, tx pgx.Tx, center, council str
 	return err
 }
 
-const centerColumns = `c.id, c.council_id, c.name, c.head, c.website, c.legal_address, c.postal_address, c.email, c.phones,
+const centerColumns = `c.id, c.council_id, c.name, c.head, c.website, c.legal_address, c.actual_address, c.postal_address, c.email, c.phones,
 	coalesce((SELECT array_agg(qualification_code ORDER BY qualification_code) FROM center_qualifications WHERE center_id = c.id), '{}'),
 	c.created_at, c.updated_at`
 
 func scanCenter(row pgx.Row) (Center, error) {
 	var c Center
-	err := row.Scan(&c.ID, &c.CouncilID, &c.Name, &c.Head, &c.Website, &c.LegalAddress, &c.PostalAddress, &c.Email,
+	err := row.Scan(&c.ID, &c.CouncilID, &c.Name, &c.Head, &c.Website, &c.LegalAddress, &c.ActualAddress, &c.PostalAddress, &c.Email,
 		&c.Phones, &c.Qualifications, &c.CreatedAt, &c.UpdatedAt)
 	return c, err
 }

@@ -41,7 +41,8 @@ func overdueSelect(where, defaultDays string) string {
 		LEFT JOIN retention_settings rq ON rq.council_id = c.council_id AND rq.qualification_code = e.qualification_code
 		LEFT JOIN retention_settings rc ON rc.council_id = c.council_id AND rc.qualification_code = ''
 		WHERE ` + where + `
-			AND NOT EXISTS (SELECT 1 FROM results r WHERE r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id)
+			AND NOT EXISTS (SELECT 1 FROM results r WHERE r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id
+				AND r.state IN ` + registerStates + `)
 			AND NOT EXISTS (SELECT 1 FROM evidence_disposals d WHERE d.exam_id = ec.exam_id AND d.candidate_id = ec.candidate_id)
 			AND NOT EXISTS (SELECT 1 FROM appeals a WHERE a.exam_id = ec.exam_id AND a.candidate_id = ec.candidate_id
 				AND a.status = 'closed')`
@@ -112,7 +113,7 @@ func (s *Store) DisposeEvidence(ctx context.Context, d Disposal, defaultProvisio
 		}
 		var result, disposed, openAppeal, closedAppeal bool
 		err = tx.QueryRow(ctx, `SELECT
-				EXISTS (SELECT 1 FROM results WHERE exam_id = $1 AND candidate_id = $2),
+				EXISTS (SELECT 1 FROM results WHERE exam_id = $1 AND candidate_id = $2 AND state IN `+registerStates+`),
 				EXISTS (SELECT 1 FROM evidence_disposals WHERE exam_id = $1 AND candidate_id = $2),
 				EXISTS (SELECT 1 FROM appeals WHERE exam_id = $1 AND candidate_id = $2 AND status <> 'closed'),
 				EXISTS (SELECT 1 FROM appeals WHERE exam_id = $1 AND candidate_id = $2 AND status = 'closed')`,

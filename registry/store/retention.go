@@ -45,7 +45,7 @@ const evidenceSelect = `
 	FROM exams e
 	JOIN centers c ON c.id = e.center_id
 	JOIN exam_candidates ec ON ec.exam_id = e.id
-	LEFT JOIN results r ON r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id
+	LEFT JOIN results r ON r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id AND r.state IN ` + registerStates + `
 	LEFT JOIN retention_settings rq ON rq.council_id = c.council_id AND rq.qualification_code = e.qualification_code
 	LEFT JOIN retention_settings rc ON rc.council_id = c.council_id AND rc.qualification_code = ''
 	LEFT JOIN evidence_disposals dp ON dp.exam_id = ec.exam_id AND dp.candidate_id = ec.candidate_id`

@@ -131,7 +131,7 @@ func (s *Store) EvidenceTimeline(ctx context.Context, exam, candidate string) (T
 
 	var r TimelineResult
 	err = s.pool.QueryRow(ctx, `SELECT kind, coalesce(certificate_number, ''), issued_on, valid_until, conclusion, revoked_at,
-			revocation_reason, recorded_at FROM results WHERE exam_id = $1 AND candidate_id = $2`, exam, candidate).
+			revocation_reason, recorded_at FROM results WHERE exam_id = $1 AND candidate_id = $2 AND state IN `+registerStates, exam, candidate).
 		Scan(&r.Kind, &r.CertificateNumber, &r.IssuedOn, &r.ValidUntil, &r.Conclusion, &r.RevokedAt, &r.RevocationReason, &r.RecordedAt)
 	switch {
 	case err == nil:

@@ -31,7 +31,7 @@ func Org(t testing.TB, s *store.Store, council, center, site string) {
 	if _, err := s.SaveCenter(ctx, store.Center{
 		ID: center, CouncilID: council, Name: "Center " + center, Head: "Сидоров С. С.",
 		Website: "https://" + center + ".example", LegalAddress: "101000, Москва, ул. Покровка, 2",
-		PostalAddress: "101000, Москва, ул. Покровка, 2", Email: "info@" + center + ".example",
+		PostalAddress: "101000, Москва, ул. Покровка, 2", ActualAddress: "101000, Москва, ул. Покровка, 2", Email: "info@" + center + ".example",
 		Phones: []string{"+7 495 111-11-11"},
 	}); err != nil {
 		t.Fatalf("storetest: save center %s: %v", center, err)
@@ -39,7 +39,8 @@ func Org(t testing.TB, s *store.Store, council, center, site string) {
 	if site == "" {
 		return
 	}
-	if _, err := s.SaveSite(ctx, store.Site{ID: site, CenterID: center, Name: "Site " + site, Address: "Москва, ул. Ильинка, 3"}); err != nil {
+	if _, err := s.SaveSite(ctx, store.Site{ID: site, CenterID: center, Name: "Site " + site, Address: "Москва, ул. Ильинка, 3",
+		Email: site + "@" + center + ".example", Phones: []string{"+7 495 222-22-22"}}); err != nil {
 		t.Fatalf("storetest: save site %s: %v", site, err)
 	}
 }

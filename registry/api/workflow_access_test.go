@@ -1,0 +1,34 @@
+package api_test
+
+import (
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// workflowMatrix is the expected access of the routes of the register's
+// procedure (workflow.go), merged into the access matrix.
+var workflowMatrix = map[string]access{
+	"GET /api/v1/exams/{exam}/cards": {path: objPath("/api/v1/exams/%s/cards", kExam), see: seeExam},
+	// The exam is not over at the matrix's time: a permitted submission is 409.
+	"POST /api/v1/exams/{exam}/submission": {path: objPath("/api/v1/exams/%s/submission", kExam), see: seeExam, do: []string{store.RoleCenter}},
+	"POST /api/v1/exams/{exam}/council-protocol": {path: objPath("/api/v1/exams/%s/council-protocol?filename=spk.pdf", kExam),
+		see: seeExam, do: []string{store.RoleCouncil}, contentType: "application/pdf",
+		body: func(*world, *org) any { return []byte("%PDF-1.4 council protocol") }},
+	// Nothing is verified yet: a permitted registration is 409.
+	"POST /api/v1/exams/{exam}/registration": {path: objPath("/api/v1/exams/%s/registration", kExam), see: seeExam, do: []string{store.RoleNARK},
+		body: jsonBody(map[string]any{})},
+	"GET /api/v1/exams/{exam}/candidates/{candidate}/result/history": {path: objPath("/api/v1/exams/%s/candidates/%s/result/history", kExam, kCand),
+		see: seeExam},
+	"POST /api/v1/exams/{exam}/candidates/{candidate}/result/correction": {path: objPath("/api/v1/exams/%s/candidates/%s/result/correction", kExam, kCand),
+		see: seeExam, do: []string{store.RoleNARK}, body: jsonBody(map[string]any{"issued_on": "2025-03-05", "reason": "опечатка в дате"})},
+	"GET /api/v1/register/certificates": {kind: kindPublic, path: fixed("/api/v1/register/certificates?number=CERT-1")},
+	"GET /api/v1/deadlines/summary":     {kind: kindList, path: fixed("/api/v1/deadlines/summary"), see: seeExam},
+}
+
+// The rows join the matrix before any test runs (package variables are
+// initialised after those they refer to).
+var _ = func() bool {
+	for route, a := range workflowMatrix {
+		matrix[route] = a
+	}
+	return true
+}()
