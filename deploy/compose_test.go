@@ -72,6 +72,14 @@ func TestCompose(t *testing.T) {
 		}
 		checkEnv(t, "compose "+name, cmd, names)
 		if cmd == "ingest" {
+			// Ingest holds no database: the registry's node API, with a node
+			// token that is a secret of its own.
+			if slices.ContainsFunc(s.Secrets, func(c types.ServiceSecretConfig) bool { return c.Source == "db_url" }) {
+				t.Errorf("compose %s is given the database URL: ingest holds no database", name)
+			}
+			if value(s.Environment["NOKSTREAM_REGISTRY"]) == "" || !strings.HasPrefix(value(s.Environment["NOKSTREAM_REGISTRY_TOKEN_FILE"]), "/run/secrets/") {
+				t.Errorf("compose %s: no NOKSTREAM_REGISTRY, or its node token is not a secret file", name)
+			}
 			if n != 1 {
 				t.Errorf("compose %s: %d replicas would share one spool", name, n)
 			}

@@ -217,6 +217,12 @@ func TestKubernetes(t *testing.T) {
 					t.Errorf("%s patches %s %s, which the overlay's resources do not have", p.where, p.kind, p.name)
 				}
 			}
+			// An overlay that runs no registry (an exam site's edge) holds no
+			// database credentials: ingest asks the registry's node API.
+			if slices.ContainsFunc(patches, func(p object) bool { return p.kind == "Deployment" && p.name == "registry" }) &&
+				!slices.ContainsFunc(patches, func(p object) bool { return p.kind == "Secret" && p.name == "nokstream-db" }) {
+				t.Error("the overlay removes the registry but keeps the database Secret nokstream-db")
+			}
 			// The container patched in a workload must be one the base has, so that
 			// the patch merges into it instead of adding a second container.
 			for _, p := range patches {

@@ -221,6 +221,7 @@ var registeredOnly = []string{
 	"nokstream_registry_http_request_seconds",
 	"nokstream_registry_http_requests_total",
 	"nokstream_registry_login_refusals_total",
+	"nokstream_registry_node_auth_failures_total",
 	"nokstream_registry_outbox_events_total",
 	"nokstream_transcoder_observations_total",
 	"nokstream_transcoder_segments_total",

@@ -89,5 +89,16 @@ func TestSystemd(t *testing.T) {
 	} else if sd := unit["Service.StateDirectory"]; len(sd) != 1 || "/var/lib/"+sd[0] != settings["NOKSTREAM_DATA"] {
 		t.Errorf("NOKSTREAM_DATA=%q is not the StateDirectory %v", settings["NOKSTREAM_DATA"], sd)
 	}
+	// An exam-site box holds no database: it asks the registries with its
+	// node token, a credential.
+	for _, k := range []string{"NOKSTREAM_DB", "PGPASSFILE", "PGPASSWORD"} {
+		if _, ok := settings[k]; ok {
+			t.Errorf("%s is set: ingest holds no database", k)
+		}
+	}
+	if settings["NOKSTREAM_REGISTRY"] == "" || !strings.HasPrefix(settings["NOKSTREAM_REGISTRY_TOKEN_FILE"], "%d/") {
+		t.Errorf("NOKSTREAM_REGISTRY=%q NOKSTREAM_REGISTRY_TOKEN_FILE=%q: want the registries and a node token credential",
+			settings["NOKSTREAM_REGISTRY"], settings["NOKSTREAM_REGISTRY_TOKEN_FILE"])
+	}
 	checkEnv(t, envPath+" and "+unitPath, "ingest", keys(settings))
 }

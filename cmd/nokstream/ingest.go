@@ -229,7 +229,7 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 		"the registry's base URLs, comma-separated (https://registry-a:8080,https://registry-b:8080): ingest checks publishers and "+
 			"loads the cameras to pull there, failing over between them, and answers from what it learned while none answers")
 	cmd.Flags().StringVar(&registryTokenFile, "registry-token-file", "",
-		"file holding this node's token from `nokstream node add NAME` (its first line); or set "+registryTokenEnv)
+		"file holding this node's token, as \"nokstream node add NAME\" printed it (its first line); or set "+registryTokenEnv)
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9101", "HTTP listen address: WHIP (/whip/) and /healthz")
 	return cmd
 }

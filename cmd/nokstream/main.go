@@ -82,7 +82,7 @@ Every flag can also be set from the environment: --db is NOKSTREAM_DB,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.adminAddrFlag, "admin-addr", "",
 		"services: serve /metrics, /readyz, /healthz (and --pprof) on this address, never on a public port "+
-			"(default: loopback, 127.0.0.1:9190 registry and all, :9191 ingest, :9192 transcoder, :9193 archiver)")
+			"(default: 127.0.0.1:9190 registry and all, 127.0.0.1:9191 ingest, 127.0.0.1:9192 transcoder, 127.0.0.1:9193 archiver)")
 	root.PersistentFlags().BoolVar(&g.pprof, "pprof", false, "services: serve Go's profiles (/debug/pprof/) on the admin address")
 	root.AddCommand(
 		allCommand(g), ingestCommand(g), transcoderCommand(g), archiverCommand(g), registryCommand(g),

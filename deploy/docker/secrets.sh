@@ -11,6 +11,11 @@ mkdir -p secrets
 [ -s secrets/seal.ed25519 ] || openssl genpkey -algorithm ed25519 -out secrets/seal.ed25519
 [ -s secrets/signing.key ] || head -c 32 /dev/urandom > secrets/signing.key
 [ -s secrets/secrets.key ] || head -c 32 /dev/urandom > secrets/secrets.key
+# The ingest nodes' tokens, registered by the compose service "nodes"
+# (`nokstream node add NAME --token-file`): nkn.<node>.<256 random bits>.
+for n in ingest-1 ingest-2; do
+  [ -s "secrets/node_$n" ] || printf 'nkn.%s.%s\n' "$n" "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" > "secrets/node_$n"
+done
 # The containers run as uid 10001.
 chmod 0444 secrets/*
 echo "secrets in $(pwd)/secrets"
