@@ -23,6 +23,9 @@ import (
 type retentionFlags struct {
 	appealWindow, appealMargin, provisional, unlinked int
 	floors                                            floorFlags
+	// day is how long one day of these flags lasts: 24 h, except in the
+	// end-to-end tests that watch a period run out (hidden --retention-day).
+	day time.Duration
 }
 
 // floorFlags are the legal floors: no retention period, the archiver's or a
@@ -63,17 +66,30 @@ func (f *retentionFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.unlinked, "unlinked-days", int(d.Unlinked/retention.Day),
 		"default days footage of no exam is kept (a council's setting wins)")
 	f.floors.register(cmd)
+	cmd.Flags().DurationVar(&f.day, "retention-day", retention.Day,
+		"how long a day of the retention flags lasts (for tests that watch a period end)")
+	_ = cmd.Flags().MarkHidden("retention-day")
 }
 
 func (f *retentionFlags) settings() retention.Settings {
+	day := f.day
+	if day <= 0 {
+		day = retention.Day
+	}
+	fl := f.floors
 	return retention.Settings{
 		Default: retention.Policy{
-			AppealWindow: time.Duration(f.appealWindow) * retention.Day,
-			AppealMargin: time.Duration(f.appealMargin) * retention.Day,
-			Provisional:  time.Duration(f.provisional) * retention.Day,
+			AppealWindow: time.Duration(f.appealWindow) * day,
+			AppealMargin: time.Duration(f.appealMargin) * day,
+			Provisional:  time.Duration(f.provisional) * day,
 		},
-		Unlinked: time.Duration(f.unlinked) * retention.Day,
-		Floors:   f.floors.floors(),
+		Unlinked: time.Duration(f.unlinked) * day,
+		Floors: retention.Floors{
+			AppealWindow: time.Duration(fl.window) * day,
+			AppealMargin: time.Duration(fl.margin) * day,
+			Provisional:  time.Duration(fl.provisional) * day,
+			Unlinked:     time.Duration(fl.unlinked) * day,
+		},
 	}
 }
 
