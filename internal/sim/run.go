@@ -118,13 +118,13 @@ func PrintSummary(out io.Writer, w *World, registry, credsPath string, s Schedul
 	}
 	fmt.Fprintf(out, "  Demo exam %s at site %s (qualification %s), %s – %s UTC, %s.\n",
 		w.Exam, w.Site, w.Qualification, w.Start.UTC().Format("2006-01-02 15:04"), w.End.UTC().Format("15:04"), state)
-	fmt.Fprintf(out, "  Sign in at %s/ui/ as a role; each opens its cabinet:\n", base)
+	fmt.Fprintf(out, "  Sign in at %s/ui/ as one of these; each role opens its own cabinet:\n", base)
 	for _, r := range w.Roles {
-		org := r.Org
-		if org == "" {
-			org = "—"
+		of := ""
+		if r.Org != "" {
+			of = "   (" + r.Role + " of " + r.Org + ")"
 		}
-		fmt.Fprintf(out, "    %-8s %-8s / %s  (%s)  %s/ui/%s: %s\n", r.Role, r.Login, r.Password, org, base, r.Cabinet, r.Does)
+		fmt.Fprintf(out, "    %-8s %s / %s%s\n             opens %s/ui/%s: %s\n", r.Role, r.Login, r.Password, of, base, r.Cabinet, r.Does)
 	}
 	fmt.Fprintf(out, "  Candidates (webcam and screen published by the simulator over WHIP with their exam token):\n")
 	for _, c := range w.Candidates {
@@ -139,8 +139,9 @@ func PrintSummary(out io.Writer, w *World, registry, credsPath string, s Schedul
 	if s.Epoch.IsZero() {
 		s.Epoch = now.Add(s.First)
 	}
-	fmt.Fprintf(out, "  Staged every %v from %s UTC: candidate 1's webcam covered %v, their screen frozen %v (+%v), room camera %s drops %v (+%v).\n",
-		s.Every, s.Epoch.UTC().Format("15:04:05"), CoverFor, FreezeFor, s.Spacing, lastRoom(w), DropFor, 2*s.Spacing)
+	fmt.Fprintf(out, "  Staged every %v from %s UTC: candidate 1's webcam covered for %v; %v later their screen frozen for %v;\n"+
+		"    %v later room camera %s drops for %v (black, frozen, gap, stop and start on the timelines).\n",
+		s.Every, s.Epoch.UTC().Format("15:04:05"), CoverFor, s.Spacing, FreezeFor, s.Spacing, lastRoom(w), DropFor)
 	fmt.Fprintf(out, "  Passwords are kept in %s (mode 0600); a restart reuses this world.\n", credsPath)
 }
 
