@@ -282,6 +282,12 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err := allow(c, o, "document"); err != nil {
 		return err
 	}
+	return s.serveDocument(w, r, c, d, nil)
+}
+
+// serveDocument answers the bytes of d, checked against its record, as an
+// attachment, and audits the download (document.get, with detail added).
+func (s *Server) serveDocument(w http.ResponseWriter, r *http.Request, c *caller, d store.Document, detail map[string]any) error {
 	rc, err := s.blobs.Get(r.Context(), d.ObjectKey)
 	if errors.Is(err, blob.ErrNotFound) {
 		return errorf(http.StatusNotFound, "document is recorded but not stored")
@@ -298,7 +304,11 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request, c *caller) 
 		s.log.Error("stored document does not match its record", "object_key", d.ObjectKey)
 		return errorf(http.StatusInternalServerError, "stored document does not match its record")
 	}
-	if err := s.audit(r, c, "document.get", d.ID, map[string]any{"candidate": d.CandidateID, "exam": d.ExamID, "kind": d.Kind}); err != nil {
+	audited := map[string]any{"candidate": d.CandidateID, "exam": d.ExamID, "kind": d.Kind}
+	for k, v := range detail {
+		audited[k] = v
+	}
+	if err := s.audit(r, c, "document.get", d.ID, audited); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", d.ContentType)

@@ -38,6 +38,7 @@ var candidateRoutes = []string{
 	"GET /api/v1/candidates/{candidate}",
 	"GET /api/v1/exams/{exam}/candidates",
 	"GET /api/v1/exams/{exam}/candidates/{candidate}",
+	"GET /api/v1/exams/{exam}/candidates/{candidate}/identity",
 }
 
 // candidatesIn returns every JSON object of v that is a candidate (has a
@@ -88,10 +89,11 @@ func TestPersonalDataMatrix(t *testing.T) {
 		return o.tokens[role]
 	}
 	paths := map[string]string{
-		"GET /api/v1/candidates":                          "/api/v1/candidates",
-		"GET /api/v1/candidates/{candidate}":              "/api/v1/candidates/" + o.cand,
-		"GET /api/v1/exams/{exam}/candidates":             "/api/v1/exams/" + o.exam + "/candidates",
-		"GET /api/v1/exams/{exam}/candidates/{candidate}": "/api/v1/exams/" + o.exam + "/candidates/" + o.cand,
+		"GET /api/v1/candidates":                                   "/api/v1/candidates",
+		"GET /api/v1/candidates/{candidate}":                       "/api/v1/candidates/" + o.cand,
+		"GET /api/v1/exams/{exam}/candidates":                      "/api/v1/exams/" + o.exam + "/candidates",
+		"GET /api/v1/exams/{exam}/candidates/{candidate}":          "/api/v1/exams/" + o.exam + "/candidates/" + o.cand,
+		"GET /api/v1/exams/{exam}/candidates/{candidate}/identity": "/api/v1/exams/" + o.exam + "/candidates/" + o.cand + "/identity",
 	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-50s", "route \\ role")

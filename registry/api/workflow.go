@@ -20,6 +20,10 @@ type workflowStore interface {
 	CardHistory(ctx context.Context, exam, candidate string) ([]store.Transition, error)
 	RegisterCertificates(ctx context.Context, number, snils string) ([]store.PublicCertificate, error)
 	CountPublicCheck(ctx context.Context, addr string, now time.Time) (int, error)
+
+	IdentityDocuments(ctx context.Context, exam, candidate string) ([]store.Document, error)
+	RecordIdentity(ctx context.Context, c store.IdentityCheck) error
+	Identity(ctx context.Context, exam, candidate string) (store.IdentityCheck, error)
 }
 
 // PublicChecksPerMinute is how many public certificate checks one client
@@ -28,8 +32,8 @@ const PublicChecksPerMinute = 30
 
 // workflowRoutes registers the routes of the register's procedure: result
 // cards and their states, the council's protocol, NARK's registration and
-// corrections, the public check of a certificate, and the deadlines'
-// daily summary.
+// corrections, the public check of a certificate, the deadlines' daily
+// summary, and the site's identity check at admission (identity.go).
 func (s *Server) workflowRoutes() {
 	s.route("GET /api/v1/exams/{exam}/cards", authBearer, s.listCards)
 	s.route("POST /api/v1/exams/{exam}/submission", authBearer, s.submitCards)
@@ -39,6 +43,12 @@ func (s *Server) workflowRoutes() {
 	s.route("POST /api/v1/exams/{exam}/candidates/{candidate}/result/correction", authBearer, s.correctCard)
 	s.route("GET /api/v1/register/certificates", authNone, s.checkCertificates)
 	s.route("GET /api/v1/deadlines/summary", authBearer, s.deadlineSummary)
+
+	s.route("GET /api/v1/exams/{exam}/candidates/{candidate}/identity", authBearer, s.getIdentity)
+	s.route("PUT /api/v1/exams/{exam}/candidates/{candidate}/identity", authBearer, s.setIdentity)
+	s.route("POST /api/v1/exams/{exam}/candidates/{candidate}/identity/documents", authBearer, s.uploadIdentityDocument)
+	s.route("GET /api/v1/exams/{exam}/candidates/{candidate}/identity/documents/{document}", authBearer, s.getIdentityDocument)
+	s.route("POST /api/v1/exams/{exam}/candidates/{candidate}/identity/photo", authBearer, s.uploadIdentityPhoto)
 }
 
 // listCards handles GET /api/v1/exams/{exam}/cards: the exam's result

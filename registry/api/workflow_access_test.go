@@ -22,7 +22,22 @@ var workflowMatrix = map[string]access{
 		see: seeExam, do: []string{store.RoleNARK}, body: jsonBody(map[string]any{"issued_on": "2025-03-05", "reason": "опечатка в дате"})},
 	"GET /api/v1/register/certificates": {kind: kindPublic, path: fixed("/api/v1/register/certificates?number=CERT-1")},
 	"GET /api/v1/deadlines/summary":     {kind: kindList, path: fixed("/api/v1/deadlines/summary"), see: seeExam},
+
+	// The identity check: the expert sees the exam, never the papers.
+	"GET /api/v1/exams/{exam}/candidates/{candidate}/identity": {path: objPath("/api/v1/exams/%s/candidates/%s/identity", kExam, kCand),
+		see: seeExam, do: identityRoles},
+	// cand has a result card: a permitted check is 409.
+	"PUT /api/v1/exams/{exam}/candidates/{candidate}/identity": {path: objPath("/api/v1/exams/%s/candidates/%s/identity", kExam, kCand),
+		see: seeExam, do: []string{store.RoleSite}, body: func(_ *world, o *org) any { return map[string]any{"confirmed": true, "document": o.document} }},
+	"POST /api/v1/exams/{exam}/candidates/{candidate}/identity/documents": {path: objPath("/api/v1/exams/%s/candidates/%s/identity/documents?filename=p.pdf", kExam, kCand2),
+		see: seeExam, do: []string{store.RoleSite}, contentType: "application/pdf", body: func(*world, *org) any { return []byte("%PDF-1.4 passport") }},
+	"GET /api/v1/exams/{exam}/candidates/{candidate}/identity/documents/{document}": {
+		path: objPath("/api/v1/exams/%s/candidates/%s/identity/documents/%s", kExam, kCand, kDocument), see: seeExam, do: identityRoles},
+	"POST /api/v1/exams/{exam}/candidates/{candidate}/identity/photo": {path: objPath("/api/v1/exams/%s/candidates/%s/identity/photo", kExam, kCand2),
+		see: seeExam, do: []string{store.RoleSite}, contentType: "image/jpeg", body: func(*world, *org) any { return []byte("\xff\xd8\xff photo") }},
 }
+
+var identityRoles = []string{store.RoleNARK, store.RoleCouncil, store.RoleCenter, store.RoleSite}
 
 // The rows join the matrix before any test runs (package variables are
 // initialised after those they refer to).

@@ -211,8 +211,8 @@ func (s *Store) AddDocument(ctx context.Context, d *Document) error {
 	if !documentKind.MatchString(d.Kind) {
 		return fmt.Errorf("add document: %w: kind %q: want a-z and '_'", ErrInvalid, d.Kind)
 	}
-	if (d.CandidateID == "") == (d.ExamID == "") {
-		return fmt.Errorf("add document: %w: a document belongs to a candidate or an exam", ErrInvalid)
+	if d.CandidateID == "" && d.ExamID == "" {
+		return fmt.Errorf("add document: %w: a document belongs to a candidate, an exam, or both (a candidate-exam)", ErrInvalid)
 	}
 	err := s.pool.QueryRow(ctx, `
 		INSERT INTO documents (id, candidate_id, exam_id, kind, filename, content_type, bytes, sha256, object_key, uploaded_by)
@@ -250,9 +250,11 @@ func (s *Store) Document(ctx context.Context, id string) (Document, error) {
 	return d, nil
 }
 
-// CandidateDocuments returns the documents of candidate, oldest first.
+// CandidateDocuments returns the documents of candidate, oldest first:
+// their own papers, not those of one of their exams (IdentityDocuments).
 func (s *Store) CandidateDocuments(ctx context.Context, candidate string) ([]Document, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+documentColumns+` FROM documents WHERE candidate_id = $1 ORDER BY uploaded_at, id`, candidate)
+	rows, err := s.pool.Query(ctx, `SELECT `+documentColumns+` FROM documents WHERE candidate_id = $1 AND exam_id IS NULL
+		ORDER BY uploaded_at, id`, candidate)
 	if err != nil {
 		return nil, fmt.Errorf("list documents of %s: %w", candidate, err)
 	}
