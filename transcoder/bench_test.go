@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -56,13 +58,26 @@ func benchMix(seconds float64) []benchSource {
 	}
 }
 
+// anchorProfiles are the review renditions of the anchor, as issue 16 set
+// it: libx264 veryfast at CRF 26; cameras at 640×360 at their own frame
+// rate, screens 1280 wide at 5 fps. The transcoder's own settings may be
+// cheaper where the quality holds (the bench reports both renditions'
+// SSIM against the source).
+func anchorProfiles() map[string]Profile {
+	camera := Profile{Width: 640, Height: 360, Preset: "veryfast", CRF: 26, MaxRate: 800_000,
+		Keyint: 2 * time.Second, AudioBitrate: 64_000}
+	screen := Profile{Width: 1280, MaxFPS: 5, Preset: "veryfast", CRF: 26, MaxRate: 1_000_000,
+		Keyint: 2 * time.Second, AudioBitrate: 64_000}
+	return map[string]Profile{events.SourceRoom: camera, events.SourceWebcam: camera, events.SourceScreen: screen}
+}
+
 // anchorArgs returns the one ffmpeg command that makes what the transcoder
 // makes of a source: the review rendition (with AAC audio, copied or
 // encoded), a thumbnail every 10 s, and blackdetect, freezedetect and
 // silencedetect with the transcoder's thresholds. Everything runs on one
 // thread, as each transcoder worker does.
 func anchorArgs(cfg Config, src benchSource, input, dir string) []string {
-	profile := cfg.Profiles[src.source]
+	profile := anchorProfiles()[src.source]
 	vf, venc := profile.FFmpegVideo(src.w, src.h, src.fps, 1)
 	d := cfg.Detect
 	graph := fmt.Sprintf("[0:v]split=3[r][t][d];[r]%s[rv];[t]fps=1/10,scale=%d:-2[tv];"+
@@ -118,15 +133,21 @@ func BenchmarkTranscoderVsFFmpeg(b *testing.B) {
 		src          benchSource
 		media        float64 // seconds
 		ours, theirs []float64
+		q            [2]quality // ours, the anchor's
 	}
 	var results []*result
+	// NOKSTREAM_BENCH_TRANSCODE_ONLY keeps the sources whose name holds it
+	// (to profile one); the mix's figure is then of those only.
+	only := os.Getenv("NOKSTREAM_BENCH_TRANSCODE_ONLY")
 	for _, src := range benchMix(seconds) {
-		results = append(results, &result{src: src})
+		if strings.Contains(src.name, only) {
+			results = append(results, &result{src: src})
+		}
 	}
 	for b.Loop() {
 		for _, r := range results {
-			ours, theirs, media := benchSourceRounds(b, cfg, r.src)
-			r.ours, r.theirs, r.media = append(r.ours, ours...), append(r.theirs, theirs...), media
+			ours, theirs, media, q := benchSourceRounds(b, cfg, r.src)
+			r.ours, r.theirs, r.media, r.q = append(r.ours, ours...), append(r.theirs, theirs...), media, q
 		}
 	}
 	perHour := func(cpu, media float64) float64 { return cpu / media * 3600 }
@@ -138,6 +159,12 @@ func BenchmarkTranscoderVsFFmpeg(b *testing.B) {
 			r.src.name, r.media, len(r.ours), o, mean(r.ours), t, mean(r.theirs))
 		fmt.Printf("BENCHTABLE|transcoder CPU s per stream-hour (%s)|%.0f|%.0f|%.2f|—\n",
 			r.src.name, perHour(o, r.media), perHour(t, r.media), o/t)
+	}
+	for _, r := range results {
+		fmt.Printf("BENCHTABLE|review rendition SSIM against the source (%s)|%.4f|%.4f|%.3f|≥ 0.99 × anchor\n",
+			r.src.name, r.q[0].ssim, r.q[1].ssim, r.q[0].ssim/r.q[1].ssim)
+		fmt.Printf("BENCHTABLE|review rendition kbit/s (%s)|%.0f|%.0f|%.2f|—\n",
+			r.src.name, r.q[0].kbps, r.q[1].kbps, r.q[0].kbps/r.q[1].kbps)
 	}
 	// Each source's media is as long as the others', so the mix's CPU per
 	// stream-hour is the total CPU over the total media.
@@ -152,7 +179,7 @@ func BenchmarkTranscoderVsFFmpeg(b *testing.B) {
 // benchSourceRounds makes the clip of src, cuts it into segments and runs
 // both sides benchRounds times on it, alternately. It returns the CPU
 // seconds of each round of each side and the seconds of media.
-func benchSourceRounds(b *testing.B, cfg Config, src benchSource) (ours, theirs []float64, media float64) {
+func benchSourceRounds(b *testing.B, cfg Config, src benchSource) (ours, theirs []float64, media float64, q [2]quality) {
 	segs := cutClip(b, ffmpegFMP4(b, src.clip), "dev1", src.source, 6*time.Second, t0)
 	var raw bytes.Buffer
 	raw.Write(segs[0].init)
@@ -220,7 +247,69 @@ func benchSourceRounds(b *testing.B, cfg Config, src benchSource) (ours, theirs 
 			theirs = append(theirs, anchor())
 		}
 	}
-	return ours, theirs, media
+	// The quality of each side's last rendition.
+	var rend bytes.Buffer
+	inits, _ := filepath.Glob(filepath.Join(dir, "blob", "review", "site1", "dev1", "init", "*.mp4"))
+	segFiles, _ := filepath.Glob(filepath.Join(dir, "blob", "review", "site1", "dev1", "*", "*.m4s"))
+	if len(inits) != 1 || len(segFiles) != len(segs) {
+		b.Fatalf("rendition: %d init segments, %d segments, want 1 and %d", len(inits), len(segFiles), len(segs))
+	}
+	for _, f := range append(inits, segFiles...) { // the segments' names sort by sequence
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rend.Write(data)
+	}
+	mine := filepath.Join(dir, "ours.mp4")
+	if err := os.WriteFile(mine, rend.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	q[0] = renditionQuality(b, mine, input, media)
+	q[1] = renditionQuality(b, filepath.Join(out, "rendition.mp4"), input, media)
+	return ours, theirs, media, q
+}
+
+// quality is how good a rendition is: its SSIM against the source scaled to
+// its size (Lanczos), picture by picture on the source's clock (a
+// rendition with fewer pictures is compared as a player shows it, each
+// picture until the next), and its video bit rate.
+type quality struct{ ssim, kbps float64 }
+
+var ssimAll = regexp.MustCompile(`SSIM Y:.* All:([0-9.]+)`)
+
+func renditionQuality(b *testing.B, rendition, source string, media float64) quality {
+	probe, err := exec.Command(testenv.Tool(b, "ffprobe"), "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "stream=width,height", "-of", "csv=p=0", rendition).Output()
+	if err != nil {
+		b.Fatalf("ffprobe %s: %v", rendition, err)
+	}
+	var w, h int
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(probe)), "%d,%d", &w, &h); err != nil {
+		b.Fatalf("ffprobe %s: %q: %v", rendition, probe, err)
+	}
+	graph := fmt.Sprintf("[1:v]scale=%d:%d:flags=lanczos,setpts=PTS-STARTPTS[ref];[0:v]setpts=PTS-STARTPTS[r];[r][ref]ssim=shortest=1", w, h)
+	outb, err := exec.Command(testenv.Tool(b, "ffmpeg"), "-hide_banner", "-nostats", "-i", rendition, "-i", source,
+		"-lavfi", graph, "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		b.Fatalf("ssim of %s: %v\n%s", rendition, err, outb)
+	}
+	m := ssimAll.FindSubmatch(outb)
+	if m == nil {
+		b.Fatalf("ssim of %s: no figure in\n%s", rendition, outb)
+	}
+	ssim, _ := strconv.ParseFloat(string(m[1]), 64)
+	sizeb, err := exec.Command(testenv.Tool(b, "ffprobe"), "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "packet=size", "-of", "csv=p=0", rendition).Output()
+	if err != nil {
+		b.Fatalf("ffprobe %s: %v", rendition, err)
+	}
+	var bytes int
+	for _, l := range strings.Fields(string(sizeb)) {
+		n, _ := strconv.Atoi(strings.TrimSuffix(l, ","))
+		bytes += n
+	}
+	return quality{ssim: ssim, kbps: float64(bytes) * 8 / media / 1000}
 }
 
 func mean(v []float64) float64 {

@@ -90,9 +90,9 @@ type Thumbnails struct {
 // frame rate, screens 1280 wide at 5 frames a second, a thumbnail every 2 s
 // at 160×90, and the thresholds of detect.DefaultConfig.
 func DefaultConfig() Config {
-	camera := Profile{Width: 640, Height: 360, Preset: "veryfast", CRF: 26, MaxRate: 800_000,
+	camera := Profile{Width: 640, Height: 360, MaxFPS: 15, Preset: "superfast", CRF: 29, MaxRate: 800_000,
 		Keyint: 2 * time.Second, AudioBitrate: 64_000}
-	screen := Profile{Width: 1280, MaxFPS: 5, Preset: "veryfast", CRF: 26, MaxRate: 1_000_000,
+	screen := Profile{Width: 1280, MaxFPS: 5, Preset: "superfast", CRF: 29, MaxRate: 1_000_000,
 		Keyint: 2 * time.Second, AudioBitrate: 64_000}
 	return Config{
 		Workers: runtime.NumCPU(),

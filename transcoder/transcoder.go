@@ -304,7 +304,8 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, st *stream, ev *
 	}
 	st.seq, st.end, st.det, st.seen = ev.Sequence, ev.Start.Add(seconds(ev.Duration)), next, s.now()
 	s.met.mediaSeconds.Add(ev.Duration)
-	log.Debug("segment transcoded", "object_key", rr.Rendition.Object.Key, "observations", len(found))
+	log.Debug("segment transcoded", "object_key", rr.Rendition.Object.Key, "observations", len(found),
+		"frames", out.frames, "not_decoded", out.skipped)
 	return "done", nil
 }
 

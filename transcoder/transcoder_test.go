@@ -7,6 +7,7 @@ import (
 	"math"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,9 +25,11 @@ var t0 = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 
 // TestRendition transcodes clips of each source kind and checks with
 // ffprobe what an expert's player gets: the rendition spans the raw
-// segment's time exactly, with the configured codec and size, with audio
-// when the source had it; the sprite holds a tile per 2 s and the WebVTT
-// cues cover the segment.
+// segment's time exactly, with the configured codec and size, at the
+// configured frame rate (cameras at most 15, screens at most 5 pictures a
+// second, every n-th picture of the source so that motion stays even), with
+// audio when the source had it; the sprite holds a tile per 2 s and the
+// WebVTT cues cover the segment.
 func TestRendition(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -34,27 +37,27 @@ func TestRendition(t *testing.T) {
 		clip         clipSpec
 		segment      time.Duration
 		wantW, wantH int
-		maxFPS       float64
+		fps          float64 // of the rendition
 		audio        bool
 	}{
 		{name: "room 720p25 with AAC", source: events.SourceRoom, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=1280x720:rate=25", audio: "sine=frequency=440:sample_rate=48000", seconds: 9, bframes: 2},
-			wantW: 640, wantH: 360, audio: true},
+			wantW: 640, wantH: 360, fps: 12.5, audio: true},
 		{name: "room 360p25 B-frames ultrafast, as ffmpeg publishes", source: events.SourceRoom, segment: 6 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=640x360:rate=25", audio: "sine=frequency=440:sample_rate=48000", seconds: 13, bframes: 2, preset: "ultrafast"},
-			wantW: 640, wantH: 360, audio: true},
+			wantW: 640, wantH: 360, fps: 12.5, audio: true},
 		{name: "webcam 4:3 30 fps with Opus", source: events.SourceWebcam, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=640x480:rate=30", audio: "sine=frequency=300:sample_rate=48000", audioEnc: "opus", seconds: 8, gop: 60},
-			wantW: 480, wantH: 360, audio: true},
+			wantW: 480, wantH: 360, fps: 15, audio: true},
 		{name: "webcam VP9 with Opus", source: events.SourceWebcam, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=640x360:rate=30", codec: "vp9", audio: "sine=frequency=300:sample_rate=48000", audioEnc: "opus", seconds: 8, gop: 60},
-			wantW: 640, wantH: 360, audio: true},
+			wantW: 640, wantH: 360, fps: 15, audio: true},
 		{name: "screen AV1", source: events.SourceScreen, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=1280x720:rate=10", codec: "av1", seconds: 8, gop: 20},
-			wantW: 1280, wantH: 720, maxFPS: 5},
+			wantW: 1280, wantH: 720, fps: 5},
 		{name: "screen 1600x900 without audio", source: events.SourceScreen, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=1600x900:rate=15", seconds: 8, gop: 30},
-			wantW: 1280, wantH: 720, maxFPS: 5},
+			wantW: 1280, wantH: 720, fps: 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -70,7 +73,7 @@ func TestRendition(t *testing.T) {
 					t.Fatalf("segment %d: no rendition", s.event.Sequence)
 				}
 				t.Run(fmt.Sprint("segment ", s.event.Sequence), func(t *testing.T) {
-					checkRendition(t, h, s, rr, tc.wantW, tc.wantH, tc.maxFPS, tc.audio)
+					checkRendition(t, h, s, rr, tc.wantW, tc.wantH, tc.fps, tc.audio)
 				})
 			}
 			// Played one after the other, the renditions' pictures keep
@@ -109,7 +112,7 @@ func TestRendition(t *testing.T) {
 	}
 }
 
-func checkRendition(t *testing.T, h *harness, s rawSegment, rr *events.RenditionReady, wantW, wantH int, maxFPS float64, audio bool) {
+func checkRendition(t *testing.T, h *harness, s rawSegment, rr *events.RenditionReady, wantW, wantH int, fps float64, audio bool) {
 	ev := s.event
 	if rr.StreamID != ev.StreamID || rr.Sequence != ev.Sequence || !rr.Start.Equal(ev.Start) ||
 		rr.Duration != ev.Duration || rr.SourceSHA256 != ev.SHA256 || rr.Variant != events.VariantReview {
@@ -128,10 +131,6 @@ func checkRendition(t *testing.T, h *harness, s rawSegment, rr *events.Rendition
 	// What ffprobe sees.
 	raw := testenv.FFprobe(t, h.file("raw.mp4", s.init, s.data))
 	rev := testenv.FFprobe(t, h.file("review.mp4", init, seg))
-	fps := 25.0
-	if maxFPS > 0 {
-		fps = maxFPS
-	}
 	if d := math.Abs(rev.DurationSeconds() - raw.DurationSeconds()); d > 1/fps+1e-3 {
 		t.Errorf("rendition lasts %.3f s, raw %.3f s: more than a frame apart", rev.DurationSeconds(), raw.DurationSeconds())
 	}
@@ -148,8 +147,11 @@ func checkRendition(t *testing.T, h *harness, s rawSegment, rr *events.Rendition
 	if rr.Rendition.Width != wantW || rr.Rendition.Height != wantH {
 		t.Errorf("event says %dx%d, want %dx%d", rr.Rendition.Width, rr.Rendition.Height, wantW, wantH)
 	}
-	if maxFPS > 0 && rr.Rendition.FrameRate > maxFPS+0.5 {
-		t.Errorf("rendition has %.2f frames a second, want at most %v", rr.Rendition.FrameRate, maxFPS)
+	if math.Abs(rr.Rendition.FrameRate-fps) > 0.5 {
+		t.Errorf("rendition has %.2f frames a second, want %v", rr.Rendition.FrameRate, fps)
+	}
+	if steps := presentationSteps(t, seg); len(steps) > 0 && (slices.Min(steps) < slices.Max(steps)-2) {
+		t.Errorf("pictures %v ticks apart, want them evenly spaced", steps)
 	}
 
 	// Same decode time and length as the raw segment, so that players can
@@ -329,4 +331,33 @@ func videoDecodeSpan(t *testing.T, seg []byte) (base, end int64, monotonic bool)
 		t.Fatal("no video samples in the rendition")
 	}
 	return base, end, monotonic
+}
+
+// presentationSteps returns the time between one picture of a rendition
+// segment and the next, in presentation order, in ticks.
+func presentationSteps(t *testing.T, seg []byte) []int64 {
+	t.Helper()
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(seg); err != nil {
+		t.Fatal(err)
+	}
+	var pts []int64
+	for _, p := range parts {
+		for _, pt := range p.Tracks {
+			if pt.ID != 1 {
+				continue
+			}
+			dts := int64(pt.BaseTime)
+			for _, smp := range pt.Samples {
+				pts = append(pts, dts+int64(smp.PTSOffset))
+				dts += int64(smp.Duration)
+			}
+		}
+	}
+	slices.Sort(pts)
+	var steps []int64
+	for i := 1; i < len(pts); i++ {
+		steps = append(steps, pts[i]-pts[i-1])
+	}
+	return steps
 }
