@@ -118,9 +118,10 @@ func TestVerifyEvidence(t *testing.T) {
 				t.Errorf("valid %v with key %s, want %v with the archive's key %s: %+v", rep.Valid, rep.KeyID, tc.valid, key.KeyID, rep)
 			}
 			if tc.valid {
-				// Six segments and the init segment of each of three streams.
+				// Six segments and the init segment of each of three
+				// streams, the candidate's passport and the exam's protocol.
 				if len(rep.Problems) != 0 || rep.Reason != "" || rep.Exam != "exam1" || rep.Candidate != o.cand || rep.MerkleRoot == "" ||
-					rep.Objects != 21 || rep.Bytes < 18000 || rep.Read != int64(len(tc.body)) {
+					rep.Objects != 23 || rep.Bytes < 18000 || rep.Read != int64(len(tc.body)) {
 					t.Errorf("report of the exported bundle: %+v", rep)
 				}
 				if x := rep.Export; x == nil || x.Purpose != "appeal" || x.ExportedBy != "council1" {
