@@ -355,9 +355,12 @@ func TestSpine(t *testing.T) {
 // TestIngestRestart restarts ingest between publisher sessions, gracefully
 // and with kill -9 in the middle of a segment, and shows that nothing
 // announced is lost, nothing is indexed twice, and the hash chain runs on.
+// Then the registry is killed: the camera ingest has seen publishes a new
+// session from ingest's cache, one it has not seen is refused, and the
+// session is indexed once the registry is back.
 func TestIngestRestart(t *testing.T) {
 	t.Parallel()
-	in := startSplit(t, 2*time.Second, "cam1")
+	in := startSplit(t, 2*time.Second, "cam1", "cam2")
 	// Session 1, then a graceful restart between segments.
 	if stderr, err := publish(t, in.publish["cam1"], 6, "320x240", "aac"); err != nil {
 		t.Fatalf("publish: %v\n%s", err, stderr)
@@ -385,6 +388,26 @@ func TestIngestRestart(t *testing.T) {
 		last := segs[len(segs)-1]
 		return last.Start.After(first[len(first)-1].Start.Add(8 * time.Second))
 	})
+
+	// Session 4 while no registry answers: ingest holds no database, and
+	// admits cam1 (checked in session 3) from its cache; cam2, never seen,
+	// is refused.
+	in.procs["registry"].stop(syscall.SIGKILL)
+	before := time.Now()
+	if stderr, err := publish(t, in.publish["cam1"], 4, "320x240", "aac"); err != nil {
+		t.Fatalf("publish a known camera while the registry is down: %v\n%s", err, stderr)
+	}
+	if _, err := publish(t, in.publish["cam2"], 2, "320x240", "aac"); err == nil {
+		t.Error("a camera ingest never saw published while no registry could check it")
+	}
+	in.procs["registry"] = in.startFns["registry"]()
+	testenv.WaitFor(t, 30*time.Second, "the session recorded without the registry to be indexed", func() bool {
+		segs := in.api.segments("site1/cam1")
+		return segs[len(segs)-1].Start.After(before)
+	})
+	if n := len(in.api.segments("site1/cam2")); n != 0 {
+		t.Errorf("cam2 has %d segments, want none", n)
+	}
 	segs := in.api.segments("site1/cam1")
 	in.checkSegments(segs)
 	for i := 1; i < len(segs); i++ {
@@ -398,7 +421,7 @@ func TestIngestRestart(t *testing.T) {
 			discontinuities++
 		}
 	}
-	if discontinuities < 3 {
-		t.Errorf("%d segments start a session, want at least 3 (one per publisher session)", discontinuities)
+	if discontinuities < 4 {
+		t.Errorf("%d segments start a session, want at least 4 (one per publisher session)", discontinuities)
 	}
 }
