@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ type apiClient struct {
 	base  string
 	http  *http.Client
 	token string
+	log   *slog.Logger
 }
 
 // apiError is an answer other than the one wanted.
@@ -51,6 +53,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		if wait == 0 || time.Now().Add(wait).After(deadline) {
 			return err
 		}
+		c.log.Info("registry busy; trying again", "method", method, "path", path, "in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return err
@@ -112,7 +115,7 @@ func (c *apiClient) once(ctx context.Context, method, path string, payload []byt
 
 // as returns a client of the same API holding token.
 func (c *apiClient) as(token string) *apiClient {
-	return &apiClient{base: c.base, http: c.http, token: token}
+	return &apiClient{base: c.base, http: c.http, token: token, log: c.log}
 }
 
 // session is the answer of a staff login or password change.

@@ -57,12 +57,14 @@ func NewCamera(cfg CameraConfig, ffmpeg string, log *slog.Logger) *Camera {
 // unix datagram sockets video and audio, and its SDP to sdpPath.
 func (c *Camera) ffmpegArgs(video, audio, sdpPath string) []string {
 	src := chain(fmt.Sprintf("testsrc2=size=%s:rate=%d", c.cfg.Size, c.cfg.FPS), label(c.cfg.Name, ""))
-	args := []string{"-re", "-f", "lavfi", "-i", src}
-	if c.cfg.Audio != "none" {
-		args = append(args, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:sample_rate=48000", c.cfg.Tone))
-	}
+	// -t limits each input, so that both outputs end.
+	var limit []string
 	if c.cfg.Seconds > 0 {
-		args = append(args, "-t", fmt.Sprint(c.cfg.Seconds))
+		limit = []string{"-t", fmt.Sprint(c.cfg.Seconds)}
+	}
+	args := append(append([]string{"-re"}, limit...), "-f", "lavfi", "-i", src)
+	if c.cfg.Audio != "none" {
+		args = append(append(args, limit...), "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:sample_rate=48000", c.cfg.Tone))
 	}
 	// RTP to a unix datagram socket: one packet a datagram, nothing on
 	// the network, and the socket's directory is ours alone.

@@ -134,7 +134,7 @@ func Setup(ctx context.Context, cfg WorldConfig, cli CLI, log *slog.Logger, now 
 		return nil, err
 	}
 	save := func() error { return creds.Save(cfg.Credentials) }
-	api := &apiClient{base: strings.TrimRight(cfg.Registry, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	api := &apiClient{base: strings.TrimRight(cfg.Registry, "/"), http: &http.Client{Timeout: 30 * time.Second}, log: log}
 	if err := api.waitReady(ctx, 60*time.Second); err != nil {
 		return nil, err
 	}
@@ -162,6 +162,7 @@ func Setup(ctx context.Context, cfg WorldConfig, cli CLI, log *slog.Logger, now 
 		}
 	}
 
+	log.Debug("demo world: organisations set up")
 	// Devices and users are independent of each other: they are set up
 	// at once (each CLI step is a process that opens the database, each
 	// login a password hash).
@@ -229,6 +230,7 @@ func Setup(ctx context.Context, cfg WorldConfig, cli CLI, log *slog.Logger, now 
 		return nil, err
 	}
 	center, site := api.as(tokens["center"]), api.as(tokens["site"])
+	log.Debug("demo world: devices and users set up")
 
 	// The exam: the one of the demo site in progress, or a new one.
 	if err := ensureExam(ctx, center, cfg, w, now()); err != nil {
@@ -237,6 +239,7 @@ func Setup(ctx context.Context, cfg WorldConfig, cli CLI, log *slog.Logger, now 
 	if err := center.do(ctx, http.MethodPost, "/api/v1/exams/"+w.Exam+"/experts", map[string]string{"login": "expert"}, nil); err != nil {
 		return nil, fmt.Errorf("demo world: appoint the expert: %w", err)
 	}
+	log.Debug("demo world: exam set up", "exam", w.Exam)
 	w.Candidates = make([]Candidate, len(demoCandidates))
 	g, gctx = errgroup.WithContext(ctx)
 	for i, dc := range demoCandidates {
