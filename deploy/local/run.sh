@@ -25,6 +25,7 @@ data=$(realpath -m "${1:-./var}")
 bin=./bin/nokstream
 http=${NOKSTREAM_HTTP_ADDR:-127.0.0.1:8080}
 rtsp=${NOKSTREAM_RTSP_ADDR:-127.0.0.1:8554}
+admin=${NOKSTREAM_ADMIN_ADDR:-127.0.0.1:9190}
 mkdir -p "$data"
 log="$data/nokstream.log"
 summary="$data/demo.txt"
@@ -97,7 +98,7 @@ cat <<MSG
 $(cat "$summary")
 
   Web:      http://$http/ui/   API: http://$http/api/v1/…   (see README.md)
-  Health:   http://$http/healthz
+  Health:   http://$http/healthz   Metrics, readiness: http://$admin/metrics, http://$admin/readyz
   Publish your own camera: $bin device add site1/<name>   (prints its RTSP URL)
   Logs:     $log
   Ctrl-C stops everything; the recordings and the demo world stay in $data.
