@@ -216,6 +216,7 @@ var registeredOnly = []string{
 	"nokstream_bus_published_total",
 	"nokstream_ingest_media_errors_total",
 	"nokstream_ingest_publishers_refused_total",
+	"nokstream_ingest_registry_requests_total", // ingest on --registry only, never in `nokstream all`
 	"nokstream_ingest_ship_errors_total",
 	"nokstream_ingest_streams_active",
 	"nokstream_registry_http_request_seconds",

@@ -145,31 +145,31 @@ func (f *ingestFlags) pullSource(list sealedPulls, data string, log *slog.Logger
 // --registry-token-file does not name a file.
 const registryTokenEnv = "NOKSTREAM_REGISTRY_TOKEN"
 
-// registryClient returns the client of the registry's node API that
-// --registry and the node token name.
-func registryClient(urls, tokenFile string, log *slog.Logger) (*access.Registry, error) {
+// registryConfig returns how to reach the registry's node API: the URLs of
+// --registry and the node token.
+func registryConfig(urls, tokenFile string) (access.RegistryConfig, error) {
 	const howTo = "register this node on the registry with `nokstream node add NAME` and give ingest the token it prints " +
 		"in --registry-token-file (or " + registryTokenEnv + ")"
 	if strings.TrimSpace(urls) == "" {
-		return nil, errors.New("no registry: give --registry https://registry:8080[,https://…] (or NOKSTREAM_REGISTRY), and " + howTo)
+		return access.RegistryConfig{}, errors.New("no registry: give --registry https://registry:8080[,https://…] (or NOKSTREAM_REGISTRY), and " + howTo)
 	}
 	list, err := access.ParseRegistryURLs(urls)
 	if err != nil {
-		return nil, fmt.Errorf("--registry: %w", err)
+		return access.RegistryConfig{}, fmt.Errorf("--registry: %w", err)
 	}
 	token := os.Getenv(registryTokenEnv)
 	if tokenFile != "" {
 		if token, err = readSecretFile(tokenFile); err != nil {
-			return nil, fmt.Errorf("--registry-token-file: %w", err)
+			return access.RegistryConfig{}, fmt.Errorf("--registry-token-file: %w", err)
 		}
 	}
 	if token == "" {
-		return nil, errors.New("no node token: " + howTo)
+		return access.RegistryConfig{}, errors.New("no node token: " + howTo)
 	}
 	if _, ok := nodeapi.ParseToken(token); !ok {
-		return nil, errors.New("the node token is not one `nokstream node add` prints (nkn.<node>.<secret>): " + howTo)
+		return access.RegistryConfig{}, errors.New("the node token is not one `nokstream node add` prints (nkn.<node>.<secret>): " + howTo)
 	}
-	return access.NewRegistry(access.RegistryConfig{URLs: list, Token: token}, log)
+	return access.RegistryConfig{URLs: list, Token: token}, nil
 }
 
 // errIngestDB refuses a database for ingest.
@@ -191,7 +191,7 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 			if d.db != "" {
 				return errIngestDB
 			}
-			reg, err := registryClient(registryURLs, registryTokenFile, log)
+			rcfg, err := registryConfig(registryURLs, registryTokenFile)
 			if err != nil {
 				return err
 			}
@@ -204,6 +204,11 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer p.close()
+			rcfg.Metrics = p.reg
+			reg, err := access.NewRegistry(rcfg, log)
+			if err != nil {
+				return err
+			}
 			p.health.Add("registry", reg.Ping)
 			p.adminLoop = g.admin(log, "ingest", p.reg, p.health)
 			pulls, err := f.pullSource(reg.PullDevices, d.data, log)

@@ -155,13 +155,18 @@ func TestNodeAPI(t *testing.T) {
 		replicas = append(replicas, registryReplica{node: n, proxy: testenv.NewTCPProxy(t, hs.Listener.Addr().String())})
 	}
 	a, b := replicas[0], replicas[1]
+	metrics := prometheus.NewRegistry()
 	client := func(t *testing.T, token string, rs ...registryReplica) *access.Registry {
 		t.Helper()
 		var urls []string
 		for _, r := range rs {
 			urls = append(urls, r.url())
 		}
-		c, err := access.NewRegistry(access.RegistryConfig{URLs: urls, Token: token, Timeout: 2 * time.Second}, log)
+		cfg := access.RegistryConfig{URLs: urls, Token: token, Timeout: 2 * time.Second}
+		if len(rs) == 2 {
+			cfg.Metrics = metrics // the failover test's client
+		}
+		c, err := access.NewRegistry(cfg, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,6 +333,20 @@ func TestNodeAPI(t *testing.T) {
 		}
 		if err := check("cam2", secret2); err != nil {
 			t.Errorf("registry back: %v", err)
+		}
+		// The operator sees the failovers and the outage.
+		outcomes := map[string]float64{}
+		mfs, err := metrics.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				outcomes[m.GetLabel()[0].GetValue()] += m.GetCounter().GetValue()
+			}
+		}
+		if outcomes["failover"] < 2 || outcomes["unavailable"] < 3 || outcomes["answered"] < 2 {
+			t.Errorf("nokstream_ingest_registry_requests_total by outcome %v: want failovers, answers and the outage counted", outcomes)
 		}
 	})
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nokstream/nokstream/internal/nodeapi"
 )
 
@@ -34,6 +36,9 @@ type RegistryConfig struct {
 	Timeout time.Duration
 	// Client sends the requests; http.DefaultTransport if nil.
 	Client *http.Client
+	// Metrics receives nokstream_ingest_registry_requests_total; nil
+	// registers nothing.
+	Metrics prometheus.Registerer
 }
 
 // Registry asks the registry's node API (internal/nodeapi) who may publish
@@ -48,6 +53,11 @@ type Registry struct {
 
 	mu      sync.Mutex
 	current int // index of the URL that answered last
+
+	// requests counts requests by outcome: answered (by the registry asked
+	// first), failover (by another), node_refused (401), unavailable (no
+	// registry answered: Cache stands in).
+	requests *prometheus.CounterVec
 }
 
 // ParseRegistryURLs splits a comma-separated list of registry base URLs
@@ -85,7 +95,18 @@ func NewRegistry(cfg RegistryConfig, log *slog.Logger) (*Registry, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{}
 	}
-	return &Registry{urls: cfg.URLs, token: cfg.Token, timeout: cfg.Timeout, client: cfg.Client, log: log}, nil
+	r := &Registry{urls: cfg.URLs, token: cfg.Token, timeout: cfg.Timeout, client: cfg.Client, log: log,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nokstream_ingest_registry_requests_total",
+			Help: "Requests of ingest to the registry's node API, by outcome: answered, failover (another registry answered), node_refused (the node token), unavailable (no registry answered; cached checks stand in).",
+		}, []string{"outcome"}),
+	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(r.requests); err != nil {
+			return nil, fmt.Errorf("registry client: register metrics: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // errRetry marks an answer that another registry may give better: a 5xx.
@@ -115,6 +136,14 @@ func (c *Registry) do(ctx context.Context, method, path string, body, out any) e
 		err := c.try(ctx, c.urls[n], method, path, payload, out)
 		var retry errRetry
 		if err == nil || !errors.As(err, &retry) {
+			switch {
+			case errors.Is(err, ErrNodeRefused):
+				c.requests.WithLabelValues("node_refused").Inc()
+			case n != first:
+				c.requests.WithLabelValues("failover").Inc()
+			default:
+				c.requests.WithLabelValues("answered").Inc()
+			}
 			if n != first {
 				c.mu.Lock()
 				c.current = n
@@ -128,6 +157,7 @@ func (c *Registry) do(ctx context.Context, method, path string, body, out any) e
 			break
 		}
 	}
+	c.requests.WithLabelValues("unavailable").Inc()
 	return fmt.Errorf("no registry answered: %w", errors.Join(errs...))
 }
 
