@@ -10,13 +10,14 @@ Object.assign(NS.dict.en, {
   'Проверка пакета…': 'Verifying the bundle…', 'Пакет проверен: подписи верны': 'Bundle verified: the signatures are valid',
   'сегментов': 'segments', 'сегмент': 'segment', 'ключ архива': "archive's key",
   'Пакет не прошёл проверку': 'The bundle did not verify', 'и ещё': 'and more', 'Проверка не выполнена': 'Verification failed',
+  'Кандидат и экзамен': 'Candidate and exam', 'Доводы апелляции': 'Grounds of the appeal', 'Дата подачи': 'Filed on', 'Цель': 'Purpose',
+  'Исход': 'Outcome', 'Текст решения': 'Text of the decision', 'записи без результата': 'evidence without a result',
 });
-if (!NS.token()) location.href = '/ui/';
-NS.langButton(document.getElementById('lang'));
-document.getElementById('logout').addEventListener('click', NS.logout);
 const $ = (id) => document.getElementById(id);
-const desk = window.desk = {names: {}, exams: []};
-const stepNames = {council_submission: 'решение совета (14 дней)', nark_verification: 'проверка НАРК (7 дней)'};
+const desk = window.desk = {names: {}, exams: [], examNames: {}};
+// examLabel names an exam by its qualification, site and date.
+const examLabel = (id) => desk.examNames[id] || id;
+const stepNames = {council_submission: 'решение совета (14 дней)', nark_verification: 'проверка НАРК (7 дней)', evidence_overdue: 'записи без результата'};
 const statusNames = {open: 'открыта', decided: 'решена', closed: 'закрыта'};
 const outcomeNames = {upheld: 'удовлетворена', rejected: 'отклонена'};
 const enc = encodeURIComponent;
@@ -31,6 +32,8 @@ const plural = (n, one, few, many) => {
 async function loadTargets() {
   const from = new Date(Date.now() - 120 * 864e5).toISOString(), to = new Date(Date.now() + 30 * 864e5).toISOString();
   desk.exams = await NS.api('GET', '/api/v1/exams?from=' + enc(from) + '&to=' + enc(to)) || [];
+  const n = await NS.names();
+  for (const e of desk.exams) desk.examNames[e.id] = (n.qual[e.qualification] || e.qualification) + ' · ' + (n.site[e.site] || e.site) + ' · ' + NS.fmtDay(Date.parse(e.starts_at));
   const sel = $('open-target');
   sel.textContent = '';
   for (const e of desk.exams) {
@@ -38,7 +41,7 @@ async function loadTargets() {
     for (const c of cands) {
       const name = c.candidate.full_name || [c.candidate.last_name, c.candidate.first_name].join(' ');
       desk.names[e.id + '/' + c.candidate.id] = name;
-      sel.append(NS.el('option', {value: e.id + '/' + c.candidate.id}, e.id + ' · ' + name));
+      sel.append(NS.el('option', {value: e.id + '/' + c.candidate.id}, name + ' · ' + examLabel(e.id)));
     }
   }
 }
@@ -51,7 +54,7 @@ async function loadDeadlines() {
   for (const d of list) {
     const state = d.overdue ? NS.el('span', {class: 'st-bad overdue'}, NS.t('просрочено') + ' ' + d.overdue_days + ' ' + NS.t('дн.'))
       : NS.el('span', {class: 'st-wait'}, NS.t('осталось') + ' ' + Math.max(0, Math.ceil((Date.parse(d.due) - Date.now()) / 864e5)) + ' ' + NS.t('дн.'));
-    tbody.append(NS.el('tr', {class: d.overdue ? 'overdue-row' : '', 'data-exam': d.exam}, NS.el('td', {}, d.exam), NS.el('td', {}, NS.t(stepNames[d.kind] || d.kind)),
+    tbody.append(NS.el('tr', {class: d.overdue ? 'overdue-row' : '', 'data-exam': d.exam}, NS.el('td', {}, examLabel(d.exam)), NS.el('td', {}, NS.t(stepNames[d.kind] || d.kind)),
       NS.el('td', {}, NS.fmtDate(Date.parse(d.since))), NS.el('td', {}, NS.fmtDate(Date.parse(d.due))), NS.el('td', {}, state)));
   }
 }
@@ -78,7 +81,7 @@ async function loadAppeals() {
     }
     const status = NS.t(statusNames[a.status] || a.status) + (a.outcome ? ' (' + NS.t(outcomeNames[a.outcome] || a.outcome) + ')' : '');
     const decided = a.decision ? NS.el('div', {class: 'muted decision-text'}, a.decision + (a.decided_at ? ' · ' + NS.fmtDate(Date.parse(a.decided_at)) : '')) : '';
-    tbody.append(NS.el('tr', {'data-appeal': a.id, 'data-status': a.status, 'data-hold': String(a.legal_hold)}, NS.el('td', {}, a.exam),
+    tbody.append(NS.el('tr', {'data-appeal': a.id, 'data-status': a.status, 'data-hold': String(a.legal_hold)}, NS.el('td', {}, examLabel(a.exam)),
       NS.el('td', {}, desk.names[a.exam + '/' + a.candidate] || a.candidate), NS.el('td', {}, a.filed_on), NS.el('td', {}, a.reason),
       NS.el('td', {class: 'status'}, NS.el('span', {class: 'state'}, status), decided), NS.el('td', {}, hold), actions));
     if (a.status === 'open') tbody.append(decisionRow(a));
@@ -88,9 +91,9 @@ async function loadAppeals() {
 // decisionRow is the form under an open appeal that records the appeals
 // commission's decision: its outcome and text.
 function decisionRow(a) {
-  const outcome = NS.el('select', {class: 'outcome', required: ''}, NS.el('option', {value: ''}, NS.t('— исход —')),
+  const outcome = NS.el('select', {class: 'outcome', required: '', 'aria-label': NS.t('Исход')}, NS.el('option', {value: ''}, NS.t('— исход —')),
     NS.el('option', {value: 'upheld'}, NS.t('удовлетворить')), NS.el('option', {value: 'rejected'}, NS.t('отклонить')));
-  const text = NS.el('input', {type: 'text', class: 'decision', required: '', placeholder: NS.t('текст решения апелляционной комиссии')});
+  const text = NS.el('input', {type: 'text', class: 'decision', required: '', placeholder: NS.t('текст решения апелляционной комиссии'), 'aria-label': NS.t('Текст решения')});
   const submit = NS.el('button', {type: 'submit', class: 'btn small decide'}, NS.t('Записать решение'));
   const err = NS.el('span', {class: 'error decide-error'});
   const form = NS.el('form', {class: 'row decide'}, NS.el('span', {class: 'muted'}, NS.t('Решение комиссии') + ':'), outcome, text, submit, err);
@@ -189,11 +192,12 @@ $('open-form').addEventListener('submit', async (ev) => {
 });
 
 (async () => {
-  const me = await NS.api('GET', '/api/v1/auth/me');
-  $('who').textContent = me.login + (me.org ? ' · ' + me.org : '');
+  await NS.start();
+  NS.zoneNote($('zone'));
   $('open-filed').value = new Date().toISOString().slice(0, 10);
   await loadTargets();
   await Promise.all([loadDeadlines(), loadAppeals()]);
   desk.loaded = true;
+  document.body.dataset.loaded = 'true';
   document.addEventListener('langchange', () => { loadDeadlines(); loadAppeals(); });
 })().catch((e) => { $('error').textContent = e.message; });

@@ -283,6 +283,22 @@ $('verdict-save').addEventListener('click', async () => {
   } catch (e) { $('verdict-error').textContent = e.message; }
 });
 
+// showTitle names the candidate, the qualification, the site and the
+// exam's time in the header: from the expert's queue, or for other roles
+// from the exam and the registers they read.
+async function showTitle() {
+  let text = '';
+  if (st.me.role === 'expert') {
+    const q = (await NS.api('GET', '/api/v1/review-queue?exam=' + encodeURIComponent(exam)).catch(() => []) || []).find((x) => x.candidate.id === candidate);
+    if (q) text = q.candidate.name + ' · ' + q.qualification.name + ' · ' + (q.site.name || q.site.id) + ' · ' + NS.fmtSpan(q.starts_at, q.ends_at);
+  } else {
+    const [e, c, n] = await Promise.all([NS.api('GET', '/api/v1/exams/' + encodeURIComponent(exam)), NS.api('GET', examPath), NS.names()]).catch(() => []);
+    if (e && c) text = NS.candName(c.candidate) + ' · ' + (n.qual[e.qualification] || e.qualification) + ' · ' + (n.site[e.site] || e.site) + ' · ' + NS.fmtSpan(e.starts_at, e.ends_at);
+  }
+  $('title').textContent = NS.t('Просмотр записи') + ': ' + (text || exam + ' · ' + candidate);
+  document.title = 'nokstream — ' + (text || NS.t('Просмотр записи'));
+}
+
 (async () => {
   st.me = await NS.api('GET', '/api/v1/auth/me');
   if (st.me.role !== 'expert') { $('mark-form').classList.add('hidden'); $('verdict-save').classList.add('hidden'); }
@@ -290,7 +306,7 @@ $('verdict-save').addEventListener('click', async () => {
   const media = await NS.api('GET', NS.withPurpose(examPath + '/media'));
   st.origin = Date.parse(media.from);
   st.duration = (Date.parse(media.to) - st.origin) / 1000;
-  $('title').textContent = NS.t('Просмотр записи') + ': ' + exam + ' · ' + candidate;
+  await showTitle();
   buildViews(media.streams || []);
   const firsts = (media.streams || []).filter((s) => s.first).map((s) => Date.parse(s.first));
   // Open where every stream has footage, so that each view shows a picture.

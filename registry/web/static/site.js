@@ -5,14 +5,11 @@
 Object.assign(NS.dict.en, {
   'переподключение…': 'reconnecting…', 'переподключение… с': 'reconnecting… since',
 });
-if (!NS.token()) location.href = '/ui/';
-NS.langButton(document.getElementById('lang'));
-document.getElementById('logout').addEventListener('click', NS.logout);
 const $ = (id) => document.getElementById(id);
 const q = (from, to) => '?from=' + encodeURIComponent(new Date(from).toISOString()) + '&to=' + encodeURIComponent(new Date(to).toISOString());
-const admissionNames = {pending: 'ожидает', admitted: 'допущен', refused: 'не допущен'};
+const admissionNames = NS.admissionNames;
 const kindNames = {room: 'камера помещения', webcam: 'веб-камера', screen: 'экран'};
-const site = window.site = {me: null, exams: [], cells: {}, passwords: []};
+const site = window.site = {me: null, exams: [], cells: {}, passwords: [], names: {qual: {}, site: {}}};
 
 const candName = (c) => c.full_name || [c.last_name, c.first_name, c.middle_name].filter(Boolean).join(' ');
 
@@ -30,8 +27,7 @@ async function loadExams() {
     const pw = NS.el('button', {class: 'btn', type: 'button', id: 'passwords-' + e.id, 'data-i18n': ''}, NS.t('Выдать пароли допущенным и напечатать'));
     pw.addEventListener('click', () => passwords(e, cands).catch((err) => { $('error').textContent = err.message; }));
     box.append(NS.el('div', {class: 'card exam-card', 'data-exam': e.id},
-      NS.el('div', {}, NS.el('b', {}, e.id + ' · ' + e.qualification), ' ', NS.el('span', {class: 'muted'},
-        NS.fmtDate(Date.parse(e.starts_at)) + ' – ' + NS.fmtTime(Date.parse(e.ends_at)))),
+      NS.el('h3', {}, NS.qualName(site.names, e.qualification), ' ', NS.el('span', {class: 'muted'}, NS.fmtSpan(e.starts_at, e.ends_at) + ' · ' + e.id)),
       NS.el('table', {class: 'list'}, NS.el('thead', {}, NS.el('tr', {}, ...['Кандидат', 'Рабочее место', 'Допуск', 'Действие'].map((h) => NS.el('th', {}, NS.t(h))))), tbody),
       pw));
   }
@@ -42,7 +38,7 @@ function candidateRow(e, c) {
   const state = NS.el('span', {class: 'admission ' + c.admission}, NS.t(admissionNames[c.admission] || c.admission));
   if (c.refusal_reason) state.append(': ' + c.refusal_reason);
   if (c.password_issued_at) state.append(NS.el('span', {class: 'muted'}, ' · ' + NS.t('пароль выдан') + ' ' + NS.fmtTime(Date.parse(c.password_issued_at))));
-  const reason = NS.el('input', {type: 'text', class: 'reason', placeholder: NS.t('причина отказа')});
+  const reason = NS.el('input', {type: 'text', class: 'reason', placeholder: NS.t('причина отказа'), 'aria-label': NS.t('причина отказа') + ': ' + candName(c.candidate)});
   const err = NS.el('span', {class: 'error'});
   const set = async (status) => {
     err.textContent = '';
@@ -73,7 +69,7 @@ async function passwords(e, cands) {
     rows.append(NS.el('tr', {}, NS.el('td', {}, candName(c.candidate)), NS.el('td', {}, c.webcam + ' / ' + c.screen),
       NS.el('td', {class: 'password'}, p.password), NS.el('td', {}, NS.fmtDate(Date.parse(p.valid_from)) + ' – ' + NS.fmtTime(Date.parse(p.valid_until)))));
   }
-  $('print-meta').textContent = e.id + ' · ' + e.qualification + ' · ' + e.site + ' · ' + NS.fmtDate(Date.parse(e.starts_at));
+  $('print-meta').textContent = NS.qualName(site.names, e.qualification) + ' · ' + (site.names.site[e.site] || e.site) + ' · ' + NS.fmtDate(Date.parse(e.starts_at)) + ' · ' + e.id;
   document.body.classList.add('has-print');
   await loadExams();
   if (!navigator.webdriver) window.print();
@@ -165,10 +161,12 @@ async function poll() {
 }
 
 (async () => {
-  site.me = await NS.api('GET', '/api/v1/auth/me');
-  $('who').textContent = site.me.login + (site.me.org ? ' · ' + site.me.org : '');
+  site.me = await NS.start();
+  NS.zoneNote($('zone'));
+  site.names = await NS.names();
   await loadExams();
   site.loaded = true;
+  document.body.dataset.loaded = 'true';
   await buildGrid();
   await poll();
   setInterval(() => poll().catch((e) => { $('error').textContent = e.message; }), POLL);

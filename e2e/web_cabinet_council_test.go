@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// cabinetCouncil: the council authorises its center for a second
+// qualification, and raises the period footage without a result is kept,
+// the legal floors shown beside each field; the API holds both. The
+// appeal desk is one of its sections.
+func cabinetCouncil(t *testing.T, c *cabinet) {
+	c.signIn(t, "council1", c.w.passwords["council1"])
+	c.open(t, "nav-orgs")
+	row := `#centers tr[data-center="center1"]`
+	c.run(t, "authorise center1", chromedp.WaitVisible(row+" button.edit-quals"), chromedp.Click(row+" button.edit-quals"),
+		chromedp.WaitVisible("#q-40_00800_02"), chromedp.Click("#q-40_00800_02"), chromedp.Click("#quals-save"))
+	c.waitText(t, "#quals-state", "Допуск сохранён")
+	c.waitText(t, row+" .quals", "Сварщик (4 уровень)")
+	var center struct{ Qualifications []string }
+	c.nark.do("GET", "/api/v1/centers/center1", nil, http.StatusOK, &center)
+	if !slices.Equal(center.Qualifications, []string{"40.00800.01", "40.00800.02"}) {
+		t.Errorf("center1's qualifications through the API: %v", center.Qualifications)
+	}
+	c.accessible(t, "the council's centers and sites")
+	screenshot(t, c.ctx, "cabinet-council-orgs")
+
+	c.open(t, "nav-retention")
+	if got := c.text(t, "#floors"); !strings.Contains(got, "30") || !strings.Contains(got, "90") || !strings.Contains(got, "7") {
+		t.Errorf("the floors shown: %q", got)
+	}
+	if got := c.text(t, "#r-provisional-floor"); got != "не меньше 90" {
+		t.Errorf("the floor beside the provisional period says %q", got)
+	}
+	c.run(t, "keep footage without a result for 120 days", chromedp.SetValue("#r-provisional", ""), chromedp.SendKeys("#r-provisional", "120"),
+		chromedp.Click("#r-save"))
+	c.waitText(t, "#r-state", "Сроки сохранены")
+	var ret struct {
+		Council struct {
+			Provisional int `json:"provisional_days"`
+		}
+	}
+	c.nark.do("GET", "/api/v1/councils/council1/retention", nil, http.StatusOK, &ret)
+	if ret.Council.Provisional != 120 {
+		t.Errorf("the council's provisional period through the API: %d days, want 120", ret.Council.Provisional)
+	}
+	c.accessible(t, "the council's retention")
+	screenshot(t, c.ctx, "cabinet-council-retention")
+
+	c.open(t, "nav-appeals")
+	c.run(t, "the appeal desk", chromedp.WaitReady(`#open-target option`))
+	c.accessible(t, "the council's appeal desk")
+}
