@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -338,6 +339,25 @@ func TestMediaAuditGrouped(t *testing.T) {
 	must(t, err)
 	if len(trail) != 3 {
 		t.Errorf("audit trail of site1/cam1: %d rows, want the 3 windows", len(trail))
+	}
+	// The audit API shows the windows, newest first.
+	r := m.do("GET", "/api/v1/audit?object=site1/cam1", token, nil)
+	var listed []struct {
+		Action  string         `json:"action"`
+		Purpose string         `json:"purpose"`
+		Detail  map[string]any `json:"detail"`
+	}
+	if err := json.Unmarshal(r.body, &listed); r.code != http.StatusOK || err != nil {
+		t.Fatalf("GET /api/v1/audit: %d %s", r.code, r.body)
+	}
+	var got []string
+	for _, a := range listed {
+		if a.Action == "media.get" {
+			got = append(got, fmt.Sprintf("%s:%v", a.Purpose, a.Detail["fetches"]))
+		}
+	}
+	if want := []string{"appeal 7:3", "review:1", "appeal 7:41"}; !slices.Equal(got, want) {
+		t.Errorf("audit API: media.get rows %v, want %v", got, want)
 	}
 	brk, _, err := m.store.VerifyAuditLog(ctx, nil)
 	must(t, err)
