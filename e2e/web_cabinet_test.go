@@ -158,7 +158,8 @@ func (c *cabinet) accessible(t *testing.T, page string) {
 
 // TestWebCabinets drives each role's cabinet in headless Chromium on one
 // nokstream and one browser: the expert's review queue, the center's
-// candidates and exam groups, the council's centers and retention, NARK's
+// candidates and exam groups, the council's centers and retention, the
+// site's identity check at admission, NARK's
 // organisations and audit trail, and the result cards through all three
 // (center, council, NARK) to the register. Each does its main job through the page
 // (clicks and typing) and checks the result through the API; every page
@@ -183,6 +184,7 @@ func TestWebCabinets(t *testing.T) {
 		{"expert", cabinetExpert},
 		{"center", cabinetCenter},
 		{"council", cabinetCouncil},
+		{"site", cabinetSite},
 		{"nark", cabinetNARK},
 		{"results", cabinetResults},
 	} {

@@ -4,6 +4,14 @@
 'use strict';
 Object.assign(NS.dict.en, {
   'переподключение…': 'reconnecting…', 'переподключение… с': 'reconnecting… since',
+  'Проверка личности': 'Identity check', 'Веб-камера недоступна': 'The webcam is not available', 'не проверялась': 'not checked',
+  'личность подтверждена': 'identity confirmed', 'личность не подтверждена': 'identity not confirmed', 'Скан документа, удостоверяющего личность': 'Scan of the identity document',
+  'Открыть скан (PDF)': 'Open the scan (PDF)', 'Нет изображения с веб-камеры': 'No picture from the webcam', 'Фото сделано': 'Photo taken',
+  'Сначала загрузите скан документа': 'Upload a scan of the document first', 'Личность подтверждена': 'Identity confirmed', 'Отказано в допуске': 'Admission refused',
+  'Документ в карточке кандидата': "Document in the candidate's record", 'Скан документа': 'Document scan', 'Веб-камера у стола допуска': 'Webcam at the admission desk',
+  'Сфотографировать': 'Take a photo', 'Какой документ предъявлен': 'Document shown', 'Подтвердить личность': 'Confirm identity', 'Причина отказа': 'Reason for refusal',
+  'Отказать в допуске': 'Refuse admission', 'Скана нет: загрузите его.': 'No scan: upload it.', 'Загрузить скан': 'Upload the scan', 'Итог проверки': 'Check',
+  'Файл скана (PDF, JPEG, PNG, TIFF)': 'Scan file (PDF, JPEG, PNG, TIFF)',
 });
 const $ = (id) => document.getElementById(id);
 const q = (from, to) => '?from=' + encodeURIComponent(new Date(from).toISOString()) + '&to=' + encodeURIComponent(new Date(to).toISOString());
@@ -53,9 +61,111 @@ function candidateRow(e, c) {
   admit.addEventListener('click', () => set('admitted'));
   const refuse = NS.el('button', {type: 'button', class: 'btn small light refuse'}, NS.t('Отказать'));
   refuse.addEventListener('click', () => set('refused'));
+  const check = NS.el('button', {type: 'button', class: 'btn small light identity'}, NS.t('Проверка личности'));
+  check.addEventListener('click', () => openIdentity(e, c).catch((x) => { $('id-error').textContent = x.message; }));
   return NS.el('tr', {'data-candidate': id}, NS.el('td', {}, candName(c.candidate)), NS.el('td', {}, c.webcam + ' / ' + c.screen),
-    NS.el('td', {}, state), NS.el('td', {class: 'actions'}, admit, reason, refuse, err));
+    NS.el('td', {}, state), NS.el('td', {class: 'actions'}, check, ' ', admit, reason, refuse, err));
 }
+
+// The identity check at admission: the candidate's identity document
+// scans beside the live picture of the desk's webcam; a photo from it, the
+// document checked and "identity confirmed", or a refusal with its reason
+// (which refuses the admission); a missing scan is uploaded here.
+const idState = {exam: null, cand: null, photo: '', stream: null};
+const idPath = () => '/api/v1/exams/' + encodeURIComponent(idState.exam) + '/candidates/' + encodeURIComponent(idState.cand) + '/identity';
+
+async function openIdentity(e, c) {
+  idState.exam = e.id; idState.cand = c.candidate.id; idState.photo = '';
+  $('identity').classList.remove('hidden');
+  $('identity').dataset.candidate = c.candidate.id;
+  $('id-title').textContent = NS.t('Проверка личности') + ': ' + candName(c.candidate);
+  $('id-error').textContent = ''; $('id-state').textContent = ''; $('id-photo-state').textContent = '';
+  await loadIdentity();
+  $('identity').scrollIntoView();
+  if (!idState.stream && navigator.mediaDevices) {
+    try {
+      idState.stream = await navigator.mediaDevices.getUserMedia({video: true, audio: false});
+      $('id-live').srcObject = idState.stream;
+    } catch (x) { $('id-photo-state').textContent = NS.t('Веб-камера недоступна') + ': ' + x.message; }
+  }
+}
+
+async function loadIdentity() {
+  const id = await NS.api('GET', idPath());
+  $('id-document').textContent = (id.candidate && id.candidate.document) || '';
+  const sel = $('id-doc-select');
+  sel.textContent = '';
+  const scans = (id.documents || []).filter((d) => d.kind !== 'photo');
+  for (const d of scans) sel.append(NS.el('option', {value: d.id}, NS.tr(NS.docKinds, d.kind) + ' · ' + NS.fmtDate(Date.parse(d.uploaded_at))));
+  $('id-noscan').classList.toggle('hidden', scans.length > 0);
+  const check = id.check;
+  $('id-check').textContent = !check ? NS.t('не проверялась') : check.confirmed
+    ? NS.t('личность подтверждена') + ' · ' + check.checked_by + ' · ' + NS.fmtDate(Date.parse(check.checked_at))
+    : NS.t('личность не подтверждена') + ': ' + check.reason + ' · ' + check.checked_by;
+  $('id-check').dataset.confirmed = check ? String(check.confirmed) : '';
+  if (scans.length) await showScan(scans.find((d) => d.id === sel.value) || scans[0]);
+  else $('id-scan').textContent = '';
+}
+
+async function showScan(d) {
+  const resp = await fetch(d.url || (idPath() + '/documents/' + encodeURIComponent(d.id)), {headers: {Authorization: 'Bearer ' + NS.token()}});
+  if (!resp.ok) throw new Error((await resp.json().catch(() => ({}))).error || resp.statusText);
+  const blob = await resp.blob();
+  const url = URL.createObjectURL(blob);
+  const box = $('id-scan');
+  box.textContent = '';
+  if (blob.type.startsWith('image/')) box.append(NS.el('img', {src: url, class: 'doc-scan', alt: NS.t('Скан документа, удостоверяющего личность')}));
+  else box.append(NS.el('a', {href: url, download: NS.tr(NS.docKinds, d.kind) + '.pdf'}, NS.t('Открыть скан (PDF)')));
+}
+
+$('id-doc-select').addEventListener('change', () => loadIdentity().catch((x) => { $('id-error').textContent = x.message; }));
+$('id-snap').addEventListener('click', () => NS.busy($('id-snap'), $('id-error'), async () => {
+  const v = $('id-live');
+  if (!v.videoWidth) throw new Error(NS.t('Нет изображения с веб-камеры'));
+  const canvas = document.createElement('canvas');
+  canvas.width = v.videoWidth; canvas.height = v.videoHeight;
+  canvas.getContext('2d').drawImage(v, 0, 0);
+  const blob = await new Promise((res) => canvas.toBlob(res, 'image/jpeg', 0.85));
+  const resp = await fetch(idPath() + '/photo?filename=photo.jpg', {method: 'POST', body: blob,
+    headers: {Authorization: 'Bearer ' + NS.token(), 'Content-Type': 'image/jpeg'}});
+  const doc = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(doc.error || resp.statusText);
+  idState.photo = doc.id;
+  $('id-photo-state').textContent = NS.t('Фото сделано') + ' ' + NS.fmtTime(Date.now());
+}));
+$('id-upload-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  NS.busy($('id-upload'), $('id-error'), async () => {
+    const f = $('id-file').files[0];
+    if (!f) throw new Error(NS.t('Выберите файл'));
+    // Sent as "passport" and its extension: the file's own name may name the person.
+    const resp = await fetch(idPath() + '/documents?filename=' + encodeURIComponent('passport' + ((/\.[a-z0-9]{1,5}$/i.exec(f.name) || [''])[0].toLowerCase())),
+      {method: 'POST', body: f, headers: {Authorization: 'Bearer ' + NS.token(), 'Content-Type': f.type || 'application/octet-stream'}});
+    if (!resp.ok) throw new Error((await resp.json().catch(() => ({}))).error || resp.statusText);
+    $('id-file').value = '';
+    await loadIdentity();
+  });
+});
+$('id-confirm').addEventListener('click', () => NS.busy($('id-confirm'), $('id-error'), async () => {
+  const body = {confirmed: true, document: $('id-doc-select').value};
+  if (!body.document) throw new Error(NS.t('Сначала загрузите скан документа'));
+  if (idState.photo) body.photo = idState.photo;
+  await NS.api('PUT', idPath(), body);
+  await loadIdentity();
+  $('id-state').textContent = NS.t('Личность подтверждена');
+}));
+$('id-refuse').addEventListener('click', () => NS.busy($('id-refuse'), $('id-error'), async () => {
+  const reason = $('id-reason').value.trim();
+  if (!reason) { $('id-reason').focus(); throw new Error(NS.t('Укажите причину отказа')); }
+  await NS.api('PUT', idPath(), {confirmed: false, reason});
+  await loadIdentity();
+  await loadExams();
+  $('id-state').textContent = NS.t('Отказано в допуске');
+}));
+$('id-close').addEventListener('click', () => {
+  $('identity').classList.add('hidden');
+  if (idState.stream) { idState.stream.getTracks().forEach((tr) => tr.stop()); idState.stream = null; }
+});
 
 // passwords generates a new exam password for every admitted candidate of
 // exam e (each shown once) and prints the list.
