@@ -127,6 +127,18 @@ line. A connection that fails is retried after a pause, like a real camera.`,
 				if !errors.Is(err, sim.ErrExamOver) {
 					return err
 				}
+				if time.Now().Before(w.End) {
+					// Not the end of the exam: log the candidates in again
+					// (never a new exam), after a pause.
+					log.Warn("a candidate's exam token was refused before the end of the exam; logging in again in 10s",
+						"exam", w.Exam, "ends", w.End, "err", err)
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(10 * time.Second):
+					}
+					continue
+				}
 				log.Info("the demo exam is over; setting up the next one", "exam", w.Exam)
 			}
 		},

@@ -100,7 +100,7 @@ func RunDemo(ctx context.Context, w *World, m MediaConfig, ffmpeg string, log *s
 	var all []error
 	for err := range errs {
 		if errors.Is(err, ErrExamOver) {
-			return ErrExamOver
+			return err
 		}
 		all = append(all, err)
 	}

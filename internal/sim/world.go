@@ -407,7 +407,7 @@ func ensureCandidate(ctx context.Context, api, center, site *apiClient, kept, ex
 		err := api.do(ctx, http.MethodPost, "/api/v1/exam/login", map[string]string{"password": pw}, &es)
 		if err == nil {
 			c.Password, c.Token, c.WHIP = pw, es.Token, es.WHIP
-			return c, nil
+			return c, consent(ctx, api, es.Token)
 		}
 		if statusOf(err) != http.StatusUnauthorized {
 			return c, fmt.Errorf("exam login: %w", err)
@@ -424,5 +424,17 @@ func ensureCandidate(ctx context.Context, api, center, site *apiClient, kept, ex
 		return c, fmt.Errorf("exam login: %w", err)
 	}
 	c.Password, c.Token, c.WHIP = issued.Password, es.Token, es.WHIP
-	return c, nil
+	return c, consent(ctx, api, es.Token)
+}
+
+// consent records the candidate's consent to the recording, as the exam
+// page does before it publishes (the streams are refused without it). A
+// registry without the route (404) needs none.
+func consent(ctx context.Context, api *apiClient, token string) error {
+	err := api.as(token).do(ctx, http.MethodPost, "/api/v1/exam/consent",
+		map[string]string{"version": "nokstream-sim", "page": "nokstream sim --demo (a simulated candidate)"}, nil)
+	if err != nil && statusOf(err) != http.StatusNotFound {
+		return fmt.Errorf("consent to the recording: %w", err)
+	}
+	return nil
 }
