@@ -20,6 +20,7 @@ import (
 func simCommand(g *globalFlags) *cobra.Command {
 	var d deps
 	var urls []string
+	var urlFile string
 	var size, audio, transport string
 	var fps, seconds int
 	var demo, worldOnly bool
@@ -46,8 +47,10 @@ The passwords are kept in <data>/demo-credentials.json (mode 0600): a
 restart reuses the world, and starts a new exam once the last one is over.
 The database comes from --db or NOKSTREAM_DB (for the CLI steps).
 
-With --url, publish one synthetic room camera per URL (get them from
-'nokstream device add <site>/<device>').
+With --url or --url-file, publish one synthetic room camera per URL (get
+them from 'nokstream device add <site>/<device>'). A URL holds the device's
+secret: give it in a file (--url-file, one a line) or NOKSTREAM_URL rather
+than on the command line, where ps shows it to every local user.
 
 Each camera is a test pattern with the wall clock burnt in and a tone,
 encoded by ffmpeg as H.264 (with B-frames) and AAC; ffmpeg only encodes, to
@@ -55,6 +58,20 @@ a socket of this process, which publishes: no secret is on ffmpeg's command
 line. A connection that fails is retried after a pause, like a real camera.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if urlFile != "" {
+				b, err := os.ReadFile(urlFile)
+				if err != nil {
+					return fmt.Errorf("--url-file: %w", err)
+				}
+				for _, line := range strings.Split(string(b), "\n") {
+					if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+						urls = append(urls, line)
+					}
+				}
+				if len(urls) == 0 {
+					return fmt.Errorf("--url-file %s holds no URL: one rtsp://… a line (from 'nokstream device add')", urlFile)
+				}
+			}
 			if demo == (len(urls) > 0) {
 				return errors.New("give either --demo (the whole demo exam) or --url rtsp://… (from 'nokstream device add'), not both or neither")
 			}
@@ -146,7 +163,8 @@ line. A connection that fails is retried after a pause, like a real camera.`,
 	d.dbFlag(cmd)
 	d.dataFlag(cmd)
 	f := cmd.Flags()
-	f.StringArrayVar(&urls, "url", nil, "publish URL of a room camera (repeat for more cameras)")
+	f.StringArrayVar(&urls, "url", nil, "publish URL of a room camera (repeat for more cameras); it shows in ps: prefer --url-file")
+	f.StringVar(&urlFile, "url-file", "", "file of publish URLs of room cameras, one a line, so that their secrets show in no command line")
 	f.StringVar(&size, "size", "1280x720", "picture size of the room cameras")
 	f.IntVar(&fps, "fps", 25, "frame rate of the room cameras")
 	f.IntVar(&seconds, "seconds", 0, "--url: stop after this many seconds (0: run until interrupted)")
