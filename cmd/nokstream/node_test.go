@@ -269,6 +269,18 @@ func TestNodeAPI(t *testing.T) {
 		if err := client(t, made, b).Ping(ctx); err != nil {
 			t.Errorf("ping with the token registered from a file: %v", err)
 		}
+		// --rotate allows a revoked node again with a new token; the old
+		// one stays refused.
+		out, err := runNode(t, dsn, "add", "edge2", "--rotate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := client(t, lastWord(out), b).Ping(ctx); err != nil {
+			t.Errorf("ping with edge2's rotated token: %v", err)
+		}
+		if err := client(t, revoked, b).Ping(ctx); !errors.Is(err, access.ErrNodeRefused) {
+			t.Errorf("ping with edge2's old token after the rotation: %v, want ErrNodeRefused", err)
+		}
 		p, err := c.CheckPublisher(ctx, "site1", "cam1", "cam1", secret)
 		if err != nil || p != (access.Publisher{Site: "site1", Device: "cam1", Source: "room"}) {
 			t.Errorf("right secret: %+v %v", p, err)
