@@ -145,6 +145,8 @@ NS.zoneOffset = () => {
   return 'UTC' + s + Math.floor(a / 60) + (a % 60 ? ':' + String(a % 60).padStart(2, '0') : '');
 };
 NS.zoneNote = (el) => { if (el) el.textContent = NS.t('Время указано в часовом поясе') + ': ' + NS.zone() + ' (' + NS.zoneOffset() + ')'; };
+// NS.fmtISO writes a calendar date of the API (YYYY-MM-DD) as people read it.
+NS.fmtISO = (d) => (d && /^\d{4}-\d{2}-\d{2}$/.test(d) ? d.split('-').reverse().join('.') : d || '');
 NS.fmtDay = (ms) => new Date(ms).toLocaleDateString('ru-RU', {day: '2-digit', month: '2-digit', year: 'numeric'});
 NS.fmtSpan = (from, to) => NS.fmtDate(Date.parse(from)) + ' – ' + NS.fmtTime(Date.parse(to)).slice(0, 5);
 NS.fmtDuration = (s) => {

@@ -27,7 +27,7 @@ $('check-form').addEventListener('submit', (ev) => {
     const list = !resp.ok ? [] : Array.isArray(body) ? body : (body && body.certificates) || [];
     NS.paginate(document.querySelector('#found tbody'), list, (c) => NS.el('tr', {'data-number': c.number},
       NS.el('td', {}, c.number), NS.el('td', {}, c.holder), NS.el('td', {}, (c.qualification || {}).name || ''),
-      NS.el('td', {}, ((c.council || {}).name || '') + ' · ' + ((c.center || {}).name || '')), NS.el('td', {}, c.issued_on || ''), NS.el('td', {}, c.valid_until || ''),
+      NS.el('td', {}, ((c.council || {}).name || '') + ' · ' + ((c.center || {}).name || '')), NS.el('td', {}, NS.fmtISO(c.issued_on)), NS.el('td', {}, NS.fmtISO(c.valid_until)),
       NS.el('td', {}, NS.el('span', {class: 'state-tag ' + (c.revoked ? 'rejected' : c.state)}, c.revoked ? NS.t('отозвано') : NS.tr(states, c.state)))),
     {empty: NS.t('Такого свидетельства в реестре нет.')});
   });

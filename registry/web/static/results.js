@@ -72,6 +72,7 @@ async function loadExams() {
 
 async function select(id) {
   st.selected = id;
+  await loadExams(); // the deadlines as they are now
   const [e, members, cards, decisions, protocol] = await Promise.all([NS.api('GET', '/api/v1/exams/' + enc(id)),
     NS.api('GET', '/api/v1/exams/' + enc(id) + '/candidates'), NS.api('GET', '/api/v1/exams/' + enc(id) + '/cards'),
     NS.api('GET', '/api/v1/exams/' + enc(id) + '/decisions').catch(() => null), NS.api('GET', '/api/v1/exams/' + enc(id) + '/protocol').catch(() => null)]);
@@ -81,7 +82,7 @@ async function select(id) {
   $('exam-title').textContent = NS.qualName(n, e.qualification) + ' · ' + (n.site[e.site] || e.site) + ' · ' + NS.fmtSpan(e.starts_at, e.ends_at);
   const facts = $('exam-facts');
   facts.textContent = '';
-  const proto = protocol ? '№ ' + protocol.number + ' ' + NS.t('от') + ' ' + protocol.signed_on + ' · ' + (protocol.approvals || []).map((a) =>
+  const proto = protocol ? '№ ' + protocol.number + ' ' + NS.t('от') + ' ' + NS.fmtISO(protocol.signed_on) + ' · ' + (protocol.approvals || []).map((a) =>
     NS.t(a.approved ? 'одобрен' : 'не одобрен') + ' ' + a.expert).join(', ') : NS.t('не загружен');
   facts.append(NS.el('dt', {}, NS.t('Протокол комиссии')), NS.el('dd', {}, proto),
     NS.el('dt', {}, NS.t('Эксперты')), NS.el('dd', {}, e.experts.map((x) => x.login).join(', ') || '—'),
@@ -101,14 +102,13 @@ async function select(id) {
   hist.textContent = '';
   for (const d of (decisions && decisions.decisions) || []) {
     hist.append(NS.el('li', {'data-decision': d.decision}, NS.fmtDate(Date.parse(d.decided_at)) + ' · ' + NS.t('Решение совета') + ': ' + NS.tr(decisionNames, d.decision) +
-      (d.comment ? ' — ' + d.comment : '') + (d.protocol && d.protocol.number ? ' · № ' + d.protocol.number + ' ' + NS.t('от') + ' ' + d.protocol.date : '')));
+      (d.comment ? ' — ' + d.comment : '') + (d.protocol && d.protocol.number ? ' · № ' + d.protocol.number + ' ' + NS.t('от') + ' ' + NS.fmtISO(d.protocol.date) : '')));
   }
   for (const v of (decisions && decisions.verifications) || []) {
     hist.append(NS.el('li', {'data-verified': String(v.verified)}, NS.fmtDate(Date.parse(v.verified_at)) + ' · ' + NS.t('Проверка НАРК') + ': ' +
       NS.t(v.verified ? 'проверено' : 'не проверено') + (v.comment ? ' — ' + v.comment : '')));
   }
   if (!hist.children.length) hist.append(NS.el('li', {class: 'muted'}, NS.t('Решений ещё нет.')));
-  await loadExams();
 }
 
 // cardRows shows a candidate's card, and for the center a form to fill it
@@ -117,8 +117,8 @@ function cardRows(m, card) {
   const id = m.candidate.id;
   let result = NS.t('нет карточки');
   if (card) {
-    result = card.kind === 'certificate' ? NS.t('свидетельство') + ' № ' + card.certificate_number + ', ' + card.issued_on +
-      (card.valid_until ? ', ' + NS.t('действует до') + ' ' + card.valid_until : '') : NS.t('заключение') + ': ' + (card.conclusion || '');
+    result = card.kind === 'certificate' ? NS.t('свидетельство') + ' № ' + card.certificate_number + ', ' + NS.fmtISO(card.issued_on) +
+      (card.valid_until ? ', ' + NS.t('действует до') + ' ' + NS.fmtISO(card.valid_until) : '') : NS.t('заключение') + ': ' + (card.conclusion || '');
   }
   const state = card ? NS.el('span', {class: 'state-tag ' + card.state}, NS.tr(cardStates, card.state)) : '';
   const reason = card && card.state_reason ? NS.el('div', {class: 'muted state-reason'}, card.state_reason) : '';
