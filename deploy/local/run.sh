@@ -31,8 +31,11 @@ log="$data/nokstream.log"
 summary="$data/demo.txt"
 
 echo "run: starting PostgreSQL in $data/pg"
-export NOKSTREAM_DB=$(deploy/local/pg.sh start "$data/pg" "${NOKSTREAM_PG_PORT:-5433}")
-$bin migrate
+# The owner (the cluster's own user) migrates; everything else runs as
+# nokstream_app, which owns nothing and cannot rewrite the audit log.
+owner_db=$(deploy/local/pg.sh start "$data/pg" "${NOKSTREAM_PG_PORT:-5433}")
+$bin migrate --db "$owner_db" --runtime-role nokstream_app
+export NOKSTREAM_DB=${owner_db/nokstream@/nokstream_app@}
 
 pids=()
 stopped=""
@@ -51,7 +54,7 @@ trap stop EXIT
 $bin all --data "$data" --http-addr "$http" --rtsp-addr "$rtsp" >>"$log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 150); do
-  curl -fsS "http://$http/healthz" >/dev/null 2>&1 && break
+  curl -fsS "http://$admin/readyz" >/dev/null 2>&1 && break
   sleep 0.2
 done
 
