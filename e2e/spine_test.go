@@ -75,7 +75,7 @@ func startAll(t *testing.T, segment time.Duration, devices ...string) *installat
 // startAllWith is startAll with options.
 func startAllWith(t *testing.T, segment time.Duration, o options, devices ...string) *installation {
 	dsn := testenv.Postgres(t)
-	in := &installation{t: t, env: append([]string{"NOKSTREAM_DB=" + dsn}, o.env...), dsn: dsn, ports: newPorts(t),
+	in := &installation{t: t, env: append([]string{"NOKSTREAM_DB=" + runtimeDSN(t, dsn)}, o.env...), dsn: dsn, ports: newPorts(t),
 		procs: map[string]*proc{}, startFns: map[string]func() *proc{}}
 	cli(t, in.env, "migrate")
 	pw := in.register(devices...)
@@ -112,10 +112,10 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 		brokers = testenv.Kafka(t)
 	}
 	prefix := testenv.TopicPrefix(t)
-	svcDSN := dsn
+	svcDSN := runtimeDSN(t, dsn)
 	var db *testenv.TCPProxy
 	if o.proxyDB {
-		db, svcDSN = testenv.PostgresProxy(t, dsn)
+		db, svcDSN = testenv.PostgresProxy(t, svcDSN)
 	}
 	in := &installation{t: t, dsn: dsn, ports: newPorts(t), kafka: brokers, prefix: prefix, db: db,
 		procs: map[string]*proc{}, startFns: map[string]func() *proc{},

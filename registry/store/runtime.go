@@ -147,7 +147,9 @@ func runtimeUpToDate(ctx context.Context, conn *pgx.Conn) (runtime bool, err err
 	return true, nil
 }
 
+// isDuplicateObject: the role exists (42710), or another migrate created
+// it at the same moment (23505 on pg_authid's name index).
 func isDuplicateObject(err error) bool {
 	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == "42710"
+	return errors.As(err, &pg) && (pg.Code == "42710" || pg.Code == "23505")
 }
