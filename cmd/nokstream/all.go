@@ -68,7 +68,7 @@ adapters instead. Migrations are applied at start.`,
 			if err != nil {
 				return err
 			}
-			return runAll(ctx, ing.Run, tc.Run, arc.Run, consume, p.adminLoop,
+			return p.run(ctx, ing.Run, tc.Run, arc.Run, consume,
 				func(ctx context.Context) error { return serveHTTP(ctx, log, "all", fr.httpAddr, withWHIP(ing, h)) })
 		},
 	}

@@ -248,6 +248,10 @@ func (p pullSource) PullDevices(ctx context.Context) ([]rtsp.PullDevice, error) 
 	return out, nil
 }
 
+// shutdownTimeout bounds the drain of an HTTP server on shutdown
+// (--shutdown-timeout).
+var shutdownTimeout = 10 * time.Second
+
 // serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
 func serveHTTP(ctx context.Context, log *slog.Logger, name, addr string, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
@@ -261,9 +265,14 @@ func serveHTTP(ctx context.Context, log *slog.Logger, name, addr string, h http.
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Stop accepting, let the requests in flight finish, for at most
+		// --shutdown-timeout; then cut what is left.
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("requests still in flight at the shutdown timeout were cut", "service", name, "timeout", shutdownTimeout)
+			_ = srv.Close()
+		}
 		<-errc
 		return nil
 	case err := <-errc:
@@ -387,7 +396,41 @@ func (p *process) serve(ctx context.Context, log *slog.Logger, name, addr string
 	for pattern, h := range extra {
 		mux.Handle(pattern, h)
 	}
-	return runAll(ctx, append(loops, func(ctx context.Context) error { return serveHTTP(ctx, log, name, addr, mux) }, p.adminLoop)...)
+	return p.run(ctx, append(loops, func(ctx context.Context) error { return serveHTTP(ctx, log, name, addr, mux) })...)
+}
+
+// run runs the service's loops until ctx ends or one fails, and the admin
+// address until they have all returned. On shutdown the process reports not
+// ready at once (/readyz 503, "shutdown") while its loops stop accepting and
+// drain, so that probes and load balancers see it leave before its admin
+// port closes. An admin address that cannot be served stops the service.
+func (p *process) run(ctx context.Context, loops ...func(context.Context) error) error {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	adone := make(chan error, 1)
+	actx, acancel := context.WithCancel(context.Background())
+	defer acancel()
+	if p.adminLoop == nil {
+		adone <- nil
+	} else {
+		go func() {
+			err := p.adminLoop(actx)
+			if err != nil {
+				cancel()
+			}
+			adone <- err
+		}()
+	}
+	if p.health != nil {
+		stop := context.AfterFunc(lctx, p.health.Drain)
+		defer stop()
+	}
+	err := runAll(lctx, loops...)
+	acancel()
+	if aerr := <-adone; err == nil {
+		err = aerr
+	}
+	return err
 }
 
 // readSecretFile returns the first line of the file at path, a secret kept

@@ -18,10 +18,25 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go onSignals(sigs, cancel, os.Stderr, os.Exit)
 	status := run(ctx, rootCommand(), os.Stderr)
-	stop()
+	cancel()
 	os.Exit(status)
+}
+
+// onSignals: the first SIGINT or SIGTERM starts a graceful shutdown (cancel:
+// the service reports not ready, stops accepting and drains, for at most
+// --shutdown-timeout); a second one exits at once, with status 130.
+func onSignals(sigs <-chan os.Signal, cancel func(), stderr io.Writer, exit func(int)) {
+	s := <-sigs
+	fmt.Fprintf(stderr, "nokstream: %v: shutting down (again to exit at once)\n", s)
+	cancel()
+	s = <-sigs
+	fmt.Fprintf(stderr, "nokstream: %v again: exiting now, without draining\n", s)
+	exit(130)
 }
 
 // exitError ends nokstream with a status other than 1, saying its message
@@ -84,6 +99,8 @@ Every flag can also be set from the environment: --db is NOKSTREAM_DB,
 		"services: serve /metrics, /readyz, /healthz (and --pprof) on this address, never on a public port "+
 			"(default: 127.0.0.1:9190 registry and all, 127.0.0.1:9191 ingest, 127.0.0.1:9192 transcoder, 127.0.0.1:9193 archiver)")
 	root.PersistentFlags().BoolVar(&g.pprof, "pprof", false, "services: serve Go's profiles (/debug/pprof/) on the admin address")
+	root.PersistentFlags().DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout,
+		"services: on SIGTERM, how long the requests in flight may take to finish before they are cut (a second signal exits at once)")
 	root.AddCommand(
 		allCommand(g), ingestCommand(g), transcoderCommand(g), archiverCommand(g), registryCommand(g),
 		migrateCommand(g), simCommand(g), deviceCommand(g), userCommand(g), linkCommand(g),

@@ -135,7 +135,7 @@ func registryCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runAll(ctx, consume, p.adminLoop, func(ctx context.Context) error { return serveHTTP(ctx, log, "registry", f.httpAddr, h) })
+			return p.run(ctx, consume, func(ctx context.Context) error { return serveHTTP(ctx, log, "registry", f.httpAddr, h) })
 		},
 	}
 	d.dataFlag(cmd)

@@ -30,8 +30,17 @@ type Check func(ctx context.Context) error
 
 // Health aggregates named readiness checks.
 type Health struct {
-	mu     sync.Mutex
-	checks map[string]Check
+	mu       sync.Mutex
+	checks   map[string]Check
+	draining bool
+}
+
+// Drain makes the process not ready from now on: it is shutting down, and
+// probes and load balancers should send it nothing new.
+func (h *Health) Drain() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.draining = true
 }
 
 // NewHealth returns an empty set of checks: ready until a check is added.
@@ -47,6 +56,10 @@ func (h *Health) Add(name string, c Check) {
 // Ready runs every check and returns the failures by name.
 func (h *Health) Ready(ctx context.Context) map[string]string {
 	h.mu.Lock()
+	if h.draining {
+		h.mu.Unlock()
+		return map[string]string{"shutdown": "shutting down: finishing the work in flight"}
+	}
 	checks := make(map[string]Check, len(h.checks))
 	for k, v := range h.checks {
 		checks[k] = v
