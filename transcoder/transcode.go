@@ -643,10 +643,15 @@ func (p *pipeline) scale(f *astiav.Frame) error {
 		if p.vEnc == nil {
 			p.outW, p.outH = fit(f.Width(), f.Height(), p.profile.Width, p.profile.Height)
 		}
-		// Area averaging: the right filter to scale down, and a third
-		// of bicubic's cost from 1080p to 360p.
+		// Area averaging to scale down by half or more (cameras): a
+		// third of bicubic's cost from 1080p to 360p, as sharp. Less
+		// than that (a screen to 1280 wide), area blurs text: bicubic.
+		flag := astiav.SoftwareScaleContextFlagBicubic
+		if p.outW*2 <= f.Width() && p.outH*2 <= f.Height() {
+			flag = astiav.SoftwareScaleContextFlagArea
+		}
 		sws, err := astiav.CreateSoftwareScaleContext(f.Width(), f.Height(), f.PixelFormat(), p.outW, p.outH,
-			astiav.PixelFormatYuv420P, astiav.NewSoftwareScaleContextFlags(astiav.SoftwareScaleContextFlagArea))
+			astiav.PixelFormatYuv420P, astiav.NewSoftwareScaleContextFlags(flag))
 		if err != nil {
 			return fmt.Errorf("%w: scale %dx%d %s: %w", errUndecodable, f.Width(), f.Height(), f.PixelFormat(), err)
 		}
