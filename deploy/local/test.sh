@@ -33,7 +33,7 @@ if [ $# -eq 0 ]; then
   # golangci-lint (.golangci.yml) runs beside the tests on a full run: about
   # 1 min of CPU from cold, seconds when its cache is warm. Its findings are
   # printed, and fail the run, after the tests.
-  lint_log="$pgdir/golangci-lint.txt"
+  lint_log=$(mktemp "${TMPDIR:-/tmp}/nokstream-lint-XXXXXX")
   echo "test: golangci-lint run ./... (beside the tests; output after them)"
   golangci-lint run ./... >"$lint_log" 2>&1 &
   lint_pid=$!
@@ -48,6 +48,7 @@ if [ -n "$lint_pid" ]; then
     cat "$lint_log" >&2
     [ "$test_rc" -ne 0 ] || test_rc=1
   fi
+  rm -f "$lint_log"
 fi
 [ "$test_rc" -eq 0 ] || exit "$test_rc"
 if [ $# -eq 0 ]; then
