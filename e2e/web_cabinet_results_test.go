@@ -16,8 +16,9 @@ import (
 
 // cabinetResults walks an exam's result cards through the register's
 // procedure on the pages: the center fills a certificate and a conclusion
-// and submits them; the council approves with its protocol's number, date
-// and scan; NARK finds the exam at the top of its verification queue,
+// and submits them; the council returns them with a reason, which the
+// center sees, corrects the number and submits again; the council approves
+// with its protocol's number, date and scan; NARK finds the exam at the top of its verification queue,
 // verifies it and enters it in the register, where the public check finds
 // the certificate. The API holds each step. What the procedure needs
 // beforehand (the organisations' details, the commission protocol and its
@@ -61,7 +62,7 @@ func cabinetResults(t *testing.T, c *cabinet) {
 		return out
 	}
 	orlova, belov := w.cands[0], w.cands[1]
-	number := "40.00800.01.000017"
+	number := "40.00800.01.000017" // corrected to …018 after the council returns it
 
 	// The center fills both cards and submits them.
 	c.signIn(t, "center1", w.passwords["center1"])
@@ -79,7 +80,38 @@ func cabinetResults(t *testing.T, c *cabinet) {
 	if got := cards(w.council); got[orlova] != "submitted" || got[belov] != "submitted" {
 		t.Fatalf("cards through the API after submitting: %v", got)
 	}
+	c.run(t, "sign out", chromedp.Click("#logout"), chromedp.WaitVisible("#login-name"))
+
+	// The council returns them with a reason; the center sees it, corrects
+	// the certificate's number and submits again.
+	const why = "номер свидетельства не по реестру совета"
+	c.signIn(t, "council1", w.passwords["council1"])
+	c.open(t, "nav-results")
+	c.run(t, "return the cards", chromedp.Click(`#exams tr[data-exam="`+exam.ID+`"] button.open`), chromedp.WaitVisible("#decision-form #d-decision"),
+		chromedp.SetValue("#d-decision", "returned"), chromedp.SendKeys("#d-comment", why), chromedp.Click("#d-save"),
+		chromedp.WaitVisible(`#cards tr[data-candidate="`+orlova+`"][data-state="returned"]`))
+	c.run(t, "sign out", chromedp.Click("#logout"), chromedp.WaitVisible("#login-name"))
+	c.signIn(t, "center1", w.passwords["center1"])
+	c.open(t, "nav-results")
+	c.run(t, "open the returned exam", chromedp.Click(`#exams tr[data-exam="`+exam.ID+`"] button.open`),
+		chromedp.WaitVisible(`#cards tr[data-candidate="`+orlova+`"][data-state="returned"] .state-reason`))
+	if got := c.text(t, `#cards tr[data-candidate="`+orlova+`"] .state-reason`); got != why {
+		t.Errorf("the returned card's reason on the page: %q, want %q", got, why)
+	}
+	number = "40.00800.01.000018"
+	eval[string](t, c, `document.querySelector('#cards tr[data-card-form="`+orlova+`"] .card-number').value = ''`)
+	c.run(t, "correct the number", chromedp.SendKeys(`#cards tr[data-card-form="`+orlova+`"] .card-number`, number), chromedp.Click(`#cards tr[data-card-form="`+orlova+`"] .card-save`),
+		chromedp.WaitVisible(`#cards tr[data-candidate="`+orlova+`"][data-state="draft"]`))
 	screenshot(t, c.ctx, "cabinet-center-results")
+	c.run(t, "submit again", chromedp.Click("#submit-cards"), chromedp.WaitVisible(`#cards tr[data-candidate="`+orlova+`"][data-state="submitted"]`))
+	var card struct {
+		State             string
+		CertificateNumber string `json:"certificate_number"`
+	}
+	w.council.do("GET", ep+"/candidates/"+orlova+"/result", nil, http.StatusOK, &card)
+	if card.State != "submitted" || card.CertificateNumber != number {
+		t.Errorf("Орлова's card through the API after resubmitting: %+v", card)
+	}
 	c.run(t, "sign out", chromedp.Click("#logout"), chromedp.WaitVisible("#login-name"))
 
 	// The council approves with its protocol: number, date and scan.
@@ -103,8 +135,9 @@ func cabinetResults(t *testing.T, c *cabinet) {
 		}
 	}
 	w.council.do("GET", ep+"/decisions", nil, http.StatusOK, &decisions)
-	if len(decisions.Decisions) != 1 || decisions.Decisions[0].Decision != "approved" || decisions.Decisions[0].Protocol.Number != "СПК-5/2026" ||
-		decisions.Decisions[0].Protocol.Document == "" {
+	last := decisions.Decisions[len(decisions.Decisions)-1]
+	if len(decisions.Decisions) != 2 || decisions.Decisions[0].Decision != "returned" || last.Decision != "approved" ||
+		last.Protocol.Number != "СПК-5/2026" || last.Protocol.Document == "" {
 		t.Errorf("the council's decision through the API: %+v, want approved with its protocol's number and scan", decisions)
 	}
 	if got := cards(w.council); got[orlova] != "approved" || got[belov] != "approved" {

@@ -190,15 +190,16 @@ NS.renderNav = () => {
   nav.append(NS.el('span', {class: 'role'}, NS.t(NS.roleNames[NS.me.role] || NS.me.role)), ul);
 };
 // NS.orgName returns the name of the caller's organisation (cached for the
-// session), or its id where the role may not read it.
+// session), or "" where the role may not read it.
 NS.orgName = async (me) => {
   if (!me.org) return '';
   const key = 'org:' + me.org;
   const cached = sessionStorage.getItem(key);
   if (cached) return cached;
   const path = {council: '/api/v1/councils/', center: '/api/v1/centers/', site: '/api/v1/sites/'}[me.role];
-  let name = me.org;
-  if (path) { try { name = (await NS.api('GET', path + encodeURIComponent(me.org))).name || me.org; } catch (e) { /* the id */ } }
+  // An expert may not read their council: no name then, rather than an id.
+  let name = '';
+  if (path) { try { name = (await NS.api('GET', path + encodeURIComponent(me.org))).name || ''; } catch (e) { /* no name */ } }
   sessionStorage.setItem(key, name);
   return name;
 };
