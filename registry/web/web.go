@@ -1,6 +1,10 @@
-// Package web serves the pages of the people in the loop: staff login, the
-// expert's synchronized review of a candidate's exam and the candidate's exam
-// page. The pages are plain HTML, CSS and JavaScript embedded in the binary
+// Package web serves the pages of the people in the loop: staff login, a
+// cabinet for each staff role (the expert's review queue and synchronized
+// review; the center's candidates, exam groups and result cards; the
+// council's decisions, appeals, centers and retention; the site's console
+// with the identity check; NARK's verification, register, organisations
+// and audit trail) and the candidate's exam page. The pages are plain HTML,
+// CSS and JavaScript embedded in the binary
 // (no CDN, no external fonts: personal data stays inside) and talk only to
 // the public API under /api/v1 and to WHIP under /whip.
 package web

@@ -110,15 +110,30 @@ async function publishScreen(s) {
   });
   await screen.start(s);
 }
+// recordConsent records the candidate's consent, with the version of the
+// text shown and this page, before anything is published: the registry
+// refuses the streams without it (issue 13). A registry without the route
+// answers the mux's own 404 or 405, and then the page goes on.
+async function recordConsent() {
+  const resp = await fetch('/api/v1/exam/consent', {method: 'POST', headers: {'Authorization': 'Bearer ' + session.token, 'Content-Type': 'application/json'},
+    body: JSON.stringify({version: $('consent-text').dataset.version, page: 'exam.html'})});
+  if (resp.ok) return;
+  const err = (await resp.json().catch(() => ({}))).error || resp.statusText;
+  if ((resp.status === 404 && err === 'Not Found') || resp.status === 405) return;
+  throw new Error(err);
+}
 $('start').addEventListener('click', async () => {
   $('start-error').textContent = '';
+  try {
+    await recordConsent();
+  } catch (e) { $('start-error').textContent = 'Согласие не записано: ' + e.message; return; }
   try {
     const c = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480, frameRate: 15}, audio: true});
     const s = await captureScreen();
     $('cam-preview').srcObject = c;
     $('consent-step').classList.add('hidden');
     $('recording').classList.remove('hidden');
-    $('window').textContent = 'Экзамен ' + session.exam_id + ': ' + NS.fmtDate(Date.parse(session.starts_at)) + ' – ' + NS.fmtTime(Date.parse(session.ends_at));
+    $('window').textContent = 'Экзамен: ' + NS.fmtSpan(session.starts_at, session.ends_at) + ' (' + NS.zoneOffset() + ') · рабочее место ' + session.webcam.replace(/-[^-]*$/, '');
     cam = new Publisher(session.whip.webcam, $('cam-state'));
     screen = new Publisher(session.whip.screen, $('screen-state'));
     await Promise.all([cam.start(c), publishScreen(s)]);
