@@ -24,6 +24,8 @@ type workflowStore interface {
 	IdentityDocuments(ctx context.Context, exam, candidate string) ([]store.Document, error)
 	RecordIdentity(ctx context.Context, c store.IdentityCheck) error
 	Identity(ctx context.Context, exam, candidate string) (store.IdentityCheck, error)
+
+	RecordConsent(ctx context.Context, c *store.Consent) error
 }
 
 // PublicChecksPerMinute is how many public certificate checks one client
@@ -49,6 +51,8 @@ func (s *Server) workflowRoutes() {
 	s.route("POST /api/v1/exams/{exam}/candidates/{candidate}/identity/documents", authBearer, s.uploadIdentityDocument)
 	s.route("GET /api/v1/exams/{exam}/candidates/{candidate}/identity/documents/{document}", authBearer, s.getIdentityDocument)
 	s.route("POST /api/v1/exams/{exam}/candidates/{candidate}/identity/photo", authBearer, s.uploadIdentityPhoto)
+
+	s.route("POST /api/v1/exam/consent", authCandidate, s.recordConsent)
 }
 
 // listCards handles GET /api/v1/exams/{exam}/cards: the exam's result

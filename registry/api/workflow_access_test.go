@@ -35,6 +35,9 @@ var workflowMatrix = map[string]access{
 		path: objPath("/api/v1/exams/%s/candidates/%s/identity/documents/%s", kExam, kCand, kDocument), see: seeExam, do: identityRoles},
 	"POST /api/v1/exams/{exam}/candidates/{candidate}/identity/photo": {path: objPath("/api/v1/exams/%s/candidates/%s/identity/photo", kExam, kCand2),
 		see: seeExam, do: []string{store.RoleSite}, contentType: "image/jpeg", body: func(*world, *org) any { return []byte("\xff\xd8\xff photo") }},
+
+	"POST /api/v1/exam/consent": {kind: kindCandidate, path: fixed("/api/v1/exam/consent"),
+		body: jsonBody(map[string]any{"version": "recording-1", "page": "/ui/exam.html"})},
 }
 
 var identityRoles = []string{store.RoleNARK, store.RoleCouncil, store.RoleCenter, store.RoleSite}

@@ -205,6 +205,21 @@ func TestExamPasswordWindow(t *testing.T) {
 			if es.CandidateID != "ivanov" || es.Webcam != "ws1-cam" || !es.ExpiresAt.Equal(examDay.Add(4*time.Hour)) {
 				t.Errorf("session %+v", es)
 			}
+			// No stream before the candidate consents to the recording.
+			_, consentErr := s.ExamConsent(ctx, "exam1", "ivanov")
+			if _, _, err := s.CandidatePublisher(ctx, token, "site1", "ws1-screen", tt.at); errors.Is(consentErr, store.ErrNotFound) &&
+				(!errors.Is(err, store.ErrNoConsent) || !errors.Is(err, store.ErrBadCredentials)) {
+				t.Errorf("publish before consenting: %v, want ErrNoConsent", err)
+			}
+			if err := s.RecordConsent(ctx, &store.Consent{ExamID: "exam1", CandidateID: "ivanov", Version: "recording-1", AcceptedAt: tt.at}); !errors.Is(err, store.ErrInvalid) {
+				t.Errorf("consent without the page: %v, want ErrInvalid", err)
+			}
+			if err := s.RecordConsent(ctx, &store.Consent{ExamID: "exam1", CandidateID: "ivanov", Version: "recording-1", Page: "/ui/exam.html", AcceptedAt: tt.at}); err != nil {
+				t.Fatal(err)
+			}
+			if c, err := s.ExamConsent(ctx, "exam1", "ivanov"); err != nil || c.Version != "recording-1" || c.Page != "/ui/exam.html" || !c.AcceptedAt.Equal(tt.at) {
+				t.Errorf("consent %+v %v", c, err)
+			}
 			kind, _, err := s.CandidatePublisher(ctx, token, "site1", "ws1-screen", tt.at)
 			if err != nil || kind != store.KindScreen {
 				t.Errorf("publish own screen: %q %v", kind, err)

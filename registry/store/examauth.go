@@ -182,7 +182,8 @@ func (s *Store) ExamSessionByToken(ctx context.Context, token string, now time.T
 // token's candidate in that exam, and now is inside the exam window. It
 // returns the device's kind (KindWebcam or KindScreen) and the session.
 // Another device, a bad or expired token, or a time outside the window is
-// ErrBadCredentials.
+// ErrBadCredentials; a candidate who has not consented to the recording
+// (RecordConsent) ErrNoConsent, which wraps it.
 func (s *Store) CandidatePublisher(ctx context.Context, token, site, device string, now time.Time) (string, ExamSession, error) {
 	es, err := s.ExamSessionByToken(ctx, token, now)
 	if err != nil {
@@ -191,11 +192,22 @@ func (s *Store) CandidatePublisher(ctx context.Context, token, site, device stri
 	if !es.Contains(now) || es.SiteID != site {
 		return "", ExamSession{}, fmt.Errorf("check candidate publisher of %s/%s: %w", site, device, ErrBadCredentials)
 	}
+	kind := ""
 	switch device {
 	case es.Webcam:
-		return KindWebcam, es, nil
+		kind = KindWebcam
 	case es.Screen:
-		return KindScreen, es, nil
+		kind = KindScreen
+	default:
+		return "", ExamSession{}, fmt.Errorf("check candidate publisher of %s/%s: %w", site, device, ErrBadCredentials)
 	}
-	return "", ExamSession{}, fmt.Errorf("check candidate publisher of %s/%s: %w", site, device, ErrBadCredentials)
+	var consented bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM exam_consents WHERE exam_id = $1 AND candidate_id = $2)`,
+		es.ExamID, es.CandidateID).Scan(&consented); err != nil {
+		return "", ExamSession{}, fmt.Errorf("check candidate publisher of %s/%s: %w", site, device, err)
+	}
+	if !consented {
+		return "", ExamSession{}, fmt.Errorf("check candidate publisher of %s/%s: %w", site, device, ErrNoConsent)
+	}
+	return kind, es, nil
 }
