@@ -90,6 +90,10 @@ func TestExamEvidence(t *testing.T) {
 		WHIP  map[string]string
 	}
 	candidate.do("POST", "/api/v1/exam/login", map[string]string{"password": pw.Password}, http.StatusOK, &sess)
+	// The candidate consents to the recording, as the exam page does: the
+	// streams are refused without it.
+	(&api{t: t, base: base, token: sess.Token}).do("POST", "/api/v1/exam/consent",
+		map[string]string{"version": "e2e-1", "page": "e2e/registry_test.go"}, http.StatusCreated, nil)
 	camMedia := testenv.MakeWHIPMedia(t, seconds, "h264", true)
 	screenMedia := testenv.MakeWHIPMedia(t, seconds, "vp9", false)
 	var wg sync.WaitGroup

@@ -133,6 +133,8 @@ func TestWebReview(t *testing.T) {
 		WHIP  map[string]string
 	}
 	(&api{t: t, base: base}).do("POST", "/api/v1/exam/login", map[string]string{"password": pw.Password}, http.StatusOK, &sess)
+	(&api{t: t, base: base, token: sess.Token}).do("POST", "/api/v1/exam/consent",
+		map[string]string{"version": "e2e-1", "page": "e2e/web_test.go"}, http.StatusCreated, nil)
 
 	// The candidate's webcam and screen for 24 s; the room camera 12 s,
 	// then (the camera rebooting) nothing for 5 s, then 6 s more.
