@@ -1,5 +1,4 @@
-// The candidate's exam page: sign in with the exam password, consent (recorded
-// by the registry), then
+// The candidate's exam page: sign in with the exam password, consent, then
 // publish the webcam with the microphone and the screen over WHIP (RFC 9725)
 // with the exam token. A dropped connection is replaced by a new session of
 // the same stream (the stream goes on); a stopped screen share is said and
@@ -123,16 +122,8 @@ async function recordConsent() {
   if ((resp.status === 404 && err === 'Not Found') || resp.status === 405) return;
   throw new Error(err);
 }
-// CONSENT_VERSION names the consent text of exam.html; change it with the
-// text. The registry refuses the candidate's streams until the consent is
-// recorded.
-const CONSENT_VERSION = 'recording-2026-12';
 $('start').addEventListener('click', async () => {
   $('start-error').textContent = '';
-  const consent = await fetch('/api/v1/exam/consent', {method: 'POST',
-    headers: {'Authorization': 'Bearer ' + session.token, 'Content-Type': 'application/json'},
-    body: JSON.stringify({version: CONSENT_VERSION, page: location.pathname})}).catch((e) => ({ok: false, status: e.message}));
-  if (!consent.ok) { $('start-error').textContent = 'Согласие не записано (' + consent.status + '): попробуйте ещё раз'; return; }
   try {
     await recordConsent();
   } catch (e) { $('start-error').textContent = 'Согласие не записано: ' + e.message; return; }
