@@ -13,9 +13,27 @@ const $ = (id) => document.getElementById(id);
 const st = window.audit = {rows: [], last: 0, query: ''};
 const enc = encodeURIComponent;
 
+// What each action of the log is, in words; the code stays beside it.
+const actions = {
+  'auth.login': 'вход', 'auth.password_changed': 'смена пароля', 'auth.logout': 'выход', 'link.create': 'подписанная ссылка',
+  'candidate.create': 'регистрация кандидата', 'candidate.update': 'изменение данных кандидата', 'document.upload': 'загрузка документа',
+  'document.get': 'просмотр документа', 'exam.create': 'создание экзамена', 'exam.candidate_add': 'кандидат на рабочем месте',
+  'exam.expert_appoint': 'назначение эксперта', 'exam.admission': 'допуск', 'exam.password_issue': 'выдача пароля экзамена',
+  'exam.decision': 'решение совета', 'exam.verification': 'проверка НАРК', 'exam.consent': 'согласие кандидата',
+  'center.update': 'изменение реквизитов центра', 'center.qualifications_set': 'допуск центра к квалификациям', 'site.update': 'изменение реквизитов площадки',
+  'council.commission_set': 'апелляционная комиссия', 'council.retention_set': 'сроки хранения', 'qualification.tool_add': 'оценочные средства',
+  'result.record': 'карточка результата', 'certificate.extend': 'продление свидетельства', 'certificate.revoke': 'отзыв свидетельства',
+  'protocol.upload': 'протокол комиссии', 'protocol.approval': 'одобрение протокола', 'appeal.open': 'апелляция подана', 'appeal.decide': 'решение по апелляции',
+  'appeal.close': 'апелляция закрыта', 'evidence.list': 'открыты записи', 'evidence.export': 'выгрузка доказательств', 'evidence.verify': 'проверка пакета',
+  'evidence.dispose': 'удаление записей без результата', 'playlist.get': 'просмотр записи', 'master.get': 'просмотр записи', 'media.get': 'загрузка сегмента',
+  'segments.list': 'список сегментов', 'observations.list': 'наблюдения', 'thumbnails.get': 'миниатюры', 'review.mark': 'отметка эксперта',
+  'review.verdict': 'заключение эксперта', 'audit.read': 'чтение журнала', 'user.add': 'учётная запись создана',
+};
+
 function row(e) {
   return NS.el('tr', {'data-action': e.action, 'data-id': String(e.id)}, NS.el('td', {}, NS.fmtDate(Date.parse(e.at))), NS.el('td', {}, e.actor || '—'),
-    NS.el('td', {}, e.action), NS.el('td', {}, e.object), NS.el('td', {}, e.remote_addr), NS.el('td', {}, e.purpose || ''));
+    NS.el('td', {}, actions[e.action] ? NS.t(actions[e.action]) : e.action, actions[e.action] ? NS.el('div', {class: 'muted'}, e.action) : ''),
+    NS.el('td', {}, e.object), NS.el('td', {}, e.remote_addr), NS.el('td', {}, e.purpose || ''));
 }
 
 async function show(more) {
