@@ -216,9 +216,10 @@ func (s *Server) getCenter(w http.ResponseWriter, r *http.Request, c *caller) er
 	return nil
 }
 
-// updateCenter handles PUT /api/v1/centers/{center}: the center's details.
+// updateCenter handles PUT /api/v1/centers/{center}: the center's details,
+// by the center or its council.
 func (s *Server) updateCenter(w http.ResponseWriter, r *http.Request, c *caller) error {
-	x, err := s.center(r, c, store.RoleCenter)
+	x, err := s.center(r, c, store.RoleCenter, store.RoleCouncil)
 	if err != nil {
 		return err
 	}
@@ -324,7 +325,7 @@ func (s *Server) getSite(w http.ResponseWriter, r *http.Request, c *caller) erro
 // updateSite handles PUT /api/v1/sites/{site}: the site's details, by the
 // site or its center.
 func (s *Server) updateSite(w http.ResponseWriter, r *http.Request, c *caller) error {
-	x, err := s.site(r, c, store.RoleSite, store.RoleCenter)
+	x, err := s.site(r, c, store.RoleSite, store.RoleCenter, store.RoleCouncil)
 	if err != nil {
 		return err
 	}

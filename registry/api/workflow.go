@@ -53,6 +53,9 @@ func (s *Server) workflowRoutes() {
 	s.route("POST /api/v1/exams/{exam}/candidates/{candidate}/identity/photo", authBearer, s.uploadIdentityPhoto)
 
 	s.route("POST /api/v1/exam/consent", authCandidate, s.recordConsent)
+
+	s.route("POST /api/v1/centers", authBearer, s.createCenter)
+	s.route("POST /api/v1/sites", authBearer, s.createSite)
 }
 
 // listCards handles GET /api/v1/exams/{exam}/cards: the exam's result

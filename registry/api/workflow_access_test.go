@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"net/http"
+
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -38,6 +40,18 @@ var workflowMatrix = map[string]access{
 
 	"POST /api/v1/exam/consent": {kind: kindCandidate, path: fixed("/api/v1/exam/consent"),
 		body: jsonBody(map[string]any{"version": "recording-1", "page": "/ui/exam.html"})},
+
+	// A council registers centers (with its own qualifications), a council
+	// or center sites of its centers: naming chain 2's is 422.
+	"POST /api/v1/centers": {kind: kindCreate, path: fixed("/api/v1/centers"), do: []string{store.RoleCouncil}, outside: http.StatusUnprocessableEntity,
+		body: func(_ *world, o *org) any {
+			return map[string]any{"id": o.center + "-new", "name": "Новый ЦОК", "qualifications": []string{o.qual}}
+		}},
+	"POST /api/v1/sites": {kind: kindCreate, path: fixed("/api/v1/sites"), do: []string{store.RoleCouncil, store.RoleCenter},
+		outside: http.StatusUnprocessableEntity,
+		body: func(_ *world, o *org) any {
+			return map[string]any{"id": o.site + "-new", "center": o.center, "name": "Новая ЭП"}
+		}},
 }
 
 var identityRoles = []string{store.RoleNARK, store.RoleCouncil, store.RoleCenter, store.RoleSite}
