@@ -10,8 +10,8 @@ import (
 )
 
 // cabinetCouncil: the council authorises its center for a second
-// qualification, and raises the period footage without a result is kept,
-// the legal floors shown beside each field; the API holds both. The
+// qualification, registers a site of it, and raises the period footage without a result is kept,
+// the legal floors shown beside each field; the API holds each. The
 // appeal desk is one of its sections.
 func cabinetCouncil(t *testing.T, c *cabinet) {
 	c.signIn(t, "council1", c.w.passwords["council1"])
@@ -25,6 +25,14 @@ func cabinetCouncil(t *testing.T, c *cabinet) {
 	c.nark.do("GET", "/api/v1/centers/center1", nil, http.StatusOK, &center)
 	if !slices.Equal(center.Qualifications, []string{"40.00800.01", "40.00800.02"}) {
 		t.Errorf("center1's qualifications through the API: %v", center.Qualifications)
+	}
+	c.run(t, "register a site of center1", chromedp.SetValue("#ns-center", "center1"), chromedp.SendKeys("#ns-id", "site2"),
+		chromedp.SendKeys("#ns-name", "Площадка на Покровке"), chromedp.SendKeys("#ns-address", "101000, Москва, ул. Покровка, 2"),
+		chromedp.Click("#ns-save"), chromedp.WaitVisible(`#sites tr[data-site="site2"]`))
+	var site struct{ Center, Name string }
+	c.nark.do("GET", "/api/v1/sites/site2", nil, http.StatusOK, &site)
+	if site.Center != "center1" || site.Name != "Площадка на Покровке" {
+		t.Errorf("the registered site through the API: %+v", site)
 	}
 	c.accessible(t, "the council's centers and sites")
 	screenshot(t, c.ctx, "cabinet-council-orgs")

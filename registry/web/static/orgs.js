@@ -9,6 +9,11 @@ Object.assign(NS.dict.en, {
   'Допуск сохранён': 'Authorisation saved', 'Квалификации центра': "The center's qualifications", 'Журнал': 'Audit trail', 'всё есть': 'complete',
   'Центров нет.': 'No centers.', 'Площадок нет.': 'No sites.', 'Советов нет.': 'No councils.',
   'У совета нет квалификаций: их заводит НАРК (nokstream qualification add).': 'The council has no qualifications: NARK adds them (nokstream qualification add).',
+  'Зарегистрировать центр или площадку': 'Register a center or a site', 'Новый центр': 'New center', 'Новая площадка': 'New site',
+  'Код (латиница, цифры, -)': 'Code (latin letters, digits, -)', 'Наименование': 'Name', 'Руководитель': 'Head', 'Эл. почта': 'E-mail', 'Телефон': 'Phone',
+  'Официальный сайт': 'Official site', 'Юридический, фактический и почтовый адрес': 'Legal, actual and postal address', 'Адрес': 'Address', 'Центр': 'Center',
+  'Зарегистрировать центр': 'Register the center', 'Зарегистрировать площадку': 'Register the site', 'Центр зарегистрирован': 'Center registered',
+  'Площадка зарегистрирована': 'Site registered',
 });
 const $ = (id) => document.getElementById(id);
 const st = window.orgs = {me: null, names: null, centers: [], sites: []};
@@ -82,6 +87,38 @@ async function loadCouncils() {
     NS.el('td', {}, missing(c.missing)), NS.el('td', {}, auditLink('org', c.id))), {empty: NS.t('Советов нет.')});
 }
 
+// The council registers its centers (authorised for the qualifications
+// ticked afterwards) and their sites.
+function fillCenterSelect() {
+  const sel = $('ns-center');
+  sel.textContent = '';
+  for (const c of st.centers) sel.append(NS.el('option', {value: c.id}, c.name));
+}
+const phones = (id) => ($(id).value.trim() ? [$(id).value.trim()] : []);
+$('new-center-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  NS.busy($('nc-save'), $('nc-error'), async () => {
+    const addr = $('nc-address').value.trim();
+    await NS.api('POST', '/api/v1/centers', {id: $('nc-id').value.trim(), name: $('nc-name').value.trim(), head: $('nc-head').value.trim(),
+      email: $('nc-email').value.trim(), phones: phones('nc-phone'), website: $('nc-website').value.trim(),
+      legal_address: addr, actual_address: addr, postal_address: addr, qualifications: []});
+    $('nc-state').textContent = NS.t('Центр зарегистрирован');
+    $('new-center-form').reset();
+    await loadCenters();
+    fillCenterSelect();
+  });
+});
+$('new-site-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  NS.busy($('ns-save'), $('ns-error'), async () => {
+    await NS.api('POST', '/api/v1/sites', {id: $('ns-id').value.trim(), center: $('ns-center').value, name: $('ns-name').value.trim(),
+      address: $('ns-address').value.trim(), email: $('ns-email').value.trim(), phones: phones('ns-phone')});
+    $('ns-state').textContent = NS.t('Площадка зарегистрирована');
+    for (const id of ['ns-id', 'ns-name', 'ns-address', 'ns-email', 'ns-phone']) $(id).value = '';
+    await loadSites();
+  });
+});
+
 (async () => {
   st.me = await NS.start();
   if (st.me.role === 'nark') { $('page-title').textContent = NS.t('Организации'); $('page-title').dataset.ru = 'Организации'; }
@@ -89,5 +126,6 @@ async function loadCouncils() {
   if (st.me.role === 'nark') await loadCouncils();
   await loadCenters();
   await loadSites();
+  if (st.me.role === 'council') { $('register-section').classList.remove('hidden'); fillCenterSelect(); }
   document.body.dataset.loaded = 'true';
 })().catch((e) => { $('error').textContent = e.message; });
