@@ -10,7 +10,8 @@ import (
 
 // cabinetNARK: NARK sees every council, center and site, and reads the
 // audit trail of the center from its row: what the center's users did and
-// what was done to the center, newest first, as the API has it.
+// what was done to the center, newest first, as the API has it; then it
+// suspends an account and reactivates it.
 func cabinetNARK(t *testing.T, c *cabinet) {
 	pw := cli(t, c.in.env, "user", "add", "--role", "nark", "operator")
 	login(t, c.w.base, "operator", pw) // the temporary password changed
@@ -43,4 +44,28 @@ func cabinetNARK(t *testing.T, c *cabinet) {
 	}
 	c.accessible(t, "NARK's audit trail")
 	screenshot(t, c.ctx, "cabinet-nark-audit")
+
+	// An account suspended with a reason, then reactivated: the page shows
+	// what was done to it, and the API's trail has both.
+	cli(t, c.in.env, "user", "add", "--role", "expert", "--org", "council1", "expert9")
+	c.run(t, "suspend expert9", chromedp.SendKeys("#a-login", "expert9"), chromedp.SendKeys("#a-reason", "уволен из совета"),
+		chromedp.Click("#a-suspend"), chromedp.WaitVisible(`#a-state[data-suspended="true"]`), chromedp.WaitVisible(`#trail tr[data-action="user.suspension"]`))
+	c.run(t, "reactivate expert9", chromedp.Click("#a-reactivate"), chromedp.WaitVisible(`#a-state[data-suspended="false"]`))
+	var acts []struct {
+		Actor, Action string
+		Detail        struct {
+			Suspended bool
+			Reason    string
+		}
+	}
+	c.nark.do("GET", "/api/v1/audit?object=expert9", nil, http.StatusOK, &acts)
+	var seen []string
+	for _, a := range acts {
+		if a.Action == "user.suspension" && a.Actor == "operator" {
+			seen = append(seen, strconv.FormatBool(a.Detail.Suspended)+":"+a.Detail.Reason)
+		}
+	}
+	if len(seen) != 2 || seen[0] != "false:" || seen[1] != "true:уволен из совета" {
+		t.Errorf("expert9's suspensions in the API's trail, newest first: %v", seen)
+	}
 }

@@ -1,6 +1,7 @@
 // NARK's reading of the audit trail: of an organisation (what its users did
 // and what was done to it), an account or an object, newest first, a page
-// at a time. Every reading is itself in the trail.
+// at a time. Every reading is itself in the trail. NARK also suspends and
+// reactivates accounts here.
 'use strict';
 Object.assign(NS.dict.en, {
   'Чей журнал': 'Whose trail', 'Организация': 'Organisation', '— любая —': '— any —', 'Учётная запись (логин)': 'Account (login)',
@@ -8,6 +9,9 @@ Object.assign(NS.dict.en, {
   'Кто': 'Who', 'Действие': 'Action', 'Объект': 'Object', 'Адрес': 'Address', 'Цель': 'Purpose', 'Ещё': 'More',
   'Выберите организацию, учётную запись или объект.': 'Choose an organisation, an account or an object.', 'Записей нет.': 'No entries.',
   'совет': 'council', 'центр': 'center', 'площадка': 'site',
+  'Учётная запись: приостановить или восстановить': 'Account: suspend or reactivate', 'Логин': 'Login', 'Причина приостановки': 'Reason for the suspension',
+  'Приостановить': 'Suspend', 'Восстановить': 'Reactivate', 'приостановлена': 'suspended', 'действует': 'active', 'Учётная запись': 'Account',
+  'Укажите причину приостановки': 'Give the reason for the suspension',
 });
 const $ = (id) => document.getElementById(id);
 const st = window.audit = {rows: [], last: 0, query: ''};
@@ -28,6 +32,7 @@ const actions = {
   'evidence.dispose': 'удаление записей без результата', 'playlist.get': 'просмотр записи', 'master.get': 'просмотр записи', 'media.get': 'загрузка сегмента',
   'segments.list': 'список сегментов', 'observations.list': 'наблюдения', 'thumbnails.get': 'миниатюры', 'review.mark': 'отметка эксперта',
   'review.verdict': 'заключение эксперта', 'audit.read': 'чтение журнала', 'user.add': 'учётная запись создана',
+  'user.suspension': 'приостановка или восстановление учётной записи',
 };
 
 function row(e) {
@@ -54,6 +59,20 @@ async function show(more) {
   $('more').classList.toggle('hidden', list.length < 50);
   document.body.dataset.shown = String(tbody.querySelectorAll('tr[data-id]').length);
 }
+
+// NARK suspends an account (its sessions and signed links end at once) or
+// reactivates it; then the page shows what was done to the account.
+async function suspension(suspended) {
+  const login = $('a-login').value.trim(), reason = $('a-reason').value.trim();
+  if (suspended && !reason) { $('a-reason').focus(); throw new Error(NS.t('Укажите причину приостановки')); }
+  const r = await NS.api('POST', '/api/v1/users/' + enc(login) + '/suspension', suspended ? {suspended, reason} : {suspended});
+  $('a-state').textContent = NS.t('Учётная запись') + ' ' + r.login + ': ' + NS.t(r.suspended ? 'приостановлена' : 'действует');
+  $('a-state').dataset.suspended = String(r.suspended);
+  $('f-org').value = ''; $('f-user').value = ''; $('f-object').value = login;
+  await show(false);
+}
+$('account-form').addEventListener('submit', (ev) => { ev.preventDefault(); NS.busy($('a-suspend'), $('a-error'), () => suspension(true)); });
+$('a-reactivate').addEventListener('click', () => NS.busy($('a-reactivate'), $('a-error'), () => suspension(false)));
 
 $('filter-form').addEventListener('submit', (ev) => { ev.preventDefault(); show(false).catch((e) => { $('error').textContent = e.message; }); });
 $('more').addEventListener('click', () => show(true).catch((e) => { $('error').textContent = e.message; }));
