@@ -31,6 +31,7 @@ func (s *Server) suspendUser(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err := s.store.SetUserDisabled(r.Context(), login, req.Suspended); err != nil {
 		return fail(err, "user")
 	}
+	s.forgetSessions(login) // its signed URLs: at once here, within RevokeWithin elsewhere
 	if err := s.audit(r, c, "user.suspension", login, map[string]any{"suspended": req.Suspended, "reason": req.Reason}); err != nil {
 		return err
 	}

@@ -204,7 +204,7 @@ func TestMediaFromFile(t *testing.T) {
 // TestMediaLinkAfterLogout: a signed media URL stops working when the
 // session that made it is logged out: at once on the registry that logged
 // it out, and within api.RevokeWithin on another (which cached the
-// session).
+// session); and at once when its account is suspended.
 func TestMediaLinkAfterLogout(t *testing.T) {
 	t.Parallel()
 	m := newMediaEnv(t, 1)
@@ -246,6 +246,20 @@ func TestMediaLinkAfterLogout(t *testing.T) {
 	m.clock.Set(m.clock.Now().Add(api.RevokeWithin))
 	if code := get(hs.URL, url); code != http.StatusForbidden {
 		t.Errorf("signed link %v after logout, other registry: %d, want 403", api.RevokeWithin, code)
+	}
+	// A suspended account's links stop at once on the registry that
+	// suspended it.
+	viewer := m.operator("viewer")
+	vurl := m.link(viewer, "/api/v1/media/"+m.segs[0].ObjectKey)
+	if code := get(m.url, vurl); code != http.StatusOK {
+		t.Fatalf("viewer's signed link: %d", code)
+	}
+	admin := m.operator("admin")
+	if r := m.do("POST", "/api/v1/users/viewer/suspension", admin, map[string]any{"suspended": true, "reason": "test"}); r.code != http.StatusOK {
+		t.Fatalf("suspend: %d %s", r.code, r.body)
+	}
+	if code := get(m.url, vurl); code != http.StatusForbidden {
+		t.Errorf("suspended account's signed link: %d, want 403", code)
 	}
 }
 

@@ -103,6 +103,13 @@ func (s *Server) sessionUser(ctx context.Context, sid, uid int64) (store.User, e
 	return u, nil
 }
 
+// forgetSessions drops the cached sessions of login's signed URLs, when
+// the account is suspended here: at once on this registry, within
+// RevokeWithin on the others.
+func (s *Server) forgetSessions(login string) {
+	s.serving.sessions.dropIf(func(_ sessionKey, u store.User) bool { return u.Login == login })
+}
+
 // cachedScope is the store's scope lookups through the caches: canSeeIn
 // reads it for the media route.
 type cachedScope struct{ s *Server }
@@ -338,6 +345,16 @@ func (c ttlCache[K, V]) drop(k K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, k)
+}
+
+func (c ttlCache[K, V]) dropIf(f func(K, V) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
+		if f(k, e.v) {
+			delete(c.m, k)
+		}
+	}
 }
 
 func (c ttlCache[K, V]) put(k K, v V, now time.Time) {
