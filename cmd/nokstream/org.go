@@ -130,7 +130,7 @@ window 30 days, provisional period 90 days, footage of no exam 30 days).`,
 
 func orgAddCenter() *cobra.Command {
 	var d deps
-	var council, name, head, website, legal, postal, email string
+	var council, name, head, website, legal, actual, postal, email string
 	var phones, quals []string
 	cmd := &cobra.Command{
 		Use:   "center <id> --council <id> --name NAME",
@@ -164,6 +164,7 @@ phone is missing.`,
 			setIfChanged(fs, "head", &c.Head, head)
 			setIfChanged(fs, "website", &c.Website, website)
 			setIfChanged(fs, "legal-address", &c.LegalAddress, legal)
+			setIfChanged(fs, "actual-address", &c.ActualAddress, actual)
 			setIfChanged(fs, "postal-address", &c.PostalAddress, postal)
 			setIfChanged(fs, "email", &c.Email, email)
 			setIfChanged(fs, "phone", &c.Phones, phones)
@@ -193,6 +194,7 @@ phone is missing.`,
 	f.StringVar(&head, "head", "", "full name of the head")
 	f.StringVar(&website, "website", "", "official site")
 	f.StringVar(&legal, "legal-address", "", "legal address")
+	f.StringVar(&actual, "actual-address", "", "actual address (where the center works)")
 	f.StringVar(&postal, "postal-address", "", "postal address")
 	f.StringVar(&email, "email", "", "e-mail")
 	f.StringSliceVar(&phones, "phone", nil, "phone (repeat for several)")

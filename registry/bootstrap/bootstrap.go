@@ -80,6 +80,7 @@ type Center struct {
 	Head           string   `json:"head"`
 	Website        string   `json:"website"`
 	LegalAddress   string   `json:"legal_address"`
+	ActualAddress  string   `json:"actual_address"`
 	PostalAddress  string   `json:"postal_address"`
 	Email          string   `json:"email"`
 	Phones         []string `json:"phones"`
@@ -264,7 +265,7 @@ func Apply(ctx context.Context, st Store, f *File, now time.Time) (*Report, erro
 			quals = []string{}
 		}
 		created, err := st.SaveCenter(ctx, store.Center{ID: c.ID, CouncilID: c.Council, Name: c.Name, Head: c.Head,
-			Website: c.Website, LegalAddress: c.LegalAddress, PostalAddress: c.PostalAddress, Email: c.Email,
+			Website: c.Website, LegalAddress: c.LegalAddress, ActualAddress: c.ActualAddress, PostalAddress: c.PostalAddress, Email: c.Email,
 			Phones: c.Phones, Qualifications: quals})
 		if err != nil {
 			return r, fmt.Errorf("import center %q: %w", c.ID, err)
