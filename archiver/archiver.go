@@ -170,6 +170,9 @@ type Service struct {
 	decider
 	m       metrics
 	leading atomic.Bool
+	// leaseLosses counts the times this replica found it had lost the
+	// sweeper's lease (its database session ended under it).
+	leaseLosses atomic.Int64
 }
 
 type metrics struct {
@@ -279,6 +282,7 @@ func (s *Service) RunSweeper(ctx context.Context) error {
 			lease.Release()
 			lease = nil
 			s.setLeader(false)
+			s.leaseLosses.Add(1)
 		}
 		if lease == nil {
 			l, err := s.d.Store.TryLease(ctx, sweeperLease)
@@ -324,6 +328,10 @@ func (s *Service) RunSweeper(ctx context.Context) error {
 
 // Leader reports whether this replica runs the sweeper now.
 func (s *Service) Leader() bool { return s.leading.Load() }
+
+// LeaseLosses is how many times this replica found that it had lost the
+// sweeper's lease and stepped down.
+func (s *Service) LeaseLosses() int64 { return s.leaseLosses.Load() }
 
 func (s *Service) setLeader(on bool) {
 	s.leading.Store(on)

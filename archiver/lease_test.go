@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nokstream/nokstream/archiver"
+	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -114,6 +115,10 @@ func TestSweeperOneReplica(t *testing.T) {
 		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&cut); err != nil || cut != 1 {
 		t.Fatalf("cut the leader's session: %d sessions, %v; want the one holding the lease", cut, err)
 	}
+	// Until the old leader has noticed, both may believe they lead.
+	testenv.WaitFor(t, 30*time.Second, "the cut-off leader stepping down", func() bool {
+		return replicas[first].LeaseLosses() >= 1
+	})
 	leader(false, 0, 1)
 	taken(false, e.document("c1", "", "application", []byte("%PDF заявление"), nil))
 
