@@ -279,10 +279,13 @@ func TestWHIP(t *testing.T) {
 			playlist := in.api.link("/api/v1/streams/" + tc.dev.stream + "/playlist.m3u8")
 			probe := testenv.FFprobe(t, playlist)
 			// The tracks are placed on one clock by the browser's RTCP
-			// sender reports, which a loaded machine delays: audio may
-			// start up to a couple of seconds before the first picture.
-			if d := testenv.Plays(t, playlist); d < seconds-1 || d > seconds+2 {
-				t.Errorf("the playlist, read whole, plays %.2f s, want %d (-1, +2)", d, seconds)
+			// sender reports, which come every few seconds: audio may
+			// start before the first picture by up to the first report's
+			// delay (2.01 s seen on a fresh clone, with the index at
+			// exactly 30.0 s). Loss shows below the mark, so the bound
+			// that catches it stays at -1 s.
+			if d := testenv.Plays(t, playlist); d < seconds-1 || d > seconds+3 {
+				t.Errorf("the playlist, read whole, plays %.2f s, want %d (-1, +3)", d, seconds)
 			}
 			if got := strings.Join(probe.Codecs(), ","); got != tc.codecs {
 				t.Errorf("playlist streams %s, want %s", got, tc.codecs)
