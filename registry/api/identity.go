@@ -97,17 +97,7 @@ func (s *Server) uploadIdentityDocument(w http.ResponseWriter, r *http.Request, 
 		return err
 	}
 	d := &store.Document{CandidateID: cand, Kind: store.DocumentPassport, Filename: r.URL.Query().Get("filename")}
-	if err := s.storeDocument(r, c, d, "candidates/"+cand); err != nil {
-		return err
-	}
-	if err := s.audit(r, c, "document.upload", d.ID, map[string]any{"candidate": cand, "exam": exam, "kind": d.Kind, "bytes": d.Bytes,
-		"sha256": d.SHA256, "purpose": "identity_check"}); err != nil {
-		return err
-	}
-	j := newDocumentJSON(*d)
-	j.URL = identityDocumentURL(exam, cand, d.ID)
-	writeJSON(w, http.StatusCreated, j)
-	return nil
+	return s.storeIdentityDocument(w, r, c, exam, d, "candidates/"+cand)
 }
 
 // uploadIdentityPhoto handles POST .../identity/photo: the site stores a
@@ -122,15 +112,22 @@ func (s *Server) uploadIdentityPhoto(w http.ResponseWriter, r *http.Request, c *
 		return errorf(http.StatusUnsupportedMediaType, "a webcam photo is image/jpeg or image/png, not %q", ct)
 	}
 	d := &store.Document{CandidateID: cand, ExamID: exam, Kind: store.DocumentIdentityPhoto, Filename: r.URL.Query().Get("filename")}
-	if err := s.storeDocument(r, c, d, "exams/"+exam+"/"+cand); err != nil {
+	return s.storeIdentityDocument(w, r, c, exam, d, "exams/"+exam+"/"+cand)
+}
+
+// storeIdentityDocument stores the body as document d of d.CandidateID
+// under owner's keys, audits the upload as part of the identity check at
+// exam, and answers 201 with the document and its identity-check URL.
+func (s *Server) storeIdentityDocument(w http.ResponseWriter, r *http.Request, c *caller, exam string, d *store.Document, owner string) error {
+	if err := s.storeDocument(r, c, d, owner); err != nil {
 		return err
 	}
-	if err := s.audit(r, c, "document.upload", d.ID, map[string]any{"candidate": cand, "exam": exam, "kind": d.Kind, "bytes": d.Bytes,
-		"sha256": d.SHA256, "purpose": "identity_check"}); err != nil {
+	if err := s.audit(r, c, "document.upload", d.ID, map[string]any{"candidate": d.CandidateID, "exam": exam, "kind": d.Kind,
+		"bytes": d.Bytes, "sha256": d.SHA256, "purpose": "identity_check"}); err != nil {
 		return err
 	}
 	j := newDocumentJSON(*d)
-	j.URL = identityDocumentURL(exam, cand, d.ID)
+	j.URL = identityDocumentURL(exam, d.CandidateID, d.ID)
 	writeJSON(w, http.StatusCreated, j)
 	return nil
 }
