@@ -19,7 +19,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/nokstream/nokstream/internal/oggopus"
 )
 
 // ErrExamOver is returned by a workstation stream whose exam token no
@@ -183,7 +184,9 @@ func (s *Stream) runEncoder(ctx context.Context) error {
 	frame := time.Second / time.Duration(s.cfg.FPS)
 	go func() { readers <- readH264(vr, frame, func(smp media.Sample) { tr.write(false, smp) }) }()
 	if ar != nil {
-		go func() { readers <- readOgg(ar, func(smp media.Sample) { tr.write(true, smp) }) }()
+		go func() {
+			readers <- oggopus.Samples(ar, func(smp media.Sample) error { tr.write(true, smp); return nil })
+		}()
 	}
 
 	var sessErr error
@@ -427,30 +430,5 @@ func readH264(r io.Reader, frame time.Duration, write func(media.Sample)) error 
 		au.Write([]byte{0, 0, 0, 1})
 		au.Write(nal.Data)
 		hasSlice = hasSlice || slice
-	}
-}
-
-// readOgg reads Ogg/Opus from r and calls write with each page (one Opus
-// frame), lasting what its granule position says, until r ends.
-func readOgg(r io.Reader, write func(media.Sample)) error {
-	ogg, _, err := oggreader.NewWith(r)
-	if err != nil {
-		return err
-	}
-	var last uint64
-	for {
-		page, hdr, err := ogg.ParseNextPage()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if _, isHeader := hdr.HeaderType(page); isHeader {
-			continue // OpusTags
-		}
-		samples := hdr.GranulePosition - last
-		last = hdr.GranulePosition
-		write(media.Sample{Data: page, Duration: time.Duration(samples) * time.Second / 48000})
 	}
 }

@@ -26,7 +26,8 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/nokstream/nokstream/internal/oggopus"
 )
 
 // FreeUDPPort returns a free UDP port on loopback.
@@ -398,35 +399,19 @@ func (c *WHIPClient) streamAudio(ctx context.Context) error {
 		return err
 	}
 	defer f.Close()
-	ogg, _, err := oggreader.NewWith(f)
-	if err != nil {
-		return err
-	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	var lastGranule uint64
-	for {
-		page, hdr, err := ogg.ParseNextPage()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if _, isHeader := hdr.HeaderType(page); isHeader {
-			continue // OpusTags
-		}
-		samples := hdr.GranulePosition - lastGranule
-		lastGranule = hdr.GranulePosition
-		if err := c.audio.WriteSample(media.Sample{Data: page, Duration: time.Duration(samples) * time.Second / 48000}); err != nil {
+	return oggopus.Samples(f, func(smp media.Sample) error {
+		if err := c.audio.WriteSample(smp); err != nil {
 			return err
 		}
 		select {
 		case <-tick.C:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
+	})
 }
 
 // Delete ends the session with DELETE on its URL and returns the status.
