@@ -118,15 +118,7 @@ func (s *Store) SaveCard(ctx context.Context, r *Result, by int64, now time.Time
 		return false, fmt.Errorf("save result card of %s in exam %s: %w", r.CandidateID, r.ExamID, err)
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var admission string
-		var ends time.Time
-		var years int
-		err := tx.QueryRow(ctx, `SELECT ec.admission, e.ends_at, q.validity_years
-			FROM exam_candidates ec JOIN exams e ON e.id = ec.exam_id JOIN qualifications q ON q.code = e.qualification_code
-			WHERE ec.exam_id = $1 AND ec.candidate_id = $2 FOR UPDATE OF ec`, r.ExamID, r.CandidateID).Scan(&admission, &ends, &years)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
-		}
+		admission, ends, years, err := lockExamCandidate(ctx, tx, r.ExamID, r.CandidateID)
 		if err != nil {
 			return err
 		}
@@ -949,4 +941,18 @@ func (s *Store) CountPublicCheck(ctx context.Context, addr string, now time.Time
 		}
 	}
 	return n, nil
+}
+
+// lockExamCandidate locks a candidate's place in an exam for the
+// transaction tx and returns the admission, the exam's end and the
+// qualification's validity in years; ErrNotFound if the candidate is not in
+// the exam.
+func lockExamCandidate(ctx context.Context, tx pgx.Tx, exam, candidate string) (admission string, ends time.Time, years int, err error) {
+	err = tx.QueryRow(ctx, `SELECT ec.admission, e.ends_at, q.validity_years
+		FROM exam_candidates ec JOIN exams e ON e.id = ec.exam_id JOIN qualifications q ON q.code = e.qualification_code
+		WHERE ec.exam_id = $1 AND ec.candidate_id = $2 FOR UPDATE OF ec`, exam, candidate).Scan(&admission, &ends, &years)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = ErrNotFound
+	}
+	return admission, ends, years, err
 }

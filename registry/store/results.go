@@ -221,15 +221,7 @@ func (s *Store) RecordResult(ctx context.Context, r *Result, by int64, now time.
 		return fmt.Errorf("record result: %w: kind %q is not certificate or conclusion", ErrInvalid, r.Kind)
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var admission string
-		var ends time.Time
-		var years int
-		err := tx.QueryRow(ctx, `SELECT ec.admission, e.ends_at, q.validity_years
-			FROM exam_candidates ec JOIN exams e ON e.id = ec.exam_id JOIN qualifications q ON q.code = e.qualification_code
-			WHERE ec.exam_id = $1 AND ec.candidate_id = $2 FOR UPDATE OF ec`, r.ExamID, r.CandidateID).Scan(&admission, &ends, &years)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
-		}
+		admission, ends, years, err := lockExamCandidate(ctx, tx, r.ExamID, r.CandidateID)
 		if err != nil {
 			return err
 		}
