@@ -17,8 +17,7 @@ import (
 // is evidence of, lists it in the seal and so ships it in the bundle.
 
 // takeDocuments takes the evidence documents of ce that the archiver has
-// not taken yet, and decides again for those it has. It returns the
-// documents, for the seal.
+// not taken yet, and decides again for those it has.
 func (s *Service) takeDocuments(ctx context.Context, ce store.EvidenceExam) error {
 	docs, err := s.d.Store.EvidenceDocuments(ctx, ce.ExamID, ce.CandidateID)
 	if err != nil {

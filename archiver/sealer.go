@@ -117,11 +117,10 @@ func (s *Service) sealIfDue(ctx context.Context, ce store.EvidenceExam) error {
 // Seal seals a candidate-exam: it writes the manifest of its objects and the
 // signature beside the media, gives them the candidate-exam's retention, and
 // records the seal. Unless force is set, nothing is written when the latest
-// seal has the same entries. It returns the seal written or found.
+// seal has the same entries. It returns the seal written or found. Its
+// callers take the candidate-exam's documents first (Recompute,
+// takeNewDocuments), so that what it lists is locked.
 func (s *Service) Seal(ctx context.Context, ce store.EvidenceExam, force bool) (store.Seal, error) {
-	if err := s.takeDocuments(ctx, ce); err != nil {
-		return store.Seal{}, err
-	}
 	entries, problems, err := Entries(ctx, s.d.Store, ce, s.cfg.Batch)
 	if err != nil {
 		return store.Seal{}, err
