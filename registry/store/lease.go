@@ -61,7 +61,3 @@ func (l *Lease) Release() {
 	defer cancel()
 	_ = l.conn.Close(ctx) // closing the session releases its locks
 }
-
-// Abandon closes the lease's connection without a goodbye, as a holder
-// that dies does: for tests of the takeover.
-func (l *Lease) Abandon() { _ = l.conn.PgConn().Conn().Close() }
