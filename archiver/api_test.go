@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nokstream/nokstream/archiver"
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/store"

@@ -5,13 +5,13 @@
 // the stored object has the announced size and SHA-256, verifies the
 // stream's hash chain (a break is a chain_break observation and an alert,
 // never a silent pass), and gives the segment and its init segment the
-// retention they are owed (archiver/retention), applied to the blob store:
+// retention they are owed (internal/evidence/retention), applied to the blob store:
 // S3 Object Lock in COMPLIANCE mode, or the same rules enforced by a local
 // directory. When the registry says what a candidate's exam owes to its
 // footage changed (events.RetentionChanged: a result, a certificate issued,
 // extended or revoked, an appeal opened or closed), it recomputes every
 // object of that candidate-exam, in batches, and seals the candidate-exam
-// once its result is recorded (archiver/seal). The transcoder's renditions
+// once its result is recorded (internal/evidence/seal). The transcoder's renditions
 // and thumbnails of a segment (events.RenditionReady) are kept exactly as
 // the segment's footage is. A sweeper deletes what has
 // expired and is under no hold, in two phases, and writes each deletion to
@@ -35,10 +35,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nokstream/nokstream/archiver/retention"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/registry/store"
 )
 

@@ -18,11 +18,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nokstream/nokstream/archiver"
-	"github.com/nokstream/nokstream/archiver/retention"
-	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
 )

@@ -18,10 +18,10 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
 	"github.com/nokstream/nokstream/archiver"
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/ingest/segmenter"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
 )

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/retention"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/registry/store"
 )
 

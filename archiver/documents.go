@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nokstream/nokstream/archiver/retention"
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/registry/store"
 )
 

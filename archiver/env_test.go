@@ -21,10 +21,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nokstream/nokstream/archiver"
-	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
 	"github.com/nokstream/nokstream/registry/store/storetest"

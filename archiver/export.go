@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -47,7 +47,7 @@ func AuditObject(exam, candidate string) string { return "evidence/" + exam + "/
 const maxAuditEntries = 100000
 
 // ExportEvidence writes the evidence bundle of a candidate-exam to w
-// (archiver/bundle): its latest seal, or, before any seal, a manifest made
+// (internal/evidence/bundle): its latest seal, or, before any seal, a manifest made
 // and signed now, with the objects it lists read from objs, the candidate's
 // timeline and the audit trail of the evidence. The export is written to the
 // audit log before the first byte.

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/nokstream/nokstream/archiver"
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/bundle/bundletest"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
 )

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/retention"
 	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/registry/store"
 )
 

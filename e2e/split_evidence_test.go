@@ -14,7 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/nokstream/nokstream/archiver/retention"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
 )

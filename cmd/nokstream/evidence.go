@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nokstream/nokstream/archiver"
-	"github.com/nokstream/nokstream/archiver/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
 )
 
 func evidenceCommand(g *globalFlags) *cobra.Command {

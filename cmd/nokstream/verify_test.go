@@ -16,8 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nokstream/nokstream/archiver/bundle/bundletest"
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // verifyRun is one run of `nokstream verify`.

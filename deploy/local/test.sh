@@ -61,7 +61,7 @@ if [ $# -eq 0 ]; then
   # its time minimizing.
   for target in "FuzzRTSPRequest ./ingest/rtsp" "FuzzRTPRecorder ./ingest/rtsp" "FuzzWHIPOffer ./ingest/whip" \
     "FuzzSegmenter ./ingest/segmenter" "FuzzImport ./registry/bootstrap" "FuzzEvents ./internal/events" \
-    "FuzzVerify ./archiver/bundle"; do
+    "FuzzVerify ./internal/evidence/bundle"; do
     set -- $target
     echo "test: fuzzing $1 for ${NOKSTREAM_FUZZTIME:-8s}"
     go test -run '^$' -fuzz "^$1\$" -fuzztime "${NOKSTREAM_FUZZTIME:-8s}" -fuzzminimizetime 5s "$2"

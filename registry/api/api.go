@@ -62,9 +62,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/nokstream/nokstream/archiver/retention"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/registry/store"
 )

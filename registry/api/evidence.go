@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/nokstream/nokstream/archiver"
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/registry/store"
 )
 

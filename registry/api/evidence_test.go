@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/bundle/bundletest"
-	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/store"
 )

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/retention"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/registry/store"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/nokstream/nokstream/archiver/retention"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 )
 
 // DeadlineEvidence is the deadline kind of overdue evidence: a

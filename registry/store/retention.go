@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/nokstream/nokstream/archiver/retention"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 )
 
 // EvidenceExam is a candidate's exam as the archiver sees it: what bears on

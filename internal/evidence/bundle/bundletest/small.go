@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // Small returns a small genuine bundle of candidate cand of exam e1: one

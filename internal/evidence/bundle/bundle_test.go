@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/bundle/bundletest"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
 )
 
 // TestVerifyMalformed: what is not a bundle is refused with a reason, never

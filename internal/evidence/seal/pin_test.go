@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // TestFetchPublicKey: the archive's key is taken from its https URL as

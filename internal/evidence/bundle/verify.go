@@ -15,7 +15,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // Kinds of problems Verify reports.

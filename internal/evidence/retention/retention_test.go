@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/retention"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)

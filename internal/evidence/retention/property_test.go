@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/retention"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 )
 
 // TestPropertyRetention generates random histories of exam sites and checks,

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 func entries(n int) []seal.Entry {

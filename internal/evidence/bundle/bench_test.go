@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // fixture is a sealed candidate-exam in a directory store: streams of

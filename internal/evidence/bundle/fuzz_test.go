@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/bundle/bundletest"
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 var update = flag.Bool("update", false, "rewrite the seed corpus of FuzzVerify in testdata/fuzz/FuzzVerify")
@@ -85,7 +85,7 @@ func TestVerifySeeds(t *testing.T) {
 				}
 			}
 			if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, corpusFile(s.bundle)) {
-				t.Errorf("the seed corpus file %s is not this seed (%v): go test ./archiver/bundle -run TestVerifySeeds -update", path, err)
+				t.Errorf("the seed corpus file %s is not this seed (%v): go test ./internal/evidence/bundle -run TestVerifySeeds -update", path, err)
 			}
 			rep, err := bundle.Verify(bytes.NewReader(s.bundle), pub)
 			if err != nil {

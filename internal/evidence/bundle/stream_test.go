@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // patternObjects is a store of one object of size bytes, made as it is read.

@@ -17,8 +17,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nokstream/nokstream/archiver/bundle"
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // File is one file of a tar.

@@ -9,7 +9,7 @@
 //
 //	README.txt           how to check the bundle, in Russian and English
 //	seal/seal.pub        the archiver's Ed25519 public key (PEM)
-//	seal/manifest.json   the seal's manifest (archiver/seal): every object, its
+//	seal/manifest.json   the seal's manifest (internal/evidence/seal): every object, its
 //	                     size, SHA-256, stream, time range and chain values, and
 //	                     the Merkle root
 //	seal/manifest.sig    the Ed25519 signature of manifest.json (64 bytes)
@@ -45,8 +45,8 @@ import (
 	"path"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/seal"
 	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // ExportFormat is the value of Export.Format.

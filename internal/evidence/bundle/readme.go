@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/seal"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // Readme returns the README.txt of a bundle: what it is and how to check it,

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver/retention"
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 )
 
 // TestOverdueEvidence: evidence of a candidate-exam without a result is
