@@ -11,6 +11,98 @@ import (
 // aacRate is the sample rate of encoded AAC.
 const aacRate = 48000
 
+// audioStage is the audio stage: it decodes the source's audio for the
+// detectors' levels, and keeps it for the rendition, copied when it is AAC,
+// encoded to AAC otherwise (audioEncoder). It owns its FFmpeg objects
+// (free).
+type audioStage struct {
+	tr      track
+	bitrate int64
+
+	dec   *astiav.CodecContext
+	frame *astiav.Frame // decoded
+	// copy is set for an AAC source, whose packets the rendition keeps;
+	// enc encodes any other.
+	copy   bool
+	enc    *audioEncoder
+	frames []encoded
+}
+
+// free frees what the stage allocated, in the reverse order; it is safe
+// on a stage opened part way.
+func (a *audioStage) free() {
+	if a.frame != nil {
+		a.frame.Free()
+	}
+	if a.enc != nil {
+		a.enc.free()
+	}
+	if a.dec != nil {
+		a.dec.Free()
+	}
+}
+
+// open opens the decoder and, for a source that is not AAC, the encoder.
+func (a *audioStage) open() error {
+	var err error
+	if a.dec, err = openDecoder(a.tr.in, 1, nil); err != nil {
+		return err
+	}
+	a.copy = a.tr.in.CodecParameters().CodecID() == astiav.CodecIDAac
+	if !a.copy {
+		if a.enc, err = newAudioEncoder(a.dec, a.tr.in.TimeBase(), a.bitrate); err != nil {
+			return err
+		}
+	}
+	a.frame = astiav.AllocFrame()
+	return nil
+}
+
+// decode keeps a packet of AAC for the rendition, then decodes it (nil to
+// drain) and hands each block of audio that comes out to each, then to the
+// encoder when there is one. A packet the decoder refuses is skipped: the
+// detectors miss it.
+func (a *audioStage) decode(pkt *astiav.Packet, each func(*astiav.Frame) error) error {
+	if pkt != nil && a.copy {
+		a.frames = append(a.frames, encoded{data: pkt.Data(), pts: pkt.Dts(), dur: pkt.Duration(), key: true})
+	}
+	if err := a.dec.SendPacket(pkt); err != nil {
+		return nil
+	}
+	for {
+		err := a.dec.ReceiveFrame(a.frame)
+		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
+			return nil
+		}
+		if err != nil {
+			continue
+		}
+		err = each(a.frame)
+		if err == nil && a.enc != nil {
+			var pkts []encoded
+			pkts, err = a.enc.encode(a.frame)
+			a.frames = append(a.frames, pkts...)
+		}
+		a.frame.Unref()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// flush drains the encoder, if there is one.
+func (a *audioStage) flush() error {
+	if a.enc == nil {
+		return nil
+	}
+	pkts, err := a.enc.flush()
+	if err != nil {
+		return err
+	}
+	a.frames = append(a.frames, pkts...)
+	return nil
+}
+
 // audioEncoder encodes decoded audio that is not AAC (Opus from WebRTC) to
 // AAC-LC: a filter graph resamples it to 48 kHz float planar and cuts it
 // into the encoder's 1024-sample frames.

@@ -25,11 +25,12 @@ func TestVideoLayout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const base = 1_000_000
-			p := &pipeline{vBase: base, vEnd: base + 6*f, off: tc.off}
+			const end = base + 6*f
+			var pictures []encoded
 			for i, v := range tc.pts {
-				p.video = append(p.video, encoded{pts: base + v*f, key: i == 0})
+				pictures = append(pictures, encoded{pts: base + v*f, key: i == 0})
 			}
-			tr := p.videoTrack()
+			tr := videoTrack(pictures, base, end, tc.off)
 			if tr.BaseTime != base {
 				t.Errorf("tfdt %d, want %d", tr.BaseTime, base)
 			}
@@ -38,16 +39,16 @@ func TestVideoLayout(t *testing.T) {
 				if s.Duration < 1 {
 					t.Errorf("sample %d lasts %d", i, s.Duration)
 				}
-				if pts := dts + int64(s.PTSOffset); pts != p.video[i].pts {
-					t.Errorf("sample %d presented at %d, want %d", i, pts, p.video[i].pts)
+				if pts := dts + int64(s.PTSOffset); pts != pictures[i].pts {
+					t.Errorf("sample %d presented at %d, want %d", i, pts, pictures[i].pts)
 				}
 				if s.PTSOffset < 0 {
 					t.Errorf("sample %d presented before it is decoded (offset %d)", i, s.PTSOffset)
 				}
 				dts += int64(s.Duration)
 			}
-			if dts != p.vEnd {
-				t.Errorf("the last picture ends at %d, want the segment's end %d", dts, p.vEnd)
+			if dts != end {
+				t.Errorf("the last picture ends at %d, want the segment's end %d", dts, end)
 			}
 		})
 	}
