@@ -10,10 +10,6 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/pion/rtp"
 
 	"github.com/nokstream/nokstream/ingest/observe"
@@ -54,10 +50,12 @@ type recorder struct {
 	stopReason string
 }
 
+// mediaWriter is a recorded format of the session's description and its
+// writer.
 type mediaWriter struct {
 	media  *description.Media
 	format format.Format
-	write  func(pkt *rtp.Packet, pts int64) error
+	w      formatWriter
 }
 
 // errNoMedia is returned for a description with nothing ingest can record.
@@ -69,110 +67,21 @@ func newRecorder(stream, transport string, desc *description.Session, cfg segmen
 	log *slog.Logger, m *Metrics, now func() time.Time) (*recorder, error) {
 	r := &recorder{stream: stream, transport: transport, log: log, m: m, lastWarn: map[string]time.Time{}}
 	var tracks []segmenter.Track
-	type pending struct {
-		media  *description.Media
-		format format.Format
-		make   func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error)
-	}
-	var pend []pending
+	var pend []mediaWriter
 	hasVideo, hasAudio := false, false
 	for _, md := range desc.Medias {
 		for _, f := range md.Formats {
-			switch f := f.(type) {
-			case *format.H264:
-				if hasVideo {
-					continue
-				}
-				hasVideo = true
-				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecH264{SPS: f.SPS, PPS: f.PPS}, TimeScale: 90000})
-				pend = append(pend, pending{md, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
-					dec, err := f.CreateDecoder()
-					if err != nil {
-						return nil, err
-					}
-					w := segmenter.NewH264(seg, idx, f.SPS, f.PPS)
-					return func(pkt *rtp.Packet, pts int64) error {
-						au, err := dec.Decode(pkt)
-						if err != nil {
-							if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
-								return nil
-							}
-							return fmt.Errorf("h264 rtp: %w", err)
-						}
-						return w.Write(pts, au)
-					}, nil
-				}})
-			case *format.H265:
-				if hasVideo {
-					continue
-				}
-				hasVideo = true
-				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecH265{VPS: f.VPS, SPS: f.SPS, PPS: f.PPS}, TimeScale: 90000})
-				pend = append(pend, pending{md, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
-					dec, err := f.CreateDecoder()
-					if err != nil {
-						return nil, err
-					}
-					w := segmenter.NewH265(seg, idx, f.VPS, f.SPS, f.PPS)
-					return func(pkt *rtp.Packet, pts int64) error {
-						au, err := dec.Decode(pkt)
-						if err != nil {
-							if errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) {
-								return nil
-							}
-							return fmt.Errorf("h265 rtp: %w", err)
-						}
-						return w.Write(pts, au)
-					}, nil
-				}})
-			case *format.MPEG4Audio:
-				if hasAudio || f.Config == nil {
-					continue
-				}
-				hasAudio = true
-				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecMPEG4Audio{Config: *f.Config}, TimeScale: uint32(f.ClockRate())})
-				pend = append(pend, pending{md, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
-					dec, err := f.CreateDecoder()
-					if err != nil {
-						return nil, err
-					}
-					w := segmenter.NewAAC(seg, idx, f.Config)
-					return func(pkt *rtp.Packet, pts int64) error {
-						aus, err := dec.Decode(pkt)
-						if err != nil {
-							if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
-								return nil
-							}
-							return fmt.Errorf("aac rtp: %w", err)
-						}
-						return w.Write(pts, aus)
-					}, nil
-				}})
-			case *format.Opus:
-				if hasAudio {
-					continue
-				}
-				hasAudio = true
-				ch := f.ChannelCount
-				if ch == 0 {
-					ch = 2
-				}
-				tracks = append(tracks, segmenter.Track{Codec: &mp4.CodecOpus{ChannelCount: ch}, TimeScale: 48000})
-				pend = append(pend, pending{md, f, func(seg *segmenter.Segmenter, idx int) (func(*rtp.Packet, int64) error, error) {
-					dec, err := f.CreateDecoder()
-					if err != nil {
-						return nil, err
-					}
-					w := segmenter.NewOpus(seg, idx)
-					return func(pkt *rtp.Packet, pts int64) error {
-						op, err := dec.Decode(pkt)
-						if err != nil {
-							return fmt.Errorf("opus rtp: %w", err)
-						}
-						return w.Write(pts, op)
-					}, nil
-				}})
+			w, video := newFormatWriter(f)
+			if w == nil || (video && hasVideo) || (!video && hasAudio) {
+				continue
 			}
+			if video {
+				hasVideo = true
+			} else {
+				hasAudio = true
+			}
+			tracks = append(tracks, w.track())
+			pend = append(pend, mediaWriter{media: md, format: f, w: w})
 		}
 	}
 	if !hasVideo && !hasAudio {
@@ -183,13 +92,12 @@ func newRecorder(stream, transport string, desc *description.Session, cfg segmen
 		return nil, err
 	}
 	r.seg = seg
-	for i, pd := range pend {
-		fn, err := pd.make(seg, i)
-		if err != nil {
+	for i, mw := range pend {
+		if err := mw.w.open(seg, i); err != nil {
 			return nil, fmt.Errorf("media %d: %w", i, err)
 		}
-		r.medias = append(r.medias, mediaWriter{media: pd.media, format: pd.format, write: fn})
-		r.codecs = append(r.codecs, pd.format.Codec())
+		r.medias = append(r.medias, mw)
+		r.codecs = append(r.codecs, mw.format.Codec())
 	}
 	// Say what is not recorded (a second video, G.711 audio, metadata…),
 	// so that an operator does not wonder where it went.
@@ -245,7 +153,7 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 	if r.session != nil {
 		r.session.Media()
 	}
-	err := mw.write(pkt, pts)
+	err := mw.w.write(pkt, pts)
 	if err == nil {
 		return
 	}

@@ -5,12 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpav1"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpsimpleaudio"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpvp9"
 	"github.com/bluenviron/gortsplib/v4/pkg/rtcpreceiver"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -28,6 +23,7 @@ type sample struct {
 
 // recTrack is one recorded track of a session.
 type recTrack struct {
+	ss       *session
 	idx      int
 	spec     offerTrack
 	video    bool
@@ -35,9 +31,9 @@ type recTrack struct {
 	receiver *webrtc.RTPReceiver
 	rr       *rtcpreceiver.RTCPReceiver
 	clock    *trackClock
-	// handle depacketizes one packet (in order) and writes the frame it
-	// completes. Called with the session's lock held.
-	handle func(pkt *rtp.Packet, arrival time.Time) (sample, error)
+	// w depacketizes the track's packets (in order) and writes the frames
+	// they complete.
+	w trackWriter
 	// floor drops samples at or before it after the track was moved back
 	// by a resync: they would overlap what was written.
 	floor    int64
@@ -66,117 +62,25 @@ func (ss *session) newRecTrack(idx int, t remoteTrack) (*recTrack, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := &recTrack{idx: idx, spec: t.spec, video: t.spec.kind == webrtc.RTPCodecTypeVideo, remote: t.track,
+	rt := &recTrack{ss: ss, idx: idx, spec: t.spec, video: t.spec.kind == webrtc.RTPCodecTypeVideo, remote: t.track,
 		receiver: t.receiver, rr: rr}
 	rt.clock = newTrackClock(int(t.spec.codec.clockRate), rr.PacketNTP)
-	seg := ss.seg
-	// at converts a frame's RTP timestamp to the session timeline.
-	at := func(ts uint32, arrival time.Time) int64 {
-		pts, jumped := ss.tl.pts(rt.clock, ts, arrival)
-		if jumped {
-			ss.s.m.pub.Errors.WithLabelValues(transport, "timestamp").Inc()
-			ss.warnLocked("timestamp", fmt.Errorf("track %d: RTP timestamp jumped, re-anchored to arrival time", idx))
-		}
-		return pts
-	}
-	switch t.spec.codec.mime {
-	case webrtc.MimeTypeH264:
-		dec := &rtph264.Decoder{PacketizationMode: 1}
-		if err := dec.Init(); err != nil {
-			return nil, err
-		}
-		w := segmenter.NewH264(seg, idx, nil, nil)
-		var prevTS uint32
-		var pending, sawSPS bool
-		rt.handle = func(pkt *rtp.Packet, arrival time.Time) (sample, error) {
-			au, err := dec.Decode(pkt)
-			// Without a marker bit the decoder completes an access unit
-			// when the timestamp changes: then the unit it returns is the
-			// previous packet's.
-			ts := pkt.Timestamp
-			if pending && prevTS != ts {
-				ts = prevTS
-			}
-			prevTS = pkt.Timestamp
-			pending = errors.Is(err, rtph264.ErrMorePacketsNeeded)
-			if err != nil {
-				if pending || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
-					return sample{}, nil
-				}
-				return sample{}, fmt.Errorf("h264 rtp: %w", err)
-			}
-			pts := at(ts, arrival)
-			if !rt.admit(pts) {
-				return sample{}, nil
-			}
-			// An IDR starts a segment only once the parameter sets are
-			// known (they come in band, with the IDR).
-			for _, n := range au {
-				if len(n) > 0 && h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS {
-					sawSPS = true
-				}
-			}
-			return sample{written: true, key: sawSPS && h264.IsRandomAccess(au), pts: pts}, w.Write(pts, au)
-		}
-	case webrtc.MimeTypeVP9:
-		dec := &rtpvp9.Decoder{}
-		if err := dec.Init(); err != nil {
-			return nil, err
-		}
-		w := segmenter.NewVP9(seg, idx)
-		rt.handle = func(pkt *rtp.Packet, arrival time.Time) (sample, error) {
-			frame, err := dec.Decode(pkt)
-			if err != nil {
-				if errors.Is(err, rtpvp9.ErrMorePacketsNeeded) || errors.Is(err, rtpvp9.ErrNonStartingPacketAndNoPrevious) {
-					return sample{}, nil
-				}
-				return sample{}, fmt.Errorf("vp9 rtp: %w", err)
-			}
-			pts := at(pkt.Timestamp, arrival)
-			if !rt.admit(pts) {
-				return sample{}, nil
-			}
-			return sample{written: true, key: segmenter.IsVP9KeyFrame(frame), pts: pts}, w.Write(pts, frame)
-		}
-	case webrtc.MimeTypeAV1:
-		dec := &rtpav1.Decoder{}
-		if err := dec.Init(); err != nil {
-			return nil, err
-		}
-		w := segmenter.NewAV1(seg, idx)
-		rt.handle = func(pkt *rtp.Packet, arrival time.Time) (sample, error) {
-			tu, err := dec.Decode(pkt)
-			if err != nil {
-				if errors.Is(err, rtpav1.ErrMorePacketsNeeded) || errors.Is(err, rtpav1.ErrNonStartingPacketAndNoPrevious) {
-					return sample{}, nil
-				}
-				return sample{}, fmt.Errorf("av1 rtp: %w", err)
-			}
-			pts := at(pkt.Timestamp, arrival)
-			if !rt.admit(pts) {
-				return sample{}, nil
-			}
-			return sample{written: true, key: segmenter.IsAV1RandomAccess(tu), pts: pts}, w.Write(pts, tu)
-		}
-	default: // Opus
-		dec := &rtpsimpleaudio.Decoder{}
-		if err := dec.Init(); err != nil {
-			return nil, err
-		}
-		w := segmenter.NewOpus(seg, idx)
-		rt.handle = func(pkt *rtp.Packet, arrival time.Time) (sample, error) {
-			frame, err := dec.Decode(pkt)
-			if err != nil {
-				return sample{}, fmt.Errorf("opus rtp: %w", err)
-			}
-			pts := at(pkt.Timestamp, arrival)
-			if !rt.admit(pts) {
-				return sample{}, nil
-			}
-			return sample{written: true, pts: pts}, w.Write(pts, frame)
-		}
+	if rt.w, err = newTrackWriter(t.spec.codec.mime, ss.seg, idx); err != nil {
+		return nil, err
 	}
 	return rt, nil
+}
+
+// stamp returns the session time of a frame of the track with RTP
+// timestamp ts that arrived at arrival, and whether it may be written
+// (admit). Called with the session's lock held.
+func (rt *recTrack) stamp(ts uint32, arrival time.Time) (int64, bool) {
+	pts, jumped := rt.ss.tl.pts(rt.clock, ts, arrival)
+	if jumped {
+		rt.ss.s.m.pub.Errors.WithLabelValues(transport, "timestamp").Inc()
+		rt.ss.warnLocked("timestamp", fmt.Errorf("track %d: RTP timestamp jumped, re-anchored to arrival time", rt.idx))
+	}
+	return pts, rt.admit(pts)
 }
 
 // admit reports whether a sample at pts may be written: not at or before
@@ -239,7 +143,7 @@ func (ss *session) writePackets(rt *recTrack, pkts []*rtp.Packet, arrival time.T
 		if len(p.Payload) == 0 {
 			continue
 		}
-		smp, err := rt.handle(p, arrival)
+		smp, err := rt.w.write(rt, p, arrival)
 		if err != nil {
 			var oerr *segmenter.OutputError
 			if errors.As(err, &oerr) {
