@@ -24,7 +24,7 @@ import (
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
-	"github.com/nokstream/nokstream/internal/evidence/seal"
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
 	"github.com/nokstream/nokstream/registry/store/storetest"
@@ -217,7 +217,7 @@ func (e *env) segment(device, source string, start time.Time, dur time.Duration)
 	e.mu.Lock()
 	cs, ok := e.chains[stream]
 	if !ok {
-		cs = chainState{seq: -1, chain: strings.Repeat("0", 64)}
+		cs = chainState{seq: -1, chain: chain.Zero}
 	}
 	e.mu.Unlock()
 	seq := cs.seq + 1
@@ -236,7 +236,7 @@ func (e *env) event(stream, device, source string, seq int64, prev string, start
 	ctx := e.t.Context()
 	sum := sha256.Sum256(body)
 	isum := sha256.Sum256(init)
-	chain, err := seal.Link(prev, hex.EncodeToString(sum[:]))
+	link, err := chain.Next(prev, hex.EncodeToString(sum[:]))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func (e *env) event(stream, device, source string, seq int64, prev string, start
 		SegmentID: fmt.Sprintf("%s-%d-%d", strings.ReplaceAll(stream, "/", "-"), seq, start.UnixNano()),
 		StreamID:  stream, Source: source, Site: "site1", Device: device, Sequence: seq,
 		Start: start, Duration: dur.Seconds(), Codecs: []string{"avc1.64001f"}, Bytes: int64(len(body)),
-		SHA256: hex.EncodeToString(sum[:]), PrevChain: prev, Chain: chain,
+		SHA256: hex.EncodeToString(sum[:]), PrevChain: prev, Chain: link,
 		ObjectKey:  fmt.Sprintf("raw/%s/%s/%010d-x.m4s", stream, start.UTC().Format("2006-01-02"), seq),
 		InitKey:    fmt.Sprintf("raw/%s/init/%s.mp4", stream, hex.EncodeToString(isum[:])),
 		InitSHA256: hex.EncodeToString(isum[:]), InitBytes: int64(len(init)), IngestNode: "test",

@@ -14,13 +14,10 @@ import (
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/registry/store"
 )
-
-// zeroChain is the chain value before a stream's first segment.
-var zeroChain = strings.Repeat("0", 64)
 
 // Chain break kinds, the kind label of nokstream_archiver_chain_breaks_total.
 const (
@@ -177,7 +174,7 @@ func (s *Service) verifyChain(ctx context.Context, ev *events.SegmentClosed) (st
 	next := store.StreamChain{StreamID: ev.StreamID, Sequence: ev.Sequence, Chain: ev.Chain, SegmentID: ev.SegmentID}
 	type brk struct{ kind, detail string }
 	var breaks []brk
-	if want, err := seal.Link(ev.PrevChain, ev.SHA256); err != nil || want != ev.Chain {
+	if want, err := chain.Next(ev.PrevChain, ev.SHA256); err != nil || want != ev.Chain {
 		breaks = append(breaks, brk{breakAltered, fmt.Sprintf(
 			"segment %d: its chain value does not follow from its prev_chain and sha256", ev.Sequence)})
 	}
@@ -188,7 +185,7 @@ func (s *Service) verifyChain(ctx context.Context, ev *events.SegmentClosed) (st
 		case ev.Sequence > 0:
 			breaks = append(breaks, brk{breakMissing, fmt.Sprintf(
 				"the first segment the archiver received is %d: segments 0 to %d are missing", ev.Sequence, ev.Sequence-1)})
-		case ev.PrevChain != zeroChain:
+		case ev.PrevChain != chain.Zero:
 			breaks = append(breaks, brk{breakAltered, "segment 0 does not start the chain from zero"})
 		}
 	case err != nil:

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nokstream/nokstream/ingest/spool"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
 )
@@ -211,11 +211,11 @@ func (in *installation) checkSegments(segs []segment) {
 			t.Errorf("segment %s listed twice", s.SegmentID)
 		}
 		seen[s.SegmentID] = true
-		prev := spool.ZeroChain()
+		prev := chain.Zero
 		if i > 0 {
 			prev = segs[i-1].Chain
 		}
-		if want, _ := spool.Chain(prev, s.SHA256); s.Chain != want {
+		if want, _ := chain.Next(prev, s.SHA256); s.Chain != want {
 			t.Errorf("segment %d: hash chain broken (chain %s, want %s)", i, s.Chain, want)
 		}
 		if got := in.api.fetchSHA(s.URL); got != s.SHA256 {

@@ -19,9 +19,9 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/nokstream/nokstream/ingest/segmenter"
-	"github.com/nokstream/nokstream/ingest/spool"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/testenv"
 )
 
@@ -208,7 +208,7 @@ func cutClip(t testing.TB, clip []byte, device, source string, segDur time.Durat
 		t.Fatal(err)
 	}
 	var segs []rawSegment
-	chain := spool.ZeroChain()
+	cv := chain.Zero
 	for i, s := range out.segs {
 		data := s.buf.Bytes()
 		sum := sha256.Sum256(data)
@@ -225,14 +225,14 @@ func cutClip(t testing.TB, clip []byte, device, source string, segDur time.Durat
 			Codecs:        s.h.Codecs,
 			Bytes:         int64(len(data)),
 			SHA256:        hex.EncodeToString(sum[:]),
-			PrevChain:     chain,
+			PrevChain:     cv,
 			InitSHA256:    hex.EncodeToString(isum[:]),
 			InitBytes:     int64(len(s.h.Init)),
 			IngestNode:    "test",
 			Discontinuity: s.h.Discontinuity,
 		}
-		ev.Chain, _ = spool.Chain(chain, ev.SHA256)
-		chain = ev.Chain
+		ev.Chain, _ = chain.Next(cv, ev.SHA256)
+		cv = ev.Chain
 		ev.ObjectKey = fmt.Sprintf("raw/%s/%s/%s/%010d-%s.m4s", ev.Site, ev.Device, ev.Start.UTC().Format("2006-01-02"), i, ev.SegmentID)
 		ev.InitKey = fmt.Sprintf("raw/%s/%s/init/%s.mp4", ev.Site, ev.Device, ev.InitSHA256)
 		segs = append(segs, rawSegment{event: ev, init: s.h.Init, data: data})

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nokstream/nokstream/archiver"
+	"github.com/nokstream/nokstream/internal/atomicfile"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 )
 
@@ -60,24 +60,20 @@ export is written to the audit log, with its purpose, before the first byte.
 				actor = "cli:" + os.Getenv("USER")
 			}
 			var w io.Writer = cmd.OutOrStdout()
-			var f *os.File
+			var f *atomicfile.File
 			if out != "-" {
 				// Written beside the target and renamed at the end: a
 				// failed export leaves no partial bundle under its name.
-				f, err = os.CreateTemp(filepath.Dir(out), ".tmp-"+filepath.Base(out)+"-*")
-				if err != nil {
+				if f, err = atomicfile.Create(out, 0o600); err != nil {
 					return err
 				}
-				defer os.Remove(f.Name()) // Gone once renamed.
+				defer f.Abort() // Nothing once committed.
 				w = f
 			}
 			sum, err := archiver.ExportEvidence(ctx, w, st, blobStore, key, archiver.ExportRequest{
 				ExamID: exam, CandidateID: candidate, Purpose: purpose, ActorLogin: actor}, time.Now())
-			if f != nil {
-				err = errors.Join(err, f.Sync(), f.Close())
-				if err == nil {
-					err = os.Rename(f.Name(), out)
-				}
+			if f != nil && err == nil {
+				err = f.Commit()
 			}
 			if err != nil {
 				return err

@@ -20,6 +20,7 @@ import (
 	"github.com/nokstream/nokstream/ingest/rtsp"
 	"github.com/nokstream/nokstream/ingest/segmenter"
 	"github.com/nokstream/nokstream/ingest/spool"
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/testenv"
 )
 
@@ -194,7 +195,7 @@ func TestPublishIsSegmented(t *testing.T) {
 				if i > 0 && p.Event.PrevChain != pend[i-1].Event.Chain {
 					t.Errorf("segment %d does not chain to the previous one", i)
 				}
-				want, _ := spool.Chain(p.Event.PrevChain, p.Event.SHA256)
+				want, _ := chain.Next(p.Event.PrevChain, p.Event.SHA256)
 				if p.Event.Chain != want {
 					t.Errorf("segment %d chain value is wrong", i)
 				}

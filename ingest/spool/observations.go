@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/nokstream/nokstream/internal/atomicfile"
 	"github.com/nokstream/nokstream/internal/events"
 )
 
@@ -61,7 +62,7 @@ func (s *Spool) Observe(o events.Observation) error {
 	if err != nil {
 		return fmt.Errorf("observation id: %w", err)
 	}
-	if err := writeFileAtomic(s.path("obs", id.String()+".json"), b); err != nil {
+	if err := atomicfile.WriteFile(s.path("obs", id.String()+".json"), b, 0o600); err != nil {
 		return fmt.Errorf("spool observation %s of %s: %w", o.Kind, o.StreamID, err)
 	}
 	s.used.Add(int64(len(b)))

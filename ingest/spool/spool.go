@@ -47,31 +47,10 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/nokstream/nokstream/ingest/segmenter"
+	"github.com/nokstream/nokstream/internal/atomicfile"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 )
-
-// ZeroChain is the chain value before the first segment of a stream.
-var zeroChain = strings.Repeat("0", 64)
-
-// ZeroChain returns the chain value that precedes a stream's first segment.
-func ZeroChain() string { return zeroChain }
-
-// Chain returns the hash-chain value of a segment: hex SHA-256 of the
-// previous chain value's bytes followed by the segment's SHA-256 bytes.
-func Chain(prevHex, segSHAHex string) (string, error) {
-	prev, err := hex.DecodeString(prevHex)
-	if err != nil || len(prev) != sha256.Size {
-		return "", fmt.Errorf("chain: bad previous value %q", prevHex)
-	}
-	seg, err := hex.DecodeString(segSHAHex)
-	if err != nil || len(seg) != sha256.Size {
-		return "", fmt.Errorf("chain: bad segment hash %q", segSHAHex)
-	}
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(seg)
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // openMeta is what is known of a segment when it is opened.
 type openMeta struct {
@@ -203,7 +182,7 @@ func (st *Stream) OpenSegment(h segmenter.Header) (segmenter.SegmentWriter, erro
 	initSHA := hex.EncodeToString(initSum[:])
 	initPath := filepath.Join(s.dir, "init", initSHA+".mp4")
 	if _, err := os.Stat(initPath); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(initPath, h.Init); err != nil {
+		if err := atomicfile.WriteFile(initPath, h.Init, 0o600); err != nil {
 			return nil, fmt.Errorf("spool init: %w", err)
 		}
 		s.used.Add(int64(len(h.Init)))
@@ -230,7 +209,7 @@ func (st *Stream) OpenSegment(h segmenter.Header) (segmenter.SegmentWriter, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(s.path("open", m.SegmentID+".json"), b); err != nil {
+	if err := atomicfile.WriteFile(s.path("open", m.SegmentID+".json"), b, 0o600); err != nil {
 		return nil, fmt.Errorf("spool open meta: %w", err)
 	}
 	f, err := os.OpenFile(s.path("open", m.SegmentID+".m4s"), os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o640)
@@ -287,7 +266,7 @@ func (s *Spool) stateLocked(site, device string) (*streamState, error) {
 	if st, ok := s.streams[key]; ok {
 		return st, nil
 	}
-	st := &streamState{Chain: zeroChain}
+	st := &streamState{Chain: chain.Zero}
 	b, err := os.ReadFile(s.path("streams", streamFile(site, device)))
 	switch {
 	case err == nil:
@@ -312,7 +291,7 @@ func (s *Spool) finish(m openMeta, sha string, size int64, d time.Duration, salv
 	if err != nil {
 		return err
 	}
-	chain, err := Chain(st.Chain, sha)
+	value, err := chain.Next(st.Chain, sha)
 	if err != nil {
 		return err
 	}
@@ -330,7 +309,7 @@ func (s *Spool) finish(m openMeta, sha string, size int64, d time.Duration, salv
 		Bytes:         size,
 		SHA256:        sha,
 		PrevChain:     st.Chain,
-		Chain:         chain,
+		Chain:         value,
 		ObjectKey:     fmt.Sprintf("raw/%s/%s/%s/%010d-%s.m4s", m.Site, m.Device, m.Start.UTC().Format("2006-01-02"), seq, m.SegmentID),
 		InitKey:       fmt.Sprintf("raw/%s/%s/init/%s.mp4", m.Site, m.Device, m.InitSHA256),
 		InitSHA256:    m.InitSHA256,
@@ -345,14 +324,14 @@ func (s *Spool) finish(m openMeta, sha string, size int64, d time.Duration, salv
 	if err := os.Rename(s.path("open", m.SegmentID+".m4s"), s.path("ready", m.SegmentID+".m4s")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool move %s: %w", m.SegmentID, err)
 	}
-	if err := syncDir(s.path("ready")); err != nil {
+	if err := atomicfile.SyncDir(s.path("ready")); err != nil {
 		return err
 	}
 	b, err := json.Marshal(pendingFile{Event: ev, ClosedAt: s.now().UTC()})
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.path("ready", m.SegmentID+".json"), b); err != nil {
+	if err := atomicfile.WriteFile(s.path("ready", m.SegmentID+".json"), b, 0o600); err != nil {
 		return fmt.Errorf("spool event %s: %w", m.SegmentID, err)
 	}
 	s.used.Add(int64(len(b)))
@@ -360,7 +339,7 @@ func (s *Spool) finish(m openMeta, sha string, size int64, d time.Duration, salv
 		return fmt.Errorf("spool remove open meta %s: %w", m.SegmentID, err)
 	}
 	st.NextSequence = seq + 1
-	st.Chain = chain
+	st.Chain = value
 	if end := m.Start.Add(d); end.After(st.LastMedia) {
 		st.LastMedia = end.UTC()
 	}
@@ -381,7 +360,7 @@ func (s *Spool) saveStateLocked(site, device string, st *streamState) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.path("streams", streamFile(site, device)), b); err != nil {
+	if err := atomicfile.WriteFile(s.path("streams", streamFile(site, device)), b, 0o600); err != nil {
 		return fmt.Errorf("save stream state %s/%s: %w", site, device, err)
 	}
 	return nil
@@ -596,44 +575,4 @@ func completeFragments(b []byte) int {
 		}
 	}
 	return good
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return d.Close()
 }

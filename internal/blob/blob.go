@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/nokstream/nokstream/internal/atomicfile"
 )
 
 // ErrNotFound is returned by Get and Stat when no object has the key.
@@ -28,9 +30,10 @@ var ErrBadKey = errors.New("unsafe object key")
 const MaxKeyLen = 1024
 
 // tempPrefix starts the name of the temporary file a Dir writes before it
-// renames it into place. CheckKey refuses key elements with this prefix, so a
+// renames it into place (an object's, or a retention sidecar's through
+// atomicfile). CheckKey refuses key elements with this prefix, so a
 // temporary file can never be mistaken for an object.
-const tempPrefix = ".tmp-"
+const tempPrefix = atomicfile.TempPrefix
 
 // Attrs describes a stored object.
 type Attrs struct {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nokstream/nokstream/internal/atomicfile"
 )
 
 // Dir is a Store in a local directory, the single-machine default. A key maps
@@ -139,7 +141,7 @@ func (d *Dir) put(ctx context.Context, key string, r io.Reader, size int64) (err
 		}
 		return nil
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // createTemp creates a temporary file in dir, creating dir if it is missing.
@@ -171,7 +173,7 @@ func (d *Dir) mkdirs(dir string) error {
 		err := os.Mkdir(cur, 0o750)
 		switch {
 		case err == nil:
-			if err := syncDir(parent); err != nil {
+			if err := atomicfile.SyncDir(parent); err != nil {
 				return err
 			}
 		case errors.Is(err, fs.ErrExist):
@@ -388,7 +390,7 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 // long as they are empty, fsyncing the parent of each one it removes.
 func (d *Dir) prune(dir string) error {
 	for {
-		if err := syncDir(dir); err != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // Pruned by a concurrent Delete.
 			}
@@ -436,21 +438,4 @@ func notFound(err error) error {
 		return ErrNotFound
 	}
 	return err
-}
-
-// syncDir fsyncs a directory, making the creation, removal or renaming of its
-// entries durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	err = f.Sync()
-	if closeErr := f.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }

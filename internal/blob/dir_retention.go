@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/nokstream/nokstream/internal/atomicfile"
 )
 
 var _ Retainer = (*Dir)(nil)
@@ -144,40 +146,16 @@ func (d *Dir) readRetention(key string) (dirRetention, error) {
 	return r, nil
 }
 
-// writeRetention replaces a key's sidecar atomically and durably.
-func (d *Dir) writeRetention(key string, r dirRetention) (err error) {
+// writeRetention replaces a key's sidecar atomically and durably, read-only.
+func (d *Dir) writeRetention(key string, r dirRetention) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	path := d.retentionPath(key)
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
-	if err != nil {
+	if err := atomicfile.WriteFile(d.retentionPath(key), b, 0o444); err != nil {
 		return fmt.Errorf("write retention: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = f.Close() // Already failed; the file is removed.
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("write retention: %w", err)
-	}
-	if err := f.Chmod(0o444); err != nil {
-		return fmt.Errorf("write retention: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write retention: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write retention: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write retention: %w", err)
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // checkReplaceLocked decides whether the file tmp may replace the object

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/nokstream/nokstream/internal/atomicfile"
 )
 
 // Local is the in-process bus of single-machine mode.
@@ -299,7 +301,7 @@ func openTopic(dir, name string, log *slog.Logger) (*topicLog, error) {
 	}
 	// Make the directory entries of a new topic durable.
 	for _, d := range []string{dir, tdir} {
-		if err := syncDir(d); err != nil {
+		if err := atomicfile.SyncDir(d); err != nil {
 			_ = f.Close()
 			return nil, fmt.Errorf("open topic log %s: %w", name, err)
 		}
@@ -593,7 +595,7 @@ func (t *topicLog) commit(g *group, next int64) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(t.offsetPath(g.name), b); err != nil {
+	if err := atomicfile.WriteFile(t.offsetPath(g.name), b, 0o640); err != nil {
 		return fmt.Errorf("write offset of group %s: %w", g.name, err)
 	}
 	return nil
@@ -682,41 +684,4 @@ func decodeBody(b []byte) (record, error) {
 	}
 	r.value = b
 	return r, nil
-}
-
-// writeFileAtomic replaces path with data: write a temp file, fsync, rename,
-// fsync the directory. A crash leaves the old or the new content.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return d.Close()
 }

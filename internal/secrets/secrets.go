@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/nokstream/nokstream/internal/atomicfile"
 )
 
 // KeySize is the size of a key: AES-256.
@@ -49,25 +51,14 @@ func LoadOrCreateKey(path string) (Key, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return Key{}, fmt.Errorf("create secrets key: %w", err)
 	}
-	// O_EXCL: two processes creating the key at once must not end up with
-	// different keys; the loser reads the winner's.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole or not at all: two processes creating the key at once
+	// must not end up with different keys; the loser reads the winner's.
+	err = atomicfile.WriteNew(path, b, 0o600)
 	if errors.Is(err, os.ErrExist) {
 		return LoadOrCreateKey(path)
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("create secrets key: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return Key{}, fmt.Errorf("write secrets key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return Key{}, fmt.Errorf("write secrets key: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return Key{}, fmt.Errorf("write secrets key: %w", err)
 	}
 	return Key{b}, nil
 }

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/nokstream/nokstream/internal/atomicfile"
 )
 
 // Credentials are the secrets of the demo world, kept between runs in a
@@ -62,8 +64,8 @@ func LoadCredentials(path string) (*Credentials, error) {
 	return c, nil
 }
 
-// Save writes the credentials to path with mode 0600: to a temporary file
-// of the same directory, synced, then renamed over the old one.
+// Save writes the credentials to path with mode 0600, atomically: a crash
+// leaves the old file or the new one.
 func (c *Credentials) Save(path string) error {
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
@@ -73,23 +75,7 @@ func (c *Credentials) Save(path string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save demo credentials: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("save demo credentials: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save demo credentials: %w", err)
 	}
 	return nil

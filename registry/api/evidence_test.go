@@ -17,7 +17,7 @@ import (
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
-	"github.com/nokstream/nokstream/internal/evidence/seal"
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/store"
 )
@@ -211,21 +211,21 @@ func archive(t *testing.T, e *env, site, device, source string) {
 	stream, initKey := site+"/"+device, site+"/"+device+"/init-a.mp4"
 	initBytes, initSHA := read(initKey)
 	keep := examEnd.Add(5 * 365 * 24 * time.Hour)
-	prev := strings.Repeat("0", 64)
+	prev := chain.Zero
 	for i := range int64(6) {
 		key := fmt.Sprintf("%s/%06d.m4s", stream, i)
 		n, sum := read(key)
-		chain, err := seal.Link(prev, sum)
+		link, err := chain.Next(prev, sum)
 		must(t, err)
 		start := examStart.Add(time.Hour + time.Duration(i)*6*time.Second)
 		seg := store.ArchiveObject{Key: key, Kind: store.ArchiveSegment, StreamID: stream, Site: site, Device: device, Source: source,
-			Sequence: i, Start: start, End: start.Add(6 * time.Second), Bytes: n, SHA256: sum, PrevChain: prev, Chain: chain,
+			Sequence: i, Start: start, End: start.Add(6 * time.Second), Bytes: n, SHA256: sum, PrevChain: prev, Chain: link,
 			InitKey: initKey, SegmentID: fmt.Sprintf("%s-%s-%d", site, device, i), Verified: true, RetainUntil: keep, Rule: "test",
 			DecidedAt: e.clock.Now()}
 		init := store.ArchiveObject{Key: initKey, Kind: store.ArchiveInit, StreamID: stream, Site: site, Device: device, Source: source,
 			Start: seg.Start, End: seg.End, Bytes: initBytes, SHA256: initSHA, Verified: true, RetainUntil: keep, Rule: "test",
 			DecidedAt: e.clock.Now()}
-		must(t, e.store.SaveArchivedSegment(ctx, seg, init, store.StreamChain{StreamID: stream, Sequence: i, Chain: chain, SegmentID: seg.SegmentID}))
-		prev = chain
+		must(t, e.store.SaveArchivedSegment(ctx, seg, init, store.StreamChain{StreamID: stream, Sequence: i, Chain: link, SegmentID: seg.SegmentID}))
+		prev = link
 	}
 }

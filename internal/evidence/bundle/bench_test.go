@@ -13,12 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
@@ -51,7 +51,7 @@ func newFixture(tb testing.TB, streams, segments, segSize int) *fixture {
 			tb.Fatal(err)
 		}
 		entries = append(entries, seal.Entry{Kind: seal.KindInit, Key: ikey, Size: int64(len(init)), SHA256: hexSum(init), Stream: stream})
-		prev := strings.Repeat("0", 64)
+		prev := chain.Zero
 		for i := range segments {
 			b := make([]byte, segSize+i%997)
 			_, _ = rng.Read(b)
@@ -60,11 +60,11 @@ func newFixture(tb testing.TB, streams, segments, segSize int) *fixture {
 				tb.Fatal(err)
 			}
 			sum := hexSum(b)
-			chain, _ := seal.Link(prev, sum)
+			link, _ := chain.Next(prev, sum)
 			entries = append(entries, seal.Entry{Kind: seal.KindSegment, Key: key, Size: int64(len(b)), SHA256: sum, Stream: stream,
 				Sequence: int64(i), Start: t0.Add(time.Duration(i) * 6 * time.Second), End: t0.Add(time.Duration(i+1) * 6 * time.Second),
-				PrevChain: prev, Chain: chain, Init: ikey})
-			prev = chain
+				PrevChain: prev, Chain: link, Init: ikey})
+			prev = link
 		}
 	}
 	m := &seal.Manifest{ExamID: "e1", CandidateID: "c1", Version: 1, SealedAt: t0, Site: "site1", WindowStart: t0,

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/nokstream/nokstream/internal/atomicfile"
 )
 
 // KeyID names a public key: the first 16 hex digits of the SHA-256 of its
@@ -44,23 +46,14 @@ func LoadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create seal key: %w", err)
 	}
-	// O_EXCL: if another process created it meanwhile, use that one.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole or not at all, and only if no other process created it
+	// meanwhile: then that one is used.
+	err = atomicfile.WriteNew(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return LoadOrCreateKey(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create seal key: %w", err)
-	}
-	_, err = f.Write(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create seal key %s: %w", path, err)
 	}
 	return priv, nil
 }

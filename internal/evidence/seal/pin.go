@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+
+	"github.com/nokstream/nokstream/internal/atomicfile"
 )
 
 // A verifier's machine may pin the archive's public key: keep it, once
@@ -45,25 +47,14 @@ func LoadPinnedKey(path string) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
-// PinKey writes pub, as PEM, to path, replacing any key pinned there: to a
-// temporary file beside it, synced, then renamed, so that a crash leaves
-// the old key or the new one.
+// PinKey writes pub, as PEM, to path, replacing any key pinned there
+// atomically: a crash leaves the old key or the new one.
 func PinKey(path string, pub ed25519.PublicKey) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("pin key: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".seal.pub-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, MarshalPublicKey(pub), 0o644); err != nil {
 		return fmt.Errorf("pin key: %w", err)
-	}
-	defer os.Remove(f.Name()) // Gone once renamed.
-	_, err = f.Write(MarshalPublicKey(pub))
-	err = errors.Join(err, f.Chmod(0o644), f.Sync(), f.Close())
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("pin key %s: %w", path, err)
 	}
 	return nil
 }

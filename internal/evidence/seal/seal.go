@@ -48,6 +48,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 )
 
 // Format is the value of Manifest.Format.
@@ -330,23 +332,6 @@ func Verify(manifest, signature []byte, key ed25519.PublicKey) error {
 	return nil
 }
 
-// Link returns the chain value that follows prev for a segment whose SHA-256
-// is sha: hex SHA-256(prev bytes || sha bytes), as ingest computes it.
-func Link(prevHex, shaHex string) (string, error) {
-	prev, err := hex.DecodeString(prevHex)
-	if err != nil || len(prev) != sha256.Size {
-		return "", fmt.Errorf("bad chain value %q", prevHex)
-	}
-	sum, err := hex.DecodeString(shaHex)
-	if err != nil || len(sum) != sha256.Size {
-		return "", fmt.Errorf("bad sha256 %q", shaHex)
-	}
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(sum)
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // Breaks returns where consecutive media segments of a stream in entries
 // (canonical order) do not link: a sequence is skipped, or a segment's
 // prev_chain is not the chain value of the one before, or its chain value is
@@ -359,7 +344,7 @@ func Breaks(entries []Entry) []Gap {
 		if e.Kind != KindSegment {
 			continue
 		}
-		if want, err := Link(e.PrevChain, e.SHA256); err != nil || want != e.Chain {
+		if want, err := chain.Next(e.PrevChain, e.SHA256); err != nil || want != e.Chain {
 			gaps = append(gaps, Gap{Stream: e.Stream, After: e.Sequence - 1, Next: e.Sequence,
 				Detail: fmt.Sprintf("segment %d: chain value does not follow from its prev_chain and sha256", e.Sequence)})
 		}

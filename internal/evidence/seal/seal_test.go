@@ -13,21 +13,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 func entries(n int) []seal.Entry {
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	prev := strings.Repeat("0", 64)
+	prev := chain.Zero
 	out := []seal.Entry{{Kind: seal.KindInit, Key: "raw/s/cam1/init/a.mp4", Size: 10, SHA256: strings.Repeat("a", 64), Stream: "s/cam1"}}
 	for i := range n {
 		sum := sha256.Sum256([]byte{byte(i)})
 		sha := hex.EncodeToString(sum[:])
-		chain, _ := seal.Link(prev, sha)
+		link, _ := chain.Next(prev, sha)
 		out = append(out, seal.Entry{Kind: seal.KindSegment, Key: fmt.Sprintf("raw/s/cam1/%010d.m4s", i), Size: 100, SHA256: sha,
 			Stream: "s/cam1", Sequence: int64(i), Start: t0.Add(time.Duration(i) * 6 * time.Second),
-			End: t0.Add(time.Duration(i+1) * 6 * time.Second), PrevChain: prev, Chain: chain, Init: "raw/s/cam1/init/a.mp4"})
-		prev = chain
+			End: t0.Add(time.Duration(i+1) * 6 * time.Second), PrevChain: prev, Chain: link, Init: "raw/s/cam1/init/a.mp4"})
+		prev = link
 	}
 	return out
 }

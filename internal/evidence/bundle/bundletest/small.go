@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
@@ -36,7 +36,7 @@ func Small(dir, cand, purpose string, key ed25519.PrivateKey) ([]byte, error) {
 	}
 	entries := []seal.Entry{{Kind: seal.KindInit, Key: ikey, Size: int64(len(init)), SHA256: sha256Hex(init), Stream: stream,
 		Start: t0, End: t0.Add(24 * time.Second)}}
-	prev := strings.Repeat("0", 64)
+	prev := chain.Zero
 	for i := range 4 {
 		b := []byte(fmt.Sprintf("moof mdat: segment %d of site1/cam1", i))
 		key := fmt.Sprintf("raw/site1/cam1/2026-03-02/%010d-x.m4s", i)
@@ -44,14 +44,14 @@ func Small(dir, cand, purpose string, key ed25519.PrivateKey) ([]byte, error) {
 			return nil, fmt.Errorf("small bundle: %w", err)
 		}
 		sum := sha256Hex(b)
-		chain, err := seal.Link(prev, sum)
+		link, err := chain.Next(prev, sum)
 		if err != nil {
 			return nil, fmt.Errorf("small bundle: %w", err)
 		}
 		entries = append(entries, seal.Entry{Kind: seal.KindSegment, Key: key, Size: int64(len(b)), SHA256: sum, Stream: stream,
 			Sequence: int64(i), Start: t0.Add(time.Duration(i) * 6 * time.Second), End: t0.Add(time.Duration(i+1) * 6 * time.Second),
-			PrevChain: prev, Chain: chain, Init: ikey})
-		prev = chain
+			PrevChain: prev, Chain: link, Init: ikey})
+		prev = link
 	}
 	m := &seal.Manifest{ExamID: "e1", CandidateID: cand, Version: 1, SealedAt: t0.Add(time.Hour), Site: "site1", WindowStart: t0,
 		WindowEnd: t0.Add(time.Hour), Result: "certificate", Entries: entries}
