@@ -68,4 +68,45 @@ func cabinetNARK(t *testing.T, c *cabinet) {
 	if len(seen) != 2 || seen[0] != "false:" || seen[1] != "true:уволен из совета" {
 		t.Errorf("expert9's suspensions in the API's trail, newest first: %v", seen)
 	}
+
+	// A site suspended on the organisations list: its user's session ends
+	// at once and the user cannot log in; the site's row and trail show the
+	// suspension; after the reactivation the user logs in again.
+	pw2 := cli(t, c.in.env, "user", "add", "--role", "site", "--org", "site2", "site2-head")
+	head := login(t, c.w.base, "site2-head", pw2)
+	headPW := "e2e-" + pw2 + "-changed"
+	c.open(t, "nav-accounts")
+	c.run(t, "find site2", chromedp.SendKeys("#o-q", "site2"), chromedp.Click("#o-search"),
+		chromedp.WaitVisible(`#orgs[data-total="1"] tr[data-org="site:site2"]`))
+	c.accessible(t, "NARK's accounts and organisations")
+	c.run(t, "suspend site2", chromedp.SendKeys(`tr[data-org="site:site2"] input.reason`, "проверка НАРК"),
+		chromedp.Click(`tr[data-org="site:site2"] button.suspend`), chromedp.WaitVisible(`tr[data-org="site:site2"][data-suspended="true"]`))
+	head.do("GET", "/api/v1/auth/me", nil, http.StatusUnauthorized, nil)
+	(&api{t: t, base: c.w.base}).do("POST", "/api/v1/auth/login", map[string]string{"login": "site2-head", "password": headPW}, http.StatusUnauthorized, nil)
+	screenshot(t, c.ctx, "cabinet-nark-accounts")
+	c.run(t, "reactivate site2", chromedp.Click(`tr[data-org="site:site2"] button.reactivate`),
+		chromedp.WaitVisible(`tr[data-org="site:site2"][data-suspended="false"]`))
+	login(t, c.w.base, "site2-head", headPW)
+	var orgTrail []struct {
+		Action, Actor string
+		Detail        struct{ Suspended bool }
+	}
+	c.nark.do("GET", "/api/v1/audit?org=site2&limit=50", nil, http.StatusOK, &orgTrail)
+	var suspensions []string
+	for _, e := range orgTrail {
+		if e.Action == "org.suspension" {
+			suspensions = append(suspensions, e.Actor+":"+strconv.FormatBool(e.Detail.Suspended))
+		}
+	}
+	if len(suspensions) != 2 || suspensions[0] != "operator:false" || suspensions[1] != "operator:true" {
+		t.Errorf("site2's suspensions in the API's trail, newest first: %v", suspensions)
+	}
+
+	// The account list is searched on the server: one account found, and
+	// suspended from its row.
+	c.run(t, "find site2-head", chromedp.SendKeys("#u-q", "site2-h"), chromedp.Click("#u-search"),
+		chromedp.WaitVisible(`#accounts[data-total="1"] tr[data-login="site2-head"]`))
+	c.run(t, "suspend site2-head", chromedp.SendKeys(`tr[data-login="site2-head"] input.reason`, "уволен"),
+		chromedp.Click(`tr[data-login="site2-head"] button.suspend`), chromedp.WaitVisible(`tr[data-login="site2-head"][data-disabled="true"]`))
+	(&api{t: t, base: c.w.base}).do("POST", "/api/v1/auth/login", map[string]string{"login": "site2-head", "password": headPW}, http.StatusUnauthorized, nil)
 }

@@ -177,15 +177,18 @@ func userCommand(_ *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage staff users"}
 	var d deps
 	var role, org string
+	var orgAdmin bool
 	add := &cobra.Command{
-		Use:   "add --role ROLE [--org ID] <login>",
+		Use:   "add --role ROLE [--org ID] [--admin] <login>",
 		Short: "Create a user and print a temporary password",
 		Long: `Create a user and print a temporary password on standard output.
 
 The user must change it at first login (POST /api/v1/auth/password).
 Roles: nark, council, center, site, expert. A council, center or site user
 names the organisation they belong to with --org; an expert may name a
-council or center; a NARK operator none.`,
+council or center; a NARK operator none. --admin makes a council, center
+or site user the admin of their organisation's accounts: they list them and
+disable or enable them (GET /api/v1/users, POST /api/v1/users/{login}/suspension).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := d.openStore(cmd.Context(), true)
@@ -200,7 +203,12 @@ council or center; a NARK operator none.`,
 			if err != nil {
 				return err
 			}
-			if err := auditCLI(cmd.Context(), st, "user.add", args[0], map[string]any{"role": role, "org": org}); err != nil {
+			if orgAdmin {
+				if err := st.SetOrgAdmin(cmd.Context(), args[0], true); err != nil {
+					return err
+				}
+			}
+			if err := auditCLI(cmd.Context(), st, "user.add", args[0], map[string]any{"role": role, "org": org, "org_admin": orgAdmin}); err != nil {
 				return err
 			}
 			fmt.Println(pw)
@@ -211,6 +219,7 @@ council or center; a NARK operator none.`,
 	d.dbFlag(add)
 	add.Flags().StringVar(&role, "role", "", "role: nark, council, center, site, expert (required)")
 	add.Flags().StringVar(&org, "org", "", "organisation: the council, center or site of the user (none for nark; optional for expert)")
+	add.Flags().BoolVar(&orgAdmin, "admin", false, "the user manages the accounts of their organisation (council, center or site users)")
 	_ = add.MarkFlagRequired("role")
 	var rd deps
 	reset := &cobra.Command{

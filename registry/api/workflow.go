@@ -26,7 +26,7 @@ type workflowStore interface {
 	Identity(ctx context.Context, exam, candidate string) (store.IdentityCheck, error)
 
 	RecordConsent(ctx context.Context, c *store.Consent) error
-	SetUserDisabled(ctx context.Context, login string, disabled bool) error
+	accountsStore // accounts and organisations: accounts.go
 }
 
 // PublicChecksPerMinute is how many public certificate checks one client
@@ -57,7 +57,7 @@ func (s *Server) workflowRoutes() {
 
 	s.route("POST /api/v1/centers", authBearer, s.createCenter)
 	s.route("POST /api/v1/sites", authBearer, s.createSite)
-	s.route("POST /api/v1/users/{login}/suspension", authBearer, s.suspendUser)
+	s.accountRoutes()
 }
 
 // listCards handles GET /api/v1/exams/{exam}/cards: the exam's result

@@ -52,9 +52,6 @@ var workflowMatrix = map[string]access{
 		body: func(_ *world, o *org) any {
 			return map[string]any{"id": o.site + "-new", "center": o.center, "name": "Новая ЭП"}
 		}},
-	// Reactivating an active account changes nothing the other rows need.
-	"POST /api/v1/users/{login}/suspension": {kind: kindRole, path: fixed("/api/v1/users/center1/suspension"), do: []string{store.RoleNARK},
-		body: jsonBody(map[string]any{"suspended": false})},
 }
 
 var identityRoles = []string{store.RoleNARK, store.RoleCouncil, store.RoleCenter, store.RoleSite}

@@ -43,15 +43,30 @@ type User struct {
 	PasswordChangedAt  time.Time
 	CreatedAt          time.Time
 	Disabled           bool
+	// DisabledBy is the role of whoever disabled the account (RoleNARK or
+	// the role of the organisation's admin), "" when it is not disabled.
+	DisabledBy string
+	// OrgAdmin is set for a user who manages the accounts of their
+	// organisation (SetUserDisabledBy).
+	OrgAdmin bool
+	// OrgSuspended is set while NARK has suspended the user's organisation
+	// (SetOrgSuspended): the user can neither log in nor use a session.
+	OrgSuspended bool
 }
 
 // userColumns are the columns scanUser reads, in its order.
-const userColumns = `u.id, u.login, u.role, coalesce(u.org_id, ''), u.must_change_password, u.password_changed_at, u.created_at, u.disabled`
+const userColumns = `u.id, u.login, u.role, coalesce(u.org_id, ''), u.must_change_password, u.password_changed_at, u.created_at, u.disabled,
+	u.disabled_by, u.org_admin, org_suspended(u.role, u.org_id)`
+
+// userActive is the condition on users u of a user who may log in and use
+// a session: not disabled, and their organisation not suspended.
+const userActive = `NOT u.disabled AND NOT org_suspended(u.role, u.org_id)`
 
 // scanUser scans userColumns (and then extra) into a User.
 func scanUser(row pgx.Row, extra ...any) (User, error) {
 	var u User
-	dest := append([]any{&u.ID, &u.Login, &u.Role, &u.OrgID, &u.MustChangePassword, &u.PasswordChangedAt, &u.CreatedAt, &u.Disabled}, extra...)
+	dest := append([]any{&u.ID, &u.Login, &u.Role, &u.OrgID, &u.MustChangePassword, &u.PasswordChangedAt, &u.CreatedAt, &u.Disabled,
+		&u.DisabledBy, &u.OrgAdmin, &u.OrgSuspended}, extra...)
 	err := row.Scan(dest...)
 	return u, err
 }
@@ -128,18 +143,38 @@ func (s *Store) ResetPassword(ctx context.Context, login string) (tempPassword s
 	return tempPassword, nil
 }
 
-// SetUserDisabled disables (or enables again) the user login. Disabling
-// ends every session of the user, and with them the signed links they
-// made. A missing user is ErrNotFound.
+// SetUserDisabled disables (or enables again) the user login as NARK
+// does. Disabling ends every session of the user, and with them the signed
+// links they made. A missing user is ErrNotFound.
 func (s *Store) SetUserDisabled(ctx context.Context, login string, disabled bool) error {
+	return s.SetUserDisabledBy(ctx, login, disabled, RoleNARK, "")
+}
+
+// SetUserDisabledBy disables (or enables again) the user login on behalf
+// of a user of role byRole. With org not "", the user must belong to
+// organisation org (ErrNotFound otherwise): an organisation's admin
+// manages its own users only, and may not enable an account that NARK
+// disabled (ErrState). Disabling ends every session of the user at once.
+func (s *Store) SetUserDisabledBy(ctx context.Context, login string, disabled bool, byRole, org string) error {
 	login = normalizeLogin(login)
+	by := ""
+	if disabled {
+		by = byRole
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var id int64
-		err := tx.QueryRow(ctx, `UPDATE users SET disabled = $2 WHERE login = $1 RETURNING id`, login, disabled).Scan(&id)
+		var was string
+		err := tx.QueryRow(ctx, `SELECT id, disabled_by FROM users WHERE login = $1 AND ($2 = '' OR org_id = $2) FOR UPDATE`, login, org).Scan(&id, &was)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
-		if err != nil || !disabled {
+		if err != nil {
+			return err
+		}
+		if byRole != RoleNARK && was == RoleNARK {
+			return fmt.Errorf("%w: NARK suspended this account; only NARK reactivates it", ErrState)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE users SET disabled = $2, disabled_by = $3 WHERE id = $1`, id, disabled, by); err != nil || !disabled {
 			return err
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id)
@@ -152,8 +187,8 @@ func (s *Store) SetUserDisabled(ctx context.Context, login string, disabled bool
 }
 
 // Login checks a login and password and returns the user. A missing user, a
-// wrong password and a disabled user are all ErrBadCredentials, and take the
-// same time.
+// wrong password, a disabled user and one of a suspended organisation are
+// all ErrBadCredentials, and take the same time.
 func (s *Store) Login(ctx context.Context, login, password string) (User, error) {
 	login = normalizeLogin(login)
 	var phc string
@@ -176,7 +211,7 @@ func (s *Store) Login(ctx context.Context, login, password string) (User, error)
 	if err != nil {
 		return User{}, fmt.Errorf("log in user %d: %w", u.ID, err)
 	}
-	if !ok || u.Disabled {
+	if !ok || u.Disabled || u.OrgSuspended {
 		return User{}, fmt.Errorf("log in: %w", ErrBadCredentials)
 	}
 	return u, nil
@@ -285,11 +320,12 @@ func (s *Store) CreateSession(ctx context.Context, id int64, now time.Time, ttl 
 }
 
 // UserByToken returns the user whose session token is token. An unknown or
-// expired (at now) token, or a disabled user, is ErrBadCredentials.
+// expired (at now) token, a disabled user or one of a suspended
+// organisation is ErrBadCredentials.
 func (s *Store) UserByToken(ctx context.Context, token string, now time.Time) (User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx,
 		`SELECT `+userColumns+` FROM sessions s JOIN users u ON u.id = s.user_id
-		 WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT u.disabled`,
+		 WHERE s.token_hash = $1 AND s.expires_at > $2 AND `+userActive,
 		tokenHash(token), now))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, fmt.Errorf("check session token: %w", ErrBadCredentials)
@@ -306,7 +342,7 @@ func (s *Store) SessionByToken(ctx context.Context, token string, now time.Time)
 	var sid int64
 	u, err := scanUser(s.pool.QueryRow(ctx,
 		`SELECT `+userColumns+`, s.id FROM sessions s JOIN users u ON u.id = s.user_id
-		 WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT u.disabled`,
+		 WHERE s.token_hash = $1 AND s.expires_at > $2 AND `+userActive,
 		tokenHash(token), now), &sid)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, 0, fmt.Errorf("check session token: %w", ErrBadCredentials)
@@ -319,11 +355,12 @@ func (s *Store) SessionByToken(ctx context.Context, token string, now time.Time)
 
 // UserBySession returns user uid if session sid is still one of theirs:
 // not ended by logout, a password change or reset, and the user not
-// disabled. Otherwise it is ErrBadCredentials.
+// disabled, nor their organisation suspended. Otherwise it is
+// ErrBadCredentials.
 func (s *Store) UserBySession(ctx context.Context, sid, uid int64) (User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx,
 		`SELECT `+userColumns+` FROM sessions s JOIN users u ON u.id = s.user_id
-		 WHERE s.id = $1 AND s.user_id = $2 AND NOT u.disabled`, sid, uid))
+		 WHERE s.id = $1 AND s.user_id = $2 AND `+userActive, sid, uid))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, fmt.Errorf("check session %d: %w", sid, ErrBadCredentials)
 	}

@@ -32,7 +32,7 @@ const actions = {
   'evidence.dispose': 'удаление записей без результата', 'playlist.get': 'просмотр записи', 'master.get': 'просмотр записи', 'media.get': 'загрузка сегмента',
   'segments.list': 'список сегментов', 'observations.list': 'наблюдения', 'thumbnails.get': 'миниатюры', 'review.mark': 'отметка эксперта',
   'review.verdict': 'заключение эксперта', 'audit.read': 'чтение журнала', 'user.add': 'учётная запись создана',
-  'user.suspension': 'приостановка или восстановление учётной записи',
+  'user.suspension': 'приостановка или восстановление учётной записи', 'org.suspension': 'приостановка или восстановление организации',
 };
 
 function row(e) {

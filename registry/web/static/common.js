@@ -111,6 +111,7 @@ Object.assign(NS.dict.en, {
   'Экзаменов нет': 'No exams', 'Загрузка…': 'Loading…', 'Сохранено': 'Saved', 'Сохранить': 'Save', 'Поиск': 'Search', 'Изменить': 'Edit',
   'теория': 'theory', 'практика': 'practice', 'Неверный логин или пароль': 'Wrong login or password',
   'Слишком много попыток, подождите': 'Too many attempts, please wait', 'Пароли не совпадают': 'The passwords differ',
+  'Учётные записи': 'Accounts',
 });
 NS.roleNames = {nark: 'Национальное агентство (НАРК)', council: 'Совет по профессиональным квалификациям', center: 'Центр оценки квалификаций',
   site: 'Экзаменационная площадка', expert: 'Эксперт'};
@@ -123,7 +124,7 @@ NS.navItems = {
     ['orgs.html', 'nav-orgs', 'Центры и площадки'], ['retention.html', 'nav-retention', 'Хранение записей']],
   site: [['home.html', 'nav-home', 'Экзамены'], ['site.html', 'nav-site', 'Пульт площадки']],
   nark: [['home.html', 'nav-home', 'Экзамены'], ['results.html', 'nav-results', 'Проверка результатов'], ['register.html', 'nav-register', 'Реестр'],
-    ['orgs.html', 'nav-orgs', 'Организации'], ['audit.html', 'nav-audit', 'Журнал аудита']],
+    ['orgs.html', 'nav-orgs', 'Организации'], ['accounts.html', 'nav-accounts', 'Учётные записи'], ['audit.html', 'nav-audit', 'Журнал аудита']],
 };
 NS.addNav = (role, item, before) => {
   const list = NS.navItems[role];
@@ -166,6 +167,8 @@ NS.start = async () => {
   if (out && !out.dataset.bound) { out.dataset.bound = '1'; out.addEventListener('click', NS.logout); }
   const me = await NS.api('GET', '/api/v1/auth/me');
   NS.me = me;
+  // An organisation's admin manages its accounts.
+  if (me.org_admin) NS.addNav(me.role, ['accounts.html', 'nav-accounts', 'Учётные записи']);
   const who = document.getElementById('who');
   if (who) {
     who.textContent = me.login;
@@ -290,3 +293,24 @@ NS.openDocument = async (doc, target) => {
   return url;
 };
 NS.docKinds = {passport: 'паспорт', snils: 'СНИЛС', diploma: 'диплом', application: 'заявление', consent: 'согласие', other: 'другое', photo: 'фото'};
+
+// NS.serverPager shows the pager of a list the API pages ({total, limit,
+// offset}) after table; go(offset) loads another page.
+NS.serverPager = (table, page, go) => {
+  let pager = table.nextElementSibling;
+  if (!pager || !pager.classList.contains('pager')) {
+    pager = NS.el('nav', {class: 'pager', 'aria-label': NS.t('Страницы')});
+    table.after(pager);
+  }
+  pager.textContent = '';
+  const pages = Math.max(1, Math.ceil(page.total / page.limit)), at = Math.floor(page.offset / page.limit);
+  table.dataset.total = String(page.total);
+  if (pages <= 1) return;
+  const prev = NS.el('button', {type: 'button', class: 'btn small light prev'}, NS.t('Назад'));
+  const next = NS.el('button', {type: 'button', class: 'btn small light next'}, NS.t('Вперёд'));
+  prev.disabled = at === 0;
+  next.disabled = at >= pages - 1;
+  prev.addEventListener('click', () => go(Math.max(0, page.offset - page.limit)));
+  next.addEventListener('click', () => go(page.offset + page.limit));
+  pager.append(prev, ' ', NS.el('span', {class: 'muted', 'aria-live': 'polite'}, NS.t('стр.') + ' ' + (at + 1) + ' ' + NS.t('из') + ' ' + pages), ' ', next);
+};

@@ -1,0 +1,26 @@
+package api_test
+
+import "github.com/nokstream/nokstream/registry/store"
+
+// accountsMatrix is the expected access of the routes of accounts and
+// organisations (accounts.go), merged into the access matrix. The world's
+// users are no organisation's admins: only NARK manages accounts here
+// (TestOrgAdminAccounts covers the admins).
+var accountsMatrix = map[string]access{
+	"GET /api/v1/users": {kind: kindRole, path: fixed("/api/v1/users?q=center&limit=5"), do: []string{store.RoleNARK}},
+	// Reactivating an active account changes nothing the other rows need.
+	"POST /api/v1/users/{login}/suspension": {kind: kindRole, path: fixed("/api/v1/users/center1/suspension"), do: []string{store.RoleNARK},
+		body: jsonBody(map[string]any{"suspended": false})},
+	"GET /api/v1/organisations": {kind: kindRole, path: fixed("/api/v1/organisations"),
+		do: []string{store.RoleNARK, store.RoleCouncil, store.RoleCenter}},
+	// Reactivating an active organisation changes nothing either.
+	"POST /api/v1/organisations/{kind}/{id}/suspension": {kind: kindRole, path: fixed("/api/v1/organisations/center/center1/suspension"),
+		do: []string{store.RoleNARK}, body: jsonBody(map[string]any{"suspended": false})},
+}
+
+var _ = func() bool {
+	for route, a := range accountsMatrix {
+		matrix[route] = a
+	}
+	return true
+}()
