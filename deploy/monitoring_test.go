@@ -310,15 +310,18 @@ func scrapeAll(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	bin := nokstreamBinary(t)
 	dsn := testenv.Postgres(t)
-	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	// Every address on port 0: the service writes the ports it was given
+	// to --addr-file once its listeners are open.
+	addrFile := filepath.Join(t.TempDir(), "addrs.json")
 	cmd := exec.Command(bin, "all",
 		"--db", dsn, "--data", t.TempDir(),
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		"--admin-addr", admin,
-		"--rtsp-addr", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		"--http-addr", "127.0.0.1:0",
+		"--admin-addr", "127.0.0.1:0",
+		"--rtsp-addr", "127.0.0.1:0",
 		"--rtp-addr", "", "--rtcp-addr", "",
-		"--rtsps-addr", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		"--webrtc-udp-addr", fmt.Sprintf("127.0.0.1:%d", testenv.FreeUDPPort(t)),
+		"--rtsps-addr", "127.0.0.1:0",
+		"--webrtc-udp-addr", "127.0.0.1:0",
+		"--addr-file", addrFile,
 		"--log-level", "warn")
 	cmd.Env = cleanEnv()
 	log := &lockedBuffer{}
@@ -337,6 +340,17 @@ func scrapeAll(t *testing.T) map[string]*dto.MetricFamily {
 		}
 	})
 
+	var addrs map[string]string
+	testenv.WaitFor(t, 90*time.Second, "nokstream all to write its addresses", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("nokstream all exited: %v\n%s", err, log.String())
+		default:
+		}
+		b, err := os.ReadFile(addrFile)
+		return err == nil && json.Unmarshal(b, &addrs) == nil
+	})
+	admin := addrs["admin"]
 	var body string
 	testenv.WaitFor(t, 90*time.Second, "nokstream all to be ready on "+admin, func() bool {
 		select {

@@ -67,10 +67,12 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	// admin is the service's admin address (--admin-addr): /metrics and
-	// /readyz are there, not on its public port.
-	admin string
-	log   *bytes.Buffer
-	mu    *sync.Mutex
+	// /readyz are there, not on its public port. Without one in the
+	// arguments it is on port 0, and adminAddr learns it from addrFile.
+	admin    string
+	addrFile string
+	log      *bytes.Buffer
+	mu       *sync.Mutex
 	// stopping is set before the test stops the process on purpose.
 	stopping bool
 	// done is closed when the process has exited; err is how.
@@ -103,8 +105,10 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 		}
 	}
 	if p.admin == "" {
-		p.admin = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-		args = append(args, "--admin-addr", p.admin)
+		// Port 0: the service writes the port it got to --addr-file once
+		// its listeners are open, and adminAddr reads it there.
+		p.addrFile = filepath.Join(t.TempDir(), "addrs.json")
+		args = append(args, "--admin-addr", "127.0.0.1:0", "--addr-file", p.addrFile)
 	}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), env...)
@@ -195,17 +199,40 @@ func (p *proc) stop(sig syscall.Signal) {
 	}
 }
 
+// adminAddr returns the service's admin address, once the service has
+// written it to its --addr-file (the test fails if it exits first).
+func (p *proc) adminAddr() string {
+	p.t.Helper()
+	if p.admin != "" {
+		return p.admin
+	}
+	testenv.WaitFor(p.t, 60*time.Second, p.name+" to write its addresses", func() bool {
+		if ok, err := p.exited(); ok {
+			p.t.Fatalf("%s exited: %v\n%s", p.name, err, p.output())
+		}
+		b, err := os.ReadFile(p.addrFile)
+		var addrs map[string]string
+		if err != nil || json.Unmarshal(b, &addrs) != nil || addrs["admin"] == "" {
+			return false
+		}
+		p.admin = addrs["admin"]
+		return true
+	})
+	return p.admin
+}
+
 // waitReady waits until a service's /readyz answers 200 on its admin
 // address, then checks what each address serves: the public port (addr)
 // answers /healthz and nothing of the service's insides (/metrics, /readyz:
 // 404), and the admin address serves the metrics.
 func waitReady(t *testing.T, p *proc, addr string) {
 	t.Helper()
+	admin := p.adminAddr()
 	testenv.WaitFor(t, 30*time.Second, p.name+" to be ready", func() bool {
 		if ok, err := p.exited(); ok {
 			t.Fatalf("%s exited: %v\n%s", p.name, err, p.output())
 		}
-		resp, err := http.Get("http://" + p.admin + "/readyz")
+		resp, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -220,8 +247,8 @@ func waitReady(t *testing.T, p *proc, addr string) {
 		{addr, "/metrics", http.StatusNotFound},
 		{addr, "/readyz", http.StatusNotFound},
 		{addr, "/debug/pprof/", http.StatusNotFound},
-		{p.admin, "/metrics", http.StatusOK},
-		{p.admin, "/healthz", http.StatusOK},
+		{admin, "/metrics", http.StatusOK},
+		{admin, "/healthz", http.StatusOK},
 	} {
 		resp, err := http.Get("http://" + c.addr + c.path)
 		if err != nil {

@@ -269,13 +269,16 @@ func runIngestBench(b *testing.B, clip string, n, secs int) benchResult {
 	}
 	defer bs.Close()
 	cfg := ingest.DefaultConfig(dir)
-	cfg.RTSP.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+	cfg.RTSP.Addr = "127.0.0.1:0"
 	cfg.RTSP.UDPRTPAddr, cfg.RTSP.UDPRTCPAddr = "", ""
+	cfg.WHIP.UDPAddr = "127.0.0.1:0"
 	cfg.Node = "bench"
 	svc, err := ingest.New(cfg, ingest.Deps{Checker: anyDevice{}, Blob: store, Publisher: bs, Log: log, Registry: reg, Now: time.Now})
 	if err != nil {
 		b.Fatal(err)
 	}
+	// New opened the listener: publishers may connect before Run.
+	cfg.RTSP.Addr = svc.Addrs().RTSP
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
@@ -283,7 +286,6 @@ func runIngestBench(b *testing.B, clip string, n, secs int) benchResult {
 		cancel()
 		<-done
 	}()
-	time.Sleep(200 * time.Millisecond) // the listener is up well before
 
 	cpu0 := cpuSeconds()
 	cmd := exec.Command(os.Args[0])

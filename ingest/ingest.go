@@ -5,6 +5,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -121,6 +122,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 	cont := observe.New(sp, cfg.Gap, d.Log, observe.NewMetrics(d.Registry), d.Now)
 	checker := access.NewCache(d.Checker, cfg.AuthCacheTTL, d.Now)
 	m := rtsp.NewMetrics(d.Registry)
+	// The transports open their sockets here: a port in use fails New,
+	// and Addrs knows every bound address before Run.
 	rs, err := rtsp.New(cfg.RTSP, checker, outputs, d.Log, m, d.Now, rtsp.Options{Continuity: cont, Gate: q.err})
 	if err != nil {
 		return nil, err
@@ -130,6 +133,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	wc.Segment = cfg.RTSP.Segment
 	s.whip, err = whip.New(wc, checker, outputs, d.Log, whip.NewMetrics(d.Registry), d.Now, whip.Options{Continuity: cont, Gate: q.err})
 	if err != nil {
+		_ = rs.Close()
 		return nil, err
 	}
 	if d.Pull != nil {
@@ -137,6 +141,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		pc.Segment = cfg.RTSP.Segment
 		s.puller, err = rtsp.NewPuller(pc, d.Pull, outputs, cont, d.Log, m, d.Now)
 		if err != nil {
+			_ = s.Close()
 			return nil, err
 		}
 	}
@@ -145,6 +150,37 @@ func New(cfg Config, d Deps) (*Service, error) {
 		d.Health.Add("ingest_spool_quota", func(context.Context) error { return q.err() })
 	}
 	return s, nil
+}
+
+// Addrs are the addresses the service's sockets are bound to; "" where a
+// socket is not configured.
+type Addrs struct {
+	RTSP, RTSPS string
+	// RTP and RTCP are RTSP over UDP's pair.
+	RTP, RTCP string
+	// WebRTCUDP is WHIP's one UDP media socket ("" with a port per
+	// session); WebRTCTCP its ICE-TCP listener.
+	WebRTCUDP, WebRTCTCP string
+}
+
+// Addrs returns the bound addresses of the sockets New opened (a port 0 in
+// the configuration is the port the kernel picked).
+func (s *Service) Addrs() Addrs {
+	a := Addrs{RTSP: s.rtsp.Addr(), RTSPS: s.rtsp.TLSAddr()}
+	a.RTP, a.RTCP = s.rtsp.UDPAddrs()
+	if u := s.whip.UDPAddr(); u != nil {
+		a.WebRTCUDP = u.String()
+	}
+	if t := s.whip.TCPAddr(); t != nil {
+		a.WebRTCTCP = t.String()
+	}
+	return a
+}
+
+// Close releases the sockets of a service whose Run was not called (Run
+// closes them itself on its way out).
+func (s *Service) Close() error {
+	return errors.Join(s.rtsp.Close(), s.whip.Close())
 }
 
 // Continuity returns the reporter of stream observations (start, stop,

@@ -48,8 +48,9 @@ func TestSpoolQuotaRefusesNewPublishers(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := ingest.DefaultConfig(dir)
-	cfg.RTSP.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg.RTSP.Addr = "127.0.0.1:0"
 	cfg.RTSP.UDPRTPAddr, cfg.RTSP.UDPRTCPAddr = "", ""
+	cfg.WHIP.UDPAddr = "127.0.0.1:0"
 	cfg.RTSP.Segment.SegmentDuration = 2 * time.Second
 	cfg.SpoolMaxBytes = 300 << 10
 	health := obs.NewHealth()
@@ -59,6 +60,7 @@ func TestSpoolQuotaRefusesNewPublishers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.RTSP.Addr = svc.Addrs().RTSP
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()

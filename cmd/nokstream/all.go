@@ -1,7 +1,7 @@
 package main
 
 import (
-	"context"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,7 +33,9 @@ adapters instead. Migrations are applied at start.`,
 				return err
 			}
 			defer p.close()
-			p.adminLoop = g.admin(log, "all", p.reg, p.health)
+			if err := p.openAdmin(g, "all"); err != nil {
+				return err
+			}
 			st, blobStore, b, reg, health := p.st, p.blob, p.bus, p.reg, p.health
 			pulls, err := fi.pullSource(storePulls(st), d.data, log.With("service", "ingest"))
 			if err != nil {
@@ -68,8 +70,9 @@ adapters instead. Migrations are applied at start.`,
 			if err != nil {
 				return err
 			}
-			return p.run(ctx, ing.Run, tc.Run, arc.Run, consume,
-				func(ctx context.Context) error { return serveHTTP(ctx, log, "all", fr.httpAddr, withWHIP(ing, h)) })
+			p.boundIngest(ing)
+			return p.serve(ctx, fr.httpAddr, map[string]http.Handler{"/whip/": ing.Handler(), "/": h},
+				ing.Run, tc.Run, arc.Run, consume)
 		},
 	}
 	d.dataFlag(cmd)

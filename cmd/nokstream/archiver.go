@@ -175,12 +175,14 @@ func archiverCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer p.close()
-			p.adminLoop = g.admin(log, "archiver", p.reg, p.health)
+			if err := p.openAdmin(g, "archiver"); err != nil {
+				return err
+			}
 			svc, err := archiverService(&f, d.data, p.st, p.blob, p.bus, log, p.reg)
 			if err != nil {
 				return err
 			}
-			return p.serve(ctx, log, "archiver", httpAddr, nil, svc.Run)
+			return p.serve(ctx, httpAddr, nil, svc.Run)
 		},
 	}
 	d.dataFlag(cmd)

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -19,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/nokstream/nokstream/ingest"
 	"github.com/nokstream/nokstream/ingest/access"
 	"github.com/nokstream/nokstream/ingest/rtsp"
 	"github.com/nokstream/nokstream/internal/blob"
@@ -248,29 +251,28 @@ func (p pullSource) PullDevices(ctx context.Context) ([]rtsp.PullDevice, error) 
 	return out, nil
 }
 
-// shutdownTimeout bounds the drain of an HTTP server on shutdown
-// (--shutdown-timeout).
-var shutdownTimeout = 10 * time.Second
+// defaultShutdownTimeout is --shutdown-timeout's default.
+const defaultShutdownTimeout = 10 * time.Second
 
-// serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
-func serveHTTP(ctx context.Context, log *slog.Logger, name, addr string, h http.Handler) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
-	}
+// defaultStopGrace is how long a service's loops may take beyond
+// --shutdown-timeout to return once what was still in flight was cut; after
+// it the process exits without them.
+const defaultStopGrace = 10 * time.Second
+
+// serveHTTP serves h on ln until ctx ends, then shuts down gracefully: it
+// stops accepting, lets the requests in flight finish for at most
+// --shutdown-timeout, and cuts what is left.
+func (p *process) serveHTTP(ctx context.Context, name string, ln net.Listener, h http.Handler) error {
 	// Deadlines against slow clients; media and evidence bundles stream.
 	srv := httpserver.New(h, httpserver.DefaultConfig(), api.Streaming)
-	log.Info("http listening", "service", name, "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case <-ctx.Done():
-		// Stop accepting, let the requests in flight finish, for at most
-		// --shutdown-timeout; then cut what is left.
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), p.shutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
-			log.Warn("requests still in flight at the shutdown timeout were cut", "service", name, "timeout", shutdownTimeout)
+			p.log.Warn("requests still in flight at the shutdown timeout were cut", "listener", name, "timeout", p.shutdownTimeout)
 			_ = srv.Close()
 		}
 		<-errc
@@ -281,7 +283,8 @@ func serveHTTP(ctx context.Context, log *slog.Logger, name, addr string, h http.
 }
 
 // process is what a service process opens before it runs: its metrics,
-// readiness checks and the shared dependencies, each with its check.
+// readiness checks, the shared dependencies, each with its check, and its
+// listeners.
 type process struct {
 	// adminLoop serves the admin address (--admin-addr).
 	adminLoop func(context.Context) error
@@ -290,7 +293,22 @@ type process struct {
 	st        *store.Store // nil unless asked for
 	blob      blob.Store
 	bus       bus.Bus
+
+	log *slog.Logger
+	// shutdownTimeout is --shutdown-timeout; stopGrace is how long the
+	// loops have beyond it (defaultStopGrace); addrFile is --addr-file.
+	shutdownTimeout, stopGrace time.Duration
+	addrFile                   string
+	// addrs are the bound addresses of the listeners, by name ("admin",
+	// "http", "rtsp", …), in the order they were opened.
+	addrs []boundAddr
+	// closers release the listeners if the process never runs (each is
+	// closed again, harmlessly, after it was served).
+	closers []io.Closer
 }
+
+// boundAddr is a listener's name and the address it is bound to.
+type boundAddr struct{ name, addr string }
 
 // openOpts says what a process needs.
 type openOpts struct {
@@ -302,7 +320,7 @@ type openOpts struct {
 // open opens what the process needs and registers their readiness checks.
 // close releases it.
 func (d *deps) open(ctx context.Context, log *slog.Logger, o openOpts) (*process, error) {
-	p := &process{reg: obs.NewRegistry(), health: obs.NewHealth()}
+	p := newProcess(log)
 	if o.store {
 		st, err := d.openStore(ctx, o.migrate)
 		if err != nil {
@@ -330,13 +348,105 @@ func (d *deps) open(ctx context.Context, log *slog.Logger, o openOpts) (*process
 	return p, nil
 }
 
+// newProcess returns a process with its metrics registry and readiness
+// checks, and nothing opened.
+func newProcess(log *slog.Logger) *process {
+	return &process{reg: obs.NewRegistry(), health: obs.NewHealth(), log: log, shutdownTimeout: defaultShutdownTimeout,
+		stopGrace: defaultStopGrace}
+}
+
 func (p *process) close() {
+	for _, c := range p.closers {
+		_ = c.Close()
+	}
 	if p.bus != nil {
 		_ = p.bus.Close()
 	}
 	if p.st != nil {
 		p.st.Close()
 	}
+}
+
+// listen opens a TCP listener now, before the process runs, so that a port
+// in use fails the start and port 0 gets a port the kernel picks, which
+// --addr-file and the log report.
+func (p *process) listen(name, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s on %s: %w", name, addr, err)
+	}
+	p.bound(name, ln.Addr().String())
+	p.closers = append(p.closers, ln)
+	return ln, nil
+}
+
+// bound records a listener's bound address ("" is not recorded).
+func (p *process) bound(name, addr string) {
+	if addr != "" {
+		p.addrs = append(p.addrs, boundAddr{name, addr})
+	}
+}
+
+// boundIngest records the sockets ingest opened, and releases them with the
+// process if it never runs.
+func (p *process) boundIngest(ing *ingest.Service) {
+	a := ing.Addrs()
+	p.bound("rtsp", a.RTSP)
+	p.bound("rtsps", a.RTSPS)
+	p.bound("rtp", a.RTP)
+	p.bound("rtcp", a.RTCP)
+	p.bound("webrtc_udp", a.WebRTCUDP)
+	p.bound("webrtc_tcp", a.WebRTCTCP)
+	p.closers = append(p.closers, ing)
+}
+
+// announce logs every bound address and writes them to --addr-file: a JSON
+// object of listener name to address, written to a temporary file and
+// renamed, so that a reader never sees half of it. A harness that starts the
+// service with port 0 reads its ports there.
+func (p *process) announce() error {
+	m := make(map[string]string, len(p.addrs))
+	for _, a := range p.addrs {
+		p.log.Info("listening", "listener", a.name, "addr", a.addr)
+		m[a.name] = a.addr
+	}
+	if p.addrFile == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(p.addrFile, append(b, '\n')); err != nil {
+		return fmt.Errorf("--addr-file: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes b to path through a temporary file in the same
+// directory, synced and renamed.
+func writeFileAtomic(path string, b []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // defaultAdminAddrs are the admin addresses of the services without
@@ -355,13 +465,19 @@ func (g *globalFlags) adminAddr(name string) string {
 	return defaultAdminAddrs[name]
 }
 
-// admin returns the loop that serves the admin address (--admin-addr, by
-// default on loopback): /metrics, /healthz, /readyz and, with --pprof, Go's
-// profiles. The public ports serve /healthz only.
-func (g *globalFlags) admin(log *slog.Logger, name string, reg *prometheus.Registry, health *obs.Health) func(context.Context) error {
-	addr := g.adminAddr(name)
+// openAdmin opens the admin address (--admin-addr, by default on loopback)
+// and sets the loop that serves it: /metrics, /healthz, /readyz and, with
+// --pprof, Go's profiles. The public ports serve /healthz only. It also
+// takes the process's other global settings (--shutdown-timeout,
+// --addr-file).
+func (p *process) openAdmin(g *globalFlags, name string) error {
+	p.shutdownTimeout, p.addrFile = g.shutdownTimeout, g.addrFile
+	ln, err := p.listen("admin", g.adminAddr(name))
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
-	obs.Register(mux, reg, health)
+	obs.Register(mux, p.reg, p.health)
 	if g.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -369,7 +485,8 @@ func (g *globalFlags) admin(log *slog.Logger, name string, reg *prometheus.Regis
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return func(ctx context.Context) error { return serveHTTP(ctx, log, name+" admin", addr, mux) }
+	p.adminLoop = func(ctx context.Context) error { return p.serveHTTP(ctx, "admin", ln, mux) }
+	return nil
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit (GOMEMLIMIT) to 70%
@@ -388,23 +505,34 @@ func setMemoryLimit(log *slog.Logger) {
 }
 
 // serve runs the service loops, the admin address and an HTTP server on
-// addr with /healthz and the extra handlers, until ctx ends or one fails.
-func (p *process) serve(ctx context.Context, log *slog.Logger, name, addr string, extra map[string]http.Handler,
+// the listener opened on addr (named "http") with /healthz and the extra
+// handlers, until ctx ends or one fails.
+func (p *process) serve(ctx context.Context, addr string, extra map[string]http.Handler,
 	loops ...func(context.Context) error) error {
+	ln, err := p.listen("http", addr)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	obs.RegisterLiveness(mux)
 	for pattern, h := range extra {
 		mux.Handle(pattern, h)
 	}
-	return p.run(ctx, append(loops, func(ctx context.Context) error { return serveHTTP(ctx, log, name, addr, mux) })...)
+	return p.run(ctx, append(loops, func(ctx context.Context) error { return p.serveHTTP(ctx, "http", ln, mux) })...)
 }
 
-// run runs the service's loops until ctx ends or one fails, and the admin
-// address until they have all returned. On shutdown the process reports not
-// ready at once (/readyz 503, "shutdown") while its loops stop accepting and
-// drain, so that probes and load balancers see it leave before its admin
-// port closes. An admin address that cannot be served stops the service.
+// run announces the bound addresses, then runs the service's loops until
+// ctx ends or one fails, and the admin address until they have all
+// returned. On shutdown the process reports not ready at once (/readyz 503,
+// "shutdown") while its loops stop accepting and drain, so that probes and
+// load balancers see it leave before its admin port closes. Loops that have
+// not returned --shutdown-timeout and a grace after the shutdown began are
+// left behind: run returns an error and the process exits without them. An
+// admin address that cannot be served stops the service.
 func (p *process) run(ctx context.Context, loops ...func(context.Context) error) error {
+	if err := p.announce(); err != nil {
+		return err
+	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	adone := make(chan error, 1)
@@ -421,16 +549,49 @@ func (p *process) run(ctx context.Context, loops ...func(context.Context) error)
 			adone <- err
 		}()
 	}
-	if p.health != nil {
-		stop := context.AfterFunc(lctx, p.health.Drain)
-		defer stop()
+	stop := context.AfterFunc(lctx, p.health.Drain)
+	defer stop()
+	go p.logReady(lctx)
+	done := make(chan error, 1)
+	go func() { done <- runAll(lctx, loops...) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-lctx.Done():
+		bound := time.NewTimer(p.shutdownTimeout + p.stopGrace)
+		select {
+		case err = <-done:
+		case <-bound.C:
+			err = fmt.Errorf("the service did not stop within --shutdown-timeout %v and %v more: exiting without it", p.shutdownTimeout, p.stopGrace)
+		}
+		bound.Stop()
 	}
-	err := runAll(lctx, loops...)
 	acancel()
 	if aerr := <-adone; err == nil {
 		err = aerr
 	}
 	return err
+}
+
+// logReady logs once when the process is first ready (every check of
+// /readyz passes), checking every half second until then or until ctx
+// ends.
+func (p *process) logReady(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if failed := p.health.Ready(ctx); len(failed) == 0 {
+			if ctx.Err() == nil {
+				p.log.Info("ready")
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // readSecretFile returns the first line of the file at path, a secret kept

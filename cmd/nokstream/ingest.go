@@ -210,7 +210,9 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			p.health.Add("registry", reg.Ping)
-			p.adminLoop = g.admin(log, "ingest", p.reg, p.health)
+			if err := p.openAdmin(g, "ingest"); err != nil {
+				return err
+			}
 			pulls, err := f.pullSource(reg.PullDevices, d.data, log)
 			if err != nil {
 				return err
@@ -220,7 +222,8 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return p.serve(ctx, log, "ingest", httpAddr, map[string]http.Handler{"/whip/": svc.Handler()}, svc.Run)
+			p.boundIngest(svc)
+			return p.serve(ctx, httpAddr, map[string]http.Handler{"/whip/": svc.Handler()}, svc.Run)
 		},
 	}
 	d.dataFlag(cmd)
@@ -237,14 +240,6 @@ func ingestCommand(g *globalFlags) *cobra.Command {
 		"file holding this node's token, as \"nokstream node add NAME\" printed it (its first line); or set "+registryTokenEnv)
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9101", "HTTP listen address: WHIP (/whip/) and /healthz")
 	return cmd
-}
-
-// withWHIP serves ingest's WHIP endpoint at /whip/ and h for the rest.
-func withWHIP(ing *ingest.Service, h http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/whip/", ing.Handler())
-	mux.Handle("/", h)
-	return mux
 }
 
 // runAll runs the functions until ctx ends or one fails; nil ones are

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -72,6 +73,9 @@ type globalFlags struct {
 	// adminAddrFlag is --admin-addr; adminAddr gives a service's address.
 	adminAddrFlag string
 	pprof         bool
+	// shutdownTimeout is --shutdown-timeout; addrFile is --addr-file.
+	shutdownTimeout time.Duration
+	addrFile        string
 }
 
 func rootCommand() *cobra.Command {
@@ -99,8 +103,12 @@ Every flag can also be set from the environment: --db is NOKSTREAM_DB,
 		"services: serve /metrics, /readyz, /healthz (and --pprof) on this address, never on a public port "+
 			"(default: 127.0.0.1:9190 registry and all, 127.0.0.1:9191 ingest, 127.0.0.1:9192 transcoder, 127.0.0.1:9193 archiver)")
 	root.PersistentFlags().BoolVar(&g.pprof, "pprof", false, "services: serve Go's profiles (/debug/pprof/) on the admin address")
-	root.PersistentFlags().DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout,
+	root.PersistentFlags().DurationVar(&g.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout,
 		"services: on SIGTERM, how long the requests in flight may take to finish before they are cut (a second signal exits at once)")
+	root.PersistentFlags().StringVar(&g.addrFile, "addr-file", "",
+		"services: once every listener is open, write the addresses they are bound to in this file as JSON "+
+			"(admin, http, and ingest's rtsp, rtsps, rtp, rtcp, webrtc_udp, webrtc_tcp), written whole or not at all; "+
+			"with port 0 in an address, the port the kernel picked is there (and in the log)")
 	root.AddCommand(
 		allCommand(g), ingestCommand(g), transcoderCommand(g), archiverCommand(g), registryCommand(g),
 		migrateCommand(g), simCommand(g), deviceCommand(g), userCommand(g), linkCommand(g),

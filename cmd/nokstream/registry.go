@@ -130,12 +130,14 @@ func registryCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer p.close()
-			p.adminLoop = g.admin(log, "registry", p.reg, p.health)
+			if err := p.openAdmin(g, "registry"); err != nil {
+				return err
+			}
 			h, consume, err := registryParts(&f, d.data, p.st, p.blob, p.bus, log, p.reg, p.health)
 			if err != nil {
 				return err
 			}
-			return p.run(ctx, consume, func(ctx context.Context) error { return serveHTTP(ctx, log, "registry", f.httpAddr, h) })
+			return p.serve(ctx, f.httpAddr, map[string]http.Handler{"/": h}, consume)
 		},
 	}
 	d.dataFlag(cmd)

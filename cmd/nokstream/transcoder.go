@@ -122,12 +122,14 @@ func transcoderCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer p.close()
-			p.adminLoop = g.admin(log, "transcoder", p.reg, p.health)
+			if err := p.openAdmin(g, "transcoder"); err != nil {
+				return err
+			}
 			svc, err := transcoder.New(cfg, transcoder.Deps{Bus: p.bus, Blob: p.blob, Log: log, Registry: p.reg, Now: time.Now})
 			if err != nil {
 				return err
 			}
-			return p.serve(ctx, log, "transcoder", httpAddr, nil, svc.Run)
+			return p.serve(ctx, httpAddr, nil, svc.Run)
 		},
 	}
 	d.dataFlag(cmd)

@@ -70,10 +70,10 @@ func startServer(t testing.TB, edit func(*rtsp.Config)) *server {
 		t.Fatal(err)
 	}
 	cfg := rtsp.DefaultConfig()
-	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	rtpPort, rtcpPort := testenv.FreeUDPPair(t)
-	cfg.UDPRTPAddr = fmt.Sprintf("127.0.0.1:%d", rtpPort)
-	cfg.UDPRTCPAddr = fmt.Sprintf("127.0.0.1:%d", rtcpPort)
+	// Port 0 everywhere: New opens the sockets, and the test uses the
+	// ports the kernel picked.
+	cfg.Addr = "127.0.0.1:0"
+	cfg.UDPRTPAddr, cfg.UDPRTCPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Segment.SegmentDuration = 2 * time.Second
 	if edit != nil {
 		edit(&cfg)
@@ -86,6 +86,8 @@ func startServer(t testing.TB, edit func(*rtsp.Config)) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Addr, cfg.TLSAddr = srv.Addr(), srv.TLSAddr()
+	cfg.UDPRTPAddr, cfg.UDPRTCPAddr = srv.UDPAddrs()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -98,13 +100,12 @@ func startServer(t testing.TB, edit func(*rtsp.Config)) *server {
 			t.Logf("server log:\n%s", lb.String())
 		}
 	})
-	testenv.WaitFor(t, 5*time.Second, "the server to listen", func() bool {
-		c, err := net.Dial("tcp", cfg.Addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	// The listener was open before Run: a connection is taken at once.
+	c, err := net.Dial("tcp", cfg.Addr)
+	if err != nil {
+		t.Fatalf("the server's address %s right after New: %v", cfg.Addr, err)
+	}
+	c.Close()
 	return &server{cfg: cfg, spool: sp, reg: reg, log: lb}
 }
 
@@ -330,7 +331,7 @@ func TestRTSPS(t *testing.T) {
 	t.Parallel()
 	cert, key := selfSigned(t)
 	s := startServer(t, func(c *rtsp.Config) {
-		c.TLSAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		c.TLSAddr = "127.0.0.1:0"
 		c.TLSCert, c.TLSKey = cert, key
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

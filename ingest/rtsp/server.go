@@ -148,8 +148,11 @@ type Server struct {
 	now     func() time.Time
 	srv     *gortsplib.Server
 	tlsSrv  *gortsplib.Server // RTSPS, nil without a certificate
-	cont    *observe.Continuity
-	gate    Gate
+	// ln and tlsLn are the sockets New opened, until Run hands them to
+	// gortsplib (tlsLn nil without a certificate).
+	ln, tlsLn *listeners
+	cont      *observe.Continuity
+	gate      Gate
 
 	mu         sync.Mutex
 	publishers map[*gortsplib.ServerSession]*publisher
@@ -186,45 +189,88 @@ func New(cfg Config, checker access.Checker, outputs Outputs, log *slog.Logger, 
 	if s.cont == nil {
 		s.cont = observe.New(discardSink{}, 0, log, nil, now)
 	}
+	var cert tls.Certificate
 	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
+		var err error
+		if cert, err = tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
 			return nil, fmt.Errorf("rtsps: load certificate %s: %w", cfg.TLSCert, err)
 		}
-		s.tlsSrv = &gortsplib.Server{
-			Handler:      s,
-			RTSPAddress:  cfg.TLSAddr,
-			TLSConfig:    &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-			ReadTimeout:  cfg.ReadTimeout,
-			WriteTimeout: cfg.ReadTimeout,
-			AuthMethods:  []auth.VerifyMethod{auth.VerifyMethodBasic},
-		}
 	}
+	// The sockets are opened here, not in Run, so that their addresses are
+	// known (and a port in use is an error) before the service runs.
+	ln, err := listen(cfg.Addr, cfg.UDPRTPAddr, cfg.UDPRTCPAddr)
+	if err != nil {
+		return nil, err
+	}
+	s.ln = ln
 	s.srv = &gortsplib.Server{
-		Handler:        s,
-		RTSPAddress:    cfg.Addr,
-		UDPRTPAddress:  cfg.UDPRTPAddr,
-		UDPRTCPAddress: cfg.UDPRTCPAddr,
-		ReadTimeout:    cfg.ReadTimeout,
-		WriteTimeout:   cfg.ReadTimeout,
+		Handler:      s,
+		RTSPAddress:  ln.tcp.Addr().String(),
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.ReadTimeout,
 		// Basic only: device secrets are stored hashed, so digest (which needs
 		// the clear secret on the server) cannot be offered. Use RTSPS where
 		// the network is not trusted.
 		AuthMethods: []auth.VerifyMethod{auth.VerifyMethodBasic},
 	}
+	s.srv.Listen, s.srv.ListenPacket = ln.hooks()
+	if ln.rtp != nil {
+		s.srv.UDPRTPAddress, s.srv.UDPRTCPAddress = ln.rtp.LocalAddr().String(), ln.rtcp.LocalAddr().String()
+	}
+	if cfg.TLSCert != "" {
+		tlsLn, err := listen(cfg.TLSAddr, "", "")
+		if err != nil {
+			_ = ln.close()
+			return nil, fmt.Errorf("rtsps: %w", err)
+		}
+		s.tlsLn = tlsLn
+		s.tlsSrv = &gortsplib.Server{
+			Handler:      s,
+			RTSPAddress:  tlsLn.tcp.Addr().String(),
+			TLSConfig:    &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			ReadTimeout:  cfg.ReadTimeout,
+			WriteTimeout: cfg.ReadTimeout,
+			AuthMethods:  []auth.VerifyMethod{auth.VerifyMethodBasic},
+		}
+		s.tlsSrv.Listen, s.tlsSrv.ListenPacket = tlsLn.hooks()
+	}
 	return s, nil
 }
 
-// Addr returns the TCP address the server listens on, once Run started it.
-func (s *Server) Addr() string { return s.cfg.Addr }
+// Addr returns the TCP address the server is bound to (New opened it).
+func (s *Server) Addr() string { return s.srv.RTSPAddress }
+
+// UDPAddrs returns the addresses of the RTP and RTCP sockets, or "" without
+// UDP.
+func (s *Server) UDPAddrs() (rtp, rtcp string) { return s.srv.UDPRTPAddress, s.srv.UDPRTCPAddress }
+
+// TLSAddr returns the RTSPS address, or "" without a certificate.
+func (s *Server) TLSAddr() string {
+	if s.tlsSrv == nil {
+		return ""
+	}
+	return s.tlsSrv.RTSPAddress
+}
+
+// Close releases the sockets of a server whose Run was not called; after
+// Run it does nothing.
+func (s *Server) Close() error {
+	err := s.ln.close()
+	if s.tlsLn != nil {
+		err = errors.Join(err, s.tlsLn.close())
+	}
+	return err
+}
 
 // Run serves until ctx ends, then closes every session (each open segment is
 // closed and spooled) and returns.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.srv.Start(); err != nil {
-		return fmt.Errorf("start rtsp server on %s: %w", s.cfg.Addr, err)
+		_ = s.Close()
+		return fmt.Errorf("start rtsp server on %s: %w", s.Addr(), err)
 	}
-	s.log.Info("rtsp server listening", "addr", s.cfg.Addr, "udp_rtp", s.cfg.UDPRTPAddr)
+	rtp, _ := s.UDPAddrs()
+	s.log.Info("rtsp server listening", "addr", s.Addr(), "udp_rtp", rtp)
 	done := make(chan error, 2)
 	go func() { done <- s.srv.Wait() }()
 	servers := 1
@@ -232,9 +278,10 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := s.tlsSrv.Start(); err != nil {
 			s.srv.Close()
 			<-done
-			return fmt.Errorf("start rtsps server on %s: %w", s.cfg.TLSAddr, err)
+			_ = s.Close()
+			return fmt.Errorf("start rtsps server on %s: %w", s.TLSAddr(), err)
 		}
-		s.log.Info("rtsps server listening", "addr", s.cfg.TLSAddr)
+		s.log.Info("rtsps server listening", "addr", s.TLSAddr())
 		go func() { done <- s.tlsSrv.Wait() }()
 		servers++
 	}

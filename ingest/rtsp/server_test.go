@@ -3,7 +3,6 @@ package rtsp_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -63,11 +62,8 @@ func startWith(t *testing.T, tweak func(*rtsp.Config), devices ...string) *env {
 		t.Fatal(err)
 	}
 	cfg := rtsp.DefaultConfig()
-	port := testenv.FreePort(t)
-	rtpPort, rtcpPort := testenv.FreeUDPPair(t)
-	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", port)
-	cfg.UDPRTPAddr = fmt.Sprintf(":%d", rtpPort)
-	cfg.UDPRTCPAddr = fmt.Sprintf(":%d", rtcpPort)
+	cfg.Addr = "127.0.0.1:0"
+	cfg.UDPRTPAddr, cfg.UDPRTCPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Segment.SegmentDuration = 2 * time.Second
 	if tweak != nil {
 		tweak(&cfg)
@@ -90,7 +86,7 @@ func startWith(t *testing.T, tweak func(*rtsp.Config), devices ...string) *env {
 			t.Errorf("server run: %v", err)
 		}
 	})
-	return &env{addr: cfg.Addr, spool: sp, dir: dir}
+	return &env{addr: srv.Addr(), spool: sp, dir: dir}
 }
 
 func publish(t *testing.T, url string, seconds int, audio, transport string) (string, error) {

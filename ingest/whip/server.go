@@ -76,8 +76,11 @@ type Server struct {
 	tcpMux   ice.TCPMux
 	loopback bool
 
-	mu       sync.Mutex
-	running  bool
+	mu      sync.Mutex
+	running bool
+	// ran is set by the first Run or Close: the sockets are theirs to
+	// close.
+	ran      bool
 	sessions map[string]*session // by id
 	byStream map[string]*session
 	wg       sync.WaitGroup
@@ -110,6 +113,27 @@ func New(cfg Config, checker access.Checker, outputs Outputs, log *slog.Logger, 
 	s.mux.HandleFunc("OPTIONS /whip/{site}/{device}/{session}", s.handleOptions)
 	s.mux.HandleFunc("DELETE /whip/{site}/{device}/{session}", s.handleDelete)
 	s.mux.HandleFunc("PATCH /whip/{site}/{device}/{session}", s.handlePatch)
+	// The media sockets are opened here, not in Run, so that their
+	// addresses are known (and a port in use is an error) before the
+	// service runs.
+	if cfg.UDPAddr != "" {
+		conn, err := net.ListenPacket("udp", cfg.UDPAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listen webrtc udp on %s: %w", cfg.UDPAddr, err)
+		}
+		s.udpConn = conn
+		if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.IsLoopback() {
+			s.loopback = true
+		}
+	}
+	if cfg.TCPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.TCPAddr)
+		if err != nil {
+			s.closeSockets()
+			return nil, fmt.Errorf("listen webrtc tcp on %s: %w", cfg.TCPAddr, err)
+		}
+		s.tcpLn = ln
+	}
 	return s, nil
 }
 
@@ -117,11 +141,11 @@ func New(cfg Config, checker access.Checker, outputs Outputs, log *slog.Logger, 
 // /whip/. It refuses publishers (503) until Run has opened the sockets.
 func (s *Server) Handler() http.Handler { return s }
 
-// Ready is closed once Run has opened the media sockets.
+// Ready is closed once Run serves sessions.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
-// UDPAddr returns the address of the UDP media socket once Ready, or nil
-// when each session has its own port.
+// UDPAddr returns the address of the UDP media socket (New opened it), or
+// nil when each session has its own port.
 func (s *Server) UDPAddr() net.Addr {
 	if s.udpConn == nil {
 		return nil
@@ -129,35 +153,48 @@ func (s *Server) UDPAddr() net.Addr {
 	return s.udpConn.LocalAddr()
 }
 
-// Run opens the media sockets and serves sessions until ctx ends; then it
-// refuses new publishers, ends every session (closing its last segment into
-// the spool) and returns once they have all ended.
-func (s *Server) Run(ctx context.Context) error {
-	if s.cfg.UDPAddr != "" {
-		conn, err := net.ListenPacket("udp", s.cfg.UDPAddr)
-		if err != nil {
-			return fmt.Errorf("listen webrtc udp on %s: %w", s.cfg.UDPAddr, err)
-		}
-		s.udpConn = conn
-		if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.IsLoopback() {
-			s.loopback = true
-		}
-		s.udpMux = webrtc.NewICEUDPMux(slogFactory{s.log}.NewLogger("udpmux"), conn)
+// TCPAddr returns the address of the ICE-TCP listener, or nil without one.
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcpLn == nil {
+		return nil
 	}
-	if s.cfg.TCPAddr != "" {
-		ln, err := net.Listen("tcp", s.cfg.TCPAddr)
-		if err != nil {
-			s.closeSockets()
-			return fmt.Errorf("listen webrtc tcp on %s: %w", s.cfg.TCPAddr, err)
-		}
-		s.tcpLn = ln
-		s.tcpMux = webrtc.NewICETCPMux(slogFactory{s.log}.NewLogger("tcpmux"), ln, 32)
+	return s.tcpLn.Addr()
+}
+
+// Close releases the sockets of a server whose Run was not called.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ran {
+		return nil
+	}
+	s.ran = true
+	s.closeSockets()
+	return nil
+}
+
+// Run serves sessions on the sockets New opened until ctx ends; then it
+// refuses new publishers, ends every session (closing its last segment into
+// the spool), closes the sockets and returns once they have all ended.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.ran {
+		s.mu.Unlock()
+		return errors.New("whip: run after close")
+	}
+	s.ran = true
+	s.mu.Unlock()
+	if s.udpConn != nil {
+		s.udpMux = webrtc.NewICEUDPMux(slogFactory{s.log}.NewLogger("udpmux"), s.udpConn)
+	}
+	if s.tcpLn != nil {
+		s.tcpMux = webrtc.NewICETCPMux(slogFactory{s.log}.NewLogger("tcpmux"), s.tcpLn, 32)
 	}
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
 	close(s.ready)
-	s.log.Info("whip endpoint ready", "udp", s.UDPAddr(), "tcp", s.cfg.TCPAddr)
+	s.log.Info("whip endpoint ready", "udp", s.UDPAddr(), "tcp", s.TCPAddr())
 
 	<-ctx.Done()
 	s.mu.Lock()

@@ -1,0 +1,150 @@
+package rtsp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+)
+
+// listeners are the sockets of a server, opened by New before Run so that
+// the addresses they are bound to (port 0: ports the kernel picks) are known
+// from the start. gortsplib takes them through its Listen and ListenPacket
+// hooks, each once, and closes them when it closes.
+type listeners struct {
+	mu   sync.Mutex
+	tcp  net.Listener
+	rtp  net.PacketConn // nil without UDP
+	rtcp net.PacketConn
+}
+
+// listen opens the TCP listener on addr and, when rtpAddr is set, the UDP
+// pair for RTP and RTCP.
+func listen(addr, rtpAddr, rtcpAddr string) (*listeners, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen rtsp on %s: %w", addr, err)
+	}
+	l := &listeners{tcp: ln}
+	if rtpAddr == "" {
+		return l, nil
+	}
+	if l.rtp, l.rtcp, err = listenUDPPair(rtpAddr, rtcpAddr); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// listenUDPPair opens the RTP and RTCP sockets: on the ports given (RTP
+// even, RTCP the next one, as RFC 7826 and gortsplib want), or, when both
+// ports are 0, on a free even port and the one after it.
+func listenUDPPair(rtpAddr, rtcpAddr string) (net.PacketConn, net.PacketConn, error) {
+	rtpHost, rtpPort, err := splitPort(rtpAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rtp address %q: %w", rtpAddr, err)
+	}
+	rtcpHost, rtcpPort, err := splitPort(rtcpAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rtcp address %q: %w", rtcpAddr, err)
+	}
+	if rtpPort != 0 || rtcpPort != 0 {
+		rtp, err := net.ListenPacket("udp", rtpAddr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen rtp on %s: %w", rtpAddr, err)
+		}
+		rtcp, err := net.ListenPacket("udp", rtcpAddr)
+		if err != nil {
+			_ = rtp.Close()
+			return nil, nil, fmt.Errorf("listen rtcp on %s: %w", rtcpAddr, err)
+		}
+		return rtp, rtcp, nil
+	}
+	if rtpHost != rtcpHost {
+		return nil, nil, fmt.Errorf("rtp %s and rtcp %s on port 0: give both the same host", rtpAddr, rtcpAddr)
+	}
+	// Port 0: take the port the kernel gives, make it even, and try its
+	// successor; another process may hold it, so try again a few times.
+	for range 100 {
+		probe, err := net.ListenPacket("udp", net.JoinHostPort(rtpHost, "0"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen rtp on %s: %w", rtpAddr, err)
+		}
+		p := probe.LocalAddr().(*net.UDPAddr).Port
+		rtp := probe
+		if p%2 == 1 {
+			_ = probe.Close()
+			p--
+			if rtp, err = net.ListenPacket("udp", net.JoinHostPort(rtpHost, strconv.Itoa(p))); err != nil {
+				continue
+			}
+		}
+		rtcp, err := net.ListenPacket("udp", net.JoinHostPort(rtpHost, strconv.Itoa(p+1)))
+		if err != nil {
+			_ = rtp.Close()
+			continue
+		}
+		return rtp, rtcp, nil
+	}
+	return nil, nil, fmt.Errorf("listen rtp and rtcp on %s: found no free even port followed by a free one", rtpHost)
+}
+
+// splitPort splits host:port, with the port as a number.
+func splitPort(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q is not a number", port)
+	}
+	return host, int(p), nil
+}
+
+// hooks returns gortsplib's Listen and ListenPacket: each hands over the
+// socket opened for that address, once.
+func (l *listeners) hooks() (func(string, string) (net.Listener, error), func(string, string) (net.PacketConn, error)) {
+	listen := func(_, address string) (net.Listener, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.tcp == nil || address != l.tcp.Addr().String() {
+			return nil, fmt.Errorf("rtsp: no listener opened for %s", address)
+		}
+		ln := l.tcp
+		l.tcp = nil
+		return ln, nil
+	}
+	listenPacket := func(_, address string) (net.PacketConn, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, pc := range []*net.PacketConn{&l.rtp, &l.rtcp} {
+			if *pc != nil && (*pc).LocalAddr().String() == address {
+				c := *pc
+				*pc = nil
+				return c, nil
+			}
+		}
+		return nil, fmt.Errorf("rtsp: no udp socket opened for %s", address)
+	}
+	return listen, listenPacket
+}
+
+// close closes the sockets gortsplib has not taken.
+func (l *listeners) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	if l.tcp != nil {
+		errs = append(errs, l.tcp.Close())
+		l.tcp = nil
+	}
+	for _, pc := range []*net.PacketConn{&l.rtp, &l.rtcp} {
+		if *pc != nil {
+			errs = append(errs, (*pc).Close())
+			*pc = nil
+		}
+	}
+	return errors.Join(errs...)
+}
