@@ -24,6 +24,7 @@ import (
 	"github.com/nokstream/nokstream/ingest"
 	"github.com/nokstream/nokstream/ingest/access"
 	"github.com/nokstream/nokstream/ingest/rtsp"
+	"github.com/nokstream/nokstream/internal/atomicfile"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/httpserver"
@@ -417,36 +418,10 @@ func (p *process) announce() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(p.addrFile, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(p.addrFile, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("--addr-file: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes b to path through a temporary file in the same
-// directory, synced and renamed.
-func writeFileAtomic(path string, b []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // defaultAdminAddrs are the admin addresses of the services without
