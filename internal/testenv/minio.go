@@ -509,6 +509,11 @@ func removeMinIOBucketRetry(ctx context.Context, client *minio.Client, bucket st
 			err = fmt.Errorf("bucket %s still there after its removal succeeded (%v)", bucket, existsErr)
 		} else if minio.ToErrorResponse(errors.Unwrap(err)).Code == "NoSuchBucket" || minio.ToErrorResponse(err).Code == "NoSuchBucket" {
 			return nil // a removal before this one took after all
+		} else if errors.Is(err, errCompliance) {
+			// Nothing removes it before its date: trying again for the
+			// rest of the deadline only holds up the test (30 s of each
+			// test that locks footage).
+			return err
 		}
 		if time.Now().Add(wait).After(deadline) {
 			return err
@@ -547,6 +552,10 @@ func removeMinIOBucket(ctx context.Context, client *minio.Client, bucket string)
 	return nil
 }
 
+// errCompliance marks a version that COMPLIANCE retention keeps: no one
+// can remove it before its date.
+var errCompliance = errors.New("under COMPLIANCE retention")
+
 func removeMinIOVersion(ctx context.Context, client *minio.Client, bucket, key, version string) error {
 	opts := minio.RemoveObjectOptions{VersionID: version, GovernanceBypass: true}
 	err := client.RemoveObject(ctx, bucket, key, opts)
@@ -559,6 +568,12 @@ func removeMinIOVersion(ctx context.Context, client *minio.Client, bucket, key, 
 		return fmt.Errorf("remove %s version %s: %w", key, version, err)
 	}
 	if err := client.RemoveObject(ctx, bucket, key, opts); err != nil {
+		// With its legal hold lifted and GOVERNANCE bypassed, a version
+		// still refused as "WORM protected" (MinIO's InvalidRequest) is
+		// under COMPLIANCE retention.
+		if resp := minio.ToErrorResponse(err); resp.Code == "InvalidRequest" && strings.Contains(strings.ToLower(resp.Message), "worm") {
+			return fmt.Errorf("remove %s version %s: %w: %w", key, version, errCompliance, err)
+		}
 		return fmt.Errorf("remove %s version %s: %w", key, version, err)
 	}
 	return nil
