@@ -190,12 +190,17 @@ func (p *proc) stop(sig syscall.Signal) {
 	if ok, _ := p.exited(); ok {
 		return
 	}
+	began := time.Now()
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
 	case <-time.After(20 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+		p.t.Logf("%s did not exit within 20 s of %s: killed", p.name, sig)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		p.t.Logf("%s took %s to exit on %s", p.name, d.Round(100*time.Millisecond), sig)
 	}
 }
 

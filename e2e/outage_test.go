@@ -73,8 +73,15 @@ func (p *publishers) running() int {
 // the index, and returns them.
 func (in *installation) waitAllClosed(stream string, timeout time.Duration) []segment {
 	in.t.Helper()
+	return in.waitAllClosedOn("ingest", stream, timeout)
+}
+
+// waitAllClosedOn is waitAllClosed for a stream published to the ingest
+// process named node (in split mode with replicas).
+func (in *installation) waitAllClosedOn(node, stream string, timeout time.Duration) []segment {
+	in.t.Helper()
 	site, device, _ := strings.Cut(stream, "/")
-	path := filepath.Join(in.dirs["ingest"], "spool", "streams", site+"~"+device+".json")
+	path := filepath.Join(in.dirs[node], "spool", "streams", site+"~"+device+".json")
 	var segs []segment
 	testenv.WaitFor(in.t, timeout, "every closed segment of "+stream+" indexed", func() bool {
 		b, err := os.ReadFile(path)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -13,12 +12,11 @@ import (
 	"github.com/nokstream/nokstream/internal/webvtt"
 )
 
-// transcoderProc returns how to start the transcoder of a split
-// installation, with extra flags.
-func (in *installation) transcoderProc(args []string) func() *proc {
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(in.t))
+// transcoderProc returns how to start a transcoder of a split
+// installation, on its addresses, with extra flags.
+func (in *installation) transcoderProc(name, addr, admin string, args []string) func() *proc {
 	return func() *proc {
-		p := startProc(in.t, "transcoder", in.env, append([]string{"transcoder", "--http-addr", addr}, args...)...)
+		p := startProc(in.t, name, in.env, append([]string{"transcoder", "--http-addr", addr, "--admin-addr", admin}, args...)...)
 		waitReady(in.t, p, addr)
 		return p
 	}

@@ -33,6 +33,8 @@ type installation struct {
 	procs    map[string]*proc
 	startFns map[string]func() *proc
 	addrs    map[string]string // admin address (metrics, readiness) of each service, in split mode
+	http     map[string]string // public address of each service, in split mode
+	nodes    map[string]ports  // ports of each ingest, in split mode (ingest's are ports)
 	dirs     map[string]string // data directory of each service that has one (all's is ingest's)
 	readers  int               // Kafka reader groups used by readEvents
 	db       *testenv.TCPProxy // between the services and PostgreSQL, with options.proxyDB
@@ -64,6 +66,21 @@ type options struct {
 	// proxyDB puts a proxy between the services and PostgreSQL
 	// (installation.db), for tests that take the database away.
 	proxyDB bool
+	// replicas runs that many processes of each service in split mode
+	// (default 1). The first of a service is named as the service
+	// ("ingest"), the others with their number ("ingest2"), in procs,
+	// startFns, addrs, http and dirs. Each ingest has its own ports
+	// (nodes), spool and node token, and is given every registry's URL;
+	// the registries share the first one's signing and seal keys.
+	replicas int
+}
+
+// replica names the i-th (from 0) process of a service.
+func replica(service string, i int) string {
+	if i == 0 {
+		return service
+	}
+	return fmt.Sprintf("%s%d", service, i+1)
 }
 
 // startAll runs `nokstream all` with its embedded defaults: a directory blob
@@ -123,51 +140,93 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 			"NOKSTREAM_KAFKA_TOPIC_PREFIX=" + prefix}, o.env...)}
 	cli(t, in.env, "migrate")
 	pw := in.register(devices...)
-	regHTTP := fmt.Sprintf("127.0.0.1:%d", in.ports.http)
-	ingHTTP := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	arcHTTP := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	ingData, regData := t.TempDir(), t.TempDir()
+	n := max(o.replicas, 1)
 	// Admin addresses are fixed for the test, so that a restarted service
 	// keeps its own.
-	admin := map[string]string{}
-	for _, name := range []string{"ingest", "archiver", "registry"} {
-		admin[name] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	in.addrs, in.http, in.dirs, in.nodes = map[string]string{}, map[string]string{}, map[string]string{}, map[string]ports{}
+	var names, regURLs []string
+	for _, svc := range []string{"registry", "archiver", "transcoder", "ingest"} {
+		for i := range n {
+			name := replica(svc, i)
+			names = append(names, name)
+			in.addrs[name] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			in.http[name] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			switch svc {
+			case "registry":
+				if i == 0 {
+					in.http[name] = fmt.Sprintf("127.0.0.1:%d", in.ports.http)
+				}
+				regURLs = append(regURLs, "http://"+in.http[name])
+				in.dirs[name] = t.TempDir()
+			case "ingest":
+				in.nodes[name] = in.ports
+				if i > 0 {
+					in.nodes[name] = newPorts(t)
+				}
+				in.dirs[name] = t.TempDir()
+			}
+		}
 	}
-	// Ingest holds no database: it asks the registry's node API with a
-	// node token (NOKSTREAM_DB is emptied in its environment, or it would
-	// refuse to start).
-	tokenFile := filepath.Join(t.TempDir(), "node.token")
-	if err := os.WriteFile(tokenFile, []byte(lastWord(cli(t, in.env, "node", "add", "e2e-ingest"))+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ingEnv := append(append([]string{}, in.env...), "NOKSTREAM_DB=")
-	in.startFns["ingest"] = func() *proc {
-		args := append([]string{"ingest", "--data", ingData, "--http-addr", ingHTTP, "--admin-addr", admin["ingest"],
-			"--registry", "http://" + regHTTP, "--registry-token-file", tokenFile, "--segment-duration", segment.String()},
-			in.ports.ingestFlags()...)
-		args = append(args, o.args["ingest"]...)
-		p := startProc(t, "ingest", ingEnv, args...)
-		waitReady(t, p, ingHTTP)
-		return p
-	}
-	in.startFns["archiver"] = func() *proc {
-		p := startProc(t, "archiver", in.env, append([]string{"archiver", "--http-addr", arcHTTP, "--admin-addr", admin["archiver"]}, o.args["archiver"]...)...)
-		waitReady(t, p, arcHTTP)
-		return p
-	}
-	in.startFns["registry"] = func() *proc {
-		p := startProc(t, "registry", in.env, append([]string{"registry", "--data", regData, "--http-addr", regHTTP, "--admin-addr", admin["registry"]},
-			o.args["registry"]...)...)
-		waitReady(t, p, regHTTP)
-		return p
-	}
-	in.startFns["transcoder"] = in.transcoderProc(o.args["transcoder"])
-	in.addrs = admin
-	in.dirs = map[string]string{"ingest": ingData, "registry": regData}
-	for _, name := range []string{"registry", "archiver", "transcoder", "ingest"} {
+	for _, name := range names {
+		switch svc := strings.TrimRight(name, "0123456789"); svc {
+		case "registry":
+			args := []string{"registry", "--data", in.dirs[name], "--http-addr", in.http[name], "--admin-addr", in.addrs[name]}
+			if name != "registry" {
+				// The keys every registry shares: the first one's,
+				// which made them when it started.
+				keys := filepath.Join(in.dirs["registry"], "keys")
+				args = append(args, "--signing-key", filepath.Join(keys, "signing.key"), "--seal-key", filepath.Join(keys, "seal.ed25519"))
+			}
+			in.startFns[name] = func() *proc {
+				p := startProc(t, name, in.env, append(args, o.args["registry"]...)...)
+				waitReady(t, p, in.http[name])
+				return p
+			}
+		case "archiver":
+			in.startFns[name] = func() *proc {
+				p := startProc(t, name, in.env, append([]string{"archiver", "--http-addr", in.http[name], "--admin-addr", in.addrs[name]},
+					o.args["archiver"]...)...)
+				waitReady(t, p, in.http[name])
+				return p
+			}
+		case "transcoder":
+			in.startFns[name] = in.transcoderProc(name, in.http[name], in.addrs[name], o.args["transcoder"])
+		case "ingest":
+			// Ingest holds no database: it asks the registry's node API
+			// with a node token (NOKSTREAM_DB is emptied in its
+			// environment, or it would refuse to start).
+			tokenFile := filepath.Join(t.TempDir(), "node.token")
+			if err := os.WriteFile(tokenFile, []byte(lastWord(cli(t, in.env, "node", "add", "e2e-"+name))+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ingEnv := append(append([]string{}, in.env...), "NOKSTREAM_DB=")
+			args := append([]string{"ingest", "--data", in.dirs[name], "--http-addr", in.http[name], "--admin-addr", in.addrs[name],
+				"--registry", strings.Join(regURLs, ","), "--registry-token-file", tokenFile, "--segment-duration", segment.String()},
+				in.nodes[name].ingestFlags()...)
+			if name != "ingest" {
+				args = append(args, "--node", "e2e-"+name)
+			}
+			in.startFns[name] = func() *proc {
+				p := startProc(t, name, ingEnv, append(args, o.args["ingest"]...)...)
+				waitReady(t, p, in.http[name])
+				return p
+			}
+		default:
+			t.Fatalf("no service %q", svc)
+		}
 		in.procs[name] = in.startFns[name]()
 	}
-	in.api = login(t, "http://"+regHTTP, "auditor", pw)
+	// At the end, every service is stopped at once rather than one after
+	// the other (this cleanup runs before each process's own).
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, p := range in.procs {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.stop(syscall.SIGTERM) }()
+		}
+		wg.Wait()
+	})
+	in.api = login(t, "http://"+in.http["registry"], "auditor", pw)
 	return in
 }
 

@@ -75,6 +75,13 @@ type webExam struct {
 
 func newWebExam(t *testing.T, in *installation, workstations int) *webExam {
 	t.Helper()
+	return newWebExamFor(t, in, workstations, 10*time.Minute)
+}
+
+// newWebExamFor is newWebExam with an exam of the given length (from 5 s
+// ago).
+func newWebExamFor(t *testing.T, in *installation, workstations int, length time.Duration) *webExam {
+	t.Helper()
 	w := &webExam{base: fmt.Sprintf("http://127.0.0.1:%d", in.ports.http), passwords: map[string]string{}}
 	cli(t, in.env, "qualification", "add", "40.00800.01", "--council", "council1", "--name", "Сварщик (3 уровень)",
 		"--validity-years", "3", "--tool", "ОС-40.008-01 https://nok.example/os/1")
@@ -95,7 +102,7 @@ func newWebExam(t *testing.T, in *installation, workstations int) *webExam {
 	people := []struct{ last, first, snils string }{{"Орлова", "Анна", "112-233-445 95"}, {"Белов", "Игорь", "123-456-789 64"}}
 	var exam struct{ ID string }
 	w.start = time.Now().Add(-5 * time.Second).UTC().Truncate(time.Second)
-	w.end = w.start.Add(10 * time.Minute)
+	w.end = w.start.Add(length)
 	w.center.do("POST", "/api/v1/exams", map[string]any{"site": "site1", "qualification": "40.00800.01", "starts_at": w.start, "ends_at": w.end,
 		"parts": []map[string]any{{"kind": "theory", "starts_at": w.start, "ends_at": w.end}}}, http.StatusCreated, &exam)
 	w.exam = exam.ID
