@@ -12,11 +12,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/nokstream/nokstream/archiver"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/registry/api"
+	"github.com/nokstream/nokstream/registry/export"
 	"github.com/nokstream/nokstream/registry/store"
 	"github.com/nokstream/nokstream/registry/store/storetest"
 )
@@ -132,7 +132,7 @@ func TestEvidenceAPI(t *testing.T) {
 			t.Fatalf("%s: bundle from the API: %v %v", tt.who, err, rep.Problems)
 		}
 	}
-	entries, err := e.st.ObjectAudit(t.Context(), []string{archiver.AuditObject("e1", "c1")}, e.clock.Now().AddDate(-1, 0, 0), 100)
+	entries, err := e.st.ObjectAudit(t.Context(), []string{export.AuditObject("e1", "c1")}, e.clock.Now().AddDate(-1, 0, 0), 100)
 	if err != nil {
 		t.Fatal(err)
 	}

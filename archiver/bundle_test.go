@@ -23,6 +23,7 @@ import (
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/internal/testenv"
+	"github.com/nokstream/nokstream/registry/export"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -142,7 +143,7 @@ func exportedBundle(t *testing.T) (b []byte, e *env, room, webcam []*events.Segm
 	}
 	e.relay(c.Now())
 	var buf bytes.Buffer
-	sum, err := archiver.ExportEvidence(ctx, &buf, e.st, e.blob, e.key, archiver.ExportRequest{ExamID: "e1", CandidateID: "c1",
+	sum, err := export.Bundle(ctx, &buf, e.st, e.blob, e.key, export.Request{ExamID: "e1", CandidateID: "c1",
 		Purpose: "апелляция № 12 / appeal no. 12", ActorLogin: "council-user"}, c.Now())
 	if err != nil {
 		t.Fatal(err)

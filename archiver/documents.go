@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -81,31 +80,6 @@ func (d *decider) decideDocument(ctx context.Context, o store.ArchiveObject, isN
 		return retention.Decision{RetainUntil: o.RetainUntil, LegalHold: o.LegalHold, Rule: retention.Rule(o.Rule)}, nil
 	}
 	return d.settings.Decide(retention.Object{Key: o.Key, End: o.End}, exams, applied(o, isNew)).At(d.now()), nil
-}
-
-// documentEntries returns the seal entries of the evidence documents of ce
-// that are kept, and a problem for each that failed its check.
-func documentEntries(ctx context.Context, st interface {
-	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]store.EvidenceDocument, error)
-}, ce store.EvidenceExam) ([]seal.Entry, []seal.Problem, error) {
-	docs, err := st.EvidenceDocuments(ctx, ce.ExamID, ce.CandidateID)
-	if err != nil {
-		return nil, nil, err
-	}
-	var entries []seal.Entry
-	var problems []seal.Problem
-	for _, d := range docs {
-		if d.DeletedAt != nil {
-			continue
-		}
-		entries = append(entries, seal.Entry{Kind: seal.KindDocument, Key: d.ObjectKey, Size: d.Bytes, SHA256: d.SHA256,
-			Source: d.Kind, Start: d.UploadedAt.UTC(), End: d.UploadedAt.UTC()})
-		if d.Archived && !d.Verified {
-			problems = append(problems, seal.Problem{Key: d.ObjectKey,
-				Detail: "the stored bytes did not match the registry's record of the upload"})
-		}
-	}
-	return entries, problems, nil
 }
 
 // takeNewDocuments takes the documents uploaded since the last pass: each

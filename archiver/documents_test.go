@@ -20,6 +20,7 @@ import (
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/internal/testenv"
+	"github.com/nokstream/nokstream/registry/export"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -185,7 +186,7 @@ func TestDocumentsAreEvidence(t *testing.T) {
 
 	// The bundle ships the scans; a byte changed in one is found.
 	var buf bytes.Buffer
-	if _, err := archiver.ExportEvidence(ctx, &buf, e.st, e.blob, e.key, archiver.ExportRequest{ExamID: "e1", CandidateID: "c1",
+	if _, err := export.Bundle(ctx, &buf, e.st, e.blob, e.key, export.Request{ExamID: "e1", CandidateID: "c1",
 		Purpose: "апелляция № 31", ActorLogin: "council-user"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}

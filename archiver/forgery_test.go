@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver"
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
 	"github.com/nokstream/nokstream/internal/testenv"
+	"github.com/nokstream/nokstream/registry/export"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -32,7 +32,7 @@ func exportOther(t *testing.T, e *env) []byte {
 	}
 	e.relay(now)
 	var buf bytes.Buffer
-	if _, err := archiver.ExportEvidence(ctx, &buf, e.st, e.blob, e.key, archiver.ExportRequest{ExamID: "e1", CandidateID: "c2",
+	if _, err := export.Bundle(ctx, &buf, e.st, e.blob, e.key, export.Request{ExamID: "e1", CandidateID: "c2",
 		Purpose: "апелляция № 13", ActorLogin: "council-user"}, now); err != nil {
 		t.Fatal(err)
 	}

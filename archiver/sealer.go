@@ -7,11 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
-	"time"
 
-	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
@@ -23,84 +19,6 @@ import (
 func SealKeys(exam, candidate string, v int) (manifest, signature string) {
 	base := fmt.Sprintf("seals/%s/%s/%04d/", exam, candidate, v)
 	return base + "manifest.json", base + "manifest.sig"
-}
-
-// Entries returns the manifest entries of every kept object that is
-// evidence for a candidate-exam (its media segments and their init
-// segments, the candidate's documents and the exam's protocol), in canonical
-// order, and the objects among them that failed the
-// check on arrival.
-func Entries(ctx context.Context, st interface {
-	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)
-	ArchiveObjectsByKeys(ctx context.Context, keys []string) ([]store.ArchiveObject, error)
-	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]store.EvidenceDocument, error)
-}, ce store.EvidenceExam, batch int) ([]seal.Entry, []seal.Problem, error) {
-	entries, problems, err := documentEntries(ctx, st, ce)
-	if err != nil {
-		return nil, nil, err
-	}
-	type span struct{ start, end time.Time }
-	inits := map[string]*span{}
-	var initKeys []string
-	after := ""
-	for {
-		page, err := st.ArchivedSegments(ctx, ce.Site, ce.Start, ce.End, after, batch)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(page) == 0 {
-			break
-		}
-		after = page[len(page)-1].Key
-		for _, o := range page {
-			if !ce.Serves(o.Device, o.Source == events.SourceRoom) {
-				continue
-			}
-			entries = append(entries, seal.Entry{Kind: seal.KindSegment, Key: o.Key, Size: o.Bytes, SHA256: o.SHA256,
-				Stream: o.StreamID, Source: o.Source, Sequence: o.Sequence, Start: o.Start.UTC(), End: o.End.UTC(),
-				PrevChain: o.PrevChain, Chain: o.Chain, Init: o.InitKey})
-			if !o.Verified {
-				problems = append(problems, seal.Problem{Key: o.Key, Detail: "the stored bytes did not match ingest's announcement on arrival"})
-			}
-			sp := inits[o.InitKey]
-			if sp == nil {
-				sp = &span{o.Start, o.End}
-				inits[o.InitKey] = sp
-				initKeys = append(initKeys, o.InitKey)
-			}
-			if o.Start.Before(sp.start) {
-				sp.start = o.Start
-			}
-			if o.End.After(sp.end) {
-				sp.end = o.End
-			}
-		}
-		if len(page) < batch {
-			break
-		}
-	}
-	slices.Sort(initKeys)
-	for i := 0; i < len(initKeys); i += batch {
-		objs, err := st.ArchiveObjectsByKeys(ctx, initKeys[i:min(i+batch, len(initKeys))])
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, o := range objs {
-			sp := inits[o.Key]
-			entries = append(entries, seal.Entry{Kind: seal.KindInit, Key: o.Key, Size: o.Bytes, SHA256: o.SHA256,
-				Stream: o.StreamID, Source: o.Source, Start: sp.start.UTC(), End: sp.end.UTC()})
-			if !o.Verified {
-				problems = append(problems, seal.Problem{Key: o.Key, Detail: "the stored bytes did not match ingest's announcement on arrival"})
-			}
-			delete(inits, o.Key)
-		}
-	}
-	for k := range inits {
-		problems = append(problems, seal.Problem{Key: k, Detail: "init segment not archived"})
-	}
-	seal.Sort(entries)
-	slices.SortFunc(problems, func(a, b seal.Problem) int { return strings.Compare(a.Key, b.Key) })
-	return entries, problems, nil
 }
 
 // sealIfDue seals a candidate-exam whose result is recorded and whose exam
@@ -121,7 +39,7 @@ func (s *Service) sealIfDue(ctx context.Context, ce store.EvidenceExam) error {
 // callers take the candidate-exam's documents first (Recompute,
 // takeNewDocuments), so that what it lists is locked.
 func (s *Service) Seal(ctx context.Context, ce store.EvidenceExam, force bool) (store.Seal, error) {
-	entries, problems, err := Entries(ctx, s.d.Store, ce, s.cfg.Batch)
+	entries, problems, err := seal.Collect(ctx, store.SealIndex(s.d.Store), ce.Scope(), s.cfg.Batch)
 	if err != nil {
 		return store.Seal{}, err
 	}

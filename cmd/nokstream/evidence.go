@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nokstream/nokstream/archiver"
 	"github.com/nokstream/nokstream/internal/atomicfile"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/registry/export"
 )
 
 func evidenceCommand(g *globalFlags) *cobra.Command {
@@ -70,7 +70,7 @@ export is written to the audit log, with its purpose, before the first byte.
 				defer f.Abort() // Nothing once committed.
 				w = f
 			}
-			sum, err := archiver.ExportEvidence(ctx, w, st, blobStore, key, archiver.ExportRequest{
+			sum, err := export.Bundle(ctx, w, st, blobStore, key, export.Request{
 				ExamID: exam, CandidateID: candidate, Purpose: purpose, ActorLogin: actor}, time.Now())
 			if f != nil && err == nil {
 				err = f.Commit()

@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nokstream/nokstream/archiver"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
+	"github.com/nokstream/nokstream/registry/export"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -36,7 +36,7 @@ import (
 // evidence.verify of the bundle's candidate-exam.
 
 // evidenceStore is what an export reads; *store.Store is one.
-type evidenceStore = archiver.ExportStore
+type evidenceStore = export.Store
 
 // evidenceRoutes registers the evidence routes.
 func (s *Server) evidenceRoutes() {
@@ -86,7 +86,7 @@ func (s *Server) evidence(w http.ResponseWriter, r *http.Request, c *caller) err
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="evidence-%s-%s.tar"`, exam, cand))
 		w.Header().Set("Cache-Control", "no-store")
 	}}
-	sum, err := archiver.ExportEvidence(r.Context(), cw, s.store, objs, s.sealKey, archiver.ExportRequest{
+	sum, err := export.Bundle(r.Context(), cw, s.store, objs, s.sealKey, export.Request{
 		ExamID: exam, CandidateID: cand, Purpose: why, ActorID: c.user.ID, ActorLogin: c.user.Login, RemoteAddr: s.auditAddr(r),
 	}, s.now())
 	switch {
@@ -215,7 +215,7 @@ func (s *Server) verifyEvidence(w http.ResponseWriter, r *http.Request, c *calle
 	// says it did not verify.
 	object := "evidence"
 	if rep.ExamID != "" || rep.CandidateID != "" {
-		object = archiver.AuditObject(limit(rep.ExamID, 200), limit(rep.CandidateID, 200))
+		object = export.AuditObject(limit(rep.ExamID, 200), limit(rep.CandidateID, 200))
 	}
 	detail := map[string]any{"valid": out.Valid, "key_id": out.KeyID, "merkle_root": out.MerkleRoot,
 		"objects": out.Objects, "bytes": out.Bytes, "read": out.Read}

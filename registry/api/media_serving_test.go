@@ -347,7 +347,7 @@ func TestMediaAuditGrouped(t *testing.T) {
 		t.Errorf("after the next window: %+v, want a second row of 3 fetches of segment 2", rows)
 	}
 
-	// What a bundle's audit.json is made of (archiver.ExportEvidence
+	// What a bundle's audit.json is made of (export.Bundle
 	// selects the trail by stream).
 	trail, err := m.store.ObjectAudit(ctx, []string{"site1/cam1"}, t0.Add(-time.Hour), 100)
 	must(t, err)

@@ -26,7 +26,7 @@ type EvidenceExam struct {
 // Serves reports whether footage of device (a room camera when room) is
 // evidence for the candidate-exam.
 func (e EvidenceExam) Serves(device string, room bool) bool {
-	return room || device == e.Webcam || device == e.Screen
+	return e.Scope().Serves(device, room)
 }
 
 // evidenceSelect reads the candidate-exams of exams, with their result and

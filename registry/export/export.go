@@ -1,4 +1,9 @@
-package archiver
+// Package export writes the evidence bundle of a candidate-exam
+// (internal/evidence/bundle) from the registry's records: the archiver's
+// latest seal of it, the objects the seal lists, the candidate's timeline
+// and the audit trail of the evidence. The registry's API and `nokstream
+// evidence export` serve it; it links no service but the registry's store.
+package export
 
 import (
 	"context"
@@ -14,12 +19,12 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
-// ErrNoPurpose is returned by ExportEvidence when no purpose is given:
+// ErrNoPurpose is returned by Bundle when no purpose is given:
 // every export of evidence must say why.
 var ErrNoPurpose = errors.New("an export of evidence needs a purpose")
 
-// ExportStore is what an export reads and writes; *store.Store is one.
-type ExportStore interface {
+// Store is what an export reads and writes; *store.Store is one.
+type Store interface {
 	ExamEvidence(ctx context.Context, exam, candidate string) ([]store.EvidenceExam, error)
 	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
 	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)
@@ -30,8 +35,8 @@ type ExportStore interface {
 	Audit(ctx context.Context, e store.AuditEntry) error
 }
 
-// ExportRequest says whose evidence to export, by whom and why.
-type ExportRequest struct {
+// Request says whose evidence to export, by whom and why.
+type Request struct {
 	ExamID      string
 	CandidateID string
 	Purpose     string
@@ -46,13 +51,13 @@ func AuditObject(exam, candidate string) string { return "evidence/" + exam + "/
 // maxAuditEntries bounds the audit trail put in a bundle.
 const maxAuditEntries = 100000
 
-// ExportEvidence writes the evidence bundle of a candidate-exam to w
-// (internal/evidence/bundle): its latest seal, or, before any seal, a manifest made
-// and signed now, with the objects it lists read from objs, the candidate's
-// timeline and the audit trail of the evidence. The export is written to the
-// audit log before the first byte.
-func ExportEvidence(ctx context.Context, w io.Writer, st ExportStore, objs bundle.Objects, key ed25519.PrivateKey,
-	req ExportRequest, now time.Time) (bundle.Summary, error) {
+// Bundle writes the evidence bundle of a candidate-exam to w: its latest
+// seal, or, before any seal, a manifest made and signed now (seal.Collect),
+// with the objects it lists read from objs, the candidate's timeline and the
+// audit trail of the evidence. The export is written to the audit log before
+// the first byte.
+func Bundle(ctx context.Context, w io.Writer, st Store, objs bundle.Objects, key ed25519.PrivateKey,
+	req Request, now time.Time) (bundle.Summary, error) {
 	req.Purpose = strings.TrimSpace(req.Purpose)
 	if req.Purpose == "" {
 		return bundle.Summary{}, ErrNoPurpose
@@ -108,7 +113,7 @@ func ExportEvidence(ctx context.Context, w io.Writer, st ExportStore, objs bundl
 
 // exportSeal returns the latest seal of a candidate-exam, or a manifest made
 // and signed now (version 0, not stored) if it has none yet.
-func exportSeal(ctx context.Context, st ExportStore, objs bundle.Objects, key ed25519.PrivateKey, ce store.EvidenceExam,
+func exportSeal(ctx context.Context, st Store, objs bundle.Objects, key ed25519.PrivateKey, ce store.EvidenceExam,
 	now time.Time) (manifest, sig []byte, version int, err error) {
 	sl, err := st.LatestSeal(ctx, ce.ExamID, ce.CandidateID)
 	if err == nil {
@@ -123,7 +128,7 @@ func exportSeal(ctx context.Context, st ExportStore, objs bundle.Objects, key ed
 	if !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, 0, err
 	}
-	entries, problems, err := Entries(ctx, st, ce, 1000)
+	entries, problems, err := seal.Collect(ctx, store.SealIndex(st), ce.Scope(), 1000)
 	if err != nil {
 		return nil, nil, 0, err
 	}
