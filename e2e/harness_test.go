@@ -104,11 +104,13 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 			p.admin = args[i+1] // the last one wins, as with the flag
 		}
 	}
+	// The service writes the addresses it listens on to --addr-file once
+	// its listeners are open (boundAddr reads them there): without an
+	// --admin-addr, its admin address is on port 0.
+	p.addrFile = filepath.Join(t.TempDir(), "addrs.json")
+	args = append(args, "--addr-file", p.addrFile)
 	if p.admin == "" {
-		// Port 0: the service writes the port it got to --addr-file once
-		// its listeners are open, and adminAddr reads it there.
-		p.addrFile = filepath.Join(t.TempDir(), "addrs.json")
-		args = append(args, "--admin-addr", "127.0.0.1:0", "--addr-file", p.addrFile)
+		args = append(args, "--admin-addr", "127.0.0.1:0")
 	}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), env...)
@@ -208,22 +210,31 @@ func (p *proc) stop(sig syscall.Signal) {
 // written it to its --addr-file (the test fails if it exits first).
 func (p *proc) adminAddr() string {
 	p.t.Helper()
-	if p.admin != "" {
-		return p.admin
+	if p.admin == "" {
+		p.admin = p.boundAddr("admin")
 	}
+	return p.admin
+}
+
+// boundAddr returns the address the service listens on for a listener
+// ("admin", "http", "rtsp", …), once it has written them to its
+// --addr-file (the test fails if it exits first).
+func (p *proc) boundAddr(listener string) string {
+	p.t.Helper()
+	var addr string
 	testenv.WaitFor(p.t, 60*time.Second, p.name+" to write its addresses", func() bool {
 		if ok, err := p.exited(); ok {
 			p.t.Fatalf("%s exited: %v\n%s", p.name, err, p.output())
 		}
 		b, err := os.ReadFile(p.addrFile)
 		var addrs map[string]string
-		if err != nil || json.Unmarshal(b, &addrs) != nil || addrs["admin"] == "" {
+		if err != nil || json.Unmarshal(b, &addrs) != nil || addrs[listener] == "" {
 			return false
 		}
-		p.admin = addrs["admin"]
+		addr = addrs[listener]
 		return true
 	})
-	return p.admin
+	return addr
 }
 
 // waitReady waits until a service's /readyz answers 200 on its admin

@@ -12,16 +12,6 @@ import (
 	"github.com/nokstream/nokstream/internal/webvtt"
 )
 
-// transcoderProc returns how to start a transcoder of a split
-// installation, on its addresses, with extra flags.
-func (in *installation) transcoderProc(name, addr, admin string, args []string) func() *proc {
-	return func() *proc {
-		p := startProc(in.t, name, in.env, append([]string{"transcoder", "--http-addr", addr, "--admin-addr", admin}, args...)...)
-		waitReady(in.t, p, addr)
-		return p
-	}
-}
-
 // checkReview plays what an expert gets of a recorded stream once the
 // transcoder has caught up: the review playlist (ffprobe reads it as long as
 // the raw one, H.264 at 640×360 with AAC), the master playlist offering both

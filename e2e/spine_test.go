@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,28 +143,32 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 	cli(t, in.env, "migrate")
 	pw := in.register(devices...)
 	n := max(o.replicas, 1)
-	// Admin addresses are fixed for the test, so that a restarted service
-	// keeps its own.
 	in.addrs, in.http, in.dirs, in.nodes = map[string]string{}, map[string]string{}, map[string]string{}, map[string]ports{}
-	var names, regURLs []string
+	// run starts a service. The first time, its admin and public
+	// addresses are on port 0, and it reports the ports it got
+	// (--addr-file): no port is picked ahead and taken by another test
+	// meanwhile. A restarted service keeps its addresses.
+	run := func(name string, env, args, extra []string) *proc {
+		admin, public := in.addrs[name], in.http[name]
+		if public == "" {
+			public = "127.0.0.1:0"
+		}
+		args = append(args, "--http-addr", public)
+		if admin != "" {
+			args = append(args, "--admin-addr", admin)
+		}
+		p := startProc(t, name, env, append(args, extra...)...)
+		in.addrs[name], in.http[name] = p.adminAddr(), p.boundAddr("http")
+		waitReady(t, p, in.http[name])
+		return p
+	}
+	var names []string
 	for _, svc := range []string{"registry", "archiver", "transcoder", "ingest"} {
 		for i := range n {
 			name := replica(svc, i)
 			names = append(names, name)
-			in.addrs[name] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-			in.http[name] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 			switch svc {
-			case "registry":
-				if i == 0 {
-					in.http[name] = fmt.Sprintf("127.0.0.1:%d", in.ports.http)
-				}
-				regURLs = append(regURLs, "http://"+in.http[name])
-				in.dirs[name] = t.TempDir()
-			case "ingest":
-				in.nodes[name] = in.ports
-				if i > 0 {
-					in.nodes[name] = newPorts(t)
-				}
+			case "registry", "ingest":
 				in.dirs[name] = t.TempDir()
 			}
 		}
@@ -170,27 +176,24 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 	for _, name := range names {
 		switch svc := strings.TrimRight(name, "0123456789"); svc {
 		case "registry":
-			args := []string{"registry", "--data", in.dirs[name], "--http-addr", in.http[name], "--admin-addr", in.addrs[name]}
-			if name != "registry" {
-				// The keys every registry shares: the first one's,
-				// which made them when it started.
-				keys := filepath.Join(in.dirs["registry"], "keys")
-				args = append(args, "--signing-key", filepath.Join(keys, "signing.key"), "--seal-key", filepath.Join(keys, "seal.ed25519"))
-			}
 			in.startFns[name] = func() *proc {
-				p := startProc(t, name, in.env, append(args, o.args["registry"]...)...)
-				waitReady(t, p, in.http[name])
+				args := []string{"registry", "--data", in.dirs[name]}
+				if name != "registry" {
+					// The keys every registry shares: the first one's,
+					// which made them when it started.
+					keys := filepath.Join(in.dirs["registry"], "keys")
+					args = append(args, "--signing-key", filepath.Join(keys, "signing.key"), "--seal-key", filepath.Join(keys, "seal.ed25519"))
+				}
+				p := run(name, in.env, args, o.args["registry"])
+				if name == "registry" {
+					// The API and WHIP of the first registry, as in all mode.
+					_, port, _ := net.SplitHostPort(in.http[name])
+					in.ports.http, _ = strconv.Atoi(port)
+				}
 				return p
 			}
-		case "archiver":
-			in.startFns[name] = func() *proc {
-				p := startProc(t, name, in.env, append([]string{"archiver", "--http-addr", in.http[name], "--admin-addr", in.addrs[name]},
-					o.args["archiver"]...)...)
-				waitReady(t, p, in.http[name])
-				return p
-			}
-		case "transcoder":
-			in.startFns[name] = in.transcoderProc(name, in.http[name], in.addrs[name], o.args["transcoder"])
+		case "archiver", "transcoder":
+			in.startFns[name] = func() *proc { return run(name, in.env, []string{svc}, o.args[svc]) }
 		case "ingest":
 			// Ingest holds no database: it asks the registry's node API
 			// with a node token (NOKSTREAM_DB is emptied in its
@@ -200,16 +203,25 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 				t.Fatal(err)
 			}
 			ingEnv := append(append([]string{}, in.env...), "NOKSTREAM_DB=")
-			args := append([]string{"ingest", "--data", in.dirs[name], "--http-addr", in.http[name], "--admin-addr", in.addrs[name],
-				"--registry", strings.Join(regURLs, ","), "--registry-token-file", tokenFile, "--segment-duration", segment.String()},
-				in.nodes[name].ingestFlags()...)
-			if name != "ingest" {
-				args = append(args, "--node", "e2e-"+name)
-			}
 			in.startFns[name] = func() *proc {
-				p := startProc(t, name, ingEnv, append(args, o.args["ingest"]...)...)
-				waitReady(t, p, in.http[name])
-				return p
+				if _, ok := in.nodes[name]; !ok {
+					// The first ingest's ports are in the cameras' URLs
+					// (register); the others' are picked as they start.
+					in.nodes[name] = in.ports
+					if name != "ingest" {
+						in.nodes[name] = newPorts(t)
+					}
+				}
+				var regURLs []string
+				for i := range n {
+					regURLs = append(regURLs, "http://"+in.http[replica("registry", i)])
+				}
+				args := append([]string{"ingest", "--data", in.dirs[name], "--registry", strings.Join(regURLs, ","),
+					"--registry-token-file", tokenFile, "--segment-duration", segment.String()}, in.nodes[name].ingestFlags()...)
+				if name != "ingest" {
+					args = append(args, "--node", "e2e-"+name)
+				}
+				return run(name, ingEnv, args, o.args["ingest"])
 			}
 		default:
 			t.Fatalf("no service %q", svc)
