@@ -230,13 +230,15 @@ func TestScaledOut(t *testing.T) {
 	// Every object, read back from MinIO, is under COMPLIANCE retention
 	// until the registry's date for it.
 	var problems []string
+	defer func() {
+		if len(problems) > 0 {
+			t.Logf("retention in MinIO against the registry:\n%s", strings.Join(problems, "\n"))
+		}
+	}()
 	testenv.WaitFor(t, time.Minute, "every object locked until the registry's date", func() bool {
 		problems = b.retentionProblems()
 		return len(problems) == 0
 	})
-	if len(problems) > 0 {
-		t.Errorf("retention in MinIO against the registry:\n%s", strings.Join(problems, "\n"))
-	}
 	isCam9 := func(key string) bool { return strings.Contains(key, "site2/cam9/") }
 	var cam9Keys, examKeys []string
 	for _, o := range b.list() {
@@ -263,23 +265,27 @@ func TestScaledOut(t *testing.T) {
 	var appeal struct{ ID string }
 	w.council.do("POST", ep+"/candidates/"+cand+"/appeals", map[string]string{"reason": "кандидат не согласен с результатом"}, http.StatusCreated, &appeal)
 	var off []string
+	defer func() {
+		if len(off) > 0 {
+			t.Logf("%d of %d objects of the candidate-exam not under legal hold with the appeal open: %q", len(off), len(evidence), off)
+		}
+	}()
 	testenv.WaitFor(t, time.Minute, "a legal hold on every object of the candidate-exam", func() bool {
 		off = b.holdsOtherThan(evidence, true)
 		return len(off) == 0
 	})
-	if len(off) > 0 {
-		t.Errorf("%d of %d objects of the candidate-exam not under legal hold with the appeal open: %q", len(off), len(evidence), off)
-	}
 	w.council.do("POST", "/api/v1/appeals/"+appeal.ID+"/decision", map[string]string{"outcome": "rejected", "decision": "без изменений"}, http.StatusOK, nil)
 	w.council.do("POST", "/api/v1/appeals/"+appeal.ID+"/close", nil, http.StatusOK, nil)
-	var on2 []string
+	var held []string
+	defer func() {
+		if len(held) > 0 {
+			t.Logf("%d objects still under legal hold after the appeal closed: %q", len(held), held)
+		}
+	}()
 	testenv.WaitFor(t, time.Minute, "every legal hold lifted", func() bool {
-		on2 = b.holdsOtherThan(evidence, false)
-		return len(on2) == 0
+		held = b.holdsOtherThan(evidence, false)
+		return len(held) == 0
 	})
-	if len(on2) > 0 {
-		t.Errorf("%d objects still under legal hold after the appeal closed: %q", len(on2), on2)
-	}
 
 	// Sealed once, whatever the replicas and the events since.
 	if s, err := st.LatestSeal(t.Context(), w.exam, cand); err != nil || s.Version != 1 {
