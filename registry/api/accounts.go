@@ -9,12 +9,11 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
-// accountsStore is what the routes of accounts and organisations need of
-// the registry's database (issue 13); *store.Store is one.
-type accountsStore interface {
-	SetUserDisabledBy(ctx context.Context, login string, disabled bool, byRole, org string) error
-	UserByLogin(ctx context.Context, login string) (store.User, error)
+// accountStore lists what the routes of accounts and organisations call of
+// the registry's database.
+type accountStore interface {
 	Accounts(ctx context.Context, f store.AccountFilter) ([]store.User, int, error)
+	SetUserDisabledBy(ctx context.Context, login string, disabled bool, byRole, org string) error
 	Organisations(ctx context.Context, f store.OrgFilter) ([]store.Organisation, int, error)
 	SetOrgSuspended(ctx context.Context, kind, id string, suspended bool, reason string, by int64, now time.Time) ([]string, error)
 }
@@ -99,7 +98,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
-	list, total, err := s.store.Accounts(r.Context(), store.AccountFilter{Org: org, Query: searchQuery(r), Limit: limit, Offset: offset})
+	list, total, err := s.db.accounts.Accounts(r.Context(), store.AccountFilter{Org: org, Query: searchQuery(r), Limit: limit, Offset: offset})
 	if err != nil {
 		return err
 	}
@@ -138,7 +137,7 @@ func (s *Server) suspendUser(w http.ResponseWriter, r *http.Request, c *caller) 
 	if login == c.user.Login && req.Suspended {
 		return errorf(http.StatusConflict, "an operator does not suspend their own account")
 	}
-	if err := s.store.SetUserDisabledBy(r.Context(), login, req.Suspended, c.user.Role, org); err != nil {
+	if err := s.db.accounts.SetUserDisabledBy(r.Context(), login, req.Suspended, c.user.Role, org); err != nil {
 		return fail(err, "user")
 	}
 	s.forgetSessions(login) // its signed URLs: at once here, within RevokeWithin elsewhere
@@ -185,7 +184,7 @@ func (s *Server) listOrganisations(w http.ResponseWriter, r *http.Request, c *ca
 	default:
 		return errorf(http.StatusBadRequest, "kind %q is not council, center or site", kind)
 	}
-	list, total, err := s.store.Organisations(r.Context(), store.OrgFilter{Scope: scopeOf(c.user), Kind: kind,
+	list, total, err := s.db.accounts.Organisations(r.Context(), store.OrgFilter{Scope: scopeOf(c.user), Kind: kind,
 		Query: searchQuery(r), Limit: limit, Offset: offset})
 	if err != nil {
 		return err
@@ -221,7 +220,7 @@ func (s *Server) suspendOrganisation(w http.ResponseWriter, r *http.Request, c *
 		return err
 	}
 	kind, id := r.PathValue("kind"), r.PathValue("id")
-	ended, err := s.store.SetOrgSuspended(r.Context(), kind, id, req.Suspended, req.Reason, c.user.ID, s.now())
+	ended, err := s.db.accounts.SetOrgSuspended(r.Context(), kind, id, req.Suspended, req.Reason, c.user.ID, s.now())
 	if err != nil {
 		return fail(err, "organisation")
 	}

@@ -63,7 +63,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nokstream/nokstream/internal/bus"
-	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/registry/store"
@@ -214,29 +213,93 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Store is what the API needs of the registry's database; *store.Store is
-// one.
+// Store is everything the API asks of the registry's database, the union
+// of its route groups' stores; *store.Store is one. Each route group
+// reaches the database through its own small interface (stores), with
+// only the methods its routes call.
 type Store interface {
 	Ping(ctx context.Context) error
-	Login(ctx context.Context, login, password string) (store.User, error)
-	CreateSession(ctx context.Context, id int64, now time.Time, ttl time.Duration) (token string, expires time.Time, err error)
-	SessionByToken(ctx context.Context, token string, now time.Time) (store.User, int64, error)
-	UserBySession(ctx context.Context, sid, uid int64) (store.User, error)
-	UserByID(ctx context.Context, id int64) (store.User, error)
-	DeleteSession(ctx context.Context, token string) error
-	ChangePassword(ctx context.Context, id int64, oldPassword, newPassword string) error
-	StreamExists(ctx context.Context, site, device string) (bool, error)
-	Segments(ctx context.Context, site, device string, from, to time.Time) ([]store.Segment, error)
-	Observations(ctx context.Context, site, device string, from, to time.Time) ([]store.Observation, error)
-	ObjectByKey(ctx context.Context, key string) (store.Object, error)
-	Renditions(ctx context.Context, site, device, variant string, from, to time.Time) ([]events.RenditionReady, error)
-	RenditionObjectByKey(ctx context.Context, key string) (store.Object, error)
-	Audit(ctx context.Context, e store.AuditEntry) error
-	limitStore     // login limits: limits.go
-	domainStore    // the НОК domain: domain.go
-	evidenceStore  // evidence bundles (issue 5): evidence.go
-	integrityStore // overdue evidence and its disposal: integrity.go
-	queueStore     // the cabinets' queues and the pages' other reads (issue 14): queue.go
+	accountStore     // accounts.go
+	appealStore      // appeals.go
+	authStore        // auth.go
+	candidateStore   // candidates.go
+	consentStore     // consent.go
+	domainStore      // domain.go
+	examLoginStore   // examlogin.go
+	examStore        // exams.go
+	identityStore    // identity.go
+	integrityStore   // integrity.go
+	limitStore       // limits.go
+	mediaStore       // mediaread.go
+	observationStore // observations.go
+	orgStore         // orgs.go
+	queueStore       // queue.go
+	resultStore      // results.go
+	reviewStore      // review.go
+	markStore        // reviews.go
+	streamStore      // streams.go
+	workflowStore    // workflow.go
+	evidenceStore    // evidence.go
+	scopeLookups     // scope.go
+}
+
+// stores are the route groups' views of the registry's database.
+type stores struct {
+	accounts     accountStore
+	appeals      appealStore
+	auth         authStore
+	candidates   candidateStore
+	consent      consentStore
+	domain       domainStore
+	examLogin    examLoginStore
+	exams        examStore
+	identity     identityStore
+	integrity    integrityStore
+	limits       limitStore
+	media        mediaStore
+	observations observationStore
+	orgs         orgStore
+	queue        queueStore
+	results      resultStore
+	review       reviewStore
+	marks        markStore
+	streams      streamStore
+	workflow     workflowStore
+	evidence     evidenceStore
+	scope        scopeLookups
+	// mediaAudit is nil when the store cannot aggregate media accesses:
+	// each fetch is then its own audit row.
+	mediaAudit mediaAuditStore
+}
+
+// newStores returns the views of st.
+func newStores(st Store) stores {
+	db := stores{
+		accounts:     st,
+		appeals:      st,
+		auth:         st,
+		candidates:   st,
+		consent:      st,
+		domain:       st,
+		examLogin:    st,
+		exams:        st,
+		identity:     st,
+		integrity:    st,
+		limits:       st,
+		media:        st,
+		observations: st,
+		orgs:         st,
+		queue:        st,
+		results:      st,
+		review:       st,
+		marks:        st,
+		streams:      st,
+		workflow:     st,
+		evidence:     st,
+		scope:        st,
+	}
+	db.mediaAudit, _ = st.(mediaAuditStore)
+	return db
 }
 
 // Blobs reads media objects and stores uploaded documents; every
@@ -267,7 +330,7 @@ type Deps struct {
 // Server serves the API.
 type Server struct {
 	cfg   Config
-	store Store
+	db    stores
 	blobs Blobs
 	log   *slog.Logger
 	now   func() time.Time
@@ -311,7 +374,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg:   cfg,
-		store: deps.Store,
+		db:    newStores(deps.Store),
 		blobs: deps.Blob,
 		log:   deps.Log,
 		now:   deps.Now,
@@ -356,7 +419,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			return nil, fmt.Errorf("registry api: register metrics: %w", err)
 		}
 	}
-	deps.Health.Add("postgres", s.store.Ping)
+	deps.Health.Add("postgres", deps.Store.Ping)
 	obs.RegisterLiveness(s.mux)
 
 	s.route("POST /api/v1/auth/login", authNone, s.login)

@@ -1,11 +1,21 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/nokstream/nokstream/registry/store"
 )
+
+// appealStore lists what the appeal routes call of the registry's database.
+type appealStore interface {
+	OpenAppeal(ctx context.Context, a *store.Appeal, by int64, now time.Time) error
+	Appeal(ctx context.Context, id string) (store.Appeal, error)
+	Appeals(ctx context.Context, sc store.Scope, f store.AppealFilter) ([]store.Appeal, error)
+	DecideAppeal(ctx context.Context, id, outcome, decision string, by int64, now time.Time) error
+	CloseAppeal(ctx context.Context, id string, by int64, now time.Time) error
+}
 
 type appealJSON struct {
 	ID        string     `json:"id"`
@@ -49,14 +59,14 @@ func (s *Server) openAppeal(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	a := &store.Appeal{ExamID: exam, CandidateID: cand, Reason: req.Reason, FiledOn: req.FiledOn.Time}
-	if err := s.store.OpenAppeal(r.Context(), a, c.user.ID, s.now()); err != nil {
+	if err := s.db.appeals.OpenAppeal(r.Context(), a, c.user.ID, s.now()); err != nil {
 		return fail(err, "candidate of the exam")
 	}
 	s.kickOutbox()
 	if err := s.audit(r, c, "appeal.open", a.ID, map[string]any{"exam": exam, "candidate": cand}); err != nil {
 		return err
 	}
-	got, err := s.store.Appeal(r.Context(), a.ID)
+	got, err := s.db.appeals.Appeal(r.Context(), a.ID)
 	if err != nil {
 		return err
 	}
@@ -68,7 +78,7 @@ func (s *Server) openAppeal(w http.ResponseWriter, r *http.Request, c *caller) e
 // listAppeals handles GET /api/v1/appeals?status=&exam=&candidate=.
 func (s *Server) listAppeals(w http.ResponseWriter, r *http.Request, c *caller) error {
 	q := r.URL.Query()
-	list, err := s.store.Appeals(r.Context(), scopeOf(c.user), store.AppealFilter{Status: q.Get("status"), ExamID: q.Get("exam"), CandidateID: q.Get("candidate")})
+	list, err := s.db.appeals.Appeals(r.Context(), scopeOf(c.user), store.AppealFilter{Status: q.Get("status"), ExamID: q.Get("exam"), CandidateID: q.Get("candidate")})
 	if err != nil {
 		return err
 	}
@@ -83,7 +93,7 @@ func (s *Server) listAppeals(w http.ResponseWriter, r *http.Request, c *caller) 
 }
 
 func (s *Server) appeal(r *http.Request, c *caller, roles ...string) (store.Appeal, error) {
-	a, err := s.store.Appeal(r.Context(), r.PathValue("appeal"))
+	a, err := s.db.appeals.Appeal(r.Context(), r.PathValue("appeal"))
 	if err != nil {
 		return a, fail(err, "appeal")
 	}
@@ -114,7 +124,7 @@ func (s *Server) decideAppeal(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := s.store.DecideAppeal(r.Context(), a.ID, req.Outcome, req.Decision, c.user.ID, s.now()); err != nil {
+	if err := s.db.appeals.DecideAppeal(r.Context(), a.ID, req.Outcome, req.Decision, c.user.ID, s.now()); err != nil {
 		return fail(err, "appeal")
 	}
 	if err := s.audit(r, c, "appeal.decide", a.ID, map[string]any{"outcome": req.Outcome}); err != nil {
@@ -130,7 +140,7 @@ func (s *Server) closeAppeal(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	if err := s.store.CloseAppeal(r.Context(), a.ID, c.user.ID, s.now()); err != nil {
+	if err := s.db.appeals.CloseAppeal(r.Context(), a.ID, c.user.ID, s.now()); err != nil {
 		return fail(err, "appeal")
 	}
 	s.kickOutbox()

@@ -18,6 +18,21 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
+// authStore lists what the routes of staff login, sessions and passwords
+// call of the registry's database.
+type authStore interface {
+	SessionByToken(ctx context.Context, token string, now time.Time) (store.User, int64, error)
+	CreateSession(ctx context.Context, id int64, now time.Time, ttl time.Duration) (token string, expires time.Time, err error)
+	CancelLoginAttempt(ctx context.Context, id int64) error
+	AuditLogin(ctx context.Context, at time.Time, action, login, addr string) error
+	Login(ctx context.Context, login, password string) (store.User, error)
+	LoginSucceeded(ctx context.Context, id int64, kind, login, addr string, now time.Time) error
+	ChangePassword(ctx context.Context, id int64, oldPassword, newPassword string) error
+	UserByID(ctx context.Context, id int64) (store.User, error)
+	DeleteSession(ctx context.Context, token string) error
+	Audit(ctx context.Context, e store.AuditEntry) error
+}
+
 // Query parameters of a signed URL.
 const (
 	paramExpires   = "exp" // unix seconds
@@ -40,7 +55,7 @@ func (s *Server) authenticate(r *http.Request, allowSigned bool) (*caller, error
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			return nil, errorf(http.StatusUnauthorized, "authorization is not a bearer token")
 		}
-		u, sid, err := s.store.SessionByToken(r.Context(), token, s.now())
+		u, sid, err := s.db.auth.SessionByToken(r.Context(), token, s.now())
 		if errors.Is(err, store.ErrBadCredentials) {
 			return nil, errorf(http.StatusUnauthorized, "invalid or expired token")
 		}
@@ -178,7 +193,7 @@ type sessionJSON struct {
 // startSession creates a session for u and answers it.
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.User) error {
 	now := s.now()
-	token, expires, err := s.store.CreateSession(r.Context(), u.ID, now, s.cfg.TokenTTL)
+	token, expires, err := s.db.auth.CreateSession(r.Context(), u.ID, now, s.cfg.TokenTTL)
 	if err != nil {
 		return err
 	}
@@ -220,20 +235,20 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) error 
 	release, err := s.acquireHash(w, r)
 	if err != nil {
 		// The password was not checked: the attempt does not count.
-		if cerr := s.store.CancelLoginAttempt(context.WithoutCancel(r.Context()), id); cerr != nil {
+		if cerr := s.db.auth.CancelLoginAttempt(context.WithoutCancel(r.Context()), id); cerr != nil {
 			return cerr
 		}
-		if aerr := s.store.AuditLogin(context.WithoutCancel(r.Context()), s.now(), "auth.login_busy", login, addr); aerr != nil {
+		if aerr := s.db.auth.AuditLogin(context.WithoutCancel(r.Context()), s.now(), "auth.login_busy", login, addr); aerr != nil {
 			return aerr
 		}
 		return err
 	}
-	u, err := s.store.Login(r.Context(), req.Login, req.Password)
+	u, err := s.db.auth.Login(r.Context(), req.Login, req.Password)
 	release()
 	if errors.Is(err, store.ErrBadCredentials) {
 		// The attempted login is kept in the (aggregated) audit log, not
 		// in the service log.
-		if err := s.store.AuditLogin(r.Context(), s.now(), "auth.login_failed", login, addr); err != nil {
+		if err := s.db.auth.AuditLogin(r.Context(), s.now(), "auth.login_failed", login, addr); err != nil {
 			return err
 		}
 		return errorf(http.StatusUnauthorized, "wrong login or password")
@@ -241,7 +256,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) error 
 	if err != nil {
 		return err
 	}
-	if err := s.store.LoginSucceeded(r.Context(), id, store.LoginStaff, login, addr, s.now()); err != nil {
+	if err := s.db.auth.LoginSucceeded(r.Context(), id, store.LoginStaff, login, addr, s.now()); err != nil {
 		return err
 	}
 	if err := s.audit(r, &caller{user: u}, "auth.login", "", nil); err != nil {
@@ -272,7 +287,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 	if err != nil {
 		return err
 	}
-	err = s.store.ChangePassword(r.Context(), c.user.ID, req.OldPassword, req.NewPassword)
+	err = s.db.auth.ChangePassword(r.Context(), c.user.ID, req.OldPassword, req.NewPassword)
 	release()
 	switch {
 	case errors.Is(err, store.ErrBadCredentials):
@@ -287,7 +302,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 	if err := s.audit(r, c, "auth.password_changed", "", nil); err != nil {
 		return err
 	}
-	u, err := s.store.UserByID(r.Context(), c.user.ID)
+	u, err := s.db.auth.UserByID(r.Context(), c.user.ID)
 	if err != nil {
 		return err
 	}
@@ -296,7 +311,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 
 // logout handles POST /api/v1/auth/logout.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if err := s.store.DeleteSession(r.Context(), c.token); err != nil {
+	if err := s.db.auth.DeleteSession(r.Context(), c.token); err != nil {
 		return err
 	}
 	s.serving.sessions.drop(sessionKey{c.session, c.user.ID}) // other registries: within RevokeWithin
@@ -359,7 +374,7 @@ func (s *Server) audit(r *http.Request, c *caller, action, object string, detail
 	for _, f := range edit {
 		f(&e)
 	}
-	if err := s.store.Audit(r.Context(), e); err != nil {
+	if err := s.db.auth.Audit(r.Context(), e); err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,18 @@ import (
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/registry/store"
 )
+
+// candidateStore lists what the routes of candidates and their documents
+// call of the registry's database.
+type candidateStore interface {
+	Candidates(ctx context.Context, sc store.Scope) ([]store.Candidate, error)
+	Candidate(ctx context.Context, id string) (store.Candidate, error)
+	SaveCandidate(ctx context.Context, c store.Candidate) (bool, error)
+	AddDocument(ctx context.Context, d *store.Document) error
+	CandidateDocuments(ctx context.Context, candidate string) ([]store.Document, error)
+	Document(ctx context.Context, id string) (store.Document, error)
+	ExamOwner(ctx context.Context, id string) (store.Owner, error)
+}
 
 // candidateJSON is a candidate as a caller may see them: the fields
 // beyond the name are nil, and left out, for a role that may not read them
@@ -69,7 +82,7 @@ func (q candidateRequest) candidate(id, center string) store.Candidate {
 }
 
 func (s *Server) listCandidates(w http.ResponseWriter, r *http.Request, c *caller) error {
-	list, err := s.store.Candidates(r.Context(), scopeOf(c.user))
+	list, err := s.db.candidates.Candidates(r.Context(), scopeOf(c.user))
 	if err != nil {
 		return err
 	}
@@ -97,7 +110,7 @@ func (s *Server) createCandidate(w http.ResponseWriter, r *http.Request, c *call
 	if id == "" {
 		id = store.NewID()
 	}
-	if existing, err := s.store.Candidate(r.Context(), id); err == nil {
+	if existing, err := s.db.candidates.Candidate(r.Context(), id); err == nil {
 		if existing.CenterID == c.user.OrgID {
 			return errorf(http.StatusConflict, "candidate %s exists: PUT /api/v1/candidates/%s to change it", id, id)
 		}
@@ -105,13 +118,13 @@ func (s *Server) createCandidate(w http.ResponseWriter, r *http.Request, c *call
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if _, err := s.store.SaveCandidate(r.Context(), req.candidate(id, c.user.OrgID)); err != nil {
+	if _, err := s.db.candidates.SaveCandidate(r.Context(), req.candidate(id, c.user.OrgID)); err != nil {
 		return fail(err, "center")
 	}
 	if err := s.audit(r, c, "candidate.create", id, nil); err != nil {
 		return err
 	}
-	k, err := s.store.Candidate(r.Context(), id)
+	k, err := s.db.candidates.Candidate(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -121,7 +134,7 @@ func (s *Server) createCandidate(w http.ResponseWriter, r *http.Request, c *call
 }
 
 func (s *Server) candidate(r *http.Request, c *caller, roles ...string) (store.Candidate, error) {
-	k, err := s.store.Candidate(r.Context(), r.PathValue("candidate"))
+	k, err := s.db.candidates.Candidate(r.Context(), r.PathValue("candidate"))
 	if err != nil {
 		return k, fail(err, "candidate")
 	}
@@ -150,7 +163,7 @@ func (s *Server) updateCandidate(w http.ResponseWriter, r *http.Request, c *call
 	if req.ID != "" && req.ID != k.ID {
 		return errorf(http.StatusUnprocessableEntity, "id %q differs from the candidate's %q", req.ID, k.ID)
 	}
-	if _, err := s.store.SaveCandidate(r.Context(), req.candidate(k.ID, k.CenterID)); err != nil {
+	if _, err := s.db.candidates.SaveCandidate(r.Context(), req.candidate(k.ID, k.CenterID)); err != nil {
 		return fail(err, "candidate")
 	}
 	if err := s.audit(r, c, "candidate.update", k.ID, nil); err != nil {
@@ -214,7 +227,7 @@ func (s *Server) storeDocument(r *http.Request, c *caller, d *store.Document, ow
 	if err := s.blobs.Put(r.Context(), d.ObjectKey, bytes.NewReader(body), int64(len(body))); err != nil {
 		return fmt.Errorf("store document %s: %w", d.ObjectKey, err)
 	}
-	if err := s.store.AddDocument(r.Context(), d); err != nil {
+	if err := s.db.candidates.AddDocument(r.Context(), d); err != nil {
 		return fail(err, "document owner")
 	}
 	return nil
@@ -249,7 +262,7 @@ func (s *Server) listDocuments(w http.ResponseWriter, r *http.Request, c *caller
 	if err != nil {
 		return err
 	}
-	docs, err := s.store.CandidateDocuments(r.Context(), k.ID)
+	docs, err := s.db.candidates.CandidateDocuments(r.Context(), k.ID)
 	if err != nil {
 		return err
 	}
@@ -265,18 +278,18 @@ func (s *Server) listDocuments(w http.ResponseWriter, r *http.Request, c *caller
 // candidate's document or an exam's protocol, to whoever sees its owner.
 // Every download is audited.
 func (s *Server) getDocument(w http.ResponseWriter, r *http.Request, c *caller) error {
-	d, err := s.store.Document(r.Context(), r.PathValue("document"))
+	d, err := s.db.candidates.Document(r.Context(), r.PathValue("document"))
 	if err != nil {
 		return fail(err, "document")
 	}
 	var o store.Owner
 	if d.CandidateID != "" {
-		k, err := s.store.Candidate(r.Context(), d.CandidateID)
+		k, err := s.db.candidates.Candidate(r.Context(), d.CandidateID)
 		if err != nil {
 			return err
 		}
 		o = k.Owner()
-	} else if o, err = s.store.ExamOwner(r.Context(), d.ExamID); err != nil {
+	} else if o, err = s.db.candidates.ExamOwner(r.Context(), d.ExamID); err != nil {
 		return err
 	}
 	if err := allow(c, o, "document"); err != nil {

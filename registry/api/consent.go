@@ -1,11 +1,18 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/nokstream/nokstream/registry/store"
 )
+
+// consentStore lists what the consent routes call of the registry's
+// database.
+type consentStore interface {
+	RecordConsent(ctx context.Context, c *store.Consent) error
+}
 
 type consentJSON struct {
 	Exam       string    `json:"exam"`
@@ -28,7 +35,7 @@ func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, c *caller
 		return err
 	}
 	k := &store.Consent{ExamID: c.exam.ExamID, CandidateID: c.exam.CandidateID, Version: req.Version, Page: req.Page, AcceptedAt: s.now()}
-	if err := s.store.RecordConsent(r.Context(), k); err != nil {
+	if err := s.db.consent.RecordConsent(r.Context(), k); err != nil {
 		return fail(err, "candidate of the exam")
 	}
 	if err := s.audit(r, nil, "exam.consent", k.ExamID+"/"+k.CandidateID, map[string]any{"version": k.Version, "page": k.Page}); err != nil {

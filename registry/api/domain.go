@@ -12,79 +12,13 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
-// domainStore is what the НОК domain routes need of the registry's
-// database; *store.Store is one.
+// domainStore lists what the outbox relay and the domain routes' shared exam
+// checks call of the registry's database.
 type domainStore interface {
-	SegmentByID(ctx context.Context, id string) (store.Segment, error)
-
-	Council(ctx context.Context, id string) (store.Council, error)
-	Councils(ctx context.Context, sc store.Scope) ([]store.Council, error)
-	SaveCouncil(ctx context.Context, c store.Council) (bool, error)
-	CouncilRetentionSettings(ctx context.Context, council string) (map[string]store.RetentionSettings, error)
-	SetRetentionSettings(ctx context.Context, council, qualification string, rs store.RetentionSettings, by int64) error
-	Center(ctx context.Context, id string) (store.Center, error)
-	Centers(ctx context.Context, sc store.Scope) ([]store.Center, error)
-	SaveCenter(ctx context.Context, c store.Center) (bool, error)
-	Site(ctx context.Context, id string) (store.Site, error)
-	Sites(ctx context.Context, sc store.Scope) ([]store.Site, error)
-	SaveSite(ctx context.Context, s store.Site) (bool, error)
-	SiteDevices(ctx context.Context, site string) ([]store.SiteDevice, error)
-	Qualification(ctx context.Context, code string) (store.Qualification, error)
-	Qualifications(ctx context.Context) ([]store.Qualification, error)
-	AddAssessmentTool(ctx context.Context, code string, t store.AssessmentTool) error
-
-	Candidate(ctx context.Context, id string) (store.Candidate, error)
-	Candidates(ctx context.Context, sc store.Scope) ([]store.Candidate, error)
-	SaveCandidate(ctx context.Context, c store.Candidate) (bool, error)
-	AddDocument(ctx context.Context, d *store.Document) error
-	Document(ctx context.Context, id string) (store.Document, error)
-	CandidateDocuments(ctx context.Context, candidate string) ([]store.Document, error)
-
-	CreateExam(ctx context.Context, e *store.Exam) error
-	Exam(ctx context.Context, id string) (store.Exam, error)
-	Exams(ctx context.Context, sc store.Scope, from, to time.Time) ([]store.Exam, error)
-	ExamOwner(ctx context.Context, id string) (store.Owner, error)
-	AppointExpert(ctx context.Context, exam, login string, by int64) (store.Expert, error)
-	AddExamCandidate(ctx context.Context, exam, candidate, webcam, screen string, now time.Time) error
-	ExamCandidates(ctx context.Context, exam string) ([]store.ExamCandidate, error)
-	ExamCandidate(ctx context.Context, exam, candidate string) (store.ExamCandidate, error)
-	SetAdmission(ctx context.Context, exam, candidate string, admitted bool, reason string, by int64, now time.Time) error
-	IssueExamPassword(ctx context.Context, exam, candidate string, now time.Time) (string, error)
-	ExamLogin(ctx context.Context, password string, now time.Time) (string, store.ExamSession, error)
-	ExamSessionByToken(ctx context.Context, token string, now time.Time) (store.ExamSession, error)
-
-	CandidateEvidence(ctx context.Context, exam, candidate string) ([]store.EvidenceStream, error)
-	ExpertStreamWindows(ctx context.Context, expert int64, site, device string) ([]store.Window, error)
-
-	ResultPreconditions(ctx context.Context, exam string) ([]store.Precondition, error)
-	SaveCard(ctx context.Context, r *store.Result, by int64, now time.Time) (bool, error)
-	Result(ctx context.Context, exam, candidate string) (store.Result, error)
-	Certificate(ctx context.Context, number string) (store.Result, error)
-	ExtendCertificate(ctx context.Context, number string, validUntil time.Time, reason string, by int64, now time.Time) error
-	RevokeCertificate(ctx context.Context, number, reason string, by int64, now time.Time) error
-	SetProtocol(ctx context.Context, p store.Protocol) error
-	ExamProtocol(ctx context.Context, exam string) (store.Protocol, error)
-	ApproveProtocol(ctx context.Context, exam string, expert int64, approved bool, comment string, now time.Time) error
-	RecordDecision(ctx context.Context, d *store.Decision) error
-	RecordVerification(ctx context.Context, v store.Verification) error
-	ExamDecisions(ctx context.Context, exam string) ([]store.Decision, []store.Verification, error)
-	Deadlines(ctx context.Context, sc store.Scope, now time.Time, overdueOnly bool) ([]store.Deadline, error)
-
-	OpenAppeal(ctx context.Context, a *store.Appeal, by int64, now time.Time) error
-	DecideAppeal(ctx context.Context, id, outcome, decision string, by int64, now time.Time) error
-	CloseAppeal(ctx context.Context, id string, by int64, now time.Time) error
-	Appeal(ctx context.Context, id string) (store.Appeal, error)
-	Appeals(ctx context.Context, sc store.Scope, f store.AppealFilter) ([]store.Appeal, error)
-
-	AddMark(ctx context.Context, m *store.Mark, now time.Time) error
-	Marks(ctx context.Context, exam, candidate string) ([]store.Mark, error)
-	SetVerdict(ctx context.Context, v store.Verdict) error
-	Verdicts(ctx context.Context, exam, candidate string) ([]store.Verdict, error)
-
-	RelayOutbox(ctx context.Context, limit int, now time.Time, publish func(context.Context, store.OutboxEvent) error) (int, error)
 	PruneOutbox(ctx context.Context, before time.Time) (int64, error)
-
-	workflowStore // the register's procedure: workflow.go
+	RelayOutbox(ctx context.Context, limit int, now time.Time, publish func(context.Context, store.OutboxEvent) error) (int, error)
+	ExamCandidate(ctx context.Context, exam, candidate string) (store.ExamCandidate, error)
+	ExamOwner(ctx context.Context, id string) (store.Owner, error)
 }
 
 // domainRoutes registers the routes of the НОК domain. Access to each is
@@ -179,7 +113,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for {
 		s.relay(ctx)
 		if now := s.now(); now.Sub(lastPrune) > time.Hour {
-			if _, err := s.store.PruneOutbox(ctx, now.Add(-7*24*time.Hour)); err != nil && ctx.Err() == nil {
+			if _, err := s.db.domain.PruneOutbox(ctx, now.Add(-7*24*time.Hour)); err != nil && ctx.Err() == nil {
 				s.log.Warn("prune outbox", "err", err)
 			}
 			lastPrune = now
@@ -197,7 +131,7 @@ func (s *Server) Run(ctx context.Context) error {
 // publishing fails (the rest wait for the next round).
 func (s *Server) relay(ctx context.Context) {
 	for ctx.Err() == nil {
-		n, err := s.store.RelayOutbox(ctx, 100, s.now(), func(ctx context.Context, e store.OutboxEvent) error {
+		n, err := s.db.domain.RelayOutbox(ctx, 100, s.now(), func(ctx context.Context, e store.OutboxEvent) error {
 			return s.bus.Publish(ctx, e.Topic, e.Key, e.Value)
 		})
 		s.published.WithLabelValues("published").Add(float64(n))
@@ -297,7 +231,7 @@ func (s *Server) examCandidateOwner(r *http.Request, c *caller, roles ...string)
 	if err != nil {
 		return "", "", o, err
 	}
-	if _, err := s.store.ExamCandidate(r.Context(), exam, candidate); err != nil {
+	if _, err := s.db.domain.ExamCandidate(r.Context(), exam, candidate); err != nil {
 		return "", "", o, fail(err, "candidate of the exam")
 	}
 	return exam, candidate, o, nil
@@ -306,7 +240,7 @@ func (s *Server) examCandidateOwner(r *http.Request, c *caller, roles ...string)
 // examOwner returns the Owner of the exam of the route after checking c
 // may see it with one of roles (see allow).
 func (s *Server) examOwner(r *http.Request, c *caller, roles ...string) (store.Owner, error) {
-	o, err := s.store.ExamOwner(r.Context(), r.PathValue("exam"))
+	o, err := s.db.domain.ExamOwner(r.Context(), r.PathValue("exam"))
 	if err != nil {
 		return o, fail(err, "exam")
 	}

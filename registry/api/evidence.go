@@ -86,7 +86,7 @@ func (s *Server) evidence(w http.ResponseWriter, r *http.Request, c *caller) err
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="evidence-%s-%s.tar"`, exam, cand))
 		w.Header().Set("Cache-Control", "no-store")
 	}}
-	sum, err := export.Bundle(r.Context(), cw, s.store, objs, s.sealKey, export.Request{
+	sum, err := export.Bundle(r.Context(), cw, s.db.evidence, objs, s.sealKey, export.Request{
 		ExamID: exam, CandidateID: cand, Purpose: why, ActorID: c.user.ID, ActorLogin: c.user.Login, RemoteAddr: s.auditAddr(r),
 	}, s.now())
 	switch {

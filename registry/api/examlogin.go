@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,16 @@ import (
 
 	"github.com/nokstream/nokstream/registry/store"
 )
+
+// examLoginStore lists what a candidate's exam login and session call of the
+// registry's database.
+type examLoginStore interface {
+	ExamLogin(ctx context.Context, password string, now time.Time) (string, store.ExamSession, error)
+	AuditLogin(ctx context.Context, at time.Time, action, login, addr string) error
+	CancelLoginAttempt(ctx context.Context, id int64) error
+	LoginSucceeded(ctx context.Context, id int64, kind, login, addr string, now time.Time) error
+	ExamSessionByToken(ctx context.Context, token string, now time.Time) (store.ExamSession, error)
+}
 
 // examSessionJSON is the answer of an exam login and of the exam session
 // route.
@@ -55,17 +66,17 @@ func (s *Server) examLogin(w http.ResponseWriter, r *http.Request, _ *caller) er
 	if err != nil {
 		return err
 	}
-	token, es, err := s.store.ExamLogin(r.Context(), req.Password, s.now())
+	token, es, err := s.db.examLogin.ExamLogin(r.Context(), req.Password, s.now())
 	var we *store.WindowError
 	switch {
 	case errors.Is(err, store.ErrBadCredentials):
-		if err := s.store.AuditLogin(r.Context(), s.now(), "exam.login_failed", "", s.clientAddr(r)); err != nil {
+		if err := s.db.examLogin.AuditLogin(r.Context(), s.now(), "exam.login_failed", "", s.clientAddr(r)); err != nil {
 			return err
 		}
 		return errorf(http.StatusUnauthorized, "wrong exam password")
 	case errors.As(err, &we):
 		// The right password at the wrong time is no guess.
-		if err := s.store.CancelLoginAttempt(r.Context(), id); err != nil {
+		if err := s.db.examLogin.CancelLoginAttempt(r.Context(), id); err != nil {
 			return err
 		}
 		if err := s.audit(r, nil, "exam.login_outside_window", "", map[string]any{"starts_at": we.Start.UTC(), "ends_at": we.End.UTC()}); err != nil {
@@ -77,7 +88,7 @@ func (s *Server) examLogin(w http.ResponseWriter, r *http.Request, _ *caller) er
 	case err != nil:
 		return err
 	}
-	if err := s.store.LoginSucceeded(r.Context(), id, store.LoginExam, "", s.clientAddr(r), s.now()); err != nil {
+	if err := s.db.examLogin.LoginSucceeded(r.Context(), id, store.LoginExam, "", s.clientAddr(r), s.now()); err != nil {
 		return err
 	}
 	if err := s.audit(r, nil, "exam.login", es.ExamID+"/"+es.CandidateID, nil, func(e *store.AuditEntry) {
@@ -103,7 +114,7 @@ func (s *Server) authenticateCandidate(r *http.Request) (*caller, error) {
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return nil, errorf(http.StatusUnauthorized, "authorization required: Authorization: Bearer <exam token from POST /api/v1/exam/login>")
 	}
-	es, err := s.store.ExamSessionByToken(r.Context(), token, s.now())
+	es, err := s.db.examLogin.ExamSessionByToken(r.Context(), token, s.now())
 	if errors.Is(err, store.ErrBadCredentials) {
 		return nil, errorf(http.StatusUnauthorized, "invalid or expired exam token")
 	}

@@ -1,12 +1,29 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/nokstream/nokstream/registry/store"
 )
+
+// examStore lists what the routes of exams, their experts and candidates
+// call of the registry's database.
+type examStore interface {
+	Exams(ctx context.Context, sc store.Scope, from, to time.Time) ([]store.Exam, error)
+	CreateExam(ctx context.Context, e *store.Exam) error
+	Exam(ctx context.Context, id string) (store.Exam, error)
+	AppointExpert(ctx context.Context, exam, login string, by int64) (store.Expert, error)
+	ResultPreconditions(ctx context.Context, exam string) ([]store.Precondition, error)
+	ExamCandidates(ctx context.Context, exam string) ([]store.ExamCandidate, error)
+	AddExamCandidate(ctx context.Context, exam, candidate, webcam, screen string, now time.Time) error
+	ExamCandidate(ctx context.Context, exam, candidate string) (store.ExamCandidate, error)
+	SetAdmission(ctx context.Context, exam, candidate string, admitted bool, reason string, by int64, now time.Time) error
+	IssueExamPassword(ctx context.Context, exam, candidate string, now time.Time) (string, error)
+	CandidateEvidence(ctx context.Context, exam, candidate string) ([]store.EvidenceStream, error)
+}
 
 type partJSON struct {
 	Kind     string    `json:"kind"`
@@ -61,7 +78,7 @@ func (s *Server) listExams(w http.ResponseWriter, r *http.Request, c *caller) er
 			return err
 		}
 	}
-	list, err := s.store.Exams(r.Context(), scopeOf(c.user), from, to)
+	list, err := s.db.exams.Exams(r.Context(), scopeOf(c.user), from, to)
 	if err != nil {
 		return err
 	}
@@ -97,14 +114,14 @@ func (s *Server) createExam(w http.ResponseWriter, r *http.Request, c *caller) e
 	for _, p := range req.Parts {
 		e.Parts = append(e.Parts, store.ExamPart{Kind: p.Kind, Start: p.StartsAt, End: p.EndsAt})
 	}
-	if err := s.store.CreateExam(r.Context(), e); err != nil {
+	if err := s.db.exams.CreateExam(r.Context(), e); err != nil {
 		return fail(err, "exam")
 	}
 	if err := s.audit(r, c, "exam.create", e.ID, map[string]any{"site": e.SiteID, "qualification": e.Qualification,
 		"starts_at": e.Start.UTC(), "ends_at": e.End.UTC()}); err != nil {
 		return err
 	}
-	x, err := s.store.Exam(r.Context(), e.ID)
+	x, err := s.db.exams.Exam(r.Context(), e.ID)
 	if err != nil {
 		return err
 	}
@@ -117,7 +134,7 @@ func (s *Server) getExam(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if _, err := s.examOwner(r, c); err != nil {
 		return err
 	}
-	e, err := s.store.Exam(r.Context(), r.PathValue("exam"))
+	e, err := s.db.exams.Exam(r.Context(), r.PathValue("exam"))
 	if err != nil {
 		return fail(err, "exam")
 	}
@@ -138,7 +155,7 @@ func (s *Server) appointExpert(w http.ResponseWriter, r *http.Request, c *caller
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	x, err := s.store.AppointExpert(r.Context(), o.Exam, req.Login, c.user.ID)
+	x, err := s.db.exams.AppointExpert(r.Context(), o.Exam, req.Login, c.user.ID)
 	if err != nil {
 		return fail(err, "exam")
 	}
@@ -156,7 +173,7 @@ func (s *Server) preconditions(w http.ResponseWriter, r *http.Request, c *caller
 	if err != nil {
 		return err
 	}
-	unmet, err := s.store.ResultPreconditions(r.Context(), o.Exam)
+	unmet, err := s.db.exams.ResultPreconditions(r.Context(), o.Exam)
 	if err != nil {
 		return fail(err, "exam")
 	}
@@ -200,7 +217,7 @@ func (s *Server) listExamCandidates(w http.ResponseWriter, r *http.Request, c *c
 	if err != nil {
 		return err
 	}
-	list, err := s.store.ExamCandidates(r.Context(), o.Exam)
+	list, err := s.db.exams.ExamCandidates(r.Context(), o.Exam)
 	if err != nil {
 		return err
 	}
@@ -229,13 +246,13 @@ func (s *Server) addExamCandidate(w http.ResponseWriter, r *http.Request, c *cal
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := s.store.AddExamCandidate(r.Context(), o.Exam, req.Candidate, req.Webcam, req.Screen, s.now()); err != nil {
+	if err := s.db.exams.AddExamCandidate(r.Context(), o.Exam, req.Candidate, req.Webcam, req.Screen, s.now()); err != nil {
 		return fail(err, "exam")
 	}
 	if err := s.audit(r, c, "exam.candidate_add", o.Exam+"/"+req.Candidate, map[string]any{"webcam": req.Webcam, "screen": req.Screen}); err != nil {
 		return err
 	}
-	ec, err := s.store.ExamCandidate(r.Context(), o.Exam, req.Candidate)
+	ec, err := s.db.exams.ExamCandidate(r.Context(), o.Exam, req.Candidate)
 	if err != nil {
 		return err
 	}
@@ -248,7 +265,7 @@ func (s *Server) getExamCandidate(w http.ResponseWriter, r *http.Request, c *cal
 	if err != nil {
 		return err
 	}
-	ec, err := s.store.ExamCandidate(r.Context(), exam, cand)
+	ec, err := s.db.exams.ExamCandidate(r.Context(), exam, cand)
 	if err != nil {
 		return fail(err, "candidate of the exam")
 	}
@@ -274,7 +291,7 @@ func (s *Server) setAdmission(w http.ResponseWriter, r *http.Request, c *caller)
 	if req.Status != store.AdmissionAdmitted && req.Status != store.AdmissionRefused {
 		return errorf(http.StatusUnprocessableEntity, "status %q is not admitted or refused", req.Status)
 	}
-	if err := s.store.SetAdmission(r.Context(), exam, cand, req.Status == store.AdmissionAdmitted, req.Reason, c.user.ID, s.now()); err != nil {
+	if err := s.db.exams.SetAdmission(r.Context(), exam, cand, req.Status == store.AdmissionAdmitted, req.Reason, c.user.ID, s.now()); err != nil {
 		return fail(err, "candidate of the exam")
 	}
 	if err := s.audit(r, c, "exam.admission", exam+"/"+cand, map[string]any{"status": req.Status, "reason": req.Reason}); err != nil {
@@ -291,11 +308,11 @@ func (s *Server) issuePassword(w http.ResponseWriter, r *http.Request, c *caller
 	if err != nil {
 		return err
 	}
-	pw, err := s.store.IssueExamPassword(r.Context(), exam, cand, s.now())
+	pw, err := s.db.exams.IssueExamPassword(r.Context(), exam, cand, s.now())
 	if err != nil {
 		return fail(err, "candidate of the exam")
 	}
-	e, err := s.store.Exam(r.Context(), exam)
+	e, err := s.db.exams.Exam(r.Context(), exam)
 	if err != nil {
 		return err
 	}
@@ -335,11 +352,11 @@ func (s *Server) candidateMedia(w http.ResponseWriter, r *http.Request, c *calle
 	if err != nil {
 		return err
 	}
-	e, err := s.store.Exam(r.Context(), exam)
+	e, err := s.db.exams.Exam(r.Context(), exam)
 	if err != nil {
 		return err
 	}
-	streams, err := s.store.CandidateEvidence(r.Context(), exam, cand)
+	streams, err := s.db.exams.CandidateEvidence(r.Context(), exam, cand)
 	if err != nil {
 		return fail(err, "candidate of the exam")
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -8,6 +9,15 @@ import (
 
 	"github.com/nokstream/nokstream/registry/store"
 )
+
+// identityStore lists what the identity check routes call of the registry's
+// database.
+type identityStore interface {
+	ExamCandidate(ctx context.Context, exam, candidate string) (store.ExamCandidate, error)
+	IdentityDocuments(ctx context.Context, exam, candidate string) ([]store.Document, error)
+	Identity(ctx context.Context, exam, candidate string) (store.IdentityCheck, error)
+	RecordIdentity(ctx context.Context, c store.IdentityCheck) error
+}
 
 // identityRoles may see a candidate's identity documents at admission: the
 // site that checks them, and those above it. An expert reviews the
@@ -44,11 +54,11 @@ func (s *Server) getIdentity(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	ec, err := s.store.ExamCandidate(r.Context(), exam, cand)
+	ec, err := s.db.identity.ExamCandidate(r.Context(), exam, cand)
 	if err != nil {
 		return fail(err, "candidate of the exam")
 	}
-	docs, err := s.store.IdentityDocuments(r.Context(), exam, cand)
+	docs, err := s.db.identity.IdentityDocuments(r.Context(), exam, cand)
 	if err != nil {
 		return err
 	}
@@ -58,7 +68,7 @@ func (s *Server) getIdentity(w http.ResponseWriter, r *http.Request, c *caller) 
 		j.URL = identityDocumentURL(exam, cand, d.ID)
 		out.Documents = append(out.Documents, j)
 	}
-	check, err := s.store.Identity(r.Context(), exam, cand)
+	check, err := s.db.identity.Identity(r.Context(), exam, cand)
 	switch {
 	case err == nil:
 		out.Check = &identityCheckJSON{Confirmed: check.Confirmed, Document: check.DocumentID, Photo: check.PhotoID, Reason: check.Reason,
@@ -77,7 +87,7 @@ func (s *Server) getIdentityDocument(w http.ResponseWriter, r *http.Request, c *
 	if err != nil {
 		return err
 	}
-	docs, err := s.store.IdentityDocuments(r.Context(), exam, cand)
+	docs, err := s.db.identity.IdentityDocuments(r.Context(), exam, cand)
 	if err != nil {
 		return err
 	}
@@ -150,7 +160,7 @@ func (s *Server) setIdentity(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := s.store.RecordIdentity(r.Context(), store.IdentityCheck{ExamID: exam, CandidateID: cand, Confirmed: req.Confirmed,
+	if err := s.db.identity.RecordIdentity(r.Context(), store.IdentityCheck{ExamID: exam, CandidateID: cand, Confirmed: req.Confirmed,
 		DocumentID: req.Document, PhotoID: req.Photo, Reason: req.Reason, CheckedBy: c.user.ID, CheckedAt: s.now()}); err != nil {
 		return fail(err, "candidate of the exam")
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
-// integrityStore is what the evidence-integrity routes need of the store:
-// overdue evidence and its disposal.
+// integrityStore lists what the routes of overdue evidence and its disposal
+// call of the registry's database.
 type integrityStore interface {
 	OverdueEvidence(ctx context.Context, sc store.Scope, now time.Time, defaultProvisional, floor time.Duration) ([]store.OverdueEvidence, error)
 	DisposeEvidence(ctx context.Context, d store.Disposal, defaultProvisional, floor time.Duration) error
@@ -40,7 +40,7 @@ func (s *Server) checkFloors(rs retentionJSON) error {
 // overdueDeadlines returns the candidate-exams in c's scope whose evidence
 // is overdue at now, as deadlines of kind evidence_overdue.
 func (s *Server) overdueDeadlines(ctx context.Context, c *caller, now time.Time) ([]deadlineJSON, error) {
-	list, err := s.store.OverdueEvidence(ctx, scopeOf(c.user), now, defaultProvisional(), s.cfg.RetentionFloors.Provisional)
+	list, err := s.db.integrity.OverdueEvidence(ctx, scopeOf(c.user), now, defaultProvisional(), s.cfg.RetentionFloors.Provisional)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (s *Server) disposeEvidence(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	d := store.Disposal{ExamID: exam, CandidateID: cand, Reason: req.Reason, DisposedBy: c.user.ID, DisposedAt: s.now()}
-	if err := s.store.DisposeEvidence(r.Context(), d, defaultProvisional(), s.cfg.RetentionFloors.Provisional); err != nil {
+	if err := s.db.integrity.DisposeEvidence(r.Context(), d, defaultProvisional(), s.cfg.RetentionFloors.Provisional); err != nil {
 		return fail(err, "candidate of the exam")
 	}
 	s.kickOutbox()

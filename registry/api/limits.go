@@ -12,12 +12,10 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
-// limitStore is what the login limits need of the registry's database;
-// *store.Store is one.
+// limitStore lists what the limits on login attempts call of the registry's
+// database.
 type limitStore interface {
 	AttemptLogin(ctx context.Context, kind, login, addr string, now time.Time, lim store.LoginLimits) (int64, error)
-	LoginSucceeded(ctx context.Context, id int64, kind, login, addr string, now time.Time) error
-	CancelLoginAttempt(ctx context.Context, id int64) error
 	AuditLogin(ctx context.Context, at time.Time, action, login, addr string) error
 }
 
@@ -37,7 +35,7 @@ func (s *Server) loginLimits() store.LoginLimits {
 func (s *Server) attempt(w http.ResponseWriter, r *http.Request, kind, action, login string) (int64, error) {
 	addr := s.clientAddr(r)
 	now := s.now()
-	id, err := s.store.AttemptLogin(r.Context(), kind, login, addr, now, s.loginLimits())
+	id, err := s.db.limits.AttemptLogin(r.Context(), kind, login, addr, now, s.loginLimits())
 	if th, ok := store.IsThrottled(err); ok {
 		// One audit row per minute and limit that refuses: an address
 		// over its limit is one row whatever logins a flood tries, and a
@@ -50,7 +48,7 @@ func (s *Server) attempt(w http.ResponseWriter, r *http.Request, kind, action, l
 			from = "*"
 		}
 		s.loginRefused.WithLabelValues("throttled_" + strings.ReplaceAll(th.Rule, "-", "_")).Inc()
-		if err := s.store.AuditLogin(r.Context(), now, action+"_throttled", who, from); err != nil {
+		if err := s.db.limits.AuditLogin(r.Context(), now, action+"_throttled", who, from); err != nil {
 			return 0, err
 		}
 		secs := int64(math.Ceil(th.RetryAfter.Seconds()))

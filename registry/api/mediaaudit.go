@@ -55,10 +55,10 @@ type mediaAudit struct {
 	stopped  bool // Run has ended: fetches go to the database at once
 }
 
-func newMediaAudit(st Store, log *slog.Logger, now func() time.Time) *mediaAudit {
-	a := &mediaAudit{audit: st.Audit, log: log, now: now, open: map[mediaAccessKey]*store.MediaAccess{}}
-	a.store, _ = st.(mediaAuditStore)
-	return a
+// newMediaAudit returns the audit of media fetches: aggregated in st, or,
+// with st nil, one audit row each through audit.
+func newMediaAudit(st mediaAuditStore, audit func(context.Context, store.AuditEntry) error, log *slog.Logger, now func() time.Time) *mediaAudit {
+	return &mediaAudit{store: st, audit: audit, log: log, now: now, open: map[mediaAccessKey]*store.MediaAccess{}}
 }
 
 // record counts one fetch (Fetches 1, First and Last its time) in its

@@ -19,6 +19,14 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
+// mediaStore lists what the media route call of the registry's database.
+type mediaStore interface {
+	UserBySession(ctx context.Context, sid, uid int64) (store.User, error)
+	ExpertStreamWindows(ctx context.Context, expert int64, site, device string) ([]store.Window, error)
+	Site(ctx context.Context, id string) (store.Site, error)
+	SegmentByID(ctx context.Context, id string) (store.Segment, error)
+}
+
 // RevokeWithin is the longest a signed URL keeps working after its session
 // ended (a logout on another registry, a password change or reset,
 // disabling the user): the session of a signed URL is looked up again at
@@ -61,7 +69,7 @@ func newMediaServing(s *Server) *mediaServing {
 		windows:  newTTLCache[windowsKey, []store.Window](scopeCacheTTL),
 		sites:    newTTLCache[string, store.Site](scopeCacheTTL),
 		verified: newTTLCache[string, objectStamp](verifiedCacheTTL),
-		audit:    newMediaAudit(s.store, s.log, s.now),
+		audit:    newMediaAudit(s.db.mediaAudit, s.db.auth.Audit, s.log, s.now),
 	}
 }
 
@@ -95,7 +103,7 @@ func (s *Server) sessionUser(ctx context.Context, sid, uid int64) (store.User, e
 	if u, ok := s.serving.sessions.get(k, s.now()); ok {
 		return u, nil
 	}
-	u, err := s.store.UserBySession(ctx, sid, uid)
+	u, err := s.db.media.UserBySession(ctx, sid, uid)
 	if err != nil {
 		return store.User{}, err
 	}
@@ -119,7 +127,7 @@ func (c cachedScope) ExpertStreamWindows(ctx context.Context, expert int64, site
 	if w, ok := c.s.serving.windows.get(k, c.s.now()); ok {
 		return w, nil
 	}
-	w, err := c.s.store.ExpertStreamWindows(ctx, expert, site, device)
+	w, err := c.s.db.media.ExpertStreamWindows(ctx, expert, site, device)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +139,7 @@ func (c cachedScope) Site(ctx context.Context, id string) (store.Site, error) {
 	if st, ok := c.s.serving.sites.get(id, c.s.now()); ok {
 		return st, nil
 	}
-	st, err := c.s.store.Site(ctx, id)
+	st, err := c.s.db.media.Site(ctx, id)
 	if err != nil {
 		return store.Site{}, err // ErrNotFound included: not cached
 	}
@@ -151,7 +159,7 @@ func (s *Server) mediaInfo(ctx context.Context, key string) (mediaObjectInfo, er
 	}
 	m := mediaObjectInfo{Object: o}
 	if !o.Init {
-		g, err := s.store.SegmentByID(ctx, o.SegmentID)
+		g, err := s.db.media.SegmentByID(ctx, o.SegmentID)
 		if err != nil {
 			return mediaObjectInfo{}, fmt.Errorf("span of media object %s: %w", key, err)
 		}

@@ -1,9 +1,18 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"time"
+
+	"github.com/nokstream/nokstream/registry/store"
 )
+
+// observationStore lists what the observation routes call of the registry's
+// database.
+type observationStore interface {
+	Observations(ctx context.Context, site, device string, from, to time.Time) ([]store.Observation, error)
+}
 
 // observationJSON is an observation in the answer of the observations route.
 type observationJSON struct {
@@ -32,7 +41,7 @@ func (s *Server) observations(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
-	obs, err := s.store.Observations(r.Context(), site, device, from, to)
+	obs, err := s.db.observations.Observations(r.Context(), site, device, from, to)
 	if err != nil {
 		return err
 	}

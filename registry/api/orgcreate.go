@@ -31,20 +31,20 @@ func (s *Server) createCenter(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if _, err := s.store.Center(r.Context(), req.ID); err == nil {
+	if _, err := s.db.orgs.Center(r.Context(), req.ID); err == nil {
 		return errorf(http.StatusConflict, "center %s exists", req.ID)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	x := store.Center{ID: req.ID, CouncilID: c.user.OrgID, Name: req.Name, Head: req.Head, Website: req.Website, LegalAddress: req.LegalAddress,
 		ActualAddress: req.ActualAddress, PostalAddress: req.PostalAddress, Email: req.Email, Phones: req.Phones, Qualifications: nonNil(req.Qualifications)}
-	if _, err := s.store.SaveCenter(r.Context(), x); err != nil {
+	if _, err := s.db.orgs.SaveCenter(r.Context(), x); err != nil {
 		return fail(err, "center")
 	}
 	if err := s.audit(r, c, "center.create", x.ID, map[string]any{"qualifications": x.Qualifications}); err != nil {
 		return err
 	}
-	got, err := s.store.Center(r.Context(), x.ID)
+	got, err := s.db.orgs.Center(r.Context(), x.ID)
 	if err != nil {
 		return err
 	}
@@ -75,26 +75,26 @@ func (s *Server) createSite(w http.ResponseWriter, r *http.Request, c *caller) e
 	if req.Center == "" && c.user.Role == store.RoleCenter {
 		req.Center = c.user.OrgID
 	}
-	center, err := s.store.Center(r.Context(), req.Center)
+	center, err := s.db.orgs.Center(r.Context(), req.Center)
 	if err != nil || !visible(c.user, center.Owner()) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		return errorf(http.StatusUnprocessableEntity, "unknown center %q", req.Center)
 	}
-	if _, err := s.store.Site(r.Context(), req.ID); err == nil {
+	if _, err := s.db.orgs.Site(r.Context(), req.ID); err == nil {
 		return errorf(http.StatusConflict, "site %s exists", req.ID)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	x := store.Site{ID: req.ID, CenterID: center.ID, Name: req.Name, Address: req.Address, Email: req.Email, Phones: req.Phones}
-	if _, err := s.store.SaveSite(r.Context(), x); err != nil {
+	if _, err := s.db.orgs.SaveSite(r.Context(), x); err != nil {
 		return fail(err, "site")
 	}
 	if err := s.audit(r, c, "site.create", x.ID, map[string]any{"center": x.CenterID}); err != nil {
 		return err
 	}
-	got, err := s.store.Site(r.Context(), x.ID)
+	got, err := s.db.orgs.Site(r.Context(), x.ID)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,32 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/nokstream/nokstream/registry/store"
 )
+
+// orgStore lists what the routes of councils, centers, sites and
+// qualifications call of the registry's database.
+type orgStore interface {
+	Councils(ctx context.Context, sc store.Scope) ([]store.Council, error)
+	Council(ctx context.Context, id string) (store.Council, error)
+	SaveCouncil(ctx context.Context, c store.Council) (bool, error)
+	CouncilRetentionSettings(ctx context.Context, council string) (map[string]store.RetentionSettings, error)
+	SetRetentionSettings(ctx context.Context, council, qualification string, rs store.RetentionSettings, by int64) error
+	Centers(ctx context.Context, sc store.Scope) ([]store.Center, error)
+	Center(ctx context.Context, id string) (store.Center, error)
+	SaveCenter(ctx context.Context, c store.Center) (bool, error)
+	Sites(ctx context.Context, sc store.Scope) ([]store.Site, error)
+	Site(ctx context.Context, id string) (store.Site, error)
+	SaveSite(ctx context.Context, s store.Site) (bool, error)
+	SiteDevices(ctx context.Context, site string) ([]store.SiteDevice, error)
+	Qualifications(ctx context.Context) ([]store.Qualification, error)
+	Qualification(ctx context.Context, code string) (store.Qualification, error)
+	AddAssessmentTool(ctx context.Context, code string, t store.AssessmentTool) error
+}
 
 type commissionJSON struct {
 	Members []string `json:"members"`
@@ -50,7 +71,7 @@ func (s *Server) me(w http.ResponseWriter, _ *http.Request, c *caller) error {
 }
 
 func (s *Server) listCouncils(w http.ResponseWriter, r *http.Request, c *caller) error {
-	list, err := s.store.Councils(r.Context(), scopeOf(c.user))
+	list, err := s.db.orgs.Councils(r.Context(), scopeOf(c.user))
 	if err != nil {
 		return err
 	}
@@ -67,7 +88,7 @@ func (s *Server) listCouncils(w http.ResponseWriter, r *http.Request, c *caller)
 // council returns the council of the route after checking c may see it
 // with one of roles.
 func (s *Server) council(r *http.Request, c *caller, roles ...string) (store.Council, error) {
-	x, err := s.store.Council(r.Context(), r.PathValue("council"))
+	x, err := s.db.orgs.Council(r.Context(), r.PathValue("council"))
 	if err != nil {
 		return x, fail(err, "council")
 	}
@@ -94,13 +115,13 @@ func (s *Server) setCommission(w http.ResponseWriter, r *http.Request, c *caller
 		return err
 	}
 	x.Commission = store.Commission(req)
-	if _, err := s.store.SaveCouncil(r.Context(), x); err != nil {
+	if _, err := s.db.orgs.SaveCouncil(r.Context(), x); err != nil {
 		return fail(err, "council")
 	}
 	if err := s.audit(r, c, "council.commission_set", x.ID, map[string]any{"members": len(req.Members)}); err != nil {
 		return err
 	}
-	x, err = s.store.Council(r.Context(), x.ID)
+	x, err = s.db.orgs.Council(r.Context(), x.ID)
 	if err != nil {
 		return err
 	}
@@ -120,7 +141,7 @@ func (s *Server) getRetention(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
-	all, err := s.store.CouncilRetentionSettings(r.Context(), x.ID)
+	all, err := s.db.orgs.CouncilRetentionSettings(r.Context(), x.ID)
 	if err != nil {
 		return err
 	}
@@ -152,7 +173,7 @@ func (s *Server) setRetention(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := s.checkFloors(req.retentionJSON); err != nil {
 		return err
 	}
-	if err := s.store.SetRetentionSettings(r.Context(), x.ID, req.Qualification, store.RetentionSettings(req.retentionJSON), c.user.ID); err != nil {
+	if err := s.db.orgs.SetRetentionSettings(r.Context(), x.ID, req.Qualification, store.RetentionSettings(req.retentionJSON), c.user.ID); err != nil {
 		return fail(err, "qualification")
 	}
 	if err := s.audit(r, c, "council.retention_set", x.ID, map[string]any{"qualification": req.Qualification,
@@ -185,7 +206,7 @@ func newCenterJSON(c store.Center) centerJSON {
 }
 
 func (s *Server) listCenters(w http.ResponseWriter, r *http.Request, c *caller) error {
-	list, err := s.store.Centers(r.Context(), scopeOf(c.user))
+	list, err := s.db.orgs.Centers(r.Context(), scopeOf(c.user))
 	if err != nil {
 		return err
 	}
@@ -200,7 +221,7 @@ func (s *Server) listCenters(w http.ResponseWriter, r *http.Request, c *caller) 
 }
 
 func (s *Server) center(r *http.Request, c *caller, roles ...string) (store.Center, error) {
-	x, err := s.store.Center(r.Context(), r.PathValue("center"))
+	x, err := s.db.orgs.Center(r.Context(), r.PathValue("center"))
 	if err != nil {
 		return x, fail(err, "center")
 	}
@@ -242,7 +263,7 @@ func (s *Server) updateCenter(w http.ResponseWriter, r *http.Request, c *caller)
 	x.Name, x.Head, x.Website, x.LegalAddress, x.ActualAddress, x.PostalAddress, x.Email, x.Phones =
 		req.Name, req.Head, req.Website, req.LegalAddress, req.ActualAddress, req.PostalAddress, req.Email, req.Phones
 	x.Qualifications = nil
-	if _, err := s.store.SaveCenter(r.Context(), x); err != nil {
+	if _, err := s.db.orgs.SaveCenter(r.Context(), x); err != nil {
 		return fail(err, "center")
 	}
 	if err := s.audit(r, c, "center.update", x.ID, nil); err != nil {
@@ -265,7 +286,7 @@ func (s *Server) setCenterQualifications(w http.ResponseWriter, r *http.Request,
 		return err
 	}
 	x.Qualifications = nonNil(req.Qualifications)
-	if _, err := s.store.SaveCenter(r.Context(), x); err != nil {
+	if _, err := s.db.orgs.SaveCenter(r.Context(), x); err != nil {
 		return fail(err, "center")
 	}
 	if err := s.audit(r, c, "center.qualifications_set", x.ID, map[string]any{"qualifications": x.Qualifications}); err != nil {
@@ -291,7 +312,7 @@ func newSiteJSON(x store.Site) siteJSON {
 }
 
 func (s *Server) listSites(w http.ResponseWriter, r *http.Request, c *caller) error {
-	list, err := s.store.Sites(r.Context(), scopeOf(c.user))
+	list, err := s.db.orgs.Sites(r.Context(), scopeOf(c.user))
 	if err != nil {
 		return err
 	}
@@ -306,7 +327,7 @@ func (s *Server) listSites(w http.ResponseWriter, r *http.Request, c *caller) er
 }
 
 func (s *Server) site(r *http.Request, c *caller, roles ...string) (store.Site, error) {
-	x, err := s.store.Site(r.Context(), r.PathValue("site"))
+	x, err := s.db.orgs.Site(r.Context(), r.PathValue("site"))
 	if err != nil {
 		return x, fail(err, "site")
 	}
@@ -339,7 +360,7 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	x.Name, x.Address, x.Email, x.Phones = req.Name, req.Address, req.Email, req.Phones
-	if _, err := s.store.SaveSite(r.Context(), x); err != nil {
+	if _, err := s.db.orgs.SaveSite(r.Context(), x); err != nil {
 		return fail(err, "site")
 	}
 	if err := s.audit(r, c, "site.update", x.ID, nil); err != nil {
@@ -363,7 +384,7 @@ func (s *Server) siteDevices(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	devs, err := s.store.SiteDevices(r.Context(), x.ID)
+	devs, err := s.db.orgs.SiteDevices(r.Context(), x.ID)
 	if err != nil {
 		return err
 	}
@@ -405,7 +426,7 @@ func newQualificationJSON(q store.Qualification) qualificationJSON {
 // listQualifications handles GET /api/v1/qualifications: the register of
 // qualifications is public to every staff user.
 func (s *Server) listQualifications(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	list, err := s.store.Qualifications(r.Context())
+	list, err := s.db.orgs.Qualifications(r.Context())
 	if err != nil {
 		return err
 	}
@@ -418,7 +439,7 @@ func (s *Server) listQualifications(w http.ResponseWriter, r *http.Request, _ *c
 }
 
 func (s *Server) getQualification(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	q, err := s.store.Qualification(r.Context(), r.PathValue("code"))
+	q, err := s.db.orgs.Qualification(r.Context(), r.PathValue("code"))
 	if err != nil {
 		return fail(err, "qualification")
 	}
@@ -429,7 +450,7 @@ func (s *Server) getQualification(w http.ResponseWriter, r *http.Request, _ *cal
 // addTool handles POST /api/v1/qualifications/{code}/tools: the council
 // that keeps the qualification adds a set of assessment tools.
 func (s *Server) addTool(w http.ResponseWriter, r *http.Request, c *caller) error {
-	q, err := s.store.Qualification(r.Context(), r.PathValue("code"))
+	q, err := s.db.orgs.Qualification(r.Context(), r.PathValue("code"))
 	if err != nil {
 		return fail(err, "qualification")
 	}
@@ -442,7 +463,7 @@ func (s *Server) addTool(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := s.store.AddAssessmentTool(r.Context(), q.Code, store.AssessmentTool{Reference: req.Reference, Link: req.Link}); err != nil {
+	if err := s.db.orgs.AddAssessmentTool(r.Context(), q.Code, store.AssessmentTool{Reference: req.Reference, Link: req.Link}); err != nil {
 		return fail(err, "qualification")
 	}
 	if err := s.audit(r, c, "qualification.tool_add", q.Code, map[string]any{"reference": req.Reference}); err != nil {

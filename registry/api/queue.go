@@ -10,8 +10,8 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
-// queueStore is what the expert's review queue needs of the registry's
-// database; *store.Store is one.
+// queueStore lists what the cabinets' queues and the audit trail call of the
+// registry's database.
 type queueStore interface {
 	ReviewQueue(ctx context.Context, expert int64, f store.ReviewQueueFilter, now time.Time) ([]store.ReviewQueueItem, error)
 	AuditTrail(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
@@ -78,7 +78,7 @@ func (s *Server) reviewQueue(w http.ResponseWriter, r *http.Request, c *caller) 
 			return err
 		}
 	}
-	items, err := s.store.ReviewQueue(r.Context(), c.user.ID, f, s.now())
+	items, err := s.db.queue.ReviewQueue(r.Context(), c.user.ID, f, s.now())
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func (s *Server) auditTrail(w http.ResponseWriter, r *http.Request, c *caller) e
 			f.Limit = int(n)
 		}
 	}
-	list, err := s.store.AuditTrail(r.Context(), f)
+	list, err := s.db.queue.AuditTrail(r.Context(), f)
 	if err != nil {
 		return fail(err, "audit trail")
 	}

@@ -1,12 +1,31 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/nokstream/nokstream/registry/store"
 )
+
+// resultStore lists what the routes of results, certificates, protocols and
+// decisions call of the registry's database.
+type resultStore interface {
+	Result(ctx context.Context, exam, candidate string) (store.Result, error)
+	SaveCard(ctx context.Context, r *store.Result, by int64, now time.Time) (bool, error)
+	Certificate(ctx context.Context, number string) (store.Result, error)
+	ExamOwner(ctx context.Context, id string) (store.Owner, error)
+	ExtendCertificate(ctx context.Context, number string, validUntil time.Time, reason string, by int64, now time.Time) error
+	RevokeCertificate(ctx context.Context, number, reason string, by int64, now time.Time) error
+	SetProtocol(ctx context.Context, p store.Protocol) error
+	ExamProtocol(ctx context.Context, exam string) (store.Protocol, error)
+	ApproveProtocol(ctx context.Context, exam string, expert int64, approved bool, comment string, now time.Time) error
+	ExamDecisions(ctx context.Context, exam string) ([]store.Decision, []store.Verification, error)
+	RecordDecision(ctx context.Context, d *store.Decision) error
+	RecordVerification(ctx context.Context, v store.Verification) error
+	Deadlines(ctx context.Context, sc store.Scope, now time.Time, overdueOnly bool) ([]store.Deadline, error)
+}
 
 type certificateChangeJSON struct {
 	Change     string    `json:"change"`
@@ -54,7 +73,7 @@ func (s *Server) getResult(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err != nil {
 		return err
 	}
-	res, err := s.store.Result(r.Context(), exam, cand)
+	res, err := s.db.results.Result(r.Context(), exam, cand)
 	if err != nil {
 		return fail(err, "result")
 	}
@@ -85,7 +104,7 @@ func (s *Server) recordResult(w http.ResponseWriter, r *http.Request, c *caller)
 	}
 	res := &store.Result{ExamID: exam, CandidateID: cand, Kind: req.Kind, CertificateNumber: req.CertificateNumber,
 		IssuedOn: req.IssuedOn.Time, Conclusion: req.Conclusion}
-	created, err := s.store.SaveCard(r.Context(), res, c.user.ID, s.now())
+	created, err := s.db.results.SaveCard(r.Context(), res, c.user.ID, s.now())
 	if err != nil {
 		return fail(err, "candidate of the exam")
 	}
@@ -93,7 +112,7 @@ func (s *Server) recordResult(w http.ResponseWriter, r *http.Request, c *caller)
 		"issued_on": res.IssuedOn.Format(time.DateOnly), "created": created}); err != nil {
 		return err
 	}
-	got, err := s.store.Result(r.Context(), exam, cand)
+	got, err := s.db.results.Result(r.Context(), exam, cand)
 	if err != nil {
 		return err
 	}
@@ -108,11 +127,11 @@ func (s *Server) recordResult(w http.ResponseWriter, r *http.Request, c *caller)
 // certificate returns the certificate of the route after checking c may see
 // its exam with one of roles.
 func (s *Server) certificate(r *http.Request, c *caller, roles ...string) (store.Result, error) {
-	res, err := s.store.Certificate(r.Context(), r.PathValue("number"))
+	res, err := s.db.results.Certificate(r.Context(), r.PathValue("number"))
 	if err != nil {
 		return res, fail(err, "certificate")
 	}
-	o, err := s.store.ExamOwner(r.Context(), res.ExamID)
+	o, err := s.db.results.ExamOwner(r.Context(), res.ExamID)
 	if err != nil {
 		return res, err
 	}
@@ -145,7 +164,7 @@ func (s *Server) extendCertificate(w http.ResponseWriter, r *http.Request, c *ca
 	if req.ValidUntil.IsZero() {
 		return errorf(http.StatusUnprocessableEntity, "valid_until is required")
 	}
-	if err := s.store.ExtendCertificate(r.Context(), res.CertificateNumber, req.ValidUntil.Time, req.Reason, c.user.ID, s.now()); err != nil {
+	if err := s.db.results.ExtendCertificate(r.Context(), res.CertificateNumber, req.ValidUntil.Time, req.Reason, c.user.ID, s.now()); err != nil {
 		return fail(err, "certificate")
 	}
 	s.kickOutbox()
@@ -168,7 +187,7 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *ca
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := s.store.RevokeCertificate(r.Context(), res.CertificateNumber, req.Reason, c.user.ID, s.now()); err != nil {
+	if err := s.db.results.RevokeCertificate(r.Context(), res.CertificateNumber, req.Reason, c.user.ID, s.now()); err != nil {
 		return fail(err, "certificate")
 	}
 	s.kickOutbox()
@@ -212,7 +231,7 @@ func (s *Server) uploadProtocol(w http.ResponseWriter, r *http.Request, c *calle
 		return err
 	}
 	p := store.Protocol{ExamID: o.Exam, Number: q.Get("number"), SignedOn: signed.Time, Document: *d, UploadedBy: c.user.ID, UploadedAt: s.now()}
-	if err := s.store.SetProtocol(r.Context(), p); err != nil {
+	if err := s.db.results.SetProtocol(r.Context(), p); err != nil {
 		return fail(err, "exam")
 	}
 	if err := s.audit(r, c, "protocol.upload", o.Exam, map[string]any{"number": p.Number, "document": d.ID, "sha256": d.SHA256}); err != nil {
@@ -226,7 +245,7 @@ func (s *Server) getProtocol(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	p, err := s.store.ExamProtocol(r.Context(), o.Exam)
+	p, err := s.db.results.ExamProtocol(r.Context(), o.Exam)
 	if err != nil {
 		return fail(err, "protocol")
 	}
@@ -254,7 +273,7 @@ func (s *Server) approveProtocol(w http.ResponseWriter, r *http.Request, c *call
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := s.store.ApproveProtocol(r.Context(), o.Exam, c.user.ID, req.Approved, req.Comment, s.now()); err != nil {
+	if err := s.db.results.ApproveProtocol(r.Context(), o.Exam, c.user.ID, req.Approved, req.Comment, s.now()); err != nil {
 		return fail(err, "exam")
 	}
 	if err := s.audit(r, c, "protocol.approval", o.Exam, map[string]any{"approved": req.Approved}); err != nil {
@@ -270,7 +289,7 @@ func (s *Server) listDecisions(w http.ResponseWriter, r *http.Request, c *caller
 	if err != nil {
 		return err
 	}
-	ds, vs, err := s.store.ExamDecisions(r.Context(), o.Exam)
+	ds, vs, err := s.db.results.ExamDecisions(r.Context(), o.Exam)
 	if err != nil {
 		return err
 	}
@@ -333,7 +352,7 @@ func (s *Server) recordDecision(w http.ResponseWriter, r *http.Request, c *calle
 	d := &store.Decision{ExamID: o.Exam, Decision: req.Decision, Comment: req.Comment, LateReason: req.LateReason,
 		Protocol:  store.ApprovalProtocol{Number: req.Protocol.Number, Date: req.Protocol.Date.Time, DocumentID: req.Protocol.Document, Link: req.Protocol.Link},
 		DecidedBy: c.user.ID, DecidedAt: s.now()}
-	if err := s.store.RecordDecision(r.Context(), d); err != nil {
+	if err := s.db.results.RecordDecision(r.Context(), d); err != nil {
 		return fail(err, "exam")
 	}
 	s.kickOutbox()
@@ -362,7 +381,7 @@ func (s *Server) recordVerification(w http.ResponseWriter, r *http.Request, c *c
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := s.store.RecordVerification(r.Context(), store.Verification{ExamID: o.Exam, Verified: req.Verified, Comment: req.Comment,
+	if err := s.db.results.RecordVerification(r.Context(), store.Verification{ExamID: o.Exam, Verified: req.Verified, Comment: req.Comment,
 		Candidates: req.Candidates, LateReason: req.LateReason, VerifiedBy: c.user.ID, VerifiedAt: s.now()}); err != nil {
 		return fail(err, "exam")
 	}
@@ -388,7 +407,7 @@ type deadlineJSON struct {
 
 func (s *Server) deadlines(w http.ResponseWriter, r *http.Request, c *caller, overdueOnly bool) error {
 	now := s.now()
-	list, err := s.store.Deadlines(r.Context(), scopeOf(c.user), now, overdueOnly)
+	list, err := s.db.results.Deadlines(r.Context(), scopeOf(c.user), now, overdueOnly)
 	if err != nil {
 		return err
 	}

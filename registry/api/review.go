@@ -22,6 +22,15 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
+// reviewStore lists what the HLS review routes call of the registry's
+// database.
+type reviewStore interface {
+	Segments(ctx context.Context, site, device string, from, to time.Time) ([]store.Segment, error)
+	Renditions(ctx context.Context, site, device, variant string, from, to time.Time) ([]events.RenditionReady, error)
+	ObjectByKey(ctx context.Context, key string) (store.Object, error)
+	RenditionObjectByKey(ctx context.Context, key string) (store.Object, error)
+}
+
 // The transcoder's review variant of a stream (issue 6): its playlist is
 // playlist.m3u8?variant=review, master.m3u8 offers it beside the raw one,
 // and thumbnails.vtt is the track of scrubbing thumbnails. All three cover
@@ -42,7 +51,7 @@ func (s *Server) variantSegments(r *http.Request, site, device string, from, to 
 	}
 	switch variant {
 	case events.VariantRaw:
-		segs, err := s.store.Segments(r.Context(), site, device, from, to)
+		segs, err := s.db.review.Segments(r.Context(), site, device, from, to)
 		return variant, segs, err
 	case events.VariantReview:
 		segs, rends, err := s.reviewSegments(r.Context(), site, device, from, to)
@@ -62,11 +71,11 @@ func (s *Server) variantSegments(r *http.Request, site, device string, from, to 
 // reviewSegments returns the raw segments of a range and the review
 // renditions of those that have one, by segment id.
 func (s *Server) reviewSegments(ctx context.Context, site, device string, from, to time.Time) ([]store.Segment, map[string]events.RenditionReady, error) {
-	segs, err := s.store.Segments(ctx, site, device, from, to)
+	segs, err := s.db.review.Segments(ctx, site, device, from, to)
 	if err != nil {
 		return nil, nil, err
 	}
-	rs, err := s.store.Renditions(ctx, site, device, events.VariantReview, from, to)
+	rs, err := s.db.review.Renditions(ctx, site, device, events.VariantReview, from, to)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -312,9 +321,9 @@ func (s *Server) readFragment(ctx context.Context, ref events.ObjectRef) ([]byte
 // mediaObject returns the indexed object stored under key: a raw segment
 // or init segment, or a rendition object.
 func (s *Server) mediaObject(ctx context.Context, key string) (store.Object, error) {
-	o, err := s.store.ObjectByKey(ctx, key)
+	o, err := s.db.review.ObjectByKey(ctx, key)
 	if errors.Is(err, store.ErrNotFound) && strings.HasPrefix(key, "review/") {
-		return s.store.RenditionObjectByKey(ctx, key)
+		return s.db.review.RenditionObjectByKey(ctx, key)
 	}
 	return o, err
 }

@@ -1,11 +1,21 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/nokstream/nokstream/registry/store"
 )
+
+// markStore lists what the routes of experts' marks and verdicts call of the
+// registry's database.
+type markStore interface {
+	AddMark(ctx context.Context, m *store.Mark, now time.Time) error
+	Marks(ctx context.Context, exam, candidate string) ([]store.Mark, error)
+	SetVerdict(ctx context.Context, v store.Verdict) error
+	Verdicts(ctx context.Context, exam, candidate string) ([]store.Verdict, error)
+}
 
 type markJSON struct {
 	ID        int64     `json:"id"`
@@ -47,7 +57,7 @@ func (s *Server) addMark(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	m := &store.Mark{ExamID: exam, CandidateID: cand, ExpertID: c.user.ID, ExpertLogin: c.user.Login, At: req.At,
 		Kind: req.Kind, Text: req.Text, Stream: req.Stream}
-	if err := s.store.AddMark(r.Context(), m, s.now()); err != nil {
+	if err := s.db.marks.AddMark(r.Context(), m, s.now()); err != nil {
 		return fail(err, "candidate of the exam")
 	}
 	if err := s.audit(r, c, "review.mark", exam+"/"+cand, map[string]any{"mark": m.ID, "kind": m.Kind, "at": m.At.UTC()}); err != nil {
@@ -62,7 +72,7 @@ func (s *Server) listMarks(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err != nil {
 		return err
 	}
-	marks, err := s.store.Marks(r.Context(), exam, cand)
+	marks, err := s.db.marks.Marks(r.Context(), exam, cand)
 	if err != nil {
 		return err
 	}
@@ -94,7 +104,7 @@ func (s *Server) setVerdict(w http.ResponseWriter, r *http.Request, c *caller) e
 	}
 	v := store.Verdict{ExamID: exam, CandidateID: cand, ExpertID: c.user.ID, ProcedureConfirmed: *req.ProcedureConfirmed,
 		Reasons: req.Reasons, DecidedAt: s.now()}
-	if err := s.store.SetVerdict(r.Context(), v); err != nil {
+	if err := s.db.marks.SetVerdict(r.Context(), v); err != nil {
 		return fail(err, "candidate of the exam")
 	}
 	if err := s.audit(r, c, "review.verdict", exam+"/"+cand, map[string]any{"procedure_confirmed": v.ProcedureConfirmed}); err != nil {
@@ -111,11 +121,11 @@ func (s *Server) getReview(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err != nil {
 		return err
 	}
-	marks, err := s.store.Marks(r.Context(), exam, cand)
+	marks, err := s.db.marks.Marks(r.Context(), exam, cand)
 	if err != nil {
 		return err
 	}
-	verdicts, err := s.store.Verdicts(r.Context(), exam, cand)
+	verdicts, err := s.db.marks.Verdicts(r.Context(), exam, cand)
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,7 @@ func allowRole(c *caller, roles ...string) error {
 // segment, which may straddle the window's edge). A zero from and to (an
 // init segment, which holds no footage) needs only some window.
 func (s *Server) canSee(ctx context.Context, u store.User, site, device string, from, to time.Time, contained bool) (bool, error) {
-	return canSeeIn(ctx, s.store, u, site, device, from, to, contained)
+	return canSeeIn(ctx, s.db.scope, u, site, device, from, to, contained)
 }
 
 // scopeLookups is what canSee reads of the store: the media route reads it

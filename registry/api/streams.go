@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -12,6 +13,12 @@ import (
 
 	"github.com/nokstream/nokstream/registry/store"
 )
+
+// streamStore lists what the stream routes call of the registry's database.
+type streamStore interface {
+	StreamExists(ctx context.Context, site, device string) (bool, error)
+	Segments(ctx context.Context, site, device string, from, to time.Time) ([]store.Segment, error)
+}
 
 // mediaPrefix is where media objects are served: mediaPrefix + object key.
 const mediaPrefix = "/api/v1/media/"
@@ -37,7 +44,7 @@ func (s *Server) stream(r *http.Request, c *caller) (site, device string, err er
 	if !ok {
 		return "", "", notFound
 	}
-	ok, err = s.store.StreamExists(r.Context(), site, device)
+	ok, err = s.db.streams.StreamExists(r.Context(), site, device)
 	if err != nil {
 		return "", "", err
 	}
@@ -119,7 +126,7 @@ func (s *Server) segments(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	segs, err := s.store.Segments(r.Context(), site, device, from, to)
+	segs, err := s.db.streams.Segments(r.Context(), site, device, from, to)
 	if err != nil {
 		return err
 	}

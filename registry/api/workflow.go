@@ -10,23 +10,18 @@ import (
 	"github.com/nokstream/nokstream/registry/store"
 )
 
-// workflowStore is what the routes of the register's procedure need of
-// the registry's database (issue 13); *store.Store is one.
+// workflowStore lists what the routes of the register's procedure call of
+// the registry's database.
 type workflowStore interface {
+	ExamCards(ctx context.Context, exam string) ([]store.Result, error)
 	SubmitCards(ctx context.Context, exam string, by int64, now time.Time) (int, error)
 	RegisterCards(ctx context.Context, exam string, candidates []string, by int64, now time.Time) ([]string, error)
-	CorrectCard(ctx context.Context, c store.Correction) (map[string]any, error)
-	ExamCards(ctx context.Context, exam string) ([]store.Result, error)
 	CardHistory(ctx context.Context, exam, candidate string) ([]store.Transition, error)
-	RegisterCertificates(ctx context.Context, number, snils string) ([]store.PublicCertificate, error)
+	CorrectCard(ctx context.Context, c store.Correction) (map[string]any, error)
+	Result(ctx context.Context, exam, candidate string) (store.Result, error)
 	CountPublicCheck(ctx context.Context, addr string, now time.Time) (int, error)
-
-	IdentityDocuments(ctx context.Context, exam, candidate string) ([]store.Document, error)
-	RecordIdentity(ctx context.Context, c store.IdentityCheck) error
-	Identity(ctx context.Context, exam, candidate string) (store.IdentityCheck, error)
-
-	RecordConsent(ctx context.Context, c *store.Consent) error
-	accountsStore // accounts and organisations: accounts.go
+	RegisterCertificates(ctx context.Context, number, snils string) ([]store.PublicCertificate, error)
+	Deadlines(ctx context.Context, sc store.Scope, now time.Time, overdueOnly bool) ([]store.Deadline, error)
 }
 
 // PublicChecksPerMinute is how many public certificate checks one client
@@ -67,7 +62,7 @@ func (s *Server) listCards(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err != nil {
 		return err
 	}
-	cards, err := s.store.ExamCards(r.Context(), o.Exam)
+	cards, err := s.db.workflow.ExamCards(r.Context(), o.Exam)
 	if err != nil {
 		return err
 	}
@@ -87,7 +82,7 @@ func (s *Server) submitCards(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	n, err := s.store.SubmitCards(r.Context(), o.Exam, c.user.ID, s.now())
+	n, err := s.db.workflow.SubmitCards(r.Context(), o.Exam, c.user.ID, s.now())
 	if err != nil {
 		return fail(err, "exam")
 	}
@@ -133,7 +128,7 @@ func (s *Server) registerCards(w http.ResponseWriter, r *http.Request, c *caller
 			return err
 		}
 	}
-	done, err := s.store.RegisterCards(r.Context(), o.Exam, req.Candidates, c.user.ID, s.now())
+	done, err := s.db.workflow.RegisterCards(r.Context(), o.Exam, req.Candidates, c.user.ID, s.now())
 	if err != nil {
 		return fail(err, "exam")
 	}
@@ -158,7 +153,7 @@ func (s *Server) cardHistory(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	list, err := s.store.CardHistory(r.Context(), exam, cand)
+	list, err := s.db.workflow.CardHistory(r.Context(), exam, cand)
 	if err != nil {
 		return err
 	}
@@ -188,7 +183,7 @@ func (s *Server) correctCard(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	changes, err := s.store.CorrectCard(r.Context(), store.Correction{ExamID: exam, CandidateID: cand, CertificateNumber: req.CertificateNumber,
+	changes, err := s.db.workflow.CorrectCard(r.Context(), store.Correction{ExamID: exam, CandidateID: cand, CertificateNumber: req.CertificateNumber,
 		IssuedOn: req.IssuedOn.Time, Conclusion: req.Conclusion, Reason: req.Reason, By: c.user.ID, At: s.now()})
 	if err != nil {
 		return fail(err, "result card")
@@ -197,7 +192,7 @@ func (s *Server) correctCard(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err := s.audit(r, c, "result.correction", exam+"/"+cand, map[string]any{"reason": req.Reason, "changes": changes}); err != nil {
 		return err
 	}
-	res, err := s.store.Result(r.Context(), exam, cand)
+	res, err := s.db.workflow.Result(r.Context(), exam, cand)
 	if err != nil {
 		return err
 	}
@@ -225,7 +220,7 @@ type publicCertificateJSON struct {
 // PublicChecksPerMinute times a minute (429 with Retry-After beyond).
 func (s *Server) checkCertificates(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	now := s.now()
-	n, err := s.store.CountPublicCheck(r.Context(), s.clientAddr(r), now)
+	n, err := s.db.workflow.CountPublicCheck(r.Context(), s.clientAddr(r), now)
 	if err != nil {
 		return err
 	}
@@ -235,7 +230,7 @@ func (s *Server) checkCertificates(w http.ResponseWriter, r *http.Request, _ *ca
 		return errorf(http.StatusTooManyRequests, "too many checks from this address: try again in %d seconds", retry)
 	}
 	q := r.URL.Query()
-	list, err := s.store.RegisterCertificates(r.Context(), q.Get("number"), q.Get("snils"))
+	list, err := s.db.workflow.RegisterCertificates(r.Context(), q.Get("number"), q.Get("snils"))
 	if err != nil {
 		return fail(err, "certificate")
 	}
@@ -265,7 +260,7 @@ type orgSummaryJSON struct {
 // center: how many are pending, due by the end of today, and overdue.
 func (s *Server) deadlineSummary(w http.ResponseWriter, r *http.Request, c *caller) error {
 	now := s.now()
-	list, err := s.store.Deadlines(r.Context(), scopeOf(c.user), now, false)
+	list, err := s.db.workflow.Deadlines(r.Context(), scopeOf(c.user), now, false)
 	if err != nil {
 		return err
 	}
