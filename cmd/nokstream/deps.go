@@ -526,7 +526,9 @@ func (p *process) run(ctx context.Context, loops ...func(context.Context) error)
 	}
 	stop := context.AfterFunc(lctx, p.health.Drain)
 	defer stop()
-	go p.logReady(lctx)
+	readyLogged := make(chan struct{})
+	go func() { p.logReady(lctx); close(readyLogged) }()
+	defer func() { cancel(); <-readyLogged }()
 	done := make(chan error, 1)
 	go func() { done <- runAll(lctx, loops...) }()
 	var err error
