@@ -32,8 +32,12 @@ const (
 	scaledUnlinkedDays = 12
 )
 
+// scaledReplicasEnv sets how many processes of each service TestScaledOut
+// runs (default 2; one of each is killed).
+const scaledReplicasEnv = "NOKSTREAM_E2E_REPLICAS"
+
 // TestScaledOut runs the pipeline split into two processes of every
-// service over the Kafka protocol, MinIO with Object Lock and PostgreSQL;
+// service (NOKSTREAM_E2E_REPLICAS to try more) over the Kafka protocol, MinIO with Object Lock and PostgreSQL;
 // the two ingest nodes hold no database, each with its own node token on
 // both registries' node API. Room cameras publish over RTSP to both ingest
 // nodes and a candidate's webcam over WHIP to the second, during an exam
@@ -60,7 +64,15 @@ func TestScaledOut(t *testing.T) {
 	began := time.Now()
 	m := testenv.MinIO(t)
 	s3 := fmt.Sprintf("s3://%s:%s@%s/%s?ssl=false", url.QueryEscape(m.AccessKey), url.QueryEscape(m.SecretKey), m.Endpoint, m.Bucket)
-	in := startSplitWith(t, 2*time.Second, options{s3: s3, replicas: 2, args: map[string][]string{
+	replicas := envInt(t, scaledReplicasEnv, 2)
+	if replicas < 2 {
+		t.Fatalf("%s=%d: the test kills one of each service and needs another", scaledReplicasEnv, replicas)
+	}
+	archivers := make([]string, replicas)
+	for i := range archivers {
+		archivers[i] = replica("archiver", i)
+	}
+	in := startSplitWith(t, 2*time.Second, options{s3: s3, replicas: replicas, args: map[string][]string{
 		"archiver": {"--retention-day", scaledDay.String(), "--unlinked-days", fmt.Sprint(scaledUnlinkedDays), "--floor-unlinked-days", "0",
 			"--sweep-interval", "1s", "--sweep-delay", "0s", "--lease-retry", "1s"},
 	}}, "room1", "room2", "room3", "room4")
@@ -144,7 +156,7 @@ func TestScaledOut(t *testing.T) {
 	})
 	var leader string
 	testenv.WaitFor(t, 30*time.Second, "an archiver to run the sweeper", func() bool {
-		for _, a := range []string{"archiver", "archiver2"} {
+		for _, a := range archivers {
 			if metric(t, in.addrs[a], "nokstream_archiver_sweeper_leader") == 1 {
 				leader = a
 			}
@@ -314,7 +326,7 @@ func TestScaledOut(t *testing.T) {
 	logged := map[string]int{}
 	testenv.WaitFor(t, 30*time.Second, "the archivers to log each deletion", func() bool {
 		var lines []string
-		for _, a := range []string{"archiver", "archiver2"} {
+		for _, a := range archivers {
 			lines = append(lines, strings.Split(in.procs[a].output(), "\n")...)
 		}
 		clear(logged)
@@ -329,7 +341,7 @@ func TestScaledOut(t *testing.T) {
 	})
 	for _, k := range cam9Keys {
 		if deletions[k] != 1 || logged[k] != 1 {
-			t.Errorf("%s: %d deletion records and %d log lines across both archivers, want one of each", k, deletions[k], logged[k])
+			t.Errorf("%s: %d deletion records and %d log lines across the archivers, want one of each", k, deletions[k], logged[k])
 		}
 	}
 	if !slices.ContainsFunc(cam9Keys, func(k string) bool { return strings.HasPrefix(k, "review/") }) {
