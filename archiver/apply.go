@@ -8,9 +8,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	"github.com/nokstream/nokstream/registry/store"
 )
 
 // applyDecision applies d to the stored object o: its retain-until date

@@ -35,11 +35,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	"github.com/nokstream/nokstream/registry/store"
+	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
 // Consumer groups of the archiver.
@@ -122,12 +123,10 @@ type Blob interface {
 	blob.Retainer
 }
 
-// Store is what the archiver keeps in and reads from the registry's
-// database; *store.Store is one.
+// Store is what the archiver keeps in its own schema (archiver/store):
+// what it decides and does. *store.Store is one.
 type Store interface {
 	RecordSegmentCheck(ctx context.Context, segmentID string, ok bool, detail, checker string) error
-	SiteEvidence(ctx context.Context, site string, from, to time.Time) ([]store.EvidenceExam, time.Duration, error)
-	ExamEvidence(ctx context.Context, exam, candidate string) ([]store.EvidenceExam, error)
 	ArchiveObject(ctx context.Context, key string) (store.ArchiveObject, error)
 	ArchiveObjectsByKeys(ctx context.Context, keys []string) ([]store.ArchiveObject, error)
 	StreamChain(ctx context.Context, stream string) (store.StreamChain, error)
@@ -140,22 +139,37 @@ type Store interface {
 	DueObjects(ctx context.Context, now time.Time, limit int) ([]store.ArchiveObject, error)
 	MarkedObjects(ctx context.Context, before time.Time, limit int) ([]store.ArchiveObject, error)
 	MarkObject(ctx context.Context, key string, at time.Time) error
-	RecordDeletion(ctx context.Context, key string, at time.Time, e store.AuditEntry) error
+	RecordDeletion(ctx context.Context, key string, at time.Time, detail []byte) error
+	UnreportedDeletions(ctx context.Context, limit int) ([]store.Deletion, error)
+	DeletionReported(ctx context.Context, key string, at time.Time) error
 	SaveSeal(ctx context.Context, seal store.Seal, objects ...store.ArchiveObject) error
 	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
 	SealObjects(ctx context.Context, exam, candidate string) ([]store.ArchiveObject, error)
-	OverdueEvidence(ctx context.Context, sc store.Scope, now time.Time, defaultProvisional, floor time.Duration) ([]store.OverdueEvidence, error)
 	TryLease(ctx context.Context, name string) (*store.Lease, error)
-	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]store.EvidenceDocument, error)
-	DocumentEvidence(ctx context.Context, key string) ([]store.EvidenceExam, error)
-	PendingDocumentEvidence(ctx context.Context, limit int) ([]store.CandidateExamRef, error)
+}
+
+// Registry is what the archiver still learns from the registry's database
+// (the facts it decides retention from, the documents that are evidence)
+// and the one record it hands the registry (a deletion, for its audit log
+// and segment index); *regstore.Store is one. docs/NOTES.md, Session 5,
+// says how events replace it.
+type Registry interface {
+	Facts
+	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]regstore.EvidenceDocument, error)
+	PendingDocumentEvidence(ctx context.Context, limit int) ([]regstore.CandidateExamRef, error)
+	OverdueEvidence(ctx context.Context, sc regstore.Scope, now time.Time, defaultProvisional, floor time.Duration) ([]regstore.OverdueEvidence, error)
+	RecordSweptObject(ctx context.Context, key string, e regstore.AuditEntry) error
 }
 
 // Deps are what the archiver talks to.
 type Deps struct {
-	Bus   bus.Bus // needed by Run only
-	Blob  Blob
+	Bus  bus.Bus // needed by Run only
+	Blob Blob
+	// Store is the archiver's own database.
 	Store Store
+	// Facts is the registry's, for what the archiver cannot learn yet from
+	// events.
+	Facts Registry
 	// SealKey signs the seals of candidate-exams.
 	SealKey  ed25519.PrivateKey
 	Log      *slog.Logger
@@ -199,6 +213,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, errors.New("archiver: no blob store")
 	case d.Store == nil:
 		return nil, errors.New("archiver: no store")
+	case d.Facts == nil:
+		return nil, errors.New("archiver: no registry facts")
 	case len(d.SealKey) != ed25519.PrivateKeySize:
 		return nil, errors.New("archiver: no seal key")
 	case d.Log == nil:
@@ -213,7 +229,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	s := &Service{
 		cfg:     cfg,
 		d:       d,
-		decider: decider{st: d.Store, settings: cfg.Retention, now: d.Now},
+		decider: decider{facts: d.Facts, st: d.Store, settings: cfg.Retention, now: d.Now},
 		m: metrics{
 			checked: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_archiver_segments_checked_total",
 				Help: "Segments checked against the blob store, by result (ok, mismatch, missing)."}, []string{"result"}),

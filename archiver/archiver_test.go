@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nokstream/nokstream/archiver"
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
@@ -95,7 +96,7 @@ func TestChainBreaks(t *testing.T) {
 	// The chain goes on from the latest segment: the next good one after
 	// segment 5 would link to it; the forged one replaced the stream's
 	// last value, so a break is reported once, not for every later one.
-	last, err := e.st.StreamChain(t.Context(), "site1/cam1")
+	last, err := e.ast.StreamChain(t.Context(), "site1/cam1")
 	if err != nil || last.Sequence != 6 {
 		t.Fatalf("stream chain %+v %v, want at sequence 6", last, err)
 	}
@@ -192,7 +193,7 @@ func TestRetentionLifecycle(t *testing.T) {
 	e.expect(before.ObjectKey, end(before).Add(30*day), false, "unlinked")
 
 	// The seal of c1's exam: signed, and exactly c1's objects.
-	sl, err := e.st.LatestSeal(ctx, "e1", "c1")
+	sl, err := e.ast.LatestSeal(ctx, "e1", "c1")
 	if err != nil {
 		t.Fatalf("c1 not sealed: %v", err)
 	}
@@ -320,7 +321,7 @@ func TestRetentionLifecycle(t *testing.T) {
 	e.expect(ws2.InitKey, closed, false, "serves")
 	e.expect(in.ObjectKey, certUntil, false, "certificate_valid_until")
 
-	text, err := archiver.Explain(ctx, e.st, retention.DefaultSettings(), c.Now(), in.ObjectKey)
+	text, err := archiver.Explain(ctx, e.st, e.ast, retention.DefaultSettings(), c.Now(), in.ObjectKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,12 +332,12 @@ func TestRetentionLifecycle(t *testing.T) {
 		}
 	}
 	t.Logf("explain:\n%s", text)
-	text, err = archiver.Explain(ctx, e.st, retention.DefaultSettings(), c.Now(), before.ObjectKey)
+	text, err = archiver.Explain(ctx, e.st, e.ast, retention.DefaultSettings(), c.Now(), before.ObjectKey)
 	if err != nil || !strings.Contains(text, "DELETED") || !strings.Contains(text, "unlinked") {
 		t.Errorf("explain of a deleted object: %v\n%s", err, text)
 	}
 	t.Logf("explain:\n%s", text)
-	text, err = archiver.Explain(ctx, e.st, retention.DefaultSettings(), c.Now(), "e1/c2")
+	text, err = archiver.Explain(ctx, e.st, e.ast, retention.DefaultSettings(), c.Now(), "e1/c2")
 	if err != nil || !strings.Contains(text, "appeal_closed") || !strings.Contains(text, "kept longer") {
 		t.Errorf("explain of a candidate-exam: %v\n%s", err, text)
 	}
@@ -364,7 +365,7 @@ func TestRetentionLifecycle(t *testing.T) {
 
 // readSeal reads a seal from the blob store and checks it with the
 // archiver's public key.
-func readSeal(t *testing.T, e *env, sl store.Seal) *seal.Manifest {
+func readSeal(t *testing.T, e *env, sl astore.Seal) *seal.Manifest {
 	t.Helper()
 	manifest := readAll(t, e, sl.ManifestKey)
 	sig := readAll(t, e, sl.SignatureKey)
@@ -483,7 +484,7 @@ func TestObjectLockMinIO(t *testing.T) {
 	}
 	e.relay(time.Now())
 	held := map[string]bool{ws2.ObjectKey: true, ws2.InitKey: true, in.ObjectKey: true, in.InitKey: true}
-	sl, err := e.st.LatestSeal(ctx, "e1", "c2")
+	sl, err := e.ast.LatestSeal(ctx, "e1", "c2")
 	if err != nil {
 		t.Fatalf("c2 not sealed: %v", err)
 	}
@@ -550,7 +551,7 @@ func TestObjectLockMinIO(t *testing.T) {
 	if v := gauge(t, e, "nokstream_archiver_overdue_evidence"); v != 1 {
 		t.Errorf("nokstream_archiver_overdue_evidence %v, want 1", v)
 	}
-	text, err := archiver.Explain(ctx, e.st, cfg.Retention, time.Now(), ws1.ObjectKey)
+	text, err := archiver.Explain(ctx, e.st, e.ast, cfg.Retention, time.Now(), ws1.ObjectKey)
 	if err != nil || !strings.Contains(text, "OVERDUE EVIDENCE") || !strings.Contains(text, "overdue_evidence") {
 		t.Errorf("explain %s: %v\n%s\nwant it to say the evidence is overdue", ws1.ObjectKey, err, text)
 	}
@@ -632,7 +633,7 @@ func TestRun(t *testing.T) {
 	}
 	last := evs[len(evs)-1].ObjectKey
 	testenv.WaitFor(t, 30*time.Second, "the segments to be archived", func() bool {
-		_, err := e.st.ArchiveObject(ctx, last)
+		_, err := e.ast.ArchiveObject(ctx, last)
 		return err == nil
 	})
 	if err := e.st.RecordResult(ctx, &store.Result{ExamID: "e1", CandidateID: "c1", Kind: store.ResultConclusion,
@@ -648,7 +649,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 30*time.Second, "the appeal's hold", func() bool {
-		o, err := e.st.ArchiveObject(ctx, last)
+		o, err := e.ast.ArchiveObject(ctx, last)
 		return err == nil && o.LegalHold
 	})
 	if _, hold := e.stored(last); !hold {
@@ -721,7 +722,7 @@ func TestRenditions(t *testing.T) {
 		e.expect(k, time.Date(2029, 3, 4, 0, 0, 0, 0, time.UTC), false, "")
 	}
 	// The seal is of the original bytes only.
-	sl, err := e.st.LatestSeal(ctx, "e1", "c1")
+	sl, err := e.ast.LatestSeal(ctx, "e1", "c1")
 	if err != nil {
 		t.Fatal(err)
 	}

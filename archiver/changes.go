@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
-	"github.com/nokstream/nokstream/registry/store"
+	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
 // HandleRetention handles one RetentionChanged event: it recomputes the
@@ -24,8 +25,8 @@ func (s *Service) HandleRetention(ctx context.Context, m bus.Message) error {
 	if ev.ExamID == "" {
 		return bus.Permanent(fmt.Errorf("retention event %s: no exam_id", ev.EventID))
 	}
-	ces, err := s.d.Store.ExamEvidence(ctx, ev.ExamID, ev.CandidateID)
-	if errors.Is(err, store.ErrNotFound) {
+	ces, err := s.d.Facts.ExamEvidence(ctx, ev.ExamID, ev.CandidateID)
+	if errors.Is(err, regstore.ErrNotFound) {
 		s.d.Log.Warn("retention event for an unknown candidate-exam", "exam_id", ev.ExamID,
 			"candidate_id", ev.CandidateID, "reason", ev.Reason)
 		return nil
@@ -50,7 +51,7 @@ func (s *Service) HandleRetention(ctx context.Context, m bus.Message) error {
 // segments and their renditions and thumbnails), their init segments, and
 // the candidate-exam's seals. It works in batches of
 // Config.Batch objects.
-func (s *Service) Recompute(ctx context.Context, ce store.EvidenceExam) error {
+func (s *Service) Recompute(ctx context.Context, ce regstore.EvidenceExam) error {
 	var inits []string
 	after := ""
 	for {

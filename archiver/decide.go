@@ -6,23 +6,31 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	"github.com/nokstream/nokstream/registry/store"
+	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
-// Facts is the part of the store the decisions read.
+// Facts are the registry's facts the decisions read: the candidate-exams
+// footage and documents are evidence of.
 type Facts interface {
-	SiteEvidence(ctx context.Context, site string, from, to time.Time) ([]store.EvidenceExam, time.Duration, error)
-	ExamEvidence(ctx context.Context, exam, candidate string) ([]store.EvidenceExam, error)
+	SiteEvidence(ctx context.Context, site string, from, to time.Time) ([]regstore.EvidenceExam, time.Duration, error)
+	ExamEvidence(ctx context.Context, exam, candidate string) ([]regstore.EvidenceExam, error)
+	DocumentEvidence(ctx context.Context, key string) ([]regstore.EvidenceExam, error)
+}
+
+// initUsers is the part of the archiver's store the decisions read: what
+// the kept segments ask of the init segment they use.
+type initUsers interface {
 	InitUsage(ctx context.Context, key string) (store.InitUsage, error)
-	DocumentEvidence(ctx context.Context, key string) ([]store.EvidenceExam, error)
 }
 
 // decider decides the retention of archived objects from the registry's
-// facts of the moment.
+// facts of the moment and the archiver's own records.
 type decider struct {
-	st       Facts
+	facts    Facts
+	st       initUsers
 	settings retention.Settings
 	now      func() time.Time
 }
@@ -38,7 +46,7 @@ func applied(o store.ArchiveObject, isNew bool) retention.Applied {
 // linked returns the candidate-exams the footage of a segment is evidence
 // for: room footage serves every candidate of every exam at the site whose
 // window it overlaps; a webcam or screen only the candidate at it.
-func linked(o store.ArchiveObject, exams []store.EvidenceExam) []retention.CandidateExam {
+func linked(o store.ArchiveObject, exams []regstore.EvidenceExam) []retention.CandidateExam {
 	var out []retention.CandidateExam
 	for _, e := range exams {
 		if e.Site == o.Site && o.Start.Before(e.End) && e.Start.Before(o.End) && e.Serves(o.Device, o.Source == events.SourceRoom) {
@@ -79,7 +87,7 @@ func (d *decider) decideSegments(ctx context.Context, objs []store.ArchiveObject
 	}
 	out := make([]retention.Decision, len(objs))
 	for _, g := range order {
-		exams, unlinked, err := d.st.SiteEvidence(ctx, g.site, g.from, g.to)
+		exams, unlinked, err := d.facts.SiteEvidence(ctx, g.site, g.from, g.to)
 		if err != nil {
 			return nil, err
 		}
@@ -124,8 +132,8 @@ func (d *decider) decideInit(ctx context.Context, init store.ArchiveObject, extr
 // decideSeal decides for a seal: it is kept as its candidate-exam's own
 // evidence is.
 func (d *decider) decideSeal(ctx context.Context, o store.ArchiveObject, isNew bool) (retention.Decision, error) {
-	ces, err := d.st.ExamEvidence(ctx, o.ExamID, o.CandidateID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	ces, err := d.facts.ExamEvidence(ctx, o.ExamID, o.CandidateID)
+	if err != nil && !errors.Is(err, regstore.ErrNotFound) {
 		return retention.Decision{}, err
 	}
 	var exams []retention.CandidateExam

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	"github.com/nokstream/nokstream/registry/store"
+	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
 // Scans of the candidate's documents and the exam's commission protocol
@@ -17,8 +18,8 @@ import (
 
 // takeDocuments takes the evidence documents of ce that the archiver has
 // not taken yet, and decides again for those it has.
-func (s *Service) takeDocuments(ctx context.Context, ce store.EvidenceExam) error {
-	docs, err := s.d.Store.EvidenceDocuments(ctx, ce.ExamID, ce.CandidateID)
+func (s *Service) takeDocuments(ctx context.Context, ce regstore.EvidenceExam) error {
+	docs, err := s.d.Facts.EvidenceDocuments(ctx, ce.ExamID, ce.CandidateID)
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func (s *Service) takeDocuments(ctx context.Context, ce store.EvidenceExam) erro
 // decideDocument decides for a document: it is kept as the longest-kept
 // candidate-exam it is evidence of, and held while any of them is.
 func (d *decider) decideDocument(ctx context.Context, o store.ArchiveObject, isNew bool) (retention.Decision, error) {
-	ces, err := d.st.DocumentEvidence(ctx, o.Key)
+	ces, err := d.facts.DocumentEvidence(ctx, o.Key)
 	if err != nil {
 		return retention.Decision{}, err
 	}
@@ -86,13 +87,13 @@ func (d *decider) decideDocument(ctx context.Context, o store.ArchiveObject, isN
 // candidate-exam with one is decided again and, if due, sealed again (a seal
 // only grows).
 func (s *Service) takeNewDocuments(ctx context.Context) error {
-	refs, err := s.d.Store.PendingDocumentEvidence(ctx, s.cfg.Batch)
+	refs, err := s.d.Facts.PendingDocumentEvidence(ctx, s.cfg.Batch)
 	if err != nil {
 		return err
 	}
 	for _, r := range refs {
-		ces, err := s.d.Store.ExamEvidence(ctx, r.ExamID, r.CandidateID)
-		if errors.Is(err, store.ErrNotFound) {
+		ces, err := s.d.Facts.ExamEvidence(ctx, r.ExamID, r.CandidateID)
+		if errors.Is(err, regstore.ErrNotFound) {
 			continue
 		}
 		if err != nil {

@@ -94,7 +94,7 @@ func TestDocumentsAreEvidence(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.relay(now)
-	v1, err := e.st.LatestSeal(ctx, "e1", "c1")
+	v1, err := e.ast.LatestSeal(ctx, "e1", "c1")
 	if err != nil {
 		t.Fatalf("c1 not sealed: %v", err)
 	}
@@ -167,7 +167,7 @@ func TestDocumentsAreEvidence(t *testing.T) {
 	if o.LegalHold || o.Rule != "provisional" {
 		t.Errorf("c2's passport: hold %v rule %s, want no hold, provisional", o.LegalHold, o.Rule)
 	}
-	v2, err := e.st.LatestSeal(ctx, "e1", "c1")
+	v2, err := e.ast.LatestSeal(ctx, "e1", "c1")
 	if err != nil || v2.Version != 2 {
 		t.Fatalf("after a late document the seal is %+v (%v), want version 2", v2, err)
 	}

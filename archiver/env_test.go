@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nokstream/nokstream/archiver"
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
@@ -91,8 +92,9 @@ func (b *recBus) observations(t *testing.T) []events.Observation {
 // qualification q1, candidates c1 and c2.
 type env struct {
 	t     *testing.T
-	dsn   string // of the registry's database, for tests that tamper with it
-	st    *store.Store
+	dsn   string        // of the registry's database, for tests that tamper with it
+	st    *store.Store  // the registry's
+	ast   *astore.Store // the archiver's own
 	blob  archiver.Blob
 	svc   *archiver.Service
 	bus   *recBus
@@ -137,11 +139,19 @@ func newEnvBus(t *testing.T, b archiver.Blob, cfg archiver.Config, c *clock, bb 
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
+	if err := astore.Migrate(ctx, dsn); err != nil {
+		t.Fatalf("migrate the archiver's schema: %v", err)
+	}
+	ast, err := astore.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ast.Close)
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dsn: dsn, st: st, blob: b, bus: &recBus{}, clock: c, key: key, reg: prometheus.NewRegistry(),
+	e := &env{t: t, dsn: dsn, st: st, ast: ast, blob: b, bus: &recBus{}, clock: c, key: key, reg: prometheus.NewRegistry(),
 		chains: map[string]chainState{}}
 	now := time.Now
 	if c != nil {
@@ -151,7 +161,7 @@ func newEnvBus(t *testing.T, b archiver.Blob, cfg archiver.Config, c *clock, bb 
 	if bb != nil {
 		sb = bb
 	}
-	e.svc, err = archiver.New(cfg, archiver.Deps{Bus: sb, Blob: b, Store: st, SealKey: key, Log: testLog(t),
+	e.svc, err = archiver.New(cfg, archiver.Deps{Bus: sb, Blob: b, Store: ast, Facts: st, SealKey: key, Log: testLog(t),
 		Registry: e.reg, Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -293,9 +303,9 @@ func (e *env) relay(now time.Time) int {
 }
 
 // object returns the archive row of key.
-func (e *env) object(key string) store.ArchiveObject {
+func (e *env) object(key string) astore.ArchiveObject {
 	e.t.Helper()
-	o, err := e.st.ArchiveObject(e.t.Context(), key)
+	o, err := e.ast.ArchiveObject(e.t.Context(), key)
 	if err != nil {
 		e.t.Fatal(err)
 	}

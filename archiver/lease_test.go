@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nokstream/nokstream/archiver"
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
 )
@@ -34,7 +35,12 @@ func TestSweeperOneReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st2.Close()
-	svc2, err := archiver.New(cfg, archiver.Deps{Bus: e.bus, Blob: e.blob, Store: st2, SealKey: e.key, Log: testLog(t),
+	ast2, err := astore.Open(ctx, e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ast2.Close()
+	svc2, err := archiver.New(cfg, archiver.Deps{Bus: e.bus, Blob: e.blob, Store: ast2, Facts: st2, SealKey: e.key, Log: testLog(t),
 		Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +95,7 @@ func TestSweeperOneReplica(t *testing.T) {
 			if strict && replicas[0].Leader() && replicas[1].Leader() {
 				t.Fatal("both replicas run the sweeper")
 			}
-			if _, err := e.st.ArchiveObject(ctx, key); err == nil {
+			if _, err := e.ast.ArchiveObject(ctx, key); err == nil {
 				return
 			}
 			time.Sleep(20 * time.Millisecond)

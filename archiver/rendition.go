@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 
+	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
-	"github.com/nokstream/nokstream/registry/store"
 )
 
 // HandleRendition handles one RenditionReady event: the review rendition of

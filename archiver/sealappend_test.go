@@ -36,7 +36,7 @@ func TestSealAppendOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.relay(c.Now())
-	v1, err := e.st.LatestSeal(ctx, "e1", "c1")
+	v1, err := e.ast.LatestSeal(ctx, "e1", "c1")
 	if err != nil || v1.Version != 1 {
 		t.Fatalf("first seal: %+v %v", v1, err)
 	}

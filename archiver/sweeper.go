@@ -2,14 +2,16 @@ package archiver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	"github.com/nokstream/nokstream/registry/store"
+	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
 // SweepStats counts what one sweeper pass did.
@@ -32,7 +34,8 @@ type SweepStats struct {
 //  2. Delete: every object marked at least Config.SweepDelay ago is decided
 //     again; if it may still be deleted it is deleted from the blob store
 //     (which refuses if its lock says otherwise), and the deletion is
-//     recorded and written to the audit log with the rule that allowed it;
+//     recorded with the rule that allowed it, and reported to the registry
+//     (its audit log and segment index);
 //     if not, the mark is dropped and the new retention applied. An init
 //     segment goes only once no kept segment uses it.
 //
@@ -42,11 +45,14 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	start := time.Now()
 	defer func() { s.m.sweep.Observe(time.Since(start).Seconds()) }()
 	var st SweepStats
+	if err := s.reportDeletions(ctx); err != nil {
+		return st, err
+	}
 	if err := s.takeNewDocuments(ctx); err != nil {
 		return st, err
 	}
 	now := s.now()
-	overdue, err := s.d.Store.OverdueEvidence(ctx, store.Scope{}, now, s.cfg.Retention.Default.Provisional, s.cfg.Retention.Floors.Provisional)
+	overdue, err := s.d.Facts.OverdueEvidence(ctx, regstore.Scope{}, now, s.cfg.Retention.Default.Provisional, s.cfg.Retention.Floors.Provisional)
 	if err != nil {
 		return st, err
 	}
@@ -187,19 +193,59 @@ func (s *Service) delete(ctx context.Context, o store.ArchiveObject, d retention
 		reasons = append(reasons, map[string]any{"rule": r.Rule, "until": r.Until, "exam_id": r.ExamID,
 			"candidate_id": r.CandidateID, "detail": r.Detail()})
 	}
-	entry := store.AuditEntry{
-		At: now, ActorLogin: "archiver", Action: "archive.delete", Object: o.Key,
-		Purpose: "retention expired",
-		Detail: map[string]any{
-			"kind": o.Kind, "stream": o.StreamID, "bytes": o.Bytes, "sha256": o.SHA256,
-			"rule": d.Rule, "retain_until": d.RetainUntil, "marked_at": o.MarkedAt, "reasons": reasons,
-		},
+	detail, err := json.Marshal(map[string]any{
+		"kind": o.Kind, "stream": o.StreamID, "bytes": o.Bytes, "sha256": o.SHA256,
+		"rule": d.Rule, "retain_until": d.RetainUntil, "marked_at": o.MarkedAt, "reasons": reasons,
+	})
+	if err != nil {
+		return false, fmt.Errorf("record deletion of %s: %w", o.Key, err)
 	}
-	if err := s.d.Store.RecordDeletion(ctx, o.Key, now, entry); err != nil {
+	if err := s.d.Store.RecordDeletion(ctx, o.Key, now, detail); err != nil {
 		return false, err
+	}
+	if err := s.report(ctx, store.Deletion{Key: o.Key, DeletedAt: now, Detail: detail}); err != nil && ctx.Err() == nil {
+		// Recorded in the archiver's log of deletions: the next pass
+		// reports it.
+		s.d.Log.Warn("deletion not reported to the registry yet; the next sweep will", "object_key", o.Key, "err", err)
 	}
 	s.m.swept.WithLabelValues("delete").Inc()
 	s.m.sweptBytes.Add(float64(o.Bytes))
 	s.d.Log.Info("deleted expired object", "object_key", o.Key, "rule", d.Rule, "retain_until", d.RetainUntil)
 	return true, nil
+}
+
+// reportDeletions reports to the registry the deletions it has not
+// recorded yet: those whose report a crash or an outage interrupted.
+func (s *Service) reportDeletions(ctx context.Context) error {
+	for {
+		ds, err := s.d.Store.UnreportedDeletions(ctx, s.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if err := s.report(ctx, d); err != nil {
+				return err
+			}
+		}
+		if len(ds) < s.cfg.Batch {
+			return nil
+		}
+	}
+}
+
+// report hands the registry a deletion: it writes it to its audit log
+// (action archive.delete, with the rule that allowed it) and drops the
+// object from its segment index, once however often it is told. Then the
+// archiver records it as reported.
+func (s *Service) report(ctx context.Context, d store.Deletion) error {
+	var detail map[string]any
+	if err := json.Unmarshal(d.Detail, &detail); err != nil {
+		return fmt.Errorf("report deletion of %s: its recorded detail: %w", d.Key, err)
+	}
+	entry := regstore.AuditEntry{At: d.DeletedAt, ActorLogin: "archiver", Action: "archive.delete", Object: d.Key,
+		Purpose: "retention expired", Detail: detail}
+	if err := s.d.Facts.RecordSweptObject(ctx, d.Key, entry); err != nil {
+		return fmt.Errorf("report deletion of %s to the registry: %w", d.Key, err)
+	}
+	return s.d.Store.DeletionReported(ctx, d.Key, s.now())
 }

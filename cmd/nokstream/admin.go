@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/ingest/rtsp"
 	"github.com/nokstream/nokstream/internal/secrets"
 	"github.com/nokstream/nokstream/registry/store"
@@ -33,7 +34,7 @@ Run the services with --db pointing at the runtime role.`,
 			if err := d.requireDB(); err != nil {
 				return err
 			}
-			if err := store.Migrate(cmd.Context(), d.db); err != nil {
+			if err := migrateAll(cmd.Context(), d.db); err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}
 			fmt.Fprintln(os.Stderr, "database is up to date")
@@ -49,6 +50,9 @@ Run the services with --db pointing at the runtime role.`,
 				password = p
 			}
 			if err := store.GrantRuntime(cmd.Context(), d.db, role, password); err != nil {
+				return fmt.Errorf("migrate: %w", err)
+			}
+			if err := astore.GrantRuntime(cmd.Context(), d.db, role); err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}
 			fmt.Fprintf(os.Stderr, "runtime role %s may run the services (not change the audit log or the schema)\n", role)

@@ -62,7 +62,12 @@ adapters instead. Migrations are applied at start.`,
 			}
 			fa.sealKey = fr.sealKey         // one --seal-key flag for both
 			fr.floors = fa.retention.floors // one set of --floor-* flags for both
-			arc, err := archiverService(&fa, d.data, st, blobStore, b, log.With("service", "archiver"), reg)
+			ast, err := d.openArchiverStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer ast.Close()
+			arc, err := archiverService(&fa, d.data, ast, st, blobStore, b, log.With("service", "archiver"), reg)
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nokstream/nokstream/archiver"
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
@@ -146,7 +147,7 @@ func (f *archiverFlags) config() archiver.Config {
 }
 
 // archiverService wires the archiver.
-func archiverService(f *archiverFlags, data string, st *store.Store, blobStore blob.Store, b bus.Bus,
+func archiverService(f *archiverFlags, data string, ast *astore.Store, st *store.Store, blobStore blob.Store, b bus.Bus,
 	log *slog.Logger, reg prometheus.Registerer) (*archiver.Service, error) {
 	rb, ok := blobStore.(archiver.Blob)
 	if !ok {
@@ -156,7 +157,7 @@ func archiverService(f *archiverFlags, data string, st *store.Store, blobStore b
 	if err != nil {
 		return nil, err
 	}
-	return archiver.New(f.config(), archiver.Deps{Bus: b, Blob: rb, Store: st, SealKey: key, Log: log, Registry: reg, Now: time.Now})
+	return archiver.New(f.config(), archiver.Deps{Bus: b, Blob: rb, Store: ast, Facts: st, SealKey: key, Log: log, Registry: reg, Now: time.Now})
 }
 
 func archiverCommand(g *globalFlags) *cobra.Command {
@@ -178,7 +179,12 @@ func archiverCommand(g *globalFlags) *cobra.Command {
 			if err := p.openAdmin(g, "archiver"); err != nil {
 				return err
 			}
-			svc, err := archiverService(&f, d.data, p.st, p.blob, p.bus, log, p.reg)
+			ast, err := d.openArchiverStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer ast.Close()
+			svc, err := archiverService(&f, d.data, ast, p.st, p.blob, p.bus, log, p.reg)
 			if err != nil {
 				return err
 			}

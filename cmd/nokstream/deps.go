@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/ingest"
 	"github.com/nokstream/nokstream/ingest/access"
 	"github.com/nokstream/nokstream/ingest/rtsp"
@@ -76,13 +77,42 @@ func (d *deps) openStore(ctx context.Context, migrate bool) (*store.Store, error
 		return nil, err
 	}
 	if migrate {
-		if err := store.Migrate(ctx, d.db); err != nil {
-			return nil, fmt.Errorf("migrate database: %w", err)
+		if err := migrateAll(ctx, d.db); err != nil {
+			return nil, err
 		}
 	}
 	st, err := store.Open(ctx, d.db)
 	if err != nil {
 		return nil, fmt.Errorf("open database (is PostgreSQL running? `make run` starts one): %w", err)
+	}
+	return st, nil
+}
+
+// migrateAll applies the registry's migrations and then the archiver's
+// (the archiver's first version moves tables the registry's made): every
+// command that migrates on open runs both, and `nokstream migrate`.
+func migrateAll(ctx context.Context, dsn string) error {
+	if err := store.Migrate(ctx, dsn); err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	if err := astore.Migrate(ctx, dsn); err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	return nil
+}
+
+// openArchiverStore opens the archiver's own schema on --db, after
+// migrating it (a runtime role only checks that it is current).
+func (d *deps) openArchiverStore(ctx context.Context) (*astore.Store, error) {
+	if err := d.requireDB(); err != nil {
+		return nil, err
+	}
+	if err := astore.Migrate(ctx, d.db); err != nil {
+		return nil, fmt.Errorf("migrate the archiver's schema: %w", err)
+	}
+	st, err := astore.Open(ctx, d.db)
+	if err != nil {
+		return nil, fmt.Errorf("open the archiver's database: %w", err)
 	}
 	return st, nil
 }

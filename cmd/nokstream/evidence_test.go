@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
@@ -31,7 +32,7 @@ func TestEvidenceExportCommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dsn := testenv.Postgres(t)
-	if err := store.Migrate(ctx, dsn); err != nil {
+	if err := migrateAll(ctx, dsn); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(ctx, dsn)
@@ -90,6 +91,11 @@ func TestEvidenceExportCommand(t *testing.T) {
 		sum := sha256.Sum256(b)
 		return int64(len(b)), hex.EncodeToString(sum[:])
 	}
+	ast, err := astore.Open(ctx, dsn) // the archive's records are the archiver's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ast.Close()
 	const stream, initKey = "site1/cam1", "raw/site1/cam1/init/a.mp4"
 	initBytes, initSHA := put(initKey, []byte("ftyp moov: the init segment of site1/cam1"))
 	keep := start.AddDate(5, 0, 0)
@@ -102,14 +108,14 @@ func TestEvidenceExportCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		at := start.Add(time.Minute + time.Duration(i)*6*time.Second)
-		seg := store.ArchiveObject{Key: key, Kind: store.ArchiveSegment, StreamID: stream, Site: "site1", Device: "cam1",
+		seg := astore.ArchiveObject{Key: key, Kind: astore.ArchiveSegment, StreamID: stream, Site: "site1", Device: "cam1",
 			Source: "room", Sequence: i, Start: at, End: at.Add(6 * time.Second), Bytes: n, SHA256: sum, PrevChain: prev,
 			Chain: link, InitKey: initKey, SegmentID: fmt.Sprintf("seg-%d", i), Verified: true, RetainUntil: keep, Rule: "test",
 			DecidedAt: start}
-		init := store.ArchiveObject{Key: initKey, Kind: store.ArchiveInit, StreamID: stream, Site: "site1", Device: "cam1",
+		init := astore.ArchiveObject{Key: initKey, Kind: astore.ArchiveInit, StreamID: stream, Site: "site1", Device: "cam1",
 			Source: "room", Start: at, End: seg.End, Bytes: initBytes, SHA256: initSHA, Verified: true, RetainUntil: keep,
 			Rule: "test", DecidedAt: start}
-		if err := st.SaveArchivedSegment(ctx, seg, init, store.StreamChain{StreamID: stream, Sequence: i, Chain: link,
+		if err := ast.SaveArchivedSegment(ctx, seg, init, astore.StreamChain{StreamID: stream, Sequence: i, Chain: link,
 			SegmentID: seg.SegmentID}); err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nokstream/nokstream/archiver"
+	astore "github.com/nokstream/nokstream/archiver/store"
 )
 
 func retentionCommand(g *globalFlags) *cobra.Command {
@@ -51,7 +52,12 @@ flags must be the archiver's.`,
 			if overdue {
 				text, err = archiver.ExplainOverdue(ctx, st, f.settings(), time.Now())
 			} else {
-				text, err = archiver.Explain(ctx, st, f.settings(), time.Now(), args[0])
+				var ast *astore.Store
+				if ast, err = d.openArchiverStore(ctx); err != nil {
+					return err
+				}
+				defer ast.Close()
+				text, err = archiver.Explain(ctx, st, ast, f.settings(), time.Now(), args[0])
 			}
 			if err != nil {
 				return err

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
@@ -110,6 +111,7 @@ func (c *clock) Set(t time.Time) {
 // settable clock.
 type env struct {
 	t     *testing.T
+	dsn   string
 	store *store.Store
 	blobs *memBlobs
 	clock *clock
@@ -135,9 +137,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	dsn := testenv.Postgres(t)
-	if err := store.Migrate(ctx, dsn); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	migrate(t, dsn)
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
@@ -145,6 +145,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(st.Close)
 	e := &env{
 		t:     t,
+		dsn:   dsn,
 		store: st,
 		blobs: &memBlobs{m: map[string][]byte{}},
 		clock: &clock{t: t0.Add(10 * time.Minute)},
@@ -169,6 +170,18 @@ func newEnv(t *testing.T) *env {
 	e.url = hs.URL
 	e.index = index.Handler(st, log)
 	return e
+}
+
+// migrate applies the registry's migrations and then the archiver's, whose
+// tables the registry's evidence exports read.
+func migrate(t *testing.T, dsn string) {
+	t.Helper()
+	if err := store.Migrate(t.Context(), dsn); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if err := astore.Migrate(t.Context(), dsn); err != nil {
+		t.Fatalf("migrate the archiver's schema: %v", err)
+	}
 }
 
 // response is a finished HTTP exchange.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
@@ -208,6 +209,9 @@ func archive(t *testing.T, e *env, site, device, source string) {
 		sum := sha256.Sum256(b)
 		return int64(len(b)), hex.EncodeToString(sum[:])
 	}
+	ast, err := astore.Open(ctx, e.dsn)
+	must(t, err)
+	defer ast.Close()
 	stream, initKey := site+"/"+device, site+"/"+device+"/init-a.mp4"
 	initBytes, initSHA := read(initKey)
 	keep := examEnd.Add(5 * 365 * 24 * time.Hour)
@@ -218,14 +222,14 @@ func archive(t *testing.T, e *env, site, device, source string) {
 		link, err := chain.Next(prev, sum)
 		must(t, err)
 		start := examStart.Add(time.Hour + time.Duration(i)*6*time.Second)
-		seg := store.ArchiveObject{Key: key, Kind: store.ArchiveSegment, StreamID: stream, Site: site, Device: device, Source: source,
+		seg := astore.ArchiveObject{Key: key, Kind: astore.ArchiveSegment, StreamID: stream, Site: site, Device: device, Source: source,
 			Sequence: i, Start: start, End: start.Add(6 * time.Second), Bytes: n, SHA256: sum, PrevChain: prev, Chain: link,
 			InitKey: initKey, SegmentID: fmt.Sprintf("%s-%s-%d", site, device, i), Verified: true, RetainUntil: keep, Rule: "test",
 			DecidedAt: e.clock.Now()}
-		init := store.ArchiveObject{Key: initKey, Kind: store.ArchiveInit, StreamID: stream, Site: site, Device: device, Source: source,
+		init := astore.ArchiveObject{Key: initKey, Kind: astore.ArchiveInit, StreamID: stream, Site: site, Device: device, Source: source,
 			Start: seg.Start, End: seg.End, Bytes: initBytes, SHA256: initSHA, Verified: true, RetainUntil: keep, Rule: "test",
 			DecidedAt: e.clock.Now()}
-		must(t, e.store.SaveArchivedSegment(ctx, seg, init, store.StreamChain{StreamID: stream, Sequence: i, Chain: link, SegmentID: seg.SegmentID}))
+		must(t, ast.SaveArchivedSegment(ctx, seg, init, astore.StreamChain{StreamID: stream, Sequence: i, Chain: link, SegmentID: seg.SegmentID}))
 		prev = link
 	}
 }

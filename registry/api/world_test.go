@@ -49,15 +49,13 @@ func newDomainEnvWith(t *testing.T, b bus.Publisher, cfg func(*api.Config), wrap
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(func() { _ = db.Close(context.Background()) })
-	if err := store.Migrate(ctx, dsn); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	migrate(t, dsn)
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(st.Close)
-	e := &env{t: t, store: st, blobs: &memBlobs{m: map[string][]byte{}}, clock: &clock{t: t0.Add(10 * time.Minute)}}
+	e := &env{t: t, dsn: dsn, store: st, blobs: &memBlobs{m: map[string][]byte{}}, clock: &clock{t: t0.Add(10 * time.Minute)}}
 	databases.Store(e, db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e.cfg = api.DefaultConfig()

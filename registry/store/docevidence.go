@@ -21,7 +21,9 @@ const documentOfCandidateExam = `((d.candidate_id = ec.candidate_id AND (d.exam_
 	OR (d.candidate_id IS NULL AND d.exam_id = ec.exam_id))`
 
 // EvidenceDocument is a document that is evidence of a candidate-exam,
-// with what the archiver recorded of it (Archived false: not yet).
+// with what the archiver recorded of it (Archived false: not yet), read
+// from the archiver's table until documents reach the archiver as events
+// (docs/NOTES.md, Session 5).
 type EvidenceDocument struct {
 	Document
 	Archived  bool
@@ -38,7 +40,7 @@ func (s *Store) EvidenceDocuments(ctx context.Context, exam, candidate string) (
 			a.object_key IS NOT NULL, coalesce(a.verified, false), a.deleted_at
 		FROM exam_candidates ec
 		JOIN documents d ON `+documentOfCandidateExam+`
-		LEFT JOIN archive_objects a ON a.object_key = d.object_key
+		LEFT JOIN archiver.archive_objects a ON a.object_key = d.object_key
 		WHERE ec.exam_id = $1 AND ec.candidate_id = $2
 		ORDER BY d.object_key`, exam, candidate)
 	if err != nil {
@@ -89,7 +91,7 @@ func (s *Store) PendingDocumentEvidence(ctx context.Context, limit int) ([]Candi
 		SELECT DISTINCT ec.exam_id, ec.candidate_id
 		FROM documents d
 		JOIN exam_candidates ec ON `+documentOfCandidateExam+`
-		WHERE NOT EXISTS (SELECT 1 FROM archive_objects a WHERE a.object_key = d.object_key)
+		WHERE NOT EXISTS (SELECT 1 FROM archiver.archive_objects a WHERE a.object_key = d.object_key)
 		ORDER BY ec.exam_id, ec.candidate_id LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list candidate-exams with new documents: %w", err)

@@ -80,7 +80,7 @@ func (s *Store) IndexSegment(ctx context.Context, e *events.SegmentClosed) (inse
 		e.SegmentID).Scan(&g.StreamID, &g.Sequence, &g.Bytes, &g.SHA256, &g.Chain, &g.ObjectKey, &g.InitKey)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Indexed once, then deleted by the sweeper when its retention
-		// ended (RecordDeletion): a replay must not bring it back.
+		// ended (RecordSweptObject): a replay must not bring it back.
 		swept, err := s.sweptSegments(ctx, s.pool, []*events.SegmentClosed{e})
 		if err != nil {
 			return false, fmt.Errorf("index segment %s: %w", e.SegmentID, err)
@@ -192,22 +192,12 @@ type SegmentCheck struct {
 	Checker   string // who checked: a service and node
 }
 
-// RecordSegmentCheck records that checker checked the stored segment id with
-// the given result. Every call is a row: checking twice is two checks.
-func (s *Store) RecordSegmentCheck(ctx context.Context, segmentID string, ok bool, detail, checker string) error {
-	_, err := s.pool.Exec(ctx,
-		`INSERT INTO segment_checks (segment_id, ok, detail, checker) VALUES ($1, $2, $3, $4)`,
-		segmentID, ok, detail, checker)
-	if err != nil {
-		return fmt.Errorf("record check of segment %s: %w", segmentID, err)
-	}
-	return nil
-}
-
-// SegmentChecks returns the recorded checks of segment id, oldest first.
+// SegmentChecks returns the archiver's recorded checks of segment id,
+// oldest first: a read of the archiver's table archiver.segment_checks,
+// which the archiver alone writes.
 func (s *Store) SegmentChecks(ctx context.Context, segmentID string) ([]SegmentCheck, error) {
 	rows, err := s.pool.Query(ctx,
-		`SELECT segment_id, checked_at, ok, detail, checker FROM segment_checks WHERE segment_id = $1 ORDER BY checked_at, id`,
+		`SELECT segment_id, checked_at, ok, detail, checker FROM archiver.segment_checks WHERE segment_id = $1 ORDER BY checked_at, id`,
 		segmentID)
 	if err != nil {
 		return nil, fmt.Errorf("list checks of segment %s: %w", segmentID, err)
@@ -240,8 +230,9 @@ func (s *Store) EnsureSegmentPartitions(ctx context.Context, now time.Time) (int
 }
 
 // sweptSegments returns the SHA-256 of each of the events' object keys that
-// the sweeper deleted: an event of such a key and hash announces a segment
-// that was indexed and has since been swept.
+// the sweeper deleted, as the archiver reported it (RecordSweptObject): an
+// event of such a key and hash announces a segment that was indexed and has
+// since been swept.
 func (s *Store) sweptSegments(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, evs []*events.SegmentClosed) (map[string]string, error) {
@@ -249,8 +240,8 @@ func (s *Store) sweptSegments(ctx context.Context, q interface {
 	for i, e := range evs {
 		keys[i] = e.ObjectKey
 	}
-	rows, err := q.Query(ctx, `SELECT object_key, sha256 FROM archive_objects
-		WHERE object_key = ANY($1) AND kind = 'segment' AND deleted_at IS NOT NULL`, keys)
+	rows, err := q.Query(ctx, `SELECT object, coalesce(detail->>'sha256', '') FROM audit_log
+		WHERE object = ANY($1) AND action = $2 AND detail->>'kind' = 'segment'`, keys, auditArchiveDelete)
 	if err != nil {
 		return nil, fmt.Errorf("look up swept segments: %w", err)
 	}

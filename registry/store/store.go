@@ -1,8 +1,8 @@
 // Package store is the registry's PostgreSQL store, and the only place in
 // nokstream that holds SQL: sites and their devices with publish secrets,
 // staff users with argon2id passwords and their sessions, the segment index
-// filled from SegmentClosed events (partitioned by month), the archiver's
-// segment checks, the append-only audit log, and the НОК domain: councils,
+// filled from SegmentClosed events (partitioned by month), the append-only
+// audit log (with the deletions the archiver reports), and the НОК domain: councils,
 // qualifications, centers, candidates, exams, admissions and exam
 // passwords, results, appeals, reviews, retention settings, and the outbox
 // of events (orgs.go, candidates.go, exams.go, examauth.go, results.go,

@@ -392,25 +392,6 @@ func TestSegmentsRange(t *testing.T) {
 	}
 }
 
-func TestSegmentChecks(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s, _ := open(t)
-	if err := s.RecordSegmentCheck(ctx, "seg-1", true, "", "archiver@node1"); err != nil {
-		t.Fatalf("record: %v", err)
-	}
-	if err := s.RecordSegmentCheck(ctx, "seg-1", false, "sha256 mismatch", "archiver@node1"); err != nil {
-		t.Fatalf("record: %v", err)
-	}
-	checks, err := s.SegmentChecks(ctx, "seg-1")
-	if err != nil {
-		t.Fatalf("checks: %v", err)
-	}
-	if len(checks) != 2 || !checks[0].OK || checks[1].OK || checks[1].Detail != "sha256 mismatch" {
-		t.Errorf("got checks %+v", checks)
-	}
-}
-
 func TestAuditLogIsAppendOnly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -461,5 +442,54 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 	}
 	if log, err := s.AuditLog(ctx, 0, 10); err != nil || len(log) != 2 || log[0].Purpose != "appeal 12" {
 		t.Errorf("after tampering attempts: %d entries, %v", len(log), err)
+	}
+}
+
+// TestSweptSegmentStaysOut: when the archiver reports that its sweeper
+// deleted a segment, the segment leaves the index and the audit log says
+// so, once however often it is reported; a replay of the segment's event
+// does not bring it back, and an event of the same key with other bytes is
+// a conflict.
+func TestSweptSegmentStaysOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := open(t)
+	t0 := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	e := segmentEvent(0, t0)
+	if _, err := s.IndexSegment(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	entry := store.AuditEntry{At: t0.Add(time.Hour), ActorLogin: "archiver", Action: "archive.delete", Object: e.ObjectKey,
+		Purpose: "retention expired", Detail: map[string]any{"kind": "segment", "sha256": e.SHA256, "rule": "unlinked"}}
+	for range 2 {
+		if err := s.RecordSweptObject(ctx, e.ObjectKey, entry); err != nil {
+			t.Fatalf("record the sweep: %v", err)
+		}
+	}
+	if segs, err := s.Segments(ctx, "site1", "cam1", t0.Add(-time.Hour), t0.Add(time.Hour)); err != nil || len(segs) != 0 {
+		t.Errorf("segments after the sweep: %d, %v; want none", len(segs), err)
+	}
+	trail, err := s.ObjectAudit(ctx, []string{e.ObjectKey}, t0, 10)
+	if err != nil || len(trail) != 1 || trail[0].Action != "archive.delete" || trail[0].Detail["rule"] != "unlinked" {
+		t.Errorf("audit of the sweep: %+v, %v; want one archive.delete entry", trail, err)
+	}
+	if inserted, err := s.IndexSegment(ctx, e); err != nil || inserted {
+		t.Errorf("replay of a swept segment: inserted=%v err=%v, want false, nil", inserted, err)
+	}
+	if _, errs, err := s.IndexSegments(ctx, []*events.SegmentClosed{e}); err != nil || errs[0] != nil {
+		t.Errorf("batch replay of a swept segment: %v, %v", errs, err)
+	}
+	if segs, _ := s.Segments(ctx, "site1", "cam1", t0.Add(-time.Hour), t0.Add(time.Hour)); len(segs) != 0 {
+		t.Errorf("a replay brought a swept segment back: %d segments", len(segs))
+	}
+	other := *e
+	other.SHA256 = strings.Repeat("ab", 32)
+	if _, err := s.IndexSegment(ctx, &other); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a swept key announced with other bytes: %v, want ErrConflict", err)
+	}
+	wrong := entry
+	wrong.Action = "media.get"
+	if err := s.RecordSweptObject(ctx, e.ObjectKey, wrong); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("a report that is not a deletion: %v, want ErrInvalid", err)
 	}
 }

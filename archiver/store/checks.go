@@ -1,0 +1,44 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SegmentCheck is one check of a stored segment against its event.
+type SegmentCheck struct {
+	SegmentID string
+	CheckedAt time.Time
+	OK        bool
+	Detail    string // what was wrong, or what was checked
+	Checker   string // who checked: the archiver's node name
+}
+
+// RecordSegmentCheck records that checker checked the stored segment id with
+// the given result. Every call is a row: checking twice is two checks.
+func (s *Store) RecordSegmentCheck(ctx context.Context, segmentID string, ok bool, detail, checker string) error {
+	_, err := s.pool.Exec(ctx,
+		`INSERT INTO archiver.segment_checks (segment_id, ok, detail, checker) VALUES ($1, $2, $3, $4)`,
+		segmentID, ok, detail, checker)
+	if err != nil {
+		return fmt.Errorf("record check of segment %s: %w", segmentID, err)
+	}
+	return nil
+}
+
+// SegmentChecks returns the recorded checks of segment id, oldest first.
+func (s *Store) SegmentChecks(ctx context.Context, segmentID string) ([]SegmentCheck, error) {
+	rows, err := s.pool.Query(ctx, `SELECT segment_id, checked_at, ok, detail, checker FROM archiver.segment_checks
+		WHERE segment_id = $1 ORDER BY checked_at, id`, segmentID)
+	if err != nil {
+		return nil, fmt.Errorf("list checks of segment %s: %w", segmentID, err)
+	}
+	checks, err := pgx.CollectRows(rows, pgx.RowToStructByPos[SegmentCheck])
+	if err != nil {
+		return nil, fmt.Errorf("list checks of segment %s: %w", segmentID, err)
+	}
+	return checks, nil
+}
