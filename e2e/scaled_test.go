@@ -230,6 +230,20 @@ func TestScaledOut(t *testing.T) {
 	for s := range streams {
 		in.checkSegments(segs[s])
 	}
+	// Each ingest node asked the registries with its own token.
+	nodes := cli(t, in.env, "node", "list")
+	for i := range replicas {
+		name := "e2e-" + replica("ingest", i)
+		seen := false
+		for _, line := range strings.Split(nodes, "\n") {
+			if f := strings.Fields(line); len(f) >= 5 && f[0] == name && f[1] == "active" && f[4] != "never" {
+				seen = true
+			}
+		}
+		if !seen {
+			t.Errorf("node %s not seen active on the registry's node API:\n%s", name, nodes)
+		}
+	}
 
 	// The result enters the register: the candidate-exam is due its seal.
 	w.recordCertificate(t, in, "40.00800.01.000031")
