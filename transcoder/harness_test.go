@@ -37,6 +37,8 @@ type harness struct {
 	// svcCancel stops the running Service, which sends its result on done.
 	svcCancel context.CancelFunc
 	done      chan error
+	// met is the running Service's metrics.
+	met *metrics
 
 	mu           sync.Mutex
 	renditions   map[string]*events.RenditionReady // by segment id
@@ -127,6 +129,7 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.met = svc.met
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()

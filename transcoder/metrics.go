@@ -13,6 +13,7 @@ type metrics struct {
 	mediaSeconds  prometheus.Counter
 	outputBytes   prometheus.Counter
 	lag           prometheus.Gauge
+	codecsReused  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,8 +43,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "nokstream_transcoder_lag_seconds",
 			Help: "How far behind real time the transcoder is, in seconds of media: now minus the end of the segment it finished last.",
 		}),
+		codecsReused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nokstream_transcoder_codecs_reused_total",
+			Help: "Segments whose video decoder and encoder carried on from the stream's previous segment (keep_codecs) instead of being opened anew.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.segments, m.observations, m.handleSeconds, m.mediaSeconds, m.outputBytes, m.lag} {
+	for _, c := range []prometheus.Collector{m.segments, m.observations, m.handleSeconds, m.mediaSeconds, m.outputBytes, m.lag, m.codecsReused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("transcoder: register metrics: %w", err)
 		}

@@ -33,6 +33,9 @@ type job struct {
 	// threads per decoder and encoder; 0 lets FFmpeg choose.
 	threads int
 	det     *detect.Detector
+	// codecs are those the stream's previous segment left, or nil;
+	// transcode uses them or frees them.
+	codecs *videoCodecs
 }
 
 // output is what one decoding pass of a segment produced.
@@ -59,9 +62,14 @@ type output struct {
 	srcHeight  int
 	// skipped counts the source pictures not decoded (skippable).
 	skipped int
+	// reused says the video codecs were the previous segment's.
+	reused bool
 	// audioErr says why the rendition has no audio though the source has.
 	audioErr error
 	events   []detect.Event
+	// next are the codecs left for the stream's next segment, or nil;
+	// whoever gets the output frees them or passes them on.
+	next *videoCodecs
 }
 
 // transcode decodes a raw segment once and makes from it the review
@@ -77,9 +85,10 @@ func transcode(j job) (*output, error) {
 	d := &demuxer{}
 	defer d.free()
 	if err := d.open(j.init, j.data); err != nil {
+		j.codecs.free()
 		return nil, err
 	}
-	v := newVideoStage(d, j.profile, j.threads)
+	v := newVideoStage(d, j.profile, j.threads, j.codecs)
 	defer v.free()
 	if err := v.open(); err != nil {
 		return nil, err
@@ -99,7 +108,12 @@ func transcode(j job) (*output, error) {
 	if err := p.run(); err != nil {
 		return nil, err
 	}
-	return p.finish()
+	o, err := p.finish()
+	if err != nil {
+		return nil, err
+	}
+	o.reused, o.next = v.reused, v.release()
+	return o, nil
 }
 
 // pipeline runs the stages of one transcode over the demuxed packets.
@@ -127,21 +141,13 @@ func (p *pipeline) run() error {
 			return err
 		}
 	}
-	if err := p.v.decode(nil, p.picture); err != nil {
+	if err := p.v.finish(p.picture); err != nil {
 		return err
 	}
 	if p.a != nil {
 		if err := p.a.decode(nil, p.sound); err != nil {
 			return err
 		}
-	}
-	if err := p.v.undecodable(); err != nil {
-		return err
-	}
-	if err := p.v.encode(nil); err != nil {
-		return err
-	}
-	if p.a != nil {
 		return p.a.flush()
 	}
 	return nil

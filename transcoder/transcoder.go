@@ -45,6 +45,7 @@ import (
 	"log/slog"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,9 @@ type Service struct {
 	mu       sync.Mutex
 	streams  map[string]*stream
 	attempts map[string]int // segment id → failed attempts
+	// held counts the streams holding their video codecs
+	// (cfg.KeepCodecs).
+	held atomic.Int64
 }
 
 // stream is what the transcoder remembers of one stream between segments.
@@ -119,6 +123,9 @@ type stream struct {
 	det          detect.State
 	// seen is when a segment of the stream was last handled.
 	seen time.Time
+	// codecs are the video codecs its last segment left for the next,
+	// or nil.
+	codecs *videoCodecs
 }
 
 // New returns a Service. It starts nothing: Run does.
@@ -170,7 +177,44 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 	})
-	return g.Wait()
+	err := g.Wait()
+	s.dropAllCodecs()
+	return err
+}
+
+// dropAllCodecs frees the video codecs every stream holds.
+func (s *Service) dropAllCodecs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.streams {
+		st.mu.Lock()
+		s.dropCodecs(st)
+		st.mu.Unlock()
+	}
+}
+
+// dropCodecs frees the video codecs a stream holds. Its lock is held.
+func (s *Service) dropCodecs(st *stream) {
+	if st.codecs != nil {
+		st.codecs.free()
+		st.codecs = nil
+		s.held.Add(-1)
+	}
+}
+
+// keepCodecs lets a stream hold the video codecs its segment left for the
+// next one, if fewer than cfg.KeepCodecs streams do, and frees them
+// otherwise. Its lock is held.
+func (s *Service) keepCodecs(st *stream, c *videoCodecs) {
+	if c == nil {
+		return
+	}
+	if s.held.Add(1) > int64(s.cfg.KeepCodecs) {
+		s.held.Add(-1)
+		c.free()
+		return
+	}
+	st.codecs = c
 }
 
 // Handle transcodes the segment of one SegmentClosed event.
@@ -266,16 +310,27 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, st *stream, ev *
 	if !ok {
 		profile = s.cfg.Profiles[events.SourceRoom]
 	}
+	codecs := st.codecs
+	if codecs != nil {
+		st.codecs = nil
+		s.held.Add(-1)
+	}
 	out, err := transcode(job{
 		init: initBytes, data: data, start: ev.Start, sequence: ev.Sequence,
 		profile: profile, thumbs: s.cfg.Thumbnails, spriteName: k.sprite,
-		analysisFPS: s.cfg.AnalysisFPS, threads: s.cfg.Threads, det: det,
+		analysisFPS: s.cfg.AnalysisFPS, threads: s.cfg.Threads, det: det, codecs: codecs,
 	})
+	if err == nil {
+		s.keepCodecs(st, out.next)
+	}
 	if errors.Is(err, errUndecodable) {
 		return "", s.undecodable(ctx, log, st, ev, k, det, found, err)
 	}
 	if err != nil {
 		return "", fmt.Errorf("transcode segment %s: %w", ev.SegmentID, err)
+	}
+	if out.reused {
+		s.met.codecsReused.Inc()
 	}
 	found = append(found, out.events...)
 	if out.audioErr != nil {
@@ -305,7 +360,7 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, st *stream, ev *
 	st.seq, st.end, st.det, st.seen = ev.Sequence, ev.Start.Add(seconds(ev.Duration)), next, s.now()
 	s.met.mediaSeconds.Add(ev.Duration)
 	log.Debug("segment transcoded", "object_key", rr.Rendition.Object.Key, "observations", len(found),
-		"frames", out.frames, "not_decoded", out.skipped)
+		"frames", out.frames, "not_decoded", out.skipped, "codecs_reused", out.reused)
 	return "done", nil
 }
 
@@ -488,11 +543,15 @@ func (s *Service) flushIdle(ctx context.Context) {
 			continue // a segment of it is being handled: it is not quiet
 		}
 		quiet := now.Sub(st.seen)
+		if quiet >= s.cfg.IdleFlush {
+			s.dropCodecs(st)
+		}
 		switch {
 		case st.seen.IsZero():
 		case st.det.Ongoing() && quiet >= s.cfg.IdleFlush:
 			idle = append(idle, st)
 		case !st.det.Ongoing() && quiet >= forgetAfter:
+			s.dropCodecs(st)
 			delete(s.streams, id)
 		}
 		st.mu.Unlock()

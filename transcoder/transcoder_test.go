@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/jpeg"
 	"math"
+	"os/exec"
 	"path"
 	"regexp"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nokstream/nokstream/ingest/segmenter"
 	"github.com/nokstream/nokstream/internal/events"
@@ -39,6 +41,10 @@ func TestRendition(t *testing.T) {
 		wantW, wantH int
 		fps          float64 // of the rendition
 		audio        bool
+		// keep: the video codecs carry on from segment to segment
+		// (a source without B-frames, decoded and encoded without
+		// delay).
+		keep bool
 	}{
 		{name: "room 720p25 with AAC", source: events.SourceRoom, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=1280x720:rate=25", audio: "sine=frequency=440:sample_rate=48000", seconds: 9, bframes: 2},
@@ -47,8 +53,10 @@ func TestRendition(t *testing.T) {
 			clip:  clipSpec{video: "testsrc2=size=640x360:rate=25", audio: "sine=frequency=440:sample_rate=48000", seconds: 13, bframes: 2, preset: "ultrafast"},
 			wantW: 640, wantH: 360, fps: 12.5, audio: true},
 		{name: "webcam 4:3 30 fps with Opus", source: events.SourceWebcam, segment: 4 * time.Second,
-			clip:  clipSpec{video: "testsrc2=size=640x480:rate=30", audio: "sine=frequency=300:sample_rate=48000", audioEnc: "opus", seconds: 8, gop: 60},
-			wantW: 480, wantH: 360, fps: 15, audio: true},
+			// Keyframes every 1.5 s: the segments (4.5 s) are no
+			// multiple of the rendition's keyframe interval (2 s).
+			clip:  clipSpec{video: "testsrc2=size=640x480:rate=30", audio: "sine=frequency=300:sample_rate=48000", audioEnc: "opus", seconds: 8, gop: 45},
+			wantW: 480, wantH: 360, fps: 15, audio: true, keep: true},
 		{name: "webcam VP9 with Opus", source: events.SourceWebcam, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=640x360:rate=30", codec: "vp9", audio: "sine=frequency=300:sample_rate=48000", audioEnc: "opus", seconds: 8, gop: 60},
 			wantW: 640, wantH: 360, fps: 15, audio: true},
@@ -57,7 +65,7 @@ func TestRendition(t *testing.T) {
 			wantW: 1280, wantH: 720, fps: 5},
 		{name: "screen 1600x900 without audio", source: events.SourceScreen, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=1600x900:rate=15", seconds: 8, gop: 30},
-			wantW: 1280, wantH: 720, fps: 5},
+			wantW: 1280, wantH: 720, fps: 5, keep: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -95,6 +103,16 @@ func TestRendition(t *testing.T) {
 						s.event.Sequence, base, prevEnd)
 				}
 				prevEnd = end
+			}
+			// Each segment after the first carried on with the
+			// previous one's decoder and encoder, and still decodes
+			// on its own (checkRendition).
+			var reused dto.Metric
+			if err := h.met.codecsReused.Write(&reused); err != nil {
+				t.Fatal(err)
+			}
+			if got := reused.GetCounter().GetValue(); tc.keep && int(got) != len(segs)-1 {
+				t.Errorf("codecs reused for %v of %d segments, want all but the first", got, len(segs))
 			}
 			// One init segment for the stream: a player switching
 			// segments needs no new one.
@@ -152,6 +170,17 @@ func checkRendition(t *testing.T, h *harness, s rawSegment, rr *events.Rendition
 	}
 	if steps := presentationSteps(t, seg); len(steps) > 0 && (slices.Min(steps) < slices.Max(steps)-2) {
 		t.Errorf("pictures %v ticks apart, want them evenly spaced", steps)
+	}
+
+	// Each segment starts with a picture that decodes on its own (IDR)
+	// and decodes alone, without the segment before it: a player can
+	// seek to it, also when the encoder carried on from that segment.
+	if !firstVideoSampleSync(t, seg) {
+		t.Errorf("rendition segment does not start with a sync sample")
+	}
+	out, err := exec.Command(testenv.Tool(t, "ffmpeg"), "-v", "error", "-i", h.file("alone.mp4", init, seg), "-map", "0:v", "-f", "null", "-").CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("rendition segment alone does not decode cleanly: %v\n%s", err, out)
 	}
 
 	// Same decode time and length as the raw segment, so that players can
@@ -360,4 +389,22 @@ func presentationSteps(t *testing.T, seg []byte) []int64 {
 		steps = append(steps, pts[i]-pts[i-1])
 	}
 	return steps
+}
+
+// firstVideoSampleSync reports whether the first video sample of a
+// rendition segment is a sync sample.
+func firstVideoSampleSync(t *testing.T, seg []byte) bool {
+	t.Helper()
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(seg); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		for _, pt := range p.Tracks {
+			if pt.ID == 1 && len(pt.Samples) > 0 {
+				return !pt.Samples[0].IsNonSyncSample
+			}
+		}
+	}
+	return false
 }

@@ -39,6 +39,21 @@ type videoStage struct {
 	decoded  int
 	sendErrs int
 	lastErr  error
+	// sent and received count the packets the decoder took and the
+	// pictures it gave back, encSent and encGot the pictures the encoder
+	// took and the packets it gave back: when they match at the end of
+	// the segment, nothing is held back and neither needs draining
+	// (drained says one was), so that both can serve the stream's next
+	// segment (videoCodecs).
+	sent, received  int
+	encSent, encGot int
+	drained         bool
+	// kept counts the pictures of this segment the rendition keeps.
+	kept int
+	// key is what the codecs are opened for (videoCodecs.key); reused
+	// says they are the previous segment's.
+	key    string
+	reused bool
 
 	// The rendition.
 	outW, outH int
@@ -59,44 +74,138 @@ type encoded struct {
 	key  bool
 }
 
-func newVideoStage(d *demuxer, profile Profile, threads int) *videoStage {
-	return &videoStage{tr: d.video, profile: profile, threads: threads, srcFPS: d.srcFPS,
+// videoCodecs are the video decoder, scaler and encoder of a stream, kept
+// from one of its segments to the next (Config.KeepCodecs): opening them
+// for every segment, and the page faults of their fresh buffers, cost about
+// a tenth of a screen's transcoding. They serve the next segment only if it
+// continues the last one on the media timeline with the same source
+// parameters and profile; the encoder then starts it with an IDR picture,
+// so that each rendition segment still decodes on its own.
+type videoCodecs struct {
+	// key is what they were opened for: the source's codec parameters,
+	// the profile and the rendition's frame rate.
+	key string
+	// end is where the last segment ended on the media timeline.
+	end        int64
+	dec, enc   *astiav.CodecContext
+	frame      *astiav.Frame
+	pkt        *astiav.Packet
+	sws        *astiav.SoftwareScaleContext
+	swsSrc     [3]int
+	scaled     *astiav.Frame
+	outW, outH int
+}
+
+// free frees the codecs, in the reverse order of their creation.
+func (c *videoCodecs) free() {
+	if c == nil {
+		return
+	}
+	freeCodec(c.enc)
+	freeFrame(c.scaled)
+	freeSws(c.sws)
+	freePacket(c.pkt)
+	freeFrame(c.frame)
+	freeCodec(c.dec)
+}
+
+func freeCodec(c *astiav.CodecContext) {
+	if c != nil {
+		c.Free()
+	}
+}
+
+func freeFrame(f *astiav.Frame) {
+	if f != nil {
+		f.Free()
+	}
+}
+
+func freePacket(p *astiav.Packet) {
+	if p != nil {
+		p.Free()
+	}
+}
+
+func freeSws(s *astiav.SoftwareScaleContext) {
+	if s != nil {
+		s.Free()
+	}
+}
+
+// newVideoStage returns the video stage of a demuxed segment. It takes
+// kept, the codecs the stream's previous segment left (nil for none): it
+// uses them if the segment continues that one, and frees them otherwise.
+func newVideoStage(d *demuxer, profile Profile, threads int, kept *videoCodecs) *videoStage {
+	v := &videoStage{tr: d.video, profile: profile, threads: threads, srcFPS: d.srcFPS,
 		outFPS: renditionFPS(d.srcFPS, profile.MaxFPS),
 		h264:   d.video.in.CodecParameters().CodecID() == astiav.CodecIDH264}
+	cp := d.video.in.CodecParameters()
+	v.key = fmt.Sprintf("%s %dx%d %s %x %d|%+v|%v|%d", cp.CodecID(), cp.Width(), cp.Height(), cp.PixelFormat(),
+		cp.ExtraData(), v.tr.scale, profile, v.outFPS, threads)
+	if kept == nil {
+		return v
+	}
+	if kept.key != v.key || kept.end != v.tr.base {
+		kept.free()
+		return v
+	}
+	v.reused = true
+	v.dec, v.enc, v.frame, v.pkt = kept.dec, kept.enc, kept.frame, kept.pkt
+	v.sws, v.swsSrc, v.scaled, v.outW, v.outH = kept.sws, kept.swsSrc, kept.scaled, kept.outW, kept.outH
+	return v
 }
 
-// free frees what the stage allocated, in the reverse order; it is safe
-// on a stage opened part way.
+// release hands over the codecs for the stream's next segment, or returns
+// nil if they cannot serve it (one was drained). The stage keeps nothing.
+func (v *videoStage) release() *videoCodecs {
+	if v.drained || v.dec == nil || v.enc == nil {
+		return nil
+	}
+	c := &videoCodecs{key: v.key, end: v.tr.end, dec: v.dec, enc: v.enc, frame: v.frame, pkt: v.pkt,
+		sws: v.sws, swsSrc: v.swsSrc, scaled: v.scaled, outW: v.outW, outH: v.outH}
+	v.dec, v.enc, v.frame, v.pkt, v.sws, v.scaled = nil, nil, nil, nil, nil, nil
+	return c
+}
+
+// free frees what the stage holds, in the reverse order of creation; it is
+// safe on a stage opened part way.
 func (v *videoStage) free() {
-	if v.enc != nil {
-		v.enc.Free()
-	}
-	if v.scaled != nil {
-		v.scaled.Free()
-	}
-	if v.sws != nil {
-		v.sws.Free()
-	}
-	if v.pkt != nil {
-		v.pkt.Free()
-	}
-	if v.frame != nil {
-		v.frame.Free()
-	}
-	if v.dec != nil {
-		v.dec.Free()
-	}
+	(&videoCodecs{dec: v.dec, enc: v.enc, frame: v.frame, pkt: v.pkt, sws: v.sws, scaled: v.scaled}).free()
+	v.dec, v.enc, v.frame, v.pkt, v.sws, v.scaled = nil, nil, nil, nil, nil, nil
 }
 
-// open opens the decoder; the scaler and the encoder wait for the first
-// picture, whose size they take.
+// open opens the decoder unless the stage has the previous segment's; the
+// scaler and the encoder wait for the first picture, whose size they take.
 func (v *videoStage) open() error {
+	if v.dec != nil {
+		return nil
+	}
 	var err error
 	if v.dec, err = openDecoder(v.tr.in, v.threads, v.decodeOptions()); err != nil {
 		return err
 	}
 	v.frame = astiav.AllocFrame()
 	v.pkt = astiav.AllocPacket()
+	return nil
+}
+
+// finish drains the decoder, handing the pictures it held back to each,
+// and then the encoder, unless neither holds anything back.
+func (v *videoStage) finish(each func(*astiav.Frame) error) error {
+	if v.sent != v.received {
+		v.drained = true
+		if err := v.decode(nil, each); err != nil {
+			return err
+		}
+	}
+	if err := v.undecodable(); err != nil {
+		return err
+	}
+	if v.encSent != v.encGot {
+		v.drained = true
+		return v.encode(nil)
+	}
 	return nil
 }
 
@@ -152,6 +261,9 @@ func (v *videoStage) decode(pkt *astiav.Packet, each func(*astiav.Frame) error) 
 		}
 		return nil
 	}
+	if pkt != nil {
+		v.sent++
+	}
 	for {
 		err := v.dec.ReceiveFrame(v.frame)
 		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
@@ -161,6 +273,7 @@ func (v *videoStage) decode(pkt *astiav.Packet, each func(*astiav.Frame) error) 
 			// A broken picture; the next keyframe may decode.
 			continue
 		}
+		v.received++
 		err = each(v.frame)
 		v.frame.Unref()
 		if err != nil {
@@ -234,18 +347,21 @@ func (v *videoStage) keep(f *astiav.Frame) (time.Duration, bool) {
 	rel := ticks(pts-v.off-v.tr.base, v.tr.scale)
 	if v.outFPS < v.srcFPS {
 		slot := int64(math.Floor(rel.Seconds()*v.outFPS + 0.5*v.outFPS/v.srcFPS))
-		if v.scaled != nil && slot <= v.lastSlot {
+		if v.kept > 0 && slot <= v.lastSlot {
 			return rel, false
 		}
 		v.lastSlot = slot
 	}
+	v.kept++
 	return rel, true
 }
 
 // scale scales a decoded picture into v.scaled, with the picture's
-// timestamp, setting up the scaler and the encoder on the first picture.
-// It reports whether this was the first.
+// timestamp, setting up the scaler and the encoder on the first picture
+// unless the stage has the previous segment's. It reports whether this was
+// the segment's first picture, which the encoder makes an IDR picture.
 func (v *videoStage) scale(f *astiav.Frame) (first bool, err error) {
+	first = v.kept == 1
 	src := [3]int{f.Width(), f.Height(), int(f.PixelFormat())}
 	if v.sws == nil || src != v.swsSrc {
 		if v.sws != nil {
@@ -276,7 +392,6 @@ func (v *videoStage) scale(f *astiav.Frame) (first bool, err error) {
 		if err := v.openEncoder(); err != nil {
 			return false, err
 		}
-		first = true
 	}
 	// The picture's buffer is reused unless the encoder still holds it
 	// (libx264 copies what it is sent).
@@ -293,6 +408,11 @@ func (v *videoStage) scale(f *astiav.Frame) (first bool, err error) {
 		return false, fmt.Errorf("scale picture: %w", err)
 	}
 	v.scaled.SetPts(f.Pts())
+	if first {
+		v.scaled.SetPictureType(astiav.PictureTypeI)
+	} else {
+		v.scaled.SetPictureType(astiav.PictureTypeNone)
+	}
 	return first, nil
 }
 
@@ -332,7 +452,17 @@ func (v *videoStage) openEncoder() error {
 	cc.SetThreadCount(v.threads)
 	opts := astiav.NewDictionary()
 	defer opts.Free()
-	for k, val := range v.profile.x264Options() {
+	x264 := v.profile.x264Options()
+	// A picture sent as I is an IDR picture: each segment starts with one
+	// (scale), also when the encoder carries on from the previous one.
+	// Rate control by the frame rate, not by timestamps (the rendition
+	// keeps every n-th picture, evenly): with timestamps x264 holds one
+	// picture back to learn its duration, and the encoder would have to
+	// be drained, and so closed, at the end of every segment.
+	x264["forced-idr"] = "1"
+	x264["x264-params"] = "force-cfr=1"
+
+	for k, val := range x264 {
 		if err := opts.Set(k, val, 0); err != nil {
 			return fmt.Errorf("libx264 option %s: %w", k, err)
 		}
@@ -352,6 +482,9 @@ func (v *videoStage) encode(f *astiav.Frame) error {
 	if err := v.enc.SendFrame(f); err != nil {
 		return fmt.Errorf("encode picture: %w", err)
 	}
+	if f != nil {
+		v.encSent++
+	}
 	for {
 		err := v.enc.ReceivePacket(v.pkt)
 		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
@@ -365,6 +498,7 @@ func (v *videoStage) encode(f *astiav.Frame) error {
 			v.pkt.Unref()
 			return err
 		}
+		v.encGot++
 		v.pictures = append(v.pictures, encoded{data: avcc, pts: v.pkt.Pts(), key: v.pkt.Flags().Has(astiav.PacketFlagKey)})
 		v.pkt.Unref()
 	}

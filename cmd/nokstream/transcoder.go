@@ -16,18 +16,19 @@ import (
 // transcoderFlags are the transcoder's settings that flags reach; the rest
 // keep their defaults (transcoder.DefaultConfig).
 type transcoderFlags struct {
-	workers   int
-	threads   int
-	profiles  map[string]*string
-	crf       int
-	preset    string
-	thumbs    time.Duration
-	blackMin  time.Duration
-	frozenMin time.Duration
-	silentMin time.Duration
-	scene     float64
-	node      string
-	inflight  int64
+	workers    int
+	threads    int
+	profiles   map[string]*string
+	crf        int
+	preset     string
+	thumbs     time.Duration
+	blackMin   time.Duration
+	frozenMin  time.Duration
+	silentMin  time.Duration
+	scene      float64
+	node       string
+	inflight   int64
+	keepCodecs int
 }
 
 func (f *transcoderFlags) register(cmd *cobra.Command) {
@@ -55,6 +56,8 @@ func (f *transcoderFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.node, "transcoder-node", def.Node, "name of this transcoder in events")
 	fl.Int64Var(&f.inflight, "transcode-inflight-mib", def.InflightBytes>>20,
 		"MiB of raw segments handled at once over all workers; more waits on the bus, not in memory")
+	fl.IntVar(&f.keepCodecs, "transcode-keep-codecs", def.KeepCodecs,
+		"streams that keep their video decoder and encoder open from one segment to the next (up to ~25 MB each for 1080p); 0 opens them for every segment")
 }
 
 // config returns the transcoder configuration; inProcess says whether the
@@ -99,6 +102,7 @@ func (f *transcoderFlags) config(inProcess bool) (transcoder.Config, error) {
 	cfg.Detect.SceneScore = f.scene
 	cfg.Node = f.node
 	cfg.InflightBytes = f.inflight << 20
+	cfg.KeepCodecs = f.keepCodecs
 	return cfg, cfg.Validate()
 }
 
