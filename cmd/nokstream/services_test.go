@@ -88,11 +88,17 @@ type heldRequest struct {
 	conn net.Conn
 	r    *bufio.Reader
 	body string
+	// what names the request; answered says whether its answer is the
+	// whole one expected.
+	what     string
+	answered func(code int, body string) bool
 }
 
 // holdRequest sends the header of a request with a body to addr and waits
-// for the handler to read its body.
-func holdRequest(t *testing.T, addr, method, path string, header map[string]string, body string) *heldRequest {
+// for the handler to read its body; answered checks the answer once the
+// body is sent.
+func holdRequest(t *testing.T, addr, method, path string, header map[string]string, body string,
+	answered func(code int, body string) bool) *heldRequest {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
@@ -109,7 +115,7 @@ func holdRequest(t *testing.T, addr, method, path string, header map[string]stri
 	if _, err := io.WriteString(c, b.String()); err != nil {
 		t.Fatal(err)
 	}
-	h := &heldRequest{conn: c, r: bufio.NewReader(c), body: body}
+	h := &heldRequest{conn: c, r: bufio.NewReader(c), body: body, what: method + " " + path, answered: answered}
 	line, err := h.r.ReadString('\n')
 	if err != nil || !strings.Contains(line, " 100 ") {
 		t.Fatalf("%s %s: %q %v, want 100 Continue (the handler reading the body)", method, path, line, err)
@@ -134,16 +140,16 @@ func (h *heldRequest) finish() (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
-// shutDown checks a service's SIGTERM: with a request held in flight on its
-// public port (held, when not nil), /readyz answers 503 "shutdown" on the
-// admin address and the public port refuses new connections while the
-// request finishes with its whole answer (checked by answered); the
-// service then returns no error, and every socket it opened is released.
-func (s *service) shutDown(held *heldRequest, answered func(code int, body string) bool) {
+// shutDown checks a service's SIGTERM: with requests held in flight on its
+// public port, /readyz answers 503 "shutdown" on the admin address and the
+// public port refuses new connections while each request finishes with its
+// whole answer; the service then returns no error, and every socket it
+// opened is released.
+func (s *service) shutDown(held ...*heldRequest) {
 	t := s.t
 	t.Helper()
 	s.cancel()
-	if held != nil {
+	if len(held) > 0 {
 		testenv.WaitFor(t, 30*time.Second, s.name+" not ready on its admin address while draining", func() bool {
 			code, body, err := get("http://" + s.addrs["admin"] + "/readyz")
 			return err == nil && code == http.StatusServiceUnavailable && strings.Contains(body, "shutdown")
@@ -151,9 +157,11 @@ func (s *service) shutDown(held *heldRequest, answered func(code int, body strin
 		testenv.WaitFor(t, 30*time.Second, s.name+"'s public port refusing new connections", func() bool {
 			return refuses(s.addrs["http"])
 		})
-		code, body, err := held.finish()
-		if err != nil || !answered(code, body) {
-			t.Errorf("%s: the request in flight at the shutdown: %d %q %v, want its whole answer", s.name, code, body, err)
+	}
+	for _, h := range held {
+		code, body, err := h.finish()
+		if err != nil || !h.answered(code, body) {
+			t.Errorf("%s: %s in flight at the shutdown: %d %q %v, want its whole answer", s.name, h.what, code, body, err)
 		}
 	}
 	select {
@@ -242,18 +250,54 @@ func TestServicesShutDown(t *testing.T) {
 		c.Close()
 	}
 
-	// A webcam's WHIP offer whose body is still coming at the SIGTERM: it
-	// is answered (here 400, the offer is no SDP) rather than cut.
-	offer := holdRequest(t, ingest.addrs["http"], "POST", "/whip/site1/webcam1",
-		map[string]string{"Authorization": "Bearer " + secret, "Content-Type": "application/sdp"}, "not an sdp offer")
-	ingest.shutDown(offer, func(code int, body string) bool {
-		return (code == http.StatusBadRequest || code == http.StatusServiceUnavailable) && body != ""
-	})
-	transcoder.shutDown(nil, nil)
-	archiver.shutDown(nil, nil)
-	login := holdRequest(t, registry.addrs["http"], "POST", "/api/v1/auth/login",
-		map[string]string{"Content-Type": "application/json"}, `{"login":"nobody","password":"not-a-password"}`)
-	registry.shutDown(login, func(code int, body string) bool {
-		return code == http.StatusUnauthorized && json.Valid([]byte(body))
-	})
+	ingest.shutDown(holdOffer(t, ingest.addrs["http"], secret))
+	transcoder.shutDown()
+	archiver.shutDown()
+	registry.shutDown(holdLogin(t, registry.addrs["http"]))
+}
+
+// holdOffer holds a webcam's WHIP offer whose body is still coming: it is
+// answered (400, the offer is no SDP; or 503, the endpoint stopping) rather
+// than cut.
+func holdOffer(t *testing.T, addr, secret string) *heldRequest {
+	return holdRequest(t, addr, "POST", "/whip/site1/webcam1",
+		map[string]string{"Authorization": "Bearer " + secret, "Content-Type": "application/sdp"}, "not an sdp offer",
+		func(code int, body string) bool {
+			return (code == http.StatusBadRequest || code == http.StatusServiceUnavailable) && body != ""
+		})
+}
+
+// holdLogin holds a login whose body is still coming: it is answered 401
+// with the API's JSON error.
+func holdLogin(t *testing.T, addr string) *heldRequest {
+	return holdRequest(t, addr, "POST", "/api/v1/auth/login",
+		map[string]string{"Content-Type": "application/json"}, `{"login":"nobody","password":"not-a-password"}`,
+		func(code int, body string) bool { return code == http.StatusUnauthorized && json.Valid([]byte(body)) })
+}
+
+// TestAllShutsDown is TestServicesShutDown for `nokstream all`: every
+// service in one process, on the in-process bus and a blob directory, with
+// a WHIP offer and a login held in flight on its one public port.
+func TestAllShutsDown(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	all := startService(t, "all", "--db", dsn, "--data", t.TempDir(), "--http-addr", "127.0.0.1:0",
+		"--rtsp-addr", "127.0.0.1:0", "--rtp-addr", "127.0.0.1:0", "--rtcp-addr", "127.0.0.1:0",
+		"--webrtc-udp-addr", "127.0.0.1:0")
+	for _, name := range []string{"admin", "http", "rtsp", "rtp", "rtcp", "webrtc_udp"} {
+		if all.addrs[name] == "" {
+			t.Errorf("all's --addr-file has no %s address: %v", name, all.addrs)
+		}
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	storetest.Org(t, st, "council1", "center1", "site1")
+	secret, err := st.AddDevice(ctx, "site1", "webcam1", store.KindWebcam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all.shutDown(holdOffer(t, all.addrs["http"], secret), holdLogin(t, all.addrs["http"]))
 }
