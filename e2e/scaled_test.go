@@ -18,6 +18,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
 )
@@ -326,6 +327,21 @@ func TestScaledOut(t *testing.T) {
 	testenv.WaitFor(t, 2*time.Minute, "the sweeper to delete site2/cam9's expired footage", func() bool {
 		return !slices.ContainsFunc(b.list(), func(o bucketObject) bool { return isCam9(o.key) })
 	})
+	// The archiver's own record of each deletion, reported to the
+	// registry, whose audit log has one entry for it.
+	arc, err := astore.Open(t.Context(), in.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arc.Close()
+	testenv.WaitFor(t, 30*time.Second, "every deletion reported to the registry", func() bool {
+		for _, k := range cam9Keys {
+			if d, err := arc.Deletion(t.Context(), k); err != nil || d.ReportedAt == nil {
+				return false
+			}
+		}
+		return true
+	})
 	audit, err := st.ObjectAudit(t.Context(), cam9Keys, began, 10000)
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +352,10 @@ func TestScaledOut(t *testing.T) {
 			deletions[e.Object]++
 		}
 	}
-	// A deletion's log line follows its record: wait for them.
+	// Both records are kept once per object whatever happens (a second
+	// report or record of the same deletion changes nothing), so a second
+	// deletion of an object would show only in the log, where each
+	// deletion has its line, written after its record: wait for them.
 	logged := map[string]int{}
 	testenv.WaitFor(t, 30*time.Second, "the archivers to log each deletion", func() bool {
 		var lines []string
