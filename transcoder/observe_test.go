@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,18 @@ func TestSkipAndRestart(t *testing.T) {
 		t.Errorf("segment 0 was transcoded again")
 	}
 	checkObservations(t, h.observed(), []span{{events.ObsFrozen, 1, 9}})
+	// The stream keeps one detector state, its latest: the restart
+	// carried on from it, and older ones are deleted.
+	var states []string
+	if err := h.blobs.List(t.Context(), "review/site1/cam1/state/", func(key string) error {
+		states = append(states, key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{fmt.Sprintf("review/site1/cam1/state/%010d.json", segs[1].event.Sequence)}; !slices.Equal(states, want) {
+		t.Errorf("detector states stored %v, want only %v", states, want)
+	}
 }
 
 // TestIdleFlush shows that an observation still in progress when a stream

@@ -23,7 +23,7 @@
 //	review/<site>/<device>/init/<sha256>.mp4               rendition init segment, content-addressed
 //	review/<site>/<device>/<date>/<seq>-<segment id>.jpg   thumbnail sprite
 //	review/<site>/<device>/<date>/<seq>-<segment id>.vtt   WebVTT fragment
-//	review/<site>/<device>/state/<seq>.json                detector state after the segment
+//	review/<site>/<device>/state/<seq>.json                detector state after the segment (deleted once the next one's is stored)
 //	review/<site>/<device>/<date>/<seq>-<segment id>.json  manifest: the RenditionReady event, written last
 //
 // A segment whose manifest exists for the same raw bytes is done: it is not
@@ -79,6 +79,7 @@ type Blobs interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
 	Stat(ctx context.Context, key string) (blob.Attrs, error)
+	Delete(ctx context.Context, key string) error
 }
 
 // Deps are the transcoder's collaborators.
@@ -357,6 +358,7 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, st *stream, ev *
 	if err := s.publish(ctx, events.TopicRenditions, ev.StreamID, rr); err != nil {
 		return "", err
 	}
+	s.dropState(ctx, log, k, ev.Sequence-1)
 	st.seq, st.end, st.det, st.seen = ev.Sequence, ev.Start.Add(seconds(ev.Duration)), next, s.now()
 	s.met.mediaSeconds.Add(ev.Duration)
 	log.Debug("segment transcoded", "object_key", rr.Rendition.Object.Key, "observations", len(found),
@@ -379,6 +381,7 @@ func (s *Service) undecodable(ctx context.Context, log *slog.Logger, st *stream,
 		End: ev.Start.Add(seconds(ev.Duration)), Detector: next}); err != nil {
 		return err
 	}
+	s.dropState(ctx, log, k, ev.Sequence-1)
 	st.seq, st.end, st.det, st.seen = ev.Sequence, ev.Start.Add(seconds(ev.Duration)), next, s.now()
 	s.met.segments.WithLabelValues("undecodable").Inc()
 	log.Error("segment cannot be decoded", "object_key", ev.ObjectKey, "err", cause)
@@ -415,6 +418,21 @@ type savedState struct {
 	Sequence  int64        `json:"sequence"`
 	End       time.Time    `json:"end"`
 	Detector  detect.State `json:"detector"`
+}
+
+// dropState deletes the detector state stored after segment seq, once the
+// state after the next segment is stored: only a stream's latest state is
+// ever read (restore), so a stream keeps one state object, not one per
+// segment. The state is the transcoder's scratch, not evidence: it holds a
+// 64×36 luma grid of the last picture, which is not kept beyond need
+// (152-FZ). Failing to delete costs nothing but the object, and is logged.
+func (s *Service) dropState(ctx context.Context, log *slog.Logger, k keys, seq int64) {
+	if seq < 0 {
+		return
+	}
+	if err := s.bls.Delete(ctx, k.stateKey(seq)); err != nil {
+		log.Warn("delete superseded detector state", "object_key", k.stateKey(seq), "err", err)
+	}
 }
 
 // restore loads into st the stored state after segment seq, or a fresh one
