@@ -28,7 +28,7 @@ var t0 = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 // TestRendition transcodes clips of each source kind and checks with
 // ffprobe what an expert's player gets: the rendition spans the raw
 // segment's time exactly, with the configured codec and size, at the
-// configured frame rate (cameras at most 15, screens at most 5 pictures a
+// configured frame rate (cameras at most 15, screens at most 2.5 pictures a
 // second, every n-th picture of the source so that motion stays even), with
 // audio when the source had it; the sprite holds a tile per 2 s and the
 // WebVTT cues cover the segment.
@@ -62,10 +62,10 @@ func TestRendition(t *testing.T) {
 			wantW: 640, wantH: 360, fps: 15, audio: true},
 		{name: "screen AV1", source: events.SourceScreen, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=1280x720:rate=10", codec: "av1", seconds: 8, gop: 20},
-			wantW: 1280, wantH: 720, fps: 5},
+			wantW: 1280, wantH: 720, fps: 2.5},
 		{name: "screen 1600x900 without audio", source: events.SourceScreen, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=1600x900:rate=15", seconds: 8, gop: 30},
-			wantW: 1280, wantH: 720, fps: 5, keep: true},
+			wantW: 1280, wantH: 720, fps: 2.5, keep: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
