@@ -148,22 +148,21 @@ type Store interface {
 	TryLease(ctx context.Context, name string) (*store.Lease, error)
 }
 
-// Registry is what the archiver still learns from the registry's database
-// (the facts it decides retention from, the documents that are evidence)
-// and the one record it hands the registry (a deletion, for its audit log
-// and segment index); *regstore.Store is one. docs/NOTES.md, Session 5,
-// says how events replace it.
+// Registry is what the archiver still learns from the registry's database:
+// the facts it decides retention from and the documents that are evidence;
+// *regstore.Store is one. docs/NOTES.md, Session 5, says how events replace
+// it. It writes nothing there: the registry learns of deletions from
+// events.ObjectDeleted.
 type Registry interface {
 	Facts
 	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]regstore.EvidenceDocument, error)
 	PendingDocumentEvidence(ctx context.Context, limit int) ([]regstore.CandidateExamRef, error)
 	OverdueEvidence(ctx context.Context, sc regstore.Scope, now time.Time, defaultProvisional, floor time.Duration) ([]regstore.OverdueEvidence, error)
-	RecordSweptObject(ctx context.Context, key string, e regstore.AuditEntry) error
 }
 
 // Deps are what the archiver talks to.
 type Deps struct {
-	Bus  bus.Bus // needed by Run only
+	Bus  bus.Bus // needed by Run, and by Sweep to report deletions
 	Blob Blob
 	// Store is the archiver's own database.
 	Store Store

@@ -272,6 +272,12 @@ func TestRetentionLifecycle(t *testing.T) {
 	if err != nil || st.Deleted != 2 {
 		t.Fatalf("second sweep: %+v %v, want 2 deleted", st, err)
 	}
+	// The registry learns of them from the archiver's events, and a
+	// redelivery changes nothing more.
+	if n := e.deliverDeletions(false); n != 2 {
+		t.Fatalf("%d deletions published, want 2", n)
+	}
+	e.deliverDeletions(true)
 	for _, ev := range []*events.SegmentClosed{before, after} {
 		if _, err := d.Stat(ctx, ev.ObjectKey); !errors.Is(err, blob.ErrNotFound) {
 			t.Errorf("%s not deleted: %v", ev.ObjectKey, err)

@@ -27,6 +27,7 @@ import (
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/testenv"
+	regindex "github.com/nokstream/nokstream/registry/index"
 	"github.com/nokstream/nokstream/registry/store"
 	"github.com/nokstream/nokstream/registry/store/storetest"
 )
@@ -104,6 +105,9 @@ type env struct {
 
 	mu     sync.Mutex
 	chains map[string]chainState
+	// delivered is how many of bus's messages deliverDeletions has
+	// looked at.
+	delivered int
 }
 
 type chainState struct {
@@ -300,6 +304,30 @@ func (e *env) relay(now time.Time) int {
 		e.t.Fatalf("relay outbox: %v", err)
 	}
 	return n
+}
+
+// deliverDeletions hands the registry the deletions the archiver published on
+// events.TopicArchive since the last delivery (every one ever published
+// when again is set, as a redelivering bus would), through the registry's
+// own consumer, and returns how many it handed.
+func (e *env) deliverDeletions(again bool) int {
+	e.t.Helper()
+	e.bus.mu.Lock()
+	var msgs []bus.Message
+	for i, m := range e.bus.msgs {
+		if m.Topic == events.TopicArchive && (again || i >= e.delivered) {
+			msgs = append(msgs, m)
+		}
+	}
+	e.delivered = len(e.bus.msgs)
+	e.bus.mu.Unlock()
+	h := regindex.DeletionHandler(e.st, testLog(e.t))
+	for _, m := range msgs {
+		if err := h(e.t.Context(), m); err != nil {
+			e.t.Fatalf("registry: record deletion %s: %v", m.Key, err)
+		}
+	}
+	return len(msgs)
 }
 
 // object returns the archive row of key.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
 	regstore "github.com/nokstream/nokstream/registry/store"
 )
@@ -188,15 +189,14 @@ func (s *Service) delete(ctx context.Context, o store.ArchiveObject, d retention
 	if err != nil {
 		return false, fmt.Errorf("delete %s: %w", o.Key, err)
 	}
-	reasons := make([]map[string]any, 0, len(d.Reasons))
+	ev := events.ObjectDeleted{ObjectKey: o.Key, Kind: o.Kind, StreamID: o.StreamID, Bytes: o.Bytes, SHA256: o.SHA256,
+		Rule: string(d.Rule), RetainUntil: d.RetainUntil, MarkedAt: deref(o.MarkedAt), DeletedAt: now, Archiver: s.cfg.Node,
+		Reasons: make([]events.DeletionReason, 0, len(d.Reasons))}
 	for _, r := range d.Reasons {
-		reasons = append(reasons, map[string]any{"rule": r.Rule, "until": r.Until, "exam_id": r.ExamID,
-			"candidate_id": r.CandidateID, "detail": r.Detail()})
+		ev.Reasons = append(ev.Reasons, events.DeletionReason{Rule: string(r.Rule), Until: r.Until, ExamID: r.ExamID,
+			CandidateID: r.CandidateID, Detail: r.Detail()})
 	}
-	detail, err := json.Marshal(map[string]any{
-		"kind": o.Kind, "stream": o.StreamID, "bytes": o.Bytes, "sha256": o.SHA256,
-		"rule": d.Rule, "retain_until": d.RetainUntil, "marked_at": o.MarkedAt, "reasons": reasons,
-	})
+	detail, err := json.Marshal(ev)
 	if err != nil {
 		return false, fmt.Errorf("record deletion of %s: %w", o.Key, err)
 	}
@@ -233,19 +233,17 @@ func (s *Service) reportDeletions(ctx context.Context) error {
 	}
 }
 
-// report hands the registry a deletion: it writes it to its audit log
-// (action archive.delete, with the rule that allowed it) and drops the
-// object from its segment index, once however often it is told. Then the
-// archiver records it as reported.
+// report hands the registry a deletion: it publishes the recorded
+// events.ObjectDeleted on events.TopicArchive, from which the registry
+// writes its audit log (action archive.delete, with the rule that allowed
+// it) and drops the object from its segment index, once however often it
+// is told. Then the archiver records it as reported.
 func (s *Service) report(ctx context.Context, d store.Deletion) error {
-	var detail map[string]any
-	if err := json.Unmarshal(d.Detail, &detail); err != nil {
-		return fmt.Errorf("report deletion of %s: its recorded detail: %w", d.Key, err)
+	if s.d.Bus == nil {
+		return fmt.Errorf("report deletion of %s: no bus", d.Key)
 	}
-	entry := regstore.AuditEntry{At: d.DeletedAt, ActorLogin: "archiver", Action: "archive.delete", Object: d.Key,
-		Purpose: "retention expired", Detail: detail}
-	if err := s.d.Facts.RecordSweptObject(ctx, d.Key, entry); err != nil {
-		return fmt.Errorf("report deletion of %s to the registry: %w", d.Key, err)
+	if err := s.d.Bus.Publish(ctx, events.TopicArchive, d.Key, d.Detail); err != nil {
+		return fmt.Errorf("report deletion of %s: %w", d.Key, err)
 	}
 	return s.d.Store.DeletionReported(ctx, d.Key, s.now())
 }

@@ -16,6 +16,9 @@ const (
 	TopicRenditions   = "nokstream.renditions.v1"
 	TopicObservations = "nokstream.observations.v1"
 	TopicRetention    = "nokstream.retention.v1"
+	// TopicArchive carries what the archiver did that the registry
+	// records: ObjectDeleted.
+	TopicArchive = "nokstream.archive.v1"
 )
 
 // Source kinds of a stream.

@@ -70,6 +70,16 @@ func examples() []struct {
 			Detail: "publisher disconnected", Reporter: "ingest", SegmentID: "01JNE6X4N0S3G5Q7R8T9V0W1X2",
 			Cause: events.CauseLost,
 		}, func(b []byte) (any, error) { return events.DecodeObservation(b) }},
+		{"object_deleted", &events.ObjectDeleted{
+			ObjectKey: "raw/ep-ilinka/room1/2025/03/03/000042.m4s", Kind: "segment", StreamID: "ep-ilinka/room1",
+			Bytes: 1_234_567, SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+			Rule: "unlinked", RetainUntil: time.Date(2025, 4, 2, 9, 0, 0, 0, time.UTC),
+			MarkedAt:  time.Date(2025, 4, 2, 10, 0, 0, 0, time.UTC),
+			DeletedAt: time.Date(2025, 4, 3, 10, 0, 0, 0, time.UTC),
+			Reasons: []events.DeletionReason{{Rule: "unlinked", Until: time.Date(2025, 4, 2, 9, 0, 0, 0, time.UTC),
+				ExamID: "exam-2025-03-03", CandidateID: "orlova", Detail: "footage of no exam, kept 30 days"}},
+			Archiver: "archiver-1",
+		}, func(b []byte) (any, error) { return events.DecodeObjectDeleted(b) }},
 		{"retention_changed", &events.RetentionChanged{
 			EventID: "01JNE7A0B1C2D3E4F5G6H7J8K9", ExamID: "exam-2025-03-03", CandidateID: "orlova",
 			Reason: events.RetentionCertificateIssued, At: time.Date(2025, 3, 10, 12, 30, 0, 0, time.UTC),

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/nokstream/nokstream/internal/events"
 )
 
 // Kinds of archived objects.
@@ -28,7 +30,8 @@ const (
 // registry does not write them. Until seals and archived objects reach the
 // registry as events (docs/NOTES.md, Session 5), this file is the
 // registry's read-only view of them, for evidence exports; and
-// RecordSweptObject is how the registry learns of a deletion.
+// RecordDeletion is how the registry records a deletion the archiver
+// reports (events.ObjectDeleted).
 
 // ArchiveObject is an object the archiver keeps, with the retention applied
 // to it (table archiver.archive_objects). Its fields are those of the
@@ -108,38 +111,54 @@ func (s *Store) ArchivedSegments(ctx context.Context, site string, from, to time
 	return objs, nil
 }
 
-// RecordSweptObject records the archiver's report that its sweeper deleted
-// the object under key when its retention ended: in one transaction, the
-// audit log gets e (action archive.delete, with the rule that allowed it)
-// and a deleted segment leaves the segment index, so that no playlist or
-// evidence listing offers media that is gone. Its segment_ids row stays, so
-// that a replayed SegmentClosed does not index it again (the audit entry
-// says it was swept). The same report twice changes nothing more: the
-// archiver reports again what it is not sure was recorded.
-func (s *Store) RecordSweptObject(ctx context.Context, key string, e AuditEntry) error {
-	if e.Action != auditArchiveDelete || e.Object != key {
-		return fmt.Errorf("record deletion of %s: %w: an audit entry of action %s on %s", key, ErrInvalid, e.Action, e.Object)
+// RecordDeletion records the archiver's report (events.ObjectDeleted) that
+// its sweeper deleted an object when its retention ended: in one
+// transaction, the audit log gets the deletion (action archive.delete, by
+// "archiver", with the rule that allowed it, the date and the reasons) and a
+// deleted segment leaves the segment index, so that no playlist or evidence
+// listing offers media that is gone. Its segment_ids row stays, so that a
+// replayed SegmentClosed does not index it again (the audit entry says it
+// was swept). The same report twice changes nothing more: recorded is false
+// for a deletion recorded before. A report that fails validation is
+// ErrInvalid.
+func (s *Store) RecordDeletion(ctx context.Context, e *events.ObjectDeleted) (recorded bool, err error) {
+	if err := e.Validate(); err != nil {
+		return false, fmt.Errorf("record deletion: %w: %w", ErrInvalid, err)
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// One report at a time per object, so that two cannot both
+	reasons := make([]map[string]any, 0, len(e.Reasons))
+	for _, r := range e.Reasons {
+		reasons = append(reasons, map[string]any{"rule": r.Rule, "until": r.Until, "exam_id": r.ExamID,
+			"candidate_id": r.CandidateID, "detail": r.Detail})
+	}
+	entry := AuditEntry{At: e.DeletedAt, ActorLogin: "archiver", Action: auditArchiveDelete, Object: e.ObjectKey,
+		Purpose: "retention expired", Detail: map[string]any{
+			"kind": e.Kind, "stream": e.StreamID, "bytes": e.Bytes, "sha256": e.SHA256, "rule": e.Rule,
+			"retain_until": e.RetainUntil, "marked_at": e.MarkedAt, "reasons": reasons, "archiver": e.Archiver,
+		}}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// One report of an object at a time, so that two cannot both
 		// find no entry.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('nokstream.swept.' || $1))`, key); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('nokstream.deleted.' || $1))`, e.ObjectKey); err != nil {
 			return err
 		}
-		var recorded bool
+		var before bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_log WHERE object = $1 AND action = $2)`,
-			key, auditArchiveDelete).Scan(&recorded); err != nil || recorded {
+			e.ObjectKey, auditArchiveDelete).Scan(&before); err != nil || before {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM segments WHERE object_key = $1`, key); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM segments WHERE object_key = $1`, e.ObjectKey); err != nil {
 			return err
 		}
-		return auditIn(ctx, tx, e)
+		if err := auditIn(ctx, tx, entry); err != nil {
+			return err
+		}
+		recorded = true
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record deletion of %s: %w", key, err)
+		return false, fmt.Errorf("record deletion of %s: %w", e.ObjectKey, err)
 	}
-	return nil
+	return recorded, nil
 }
 
 // auditArchiveDelete is the audit log's action of a deletion by the

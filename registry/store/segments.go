@@ -80,7 +80,7 @@ func (s *Store) IndexSegment(ctx context.Context, e *events.SegmentClosed) (inse
 		e.SegmentID).Scan(&g.StreamID, &g.Sequence, &g.Bytes, &g.SHA256, &g.Chain, &g.ObjectKey, &g.InitKey)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Indexed once, then deleted by the sweeper when its retention
-		// ended (RecordSweptObject): a replay must not bring it back.
+		// ended (RecordDeletion): a replay must not bring it back.
 		swept, err := s.sweptSegments(ctx, s.pool, []*events.SegmentClosed{e})
 		if err != nil {
 			return false, fmt.Errorf("index segment %s: %w", e.SegmentID, err)
@@ -230,7 +230,7 @@ func (s *Store) EnsureSegmentPartitions(ctx context.Context, now time.Time) (int
 }
 
 // sweptSegments returns the SHA-256 of each of the events' object keys that
-// the sweeper deleted, as the archiver reported it (RecordSweptObject): an
+// the sweeper deleted, as the archiver reported it (RecordDeletion): an
 // event of such a key and hash announces a segment that was indexed and has
 // since been swept.
 func (s *Store) sweptSegments(ctx context.Context, q interface {

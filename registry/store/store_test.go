@@ -445,7 +445,7 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 	}
 }
 
-// TestSweptSegmentStaysOut: when the archiver reports that its sweeper
+// TestSweptSegmentStaysOut: when the archiver reports (events.ObjectDeleted) that its sweeper
 // deleted a segment, the segment leaves the index and the audit log says
 // so, once however often it is reported; a replay of the segment's event
 // does not bring it back, and an event of the same key with other bytes is
@@ -459,18 +459,22 @@ func TestSweptSegmentStaysOut(t *testing.T) {
 	if _, err := s.IndexSegment(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	entry := store.AuditEntry{At: t0.Add(time.Hour), ActorLogin: "archiver", Action: "archive.delete", Object: e.ObjectKey,
-		Purpose: "retention expired", Detail: map[string]any{"kind": "segment", "sha256": e.SHA256, "rule": "unlinked"}}
-	for range 2 {
-		if err := s.RecordSweptObject(ctx, e.ObjectKey, entry); err != nil {
-			t.Fatalf("record the sweep: %v", err)
+	deleted := &events.ObjectDeleted{ObjectKey: e.ObjectKey, Kind: "segment", StreamID: e.StreamID, Bytes: e.Bytes,
+		SHA256: e.SHA256, Rule: "unlinked", RetainUntil: t0.Add(time.Hour), MarkedAt: t0.Add(time.Hour),
+		DeletedAt: t0.Add(2 * time.Hour), Archiver: "archiver-1",
+		Reasons: []events.DeletionReason{{Rule: "unlinked", Until: t0.Add(time.Hour), Detail: "footage of no exam"}}}
+	for i, want := range []bool{true, false} {
+		recorded, err := s.RecordDeletion(ctx, deleted)
+		if err != nil || recorded != want {
+			t.Fatalf("report %d of the deletion: recorded=%v err=%v, want %v", i+1, recorded, err, want)
 		}
 	}
 	if segs, err := s.Segments(ctx, "site1", "cam1", t0.Add(-time.Hour), t0.Add(time.Hour)); err != nil || len(segs) != 0 {
 		t.Errorf("segments after the sweep: %d, %v; want none", len(segs), err)
 	}
 	trail, err := s.ObjectAudit(ctx, []string{e.ObjectKey}, t0, 10)
-	if err != nil || len(trail) != 1 || trail[0].Action != "archive.delete" || trail[0].Detail["rule"] != "unlinked" {
+	if err != nil || len(trail) != 1 || trail[0].Action != "archive.delete" || trail[0].Detail["rule"] != "unlinked" ||
+		trail[0].ActorLogin != "archiver" || !trail[0].At.Equal(deleted.DeletedAt) {
 		t.Errorf("audit of the sweep: %+v, %v; want one archive.delete entry", trail, err)
 	}
 	if inserted, err := s.IndexSegment(ctx, e); err != nil || inserted {
@@ -487,9 +491,9 @@ func TestSweptSegmentStaysOut(t *testing.T) {
 	if _, err := s.IndexSegment(ctx, &other); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("a swept key announced with other bytes: %v, want ErrConflict", err)
 	}
-	wrong := entry
-	wrong.Action = "media.get"
-	if err := s.RecordSweptObject(ctx, e.ObjectKey, wrong); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("a report that is not a deletion: %v, want ErrInvalid", err)
+	wrong := *deleted
+	wrong.DeletedAt = time.Time{}
+	if _, err := s.RecordDeletion(ctx, &wrong); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("a report without its date: %v, want ErrInvalid", err)
 	}
 }
