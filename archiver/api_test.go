@@ -51,7 +51,9 @@ func login(t *testing.T, e *env, base, name, role, org string) string {
 	tok := post("/api/v1/auth/login", "", map[string]string{"login": name, "password": pw})["token"].(string)
 	newPW := "a new and long password for " + name
 	post("/api/v1/auth/password", tok, map[string]string{"old_password": pw, "new_password": newPW})
-	return post("/api/v1/auth/login", "", map[string]string{"login": name, "password": newPW})["token"].(string)
+	tok = post("/api/v1/auth/login", "", map[string]string{"login": name, "password": newPW})["token"].(string)
+	post("/api/v1/auth/privacy-policy", tok, map[string]string{"version": api.PrivacyPolicyVersion})
+	return tok
 }
 
 // TestEvidenceAPI exports a bundle over HTTP: NARK and the exam's council

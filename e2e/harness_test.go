@@ -303,6 +303,18 @@ func login(t *testing.T, base, user, tempPassword string) *api {
 		a.do("POST", "/api/v1/auth/login", map[string]string{"login": user, "password": newPW}, http.StatusOK, &lr)
 		a.token = lr.Token
 	}
+	// The person accepts the privacy policy, as the pages ask them to
+	// before anything else (TestWeb does it on the page).
+	var me struct {
+		PrivacyPolicy struct {
+			Current  string `json:"current"`
+			Required bool   `json:"required"`
+		} `json:"privacy_policy"`
+	}
+	a.do("GET", "/api/v1/auth/me", nil, http.StatusOK, &me)
+	if me.PrivacyPolicy.Required {
+		a.do("POST", "/api/v1/auth/privacy-policy", map[string]string{"version": me.PrivacyPolicy.Current}, http.StatusOK, nil)
+	}
 	return a
 }
 
@@ -430,4 +442,15 @@ func newPorts(t *testing.T) ports {
 func (p ports) ingestFlags() []string {
 	return []string{"--rtsp-addr", fmt.Sprintf("127.0.0.1:%d", p.rtsp), "--rtp-addr", fmt.Sprintf(":%d", p.rtp),
 		"--rtcp-addr", fmt.Sprintf(":%d", p.rtcp), "--webrtc-udp-addr", fmt.Sprintf("127.0.0.1:%d", p.webrtc), "--node", "e2e"}
+}
+
+// confirmIdentity does the site's identity check of candidate cand of the
+// exam at path ep ("/api/v1/exams/<id>"), which admission requires: it
+// uploads a passport scan and confirms the identity against it.
+// TestWebCabinets does the same through the site's page.
+func confirmIdentity(site *api, ep, cand string) {
+	site.t.Helper()
+	ec := ep + "/candidates/" + cand
+	doc := site.upload(ec+"/identity/documents?filename=passport.pdf", "application/pdf", "%PDF-1.4 паспорт "+cand, http.StatusCreated)
+	site.do("PUT", ec+"/identity", map[string]any{"confirmed": true, "document": doc}, http.StatusOK, nil)
 }

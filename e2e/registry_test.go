@@ -69,6 +69,7 @@ func TestExamEvidence(t *testing.T) {
 
 	// The site admits one and refuses the other, and gives the admitted
 	// one the exam password.
+	confirmIdentity(site, ep, a.ID)
 	site.do("PUT", ep+"/candidates/"+a.ID+"/admission", map[string]string{"status": "admitted"}, http.StatusOK, nil)
 	var refused struct {
 		Admission     string

@@ -97,6 +97,7 @@ func TestScaledOut(t *testing.T) {
 	// the kill and the catch-up, short enough to watch it end.
 	w := newWebExamFor(t, in, 1, 55*time.Second)
 	cand, ep := w.cands[0], "/api/v1/exams/"+w.exam
+	confirmIdentity(w.site, ep, cand)
 	w.site.do("PUT", ep+"/candidates/"+cand+"/admission", map[string]string{"status": "admitted"}, http.StatusOK, nil)
 	var pw struct{ Password string }
 	w.site.do("POST", ep+"/candidates/"+cand+"/password", nil, http.StatusOK, &pw)

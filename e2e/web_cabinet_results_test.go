@@ -44,6 +44,7 @@ func cabinetResults(t *testing.T, c *cabinet) {
 	for i, cand := range w.cands {
 		w.center.do("POST", ep+"/candidates", map[string]string{"candidate": cand, "webcam": []string{"ws1-cam", "ws2-cam"}[i],
 			"screen": []string{"ws1-screen", "ws2-screen"}[i]}, http.StatusCreated, nil)
+		confirmIdentity(w.site, ep, cand)
 		w.site.do("PUT", ep+"/candidates/"+cand+"/admission", map[string]string{"status": "admitted"}, http.StatusOK, nil)
 	}
 	w.center.do("POST", ep+"/experts", map[string]string{"login": "expert1"}, http.StatusOK, nil)

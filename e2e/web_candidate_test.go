@@ -47,6 +47,7 @@ func TestWebCandidate(t *testing.T) {
 		"parts": []map[string]any{{"kind": "theory", "starts_at": start, "ends_at": end}}}, http.StatusCreated, &exam)
 	ep := "/api/v1/exams/" + exam.ID
 	center.do("POST", ep+"/candidates", map[string]string{"candidate": cand.ID, "webcam": "ws2-cam", "screen": "ws2-screen"}, http.StatusCreated, nil)
+	confirmIdentity(site, ep, cand.ID)
 	site.do("PUT", ep+"/candidates/"+cand.ID+"/admission", map[string]string{"status": "admitted"}, http.StatusOK, nil)
 	var pw struct{ Password string }
 	site.do("POST", ep+"/candidates/"+cand.ID+"/password", nil, http.StatusOK, &pw)

@@ -73,6 +73,9 @@ func TestWebDesk(t *testing.T) {
 	// The site console: admit the first candidate, refuse the second.
 	signIn("site1", "#site-link")
 	row := func(i int) string { return `tr[data-candidate="` + w.cands[i] + `"]` }
+	// Admission requires the identity check (TestWebCabinets does it on
+	// the page).
+	confirmIdentity(w.site, ep, w.cands[0])
 	run("admit", chromedp.WaitVisible(row(0)+" button.admit"), chromedp.Click(row(0)+" button.admit"),
 		chromedp.WaitVisible(row(0)+" .admission.admitted"))
 	run("refuse", chromedp.SendKeys(row(1)+" input.reason", "нет документа, удостоверяющего личность"), chromedp.Click(row(1)+" button.refuse"),

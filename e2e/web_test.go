@@ -132,6 +132,7 @@ func TestWebReview(t *testing.T) {
 	cand := struct{ ID string }{w.cands[0]}
 	start, end := w.start, w.end
 	ep := "/api/v1/exams/" + w.exam
+	confirmIdentity(site, ep, cand.ID)
 	site.do("PUT", ep+"/candidates/"+cand.ID+"/admission", map[string]string{"status": "admitted"}, http.StatusOK, nil)
 	var pw struct{ Password string }
 	site.do("POST", ep+"/candidates/"+cand.ID+"/password", nil, http.StatusOK, &pw)
@@ -237,7 +238,25 @@ func TestWebReview(t *testing.T) {
 	newPW := "Сварка-надёжна-2025"
 	run("change the password", chromedp.SendKeys("#new-password", newPW), chromedp.SendKeys("#new-password2", newPW))
 	screenshot(t, ctx, "password-change")
-	run("submit the new password", chromedp.Click("#change-submit"), chromedp.WaitVisible("a.review-link"))
+	// Before anything else, the privacy policy: nothing works until it is
+	// accepted, and its version and time are recorded.
+	run("submit the new password", chromedp.Click("#change-submit"), chromedp.WaitVisible("#policy-accept"))
+	var account struct {
+		PrivacyPolicy struct {
+			Current, Accepted string
+			Required          bool
+		} `json:"privacy_policy"`
+	}
+	in.api.do("GET", "/api/v1/users/expert1", nil, http.StatusOK, &account)
+	if !account.PrivacyPolicy.Required || account.PrivacyPolicy.Accepted != "" {
+		t.Errorf("expert1's privacy policy before the page's accept: %+v", account.PrivacyPolicy)
+	}
+	screenshot(t, ctx, "privacy-policy")
+	run("accept the privacy policy", chromedp.Click("#policy-accept"), chromedp.WaitVisible("a.review-link"))
+	in.api.do("GET", "/api/v1/users/expert1", nil, http.StatusOK, &account)
+	if account.PrivacyPolicy.Required || account.PrivacyPolicy.Accepted != account.PrivacyPolicy.Current {
+		t.Errorf("expert1's privacy policy after the page's accept: %+v", account.PrivacyPolicy)
+	}
 	who := value(t, ctx, "landing", chromedp.Text("#who"))
 	if !strings.Contains(who, "expert1") {
 		t.Errorf("landing page shows %q, want the expert", who)

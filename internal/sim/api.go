@@ -138,6 +138,54 @@ func (c *apiClient) changePassword(ctx context.Context, token, old, new string) 
 	return s, err
 }
 
+// upload POSTs data of contentType to path and decodes the answer into
+// out; an answer other than 2xx is an *apiError.
+func (c *apiClient) upload(ctx context.Context, path, contentType string, data []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("POST %s: read the answer: %w", path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return &apiError{method: http.MethodPost, path: path, status: resp.StatusCode, msg: strings.TrimSpace(string(b))}
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("POST %s: decode the answer: %w", path, err)
+	}
+	return nil
+}
+
+// acceptPolicy accepts the current privacy policy for the demo user
+// holding token, unless they have: the demo's people have read it.
+func (c *apiClient) acceptPolicy(ctx context.Context, token string) error {
+	var me struct {
+		PrivacyPolicy struct {
+			Current  string `json:"current"`
+			Required bool   `json:"required"`
+		} `json:"privacy_policy"`
+	}
+	if err := c.as(token).do(ctx, http.MethodGet, "/api/v1/auth/me", nil, &me); err != nil {
+		return fmt.Errorf("read the privacy policy's state: %w", err)
+	}
+	if !me.PrivacyPolicy.Required {
+		return nil
+	}
+	if err := c.as(token).do(ctx, http.MethodPost, "/api/v1/auth/privacy-policy", map[string]string{"version": me.PrivacyPolicy.Current}, nil); err != nil {
+		return fmt.Errorf("accept the privacy policy: %w", err)
+	}
+	return nil
+}
+
 // statusOf returns the HTTP status of an *apiError, 0 for any other error.
 func statusOf(err error) int {
 	var e *apiError

@@ -282,7 +282,7 @@ func ensureUser(ctx context.Context, api *apiClient, cli CLI, kept string, r Rol
 	if pw := kept; pw != "" {
 		s, err := api.login(ctx, r.Login, pw)
 		if err == nil && !s.MustChangePassword {
-			return s.Token, pw, nil
+			return s.Token, pw, api.acceptPolicy(ctx, s.Token)
 		}
 		if err != nil && statusOf(err) != http.StatusUnauthorized {
 			return "", "", err
@@ -312,7 +312,7 @@ func ensureUser(ctx context.Context, api *apiClient, cli CLI, kept string, r Rol
 	if err != nil {
 		return "", "", fmt.Errorf("change the temporary password: %w", err)
 	}
-	return s.Token, pw, nil
+	return s.Token, pw, api.acceptPolicy(ctx, s.Token)
 }
 
 type examJSON struct {
@@ -378,8 +378,41 @@ func ensureExam(ctx context.Context, center *apiClient, cfg WorldConfig, w *Worl
 	return nil
 }
 
+// confirmIdentity does the site's identity check of the candidate of the
+// exam at path (…/exams/<exam>/candidates/<id>), which admission requires,
+// unless it is done: against the candidate's passport scan, which the
+// site uploads if there is none (a stand-in PDF: the demo has no papers).
+func confirmIdentity(ctx context.Context, site *apiClient, path string, dc demoCandidate) error {
+	var id struct {
+		Documents []struct{ ID, Kind string }
+		Check     *struct{ Confirmed bool }
+	}
+	if err := site.do(ctx, http.MethodGet, path+"/identity", nil, &id); err != nil {
+		return err
+	}
+	if id.Check != nil && id.Check.Confirmed {
+		return nil
+	}
+	doc := ""
+	for _, d := range id.Documents {
+		if d.Kind == "passport" {
+			doc = d.ID
+		}
+	}
+	if doc == "" {
+		var up struct{ ID string }
+		scan := []byte("%PDF-1.4\n% demo passport scan of " + dc.last + " " + dc.first + ", " + dc.document + "\n")
+		if err := site.upload(ctx, path+"/identity/documents?filename=passport.pdf", "application/pdf", scan, &up); err != nil {
+			return err
+		}
+		doc = up.ID
+	}
+	return site.do(ctx, http.MethodPut, path+"/identity", map[string]any{"confirmed": true, "document": doc}, nil)
+}
+
 // ensureCandidate registers a candidate (as the center), puts them in the
-// exam at their workstation, admits them (as the site) and logs them in
+// exam at their workstation, confirms their identity and admits them (as
+// the site) and logs them in
 // with their exam password: the kept one if it still works, else a new one
 // the site issues.
 func ensureCandidate(ctx context.Context, api, center, site *apiClient, kept, exam string, dc demoCandidate, log *slog.Logger) (Candidate, error) {
@@ -396,6 +429,9 @@ func ensureCandidate(ctx context.Context, api, center, site *apiClient, kept, ex
 		return c, fmt.Errorf("put in the exam: %w", err)
 	}
 	path += "/" + dc.id
+	if err := confirmIdentity(ctx, site, path, dc); err != nil {
+		return c, fmt.Errorf("identity check: %w", err)
+	}
 	if err := site.do(ctx, http.MethodPut, path+"/admission", map[string]string{"status": "admitted"}, nil); err != nil {
 		return c, fmt.Errorf("admit: %w", err)
 	}

@@ -16,6 +16,7 @@ type accountStore interface {
 	SetUserDisabledBy(ctx context.Context, login string, disabled bool, byRole, org string) error
 	Organisations(ctx context.Context, f store.OrgFilter) ([]store.Organisation, int, error)
 	SetOrgSuspended(ctx context.Context, kind, id string, suspended bool, reason string, by int64, now time.Time) ([]string, error)
+	profileStore // profiles and the privacy policy: policy.go
 }
 
 // accountRoutes registers the routes of accounts and organisations: NARK
@@ -27,6 +28,7 @@ func (s *Server) accountRoutes() {
 	s.route("POST /api/v1/users/{login}/suspension", authBearer, s.suspendUser)
 	s.route("GET /api/v1/organisations", authBearer, s.listOrganisations)
 	s.route("POST /api/v1/organisations/{kind}/{id}/suspension", authBearer, s.suspendOrganisation)
+	s.profileRoutes()
 }
 
 // accountManager returns the organisation whose accounts c manages: "" for
@@ -78,11 +80,17 @@ type accountJSON struct {
 	DisabledBy   string    `json:"disabled_by,omitempty"`
 	OrgSuspended bool      `json:"org_suspended"`
 	CreatedAt    time.Time `json:"created_at"`
+	// The person's name and position: NARK and the organisation's admin
+	// read the accounts list, and need to know whose each is.
+	FullName string `json:"full_name"`
+	Position string `json:"position"`
+	Region   string `json:"region"`
 }
 
 func newAccountJSON(u store.User) accountJSON {
 	return accountJSON{Login: u.Login, Role: u.Role, Org: u.OrgID, OrgAdmin: u.OrgAdmin, Disabled: u.Disabled,
-		DisabledBy: u.DisabledBy, OrgSuspended: u.OrgSuspended, CreatedAt: u.CreatedAt.UTC()}
+		DisabledBy: u.DisabledBy, OrgSuspended: u.OrgSuspended, CreatedAt: u.CreatedAt.UTC(),
+		FullName: u.Profile.FullName, Position: u.Profile.Position, Region: u.Profile.Region}
 }
 
 // listAccounts handles GET /api/v1/users?q=&limit=&offset=: NARK lists

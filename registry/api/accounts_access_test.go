@@ -1,6 +1,11 @@
 package api_test
 
-import "github.com/nokstream/nokstream/registry/store"
+import (
+	"net/http"
+
+	"github.com/nokstream/nokstream/registry/api"
+	"github.com/nokstream/nokstream/registry/store"
+)
 
 // accountsMatrix is the expected access of the routes of accounts and
 // organisations (accounts.go), merged into the access matrix. The world's
@@ -16,6 +21,16 @@ var accountsMatrix = map[string]access{
 	// Reactivating an active organisation changes nothing either.
 	"POST /api/v1/organisations/{kind}/{id}/suspension": {kind: kindRole, path: fixed("/api/v1/organisations/center/center1/suspension"),
 		do: []string{store.RoleNARK}, body: jsonBody(map[string]any{"suspended": false})},
+
+	// Profiles and the privacy policy (policy.go).
+	"POST /api/v1/auth/privacy-policy": {kind: kindSelf, staff: http.StatusOK, path: fixed("/api/v1/auth/privacy-policy"),
+		body: jsonBody(map[string]any{"version": api.PrivacyPolicyVersion})},
+	"GET /api/v1/auth/profile": {kind: kindSelf, staff: http.StatusOK, path: fixed("/api/v1/auth/profile")},
+	"PUT /api/v1/auth/profile": {kind: kindSelf, staff: http.StatusOK, path: fixed("/api/v1/auth/profile"),
+		body: jsonBody(map[string]any{"full_name": "Иванов Иван Иванович", "region": "Москва"})},
+	"GET /api/v1/users/{login}": {kind: kindRole, path: fixed("/api/v1/users/center1"), do: []string{store.RoleNARK}},
+	"PUT /api/v1/users/{login}/profile": {kind: kindRole, path: fixed("/api/v1/users/center1/profile"), do: []string{store.RoleNARK},
+		body: jsonBody(map[string]any{"position": "специалист"})},
 }
 
 var _ = func() bool {

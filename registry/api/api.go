@@ -496,6 +496,7 @@ const (
 	authBearerOrSigned                 // a session token or a signed query
 	authPasswordChange                 // a session token, even while the password must be changed
 	authCandidate                      // a candidate's exam token (POST /api/v1/exam/login)
+	authPolicy                         // a session token, before the privacy policy is accepted (policy.go)
 )
 
 // caller is who makes a request.
@@ -587,6 +588,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, mode authMode, h 
 	}
 	if c.user.MustChangePassword && mode != authPasswordChange {
 		return errorf(http.StatusForbidden, mustChangePassword)
+	}
+	if mode != authPasswordChange && mode != authPolicy && c.user.PolicyVersion != PrivacyPolicyVersion {
+		return errPolicyRequired
 	}
 	return h(w, r, c)
 }

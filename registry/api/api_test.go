@@ -263,8 +263,8 @@ func (e *env) login(login, password string) (token string, mustChange bool) {
 	return v.Token, v.MustChangePassword
 }
 
-// operator creates a NARK user, changes its temporary password and returns
-// a session token.
+// operator creates a NARK user, changes its temporary password, accepts
+// the privacy policy and returns a session token.
 func (e *env) operator(login string) string {
 	e.t.Helper()
 	temp, err := e.store.AddUser(context.Background(), login, store.RoleNARK, "")
@@ -281,6 +281,9 @@ func (e *env) operator(login string) string {
 	}
 	if err := json.Unmarshal(r.body, &v); err != nil {
 		e.t.Fatal(err)
+	}
+	if r := e.do("POST", "/api/v1/auth/privacy-policy", v.Token, map[string]string{"version": api.PrivacyPolicyVersion}); r.code != http.StatusOK {
+		e.t.Fatalf("accept the privacy policy: %d %s", r.code, r.body)
 	}
 	return v.Token
 }
@@ -463,6 +466,10 @@ func TestAuth(t *testing.T) {
 	}
 	if r := e.do("GET", segments, token, nil); r.code != http.StatusUnauthorized {
 		t.Errorf("token from before the password change: %d, want 401", r.code)
+	}
+	// Then the privacy policy (TestPrivacyPolicy tests the refusal before).
+	if r := e.do("POST", "/api/v1/auth/privacy-policy", changed.Token, map[string]string{"version": api.PrivacyPolicyVersion}); r.code != http.StatusOK {
+		t.Fatalf("accept the privacy policy: %d %s", r.code, r.body)
 	}
 	if r := e.do("GET", segments, changed.Token, nil); r.code != http.StatusOK {
 		t.Errorf("token after the password change: %d %s, want 200", r.code, r.body)

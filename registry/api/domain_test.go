@@ -666,6 +666,12 @@ func TestCenterFormsExam(t *testing.T) {
 		t.Errorf("a workstation taken by another candidate: %d, want 422", r.code)
 	}
 	call(center, "POST", "/api/v1/exams/"+exam+"/experts", map[string]string{"login": "expert1"}, http.StatusOK)
+	// Admission needs the identity confirmed first, against the passport.
+	if r := e.do("PUT", "/api/v1/exams/"+exam+"/candidates/"+a+"/admission", site, map[string]string{"status": "admitted"}); r.code != http.StatusConflict ||
+		!strings.Contains(string(r.body), "identity_not_confirmed") {
+		t.Errorf("admission without the identity check: %d %s, want 409", r.code, r.body)
+	}
+	call(site, "PUT", "/api/v1/exams/"+exam+"/candidates/"+a+"/identity", map[string]any{"confirmed": true, "document": decode[struct{ ID string }](t, doc).ID}, http.StatusOK)
 	call(site, "PUT", "/api/v1/exams/"+exam+"/candidates/"+a+"/admission", map[string]string{"status": "admitted"}, http.StatusOK)
 	call(site, "PUT", "/api/v1/exams/"+exam+"/candidates/"+b+"/admission", map[string]string{"status": "refused", "reason": "нет документа"}, http.StatusOK)
 	if r := e.do("POST", "/api/v1/exams/"+exam+"/candidates/"+b+"/password", site, nil); r.code != http.StatusConflict {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -274,8 +275,9 @@ func (s *Server) getExamCandidate(w http.ResponseWriter, r *http.Request, c *cal
 }
 
 // setAdmission handles PUT /api/v1/exams/{exam}/candidates/{candidate}/admission
-// {"status": "admitted"|"refused", "reason"}: the site admits a candidate,
-// or refuses them with a reason.
+// {"status": "admitted"|"refused", "reason"}: the site admits a candidate
+// whose identity it confirmed (409 otherwise), or refuses them with a
+// reason.
 func (s *Server) setAdmission(w http.ResponseWriter, r *http.Request, c *caller) error {
 	exam, cand, _, err := s.examCandidateOwner(r, c, store.RoleSite)
 	if err != nil {
@@ -290,6 +292,18 @@ func (s *Server) setAdmission(w http.ResponseWriter, r *http.Request, c *caller)
 	}
 	if req.Status != store.AdmissionAdmitted && req.Status != store.AdmissionRefused {
 		return errorf(http.StatusUnprocessableEntity, "status %q is not admitted or refused", req.Status)
+	}
+	if req.Status == store.AdmissionAdmitted {
+		// The site admits only a candidate whose identity it confirmed
+		// (the register's procedure): the check names the document.
+		check, err := s.db.identity.Identity(r.Context(), exam, cand)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err != nil || !check.Confirmed {
+			return &apiError{status: http.StatusConflict, extra: map[string]any{"code": "identity_not_confirmed"},
+				msg: "confirm the candidate's identity first: PUT /api/v1/exams/" + exam + "/candidates/" + cand + "/identity {\"confirmed\": true, \"document\": …}"}
+		}
 	}
 	if err := s.db.exams.SetAdmission(r.Context(), exam, cand, req.Status == store.AdmissionAdmitted, req.Reason, c.user.ID, s.now()); err != nil {
 		return fail(err, "candidate of the exam")

@@ -214,6 +214,7 @@ func benchSignedURL(b *testing.B, st *store.Store, base, path string) string {
 	}
 	token := post("/api/v1/auth/login", "", map[string]string{"login": "operator", "password": temp})["token"].(string)
 	token = post("/api/v1/auth/password", token, map[string]string{"old_password": temp, "new_password": "a long enough password"})["token"].(string)
+	post("/api/v1/auth/privacy-policy", token, map[string]string{"version": api.PrivacyPolicyVersion})
 	return post("/api/v1/links", token, map[string]string{"path": path})["url"].(string)
 }
 

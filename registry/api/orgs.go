@@ -66,6 +66,7 @@ func (s *Server) me(w http.ResponseWriter, _ *http.Request, c *caller) error {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": c.user.ID, "login": c.user.Login, "role": c.user.Role, "org": c.user.OrgID,
 		"must_change_password": c.user.MustChangePassword, "password_age_days": age, "org_admin": c.user.OrgAdmin,
+		"full_name": c.user.Profile.FullName, "privacy_policy": newPolicyJSON(c.user),
 	})
 	return nil
 }

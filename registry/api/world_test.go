@@ -97,13 +97,17 @@ func newDomainEnvWith(t *testing.T, b bus.Publisher, cfg func(*api.Config), wrap
 var databases sync.Map // *env → *pgx.Conn
 
 // markPasswordChanged clears the must-change flag of user id, as a password
-// change does, with the test's clock.
+// change does, and records the user's acceptance of the privacy policy,
+// with the test's clock.
 func markPasswordChanged(ctx context.Context, e *env, id int64) error {
 	db, ok := databases.Load(e)
 	if !ok {
 		return fmt.Errorf("no database connection for this env")
 	}
-	_, err := db.(*pgx.Conn).Exec(ctx, `UPDATE users SET must_change_password = false, password_changed_at = $2 WHERE id = $1`, id, e.clock.Now())
+	// The user has accepted the privacy policy too (TestPrivacyPolicy is
+	// the test of the refusal before).
+	_, err := db.(*pgx.Conn).Exec(ctx, `UPDATE users SET must_change_password = false, password_changed_at = $2,
+		policy_version = $3, policy_accepted_at = $2 WHERE id = $1`, id, e.clock.Now(), api.PrivacyPolicyVersion)
 	return err
 }
 
@@ -210,6 +214,7 @@ func newWorld(t *testing.T, e *env) *world {
 	nark, err := s.UserByLogin(ctx, "nark")
 	must(t, err)
 	must(t, s.ChangePassword(ctx, nark.ID, temp, "a long enough password"))
+	must(t, s.AcceptPolicy(ctx, nark.ID, api.PrivacyPolicyVersion, e.clock.Now()))
 	w.nark, _, err = s.CreateSession(ctx, nark.ID, e.clock.Now(), 1000*time.Hour)
 	must(t, err)
 	pw, err := s.IssueExamPassword(ctx, "exam1", "cand1a", examStart.Add(-time.Hour))

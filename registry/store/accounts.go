@@ -187,8 +187,11 @@ func (s *Store) Accounts(ctx context.Context, f AccountFilter) ([]User, int, err
 }
 
 // accountSearch is the rest of the account search's condition beyond the
-// login: none until staff profiles have fields to search.
-func accountSearch(*args, string) string { return "" }
+// login: the full name and the e-mail.
+func accountSearch(a *args, q string) string {
+	p := a.add(likePattern(q))
+	return ` OR u.full_name ILIKE ` + p + ` OR u.email ILIKE ` + p
+}
 
 // SetOrgAdmin makes the user login an admin of their organisation, who
 // manages its accounts, or no longer one. Only a council, center or site

@@ -52,11 +52,17 @@ type User struct {
 	// OrgSuspended is set while NARK has suspended the user's organisation
 	// (SetOrgSuspended): the user can neither log in nor use a session.
 	OrgSuspended bool
+	Profile      Profile
+	// PolicyVersion is the version of the privacy policy the user accepted
+	// ("" for none), at PolicyAcceptedAt.
+	PolicyVersion    string
+	PolicyAcceptedAt time.Time
 }
 
 // userColumns are the columns scanUser reads, in its order.
 const userColumns = `u.id, u.login, u.role, coalesce(u.org_id, ''), u.must_change_password, u.password_changed_at, u.created_at, u.disabled,
-	u.disabled_by, u.org_admin, org_suspended(u.role, u.org_id)`
+	u.disabled_by, u.org_admin, org_suspended(u.role, u.org_id), u.full_name, u.position, u.phone, u.email, u.region,
+	u.policy_version, coalesce(u.policy_accepted_at, 'epoch')`
 
 // userActive is the condition on users u of a user who may log in and use
 // a session: not disabled, and their organisation not suspended.
@@ -66,7 +72,11 @@ const userActive = `NOT u.disabled AND NOT org_suspended(u.role, u.org_id)`
 func scanUser(row pgx.Row, extra ...any) (User, error) {
 	var u User
 	dest := append([]any{&u.ID, &u.Login, &u.Role, &u.OrgID, &u.MustChangePassword, &u.PasswordChangedAt, &u.CreatedAt, &u.Disabled,
-		&u.DisabledBy, &u.OrgAdmin, &u.OrgSuspended}, extra...)
+		&u.DisabledBy, &u.OrgAdmin, &u.OrgSuspended, &u.Profile.FullName, &u.Profile.Position, &u.Profile.Phone, &u.Profile.Email, &u.Profile.Region,
+		&u.PolicyVersion, &u.PolicyAcceptedAt}, extra...)
+	if u.PolicyVersion == "" {
+		u.PolicyAcceptedAt = time.Time{}
+	}
 	err := row.Scan(dest...)
 	return u, err
 }

@@ -14,7 +14,7 @@ Object.assign(NS.dict.en, {
   'Укажите причину приостановки': 'Give the reason for the suspension', 'Журнал': 'Audit trail', 'администратор': 'admin',
   'Ничего не найдено. Измените запрос или очистите поле поиска.': 'Nothing found. Change the query or clear the search field.',
   'Учётных записей нет: их создаёт НАРК (nokstream user add).': 'No accounts: NARK creates them (nokstream user add).',
-  'найдено': 'found', 'кем': 'by',
+  'найдено': 'found', 'кем': 'by', 'Сотрудник': 'Staff member',
 });
 const $ = (id) => document.getElementById(id);
 const st = window.accounts = {me: null, orgs: {offset: 0}, users: {offset: 0}};
@@ -98,7 +98,8 @@ async function loadUsers() {
       }
     }
     tbody.append(NS.el('tr', {'data-login': u.login, 'data-disabled': String(u.disabled)},
-      NS.el('td', {}, u.login, u.org_admin ? NS.el('div', {class: 'muted'}, NS.t('администратор')) : ''),
+      NS.el('td', {}, u.full_name || u.login, NS.el('div', {class: 'muted'},
+        [u.full_name ? u.login : '', u.position, u.region, u.org_admin ? NS.t('администратор') : ''].filter(Boolean).join(' · '))),
       NS.el('td', {}, NS.t(NS.roleNames[u.role] || u.role)), NS.el('td', {}, u.org || '—'), NS.el('td', {}, state), actions));
   }
   empty(tbody, page, $('u-q').value.trim() ? 'Ничего не найдено. Измените запрос или очистите поле поиска.' : 'Учётных записей нет: их создаёт НАРК (nokstream user add).');

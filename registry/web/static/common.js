@@ -69,8 +69,11 @@ NS.api = async (method, path, body, extra) => {
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = text; }
   if (!resp.ok) {
     if (resp.status === 401 && NS.token() && !path.endsWith('/auth/login')) { sessionStorage.removeItem('token'); location.href = '/ui/'; }
+    // Nothing works before the privacy policy is accepted: show it.
+    if (resp.status === 403 && data && data.code === 'privacy_policy_required') NS.showPolicy();
     const err = new Error((data && data.error) || resp.statusText || String(resp.status));
     err.status = resp.status;
+    err.code = (data && data.code) || '';
     throw err;
   }
   return data;
@@ -93,6 +96,12 @@ NS.el = (tag, attrs, ...children) => {
 NS.fmtTime = (ms) => new Date(ms).toLocaleTimeString('ru-RU', {hour: '2-digit', minute: '2-digit', second: '2-digit'});
 NS.fmtDate = (ms) => new Date(ms).toLocaleString('ru-RU', {day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit'});
 NS.logout = () => { sessionStorage.clear(); location.href = '/ui/'; };
+// NS.showPolicy opens the privacy policy, which returns to this page once
+// accepted.
+NS.showPolicy = () => {
+  const page = location.pathname.split('/').pop() || 'home.html';
+  if (page !== 'privacy.html') location.href = 'privacy.html?next=' + encodeURIComponent(page + location.search);
+};
 
 // ---- The cabinets (issue 14): one navigation per role, names instead of
 // ids, translated states, dates with their zone, paginated lists.
@@ -167,6 +176,7 @@ NS.start = async () => {
   if (out && !out.dataset.bound) { out.dataset.bound = '1'; out.addEventListener('click', NS.logout); }
   const me = await NS.api('GET', '/api/v1/auth/me');
   NS.me = me;
+  if (me.privacy_policy && me.privacy_policy.required) { NS.showPolicy(); throw new Error('privacy policy not accepted'); }
   // An organisation's admin manages its accounts.
   if (me.org_admin) NS.addNav(me.role, ['accounts.html', 'nav-accounts', 'Учётные записи']);
   const who = document.getElementById('who');

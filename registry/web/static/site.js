@@ -3,6 +3,7 @@
 // source of the site (room cameras, each workstation's webcam and screen).
 'use strict';
 Object.assign(NS.dict.en, {
+  'Сначала подтвердите личность: «Проверка личности»': 'Confirm the identity first: “Identity check”',
   'переподключение…': 'reconnecting…', 'переподключение… с': 'reconnecting… since',
   'Проверка личности': 'Identity check', 'Веб-камера недоступна': 'The webcam is not available', 'не проверялась': 'not checked',
   'личность подтверждена': 'identity confirmed', 'личность не подтверждена': 'identity not confirmed', 'Скан документа, удостоверяющего личность': 'Scan of the identity document',
@@ -55,7 +56,7 @@ function candidateRow(e, c) {
       await NS.api('PUT', '/api/v1/exams/' + encodeURIComponent(e.id) + '/candidates/' + encodeURIComponent(id) + '/admission',
         {status, reason: status === 'refused' ? reason.value.trim() : ''});
       await loadExams();
-    } catch (x) { err.textContent = x.message; }
+    } catch (x) { err.textContent = x.code === 'identity_not_confirmed' ? NS.t('Сначала подтвердите личность: «Проверка личности»') : x.message; }
   };
   const admit = NS.el('button', {type: 'button', class: 'btn small admit'}, NS.t('Допустить'));
   admit.addEventListener('click', () => set('admitted'));
