@@ -145,9 +145,9 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 	n := max(o.replicas, 1)
 	in.addrs, in.http, in.dirs, in.nodes = map[string]string{}, map[string]string{}, map[string]string{}, map[string]ports{}
 	// run starts a service. The first time, its admin and public
-	// addresses are on port 0, and it reports the ports it got
-	// (--addr-file): no port is picked ahead and taken by another test
-	// meanwhile. A restarted service keeps its addresses.
+	// addresses (and ingest's media ports) are on port 0, and it reports
+	// the ports it got (--addr-file): no port is picked ahead and taken by
+	// another test meanwhile. A restarted service keeps its addresses.
 	run := func(name string, env, args, extra []string) *proc {
 		admin, public := in.addrs[name], in.http[name]
 		if public == "" {
@@ -204,24 +204,25 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 			}
 			ingEnv := append(append([]string{}, in.env...), "NOKSTREAM_DB=")
 			in.startFns[name] = func() *proc {
-				if _, ok := in.nodes[name]; !ok {
-					// The first ingest's ports are in the cameras' URLs
-					// (register); the others' are picked as they start.
-					in.nodes[name] = in.ports
-					if name != "ingest" {
-						in.nodes[name] = newPorts(t)
-					}
-				}
 				var regURLs []string
 				for i := range n {
 					regURLs = append(regURLs, "http://"+in.http[replica("registry", i)])
 				}
+				// The first time on port 0 (ports{}), then on the ports
+				// it got.
 				args := append([]string{"ingest", "--data", in.dirs[name], "--registry", strings.Join(regURLs, ","),
 					"--registry-token-file", tokenFile, "--segment-duration", segment.String()}, in.nodes[name].ingestFlags()...)
 				if name != "ingest" {
 					args = append(args, "--node", "e2e-"+name)
 				}
-				return run(name, ingEnv, args, o.args["ingest"])
+				p := run(name, ingEnv, args, o.args["ingest"])
+				if _, ok := in.nodes[name]; !ok {
+					in.nodes[name] = in.boundPorts(p)
+					if name == "ingest" {
+						in.moveCameras(in.nodes[name])
+					}
+				}
+				return p
 			}
 		default:
 			t.Fatalf("no service %q", svc)
@@ -240,6 +241,31 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 	})
 	in.api = login(t, "http://"+in.http["registry"], "auditor", pw)
 	return in
+}
+
+// boundPorts returns the ports an ingest process reports it listens on.
+func (in *installation) boundPorts(p *proc) ports {
+	port := func(listener string) int {
+		_, v, err := net.SplitHostPort(p.boundAddr(listener))
+		n, _ := strconv.Atoi(v)
+		if err != nil || n == 0 {
+			in.t.Fatalf("%s reports %s on %q", p.name, listener, p.boundAddr(listener))
+		}
+		return n
+	}
+	return ports{rtsp: port("rtsp"), rtp: port("rtp"), rtcp: port("rtcp"), webrtc: port("webrtc_udp")}
+}
+
+// moveCameras points the installation at the first ingest's ports, which
+// it learned once ingest listened on them: its RTSP address (rtspHost, for
+// cameras added from now on) and the publish URLs of the cameras
+// registered before.
+func (in *installation) moveCameras(p ports) {
+	old := in.rtspHost()
+	in.ports.rtsp, in.ports.rtp, in.ports.rtcp, in.ports.webrtc = p.rtsp, p.rtp, p.rtcp, p.webrtc
+	for d, u := range in.publish {
+		in.publish[d] = strings.Replace(u, old, in.rtspHost(), 1)
+	}
 }
 
 func (in *installation) restart(name string, sig syscall.Signal) {
