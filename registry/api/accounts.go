@@ -16,7 +16,8 @@ type accountStore interface {
 	SetUserDisabledBy(ctx context.Context, login string, disabled bool, byRole, org string) error
 	Organisations(ctx context.Context, f store.OrgFilter) ([]store.Organisation, int, error)
 	SetOrgSuspended(ctx context.Context, kind, id string, suspended bool, reason string, by int64, now time.Time) ([]string, error)
-	profileStore // profiles and the privacy policy: policy.go
+	profileStore         // profiles and the privacy policy: policy.go
+	candidateSearchStore // the candidate search: candsearch.go
 }
 
 // accountRoutes registers the routes of accounts and organisations: NARK
@@ -29,6 +30,7 @@ func (s *Server) accountRoutes() {
 	s.route("GET /api/v1/organisations", authBearer, s.listOrganisations)
 	s.route("POST /api/v1/organisations/{kind}/{id}/suspension", authBearer, s.suspendOrganisation)
 	s.profileRoutes()
+	s.route("POST /api/v1/candidates/search", authBearer, s.searchCandidates)
 }
 
 // accountManager returns the organisation whose accounts c manages: "" for

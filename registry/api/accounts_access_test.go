@@ -28,6 +28,9 @@ var accountsMatrix = map[string]access{
 	"GET /api/v1/auth/profile": {kind: kindSelf, staff: http.StatusOK, path: fixed("/api/v1/auth/profile")},
 	"PUT /api/v1/auth/profile": {kind: kindSelf, staff: http.StatusOK, path: fixed("/api/v1/auth/profile"),
 		body: jsonBody(map[string]any{"full_name": "Иванов Иван Иванович", "region": "Москва"})},
+	// The candidate search: everyone's answer is filtered by scope.
+	"POST /api/v1/candidates/search": {kind: kindList, path: fixed("/api/v1/candidates/search"), see: seeCandidate,
+		body: jsonBody(map[string]any{"q": "фамилия", "limit": 10})},
 	"GET /api/v1/users/{login}": {kind: kindRole, path: fixed("/api/v1/users/center1"), do: []string{store.RoleNARK}},
 	"PUT /api/v1/users/{login}/profile": {kind: kindRole, path: fixed("/api/v1/users/center1/profile"), do: []string{store.RoleNARK},
 		body: jsonBody(map[string]any{"position": "специалист"})},

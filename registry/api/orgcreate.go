@@ -54,7 +54,7 @@ func (s *Server) createCenter(w http.ResponseWriter, r *http.Request, c *caller)
 }
 
 // createSite handles POST /api/v1/sites {"id","center","name","address",
-// "email","phones"}: a council registers a site of one of its centers, a
+// "email","phones","time_zone"}: a council registers a site of one of its centers, a
 // center one of its own. A center the caller does not see is 422; an
 // existing id 409.
 func (s *Server) createSite(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -62,12 +62,13 @@ func (s *Server) createSite(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	var req struct {
-		ID      string   `json:"id"`
-		Center  string   `json:"center"`
-		Name    string   `json:"name"`
-		Address string   `json:"address"`
-		Email   string   `json:"email"`
-		Phones  []string `json:"phones"`
+		ID       string   `json:"id"`
+		Center   string   `json:"center"`
+		Name     string   `json:"name"`
+		Address  string   `json:"address"`
+		Email    string   `json:"email"`
+		Phones   []string `json:"phones"`
+		TimeZone string   `json:"time_zone"` // store.DefaultTimeZone if not given
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		return err
@@ -87,7 +88,7 @@ func (s *Server) createSite(w http.ResponseWriter, r *http.Request, c *caller) e
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	x := store.Site{ID: req.ID, CenterID: center.ID, Name: req.Name, Address: req.Address, Email: req.Email, Phones: req.Phones}
+	x := store.Site{ID: req.ID, CenterID: center.ID, Name: req.Name, Address: req.Address, Email: req.Email, Phones: req.Phones, TimeZone: req.TimeZone}
 	if _, err := s.db.orgs.SaveSite(r.Context(), x); err != nil {
 		return fail(err, "site")
 	}

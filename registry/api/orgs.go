@@ -304,12 +304,13 @@ type siteJSON struct {
 	Address   string    `json:"address"`
 	Email     string    `json:"email"`
 	Phones    []string  `json:"phones"`
+	TimeZone  string    `json:"time_zone"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func newSiteJSON(x store.Site) siteJSON {
 	return siteJSON{ID: x.ID, Center: x.CenterID, Council: x.CouncilID, Name: x.Name, Address: x.Address,
-		Email: x.Email, Phones: nonNil(x.Phones), UpdatedAt: x.UpdatedAt.UTC()}
+		Email: x.Email, Phones: nonNil(x.Phones), TimeZone: x.TimeZone, UpdatedAt: x.UpdatedAt.UTC()}
 }
 
 func (s *Server) listSites(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -352,15 +353,16 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	var req struct {
-		Name    string   `json:"name"`
-		Address string   `json:"address"`
-		Email   string   `json:"email"`
-		Phones  []string `json:"phones"`
+		Name     string   `json:"name"`
+		Address  string   `json:"address"`
+		Email    string   `json:"email"`
+		Phones   []string `json:"phones"`
+		TimeZone string   `json:"time_zone"` // unchanged if not given
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	x.Name, x.Address, x.Email, x.Phones = req.Name, req.Address, req.Email, req.Phones
+	x.Name, x.Address, x.Email, x.Phones, x.TimeZone = req.Name, req.Address, req.Email, req.Phones, req.TimeZone
 	if _, err := s.db.orgs.SaveSite(r.Context(), x); err != nil {
 		return fail(err, "site")
 	}

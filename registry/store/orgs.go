@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+	_ "time/tzdata" // checkTimeZone: the same zones on every machine
 
 	"github.com/jackc/pgx/v5"
 
@@ -101,8 +103,27 @@ type Site struct {
 	Address   string
 	Email     string
 	Phones    []string
+	// TimeZone is the IANA name of the site's time zone (DefaultTimeZone
+	// when not given): the pages show its exams' times in it.
+	TimeZone  string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// DefaultTimeZone is the time zone of a site that names none.
+const DefaultTimeZone = "Europe/Moscow"
+
+// checkTimeZone returns nil if tz names an IANA time zone, ErrInvalid
+// otherwise. The zone database is embedded (time/tzdata), so the answer
+// does not depend on the machine.
+func checkTimeZone(tz string) error {
+	if tz == "" || tz == "Local" {
+		return fmt.Errorf("%w: time zone %q: want an IANA name such as Europe/Moscow or Asia/Yekaterinburg", ErrInvalid, tz)
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		return fmt.Errorf("%w: time zone %q: want an IANA name such as Europe/Moscow or Asia/Yekaterinburg", ErrInvalid, tz)
+	}
+	return nil
 }
 
 // MissingDetails returns the details the site lacks before the council
@@ -307,6 +328,11 @@ func (s *Store) SaveSite(ctx context.Context, st Site) (created bool, err error)
 	if err := checkID("site", st.ID); err != nil {
 		return false, fmt.Errorf("save site: %w", err)
 	}
+	if st.TimeZone != "" {
+		if err := checkTimeZone(st.TimeZone); err != nil {
+			return false, fmt.Errorf("save site %s: %w", st.ID, err)
+		}
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var center string
 		err := tx.QueryRow(ctx, `SELECT id FROM centers WHERE id = $1`, st.CenterID).Scan(&center)
@@ -321,16 +347,18 @@ func (s *Store) SaveSite(ctx context.Context, st Site) (created bool, err error)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			created = true
-			_, err = tx.Exec(ctx, `INSERT INTO sites (id, center_id, name, address, email, phones) VALUES ($1, $2, $3, $4, $5, $6)`,
-				st.ID, st.CenterID, strings.TrimSpace(st.Name), strings.TrimSpace(st.Address), strings.TrimSpace(st.Email), cleanList(st.Phones))
+			_, err = tx.Exec(ctx, `INSERT INTO sites (id, center_id, name, address, email, phones, time_zone) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				st.ID, st.CenterID, strings.TrimSpace(st.Name), strings.TrimSpace(st.Address), strings.TrimSpace(st.Email), cleanList(st.Phones),
+				cmp.Or(st.TimeZone, DefaultTimeZone))
 			return err
 		case err != nil:
 			return err
 		case was != nil && *was != st.CenterID:
 			return fmt.Errorf("%w: site %s belongs to center %s, not %s", ErrInvalid, st.ID, *was, st.CenterID)
 		}
-		_, err = tx.Exec(ctx, `UPDATE sites SET center_id = $2, name = $3, address = $4, email = $5, phones = $6, updated_at = now() WHERE id = $1`,
-			st.ID, st.CenterID, strings.TrimSpace(st.Name), strings.TrimSpace(st.Address), strings.TrimSpace(st.Email), cleanList(st.Phones))
+		_, err = tx.Exec(ctx, `UPDATE sites SET center_id = $2, name = $3, address = $4, email = $5, phones = $6,
+			time_zone = coalesce(nullif($7, ''), time_zone), updated_at = now() WHERE id = $1`,
+			st.ID, st.CenterID, strings.TrimSpace(st.Name), strings.TrimSpace(st.Address), strings.TrimSpace(st.Email), cleanList(st.Phones), st.TimeZone)
 		return err
 	})
 	if err != nil {
@@ -339,11 +367,12 @@ func (s *Store) SaveSite(ctx context.Context, st Site) (created bool, err error)
 	return created, nil
 }
 
-const siteColumns = `st.id, coalesce(st.center_id, ''), coalesce(c.council_id, ''), st.name, st.address, st.email, st.phones, st.created_at, st.updated_at`
+const siteColumns = `st.id, coalesce(st.center_id, ''), coalesce(c.council_id, ''), st.name, st.address, st.email, st.phones, st.time_zone,
+	st.created_at, st.updated_at`
 
 func scanSite(row pgx.Row) (Site, error) {
 	var st Site
-	err := row.Scan(&st.ID, &st.CenterID, &st.CouncilID, &st.Name, &st.Address, &st.Email, &st.Phones, &st.CreatedAt, &st.UpdatedAt)
+	err := row.Scan(&st.ID, &st.CenterID, &st.CouncilID, &st.Name, &st.Address, &st.Email, &st.Phones, &st.TimeZone, &st.CreatedAt, &st.UpdatedAt)
 	return st, err
 }
 

@@ -1,6 +1,7 @@
 // The center's candidates: search by name or СНИЛС, register and edit a
 // candidate, upload and view their documents. Nothing of a candidate goes
-// into a URL: the search runs in the page, the selection is kept in it.
+// into a URL: the server searches by name or СНИЛС from a POST's body and
+// pages; the selection is kept in the page.
 'use strict';
 Object.assign(NS.dict.en, {
   'Кандидаты центра': "The center's candidates", 'Поиск по ФИО или СНИЛС': 'Search by name or SNILS', 'Новый кандидат': 'New candidate',
@@ -14,25 +15,38 @@ Object.assign(NS.dict.en, {
   'паспорт': 'passport', 'диплом': 'diploma', 'заявление': 'application', 'согласие': 'consent', 'другое': 'other', 'фото': 'photo', 'Скан документа': 'Document scan',
 });
 const $ = (id) => document.getElementById(id);
-const st = window.cands = {list: [], selected: null};
+const st = window.cands = {selected: null, offset: 0, seq: 0};
 const fields = {last_name: 'c-last', first_name: 'c-first', middle_name: 'c-middle', snils: 'c-snils', document: 'c-document', email: 'c-email', phone: 'c-phone'};
-const norm = (s) => (s || '').toLowerCase().replace(/ё/g, 'е').replace(/[\s-]/g, '');
+const PAGE = 15;
 
+// render marks the selected candidate in the rows shown.
 function render() {
-  const q = norm($('search').value);
-  const items = st.list.filter((c) => !q || norm(NS.candName(c)).includes(q) || norm(c.snils).includes(q));
-  NS.paginate(document.querySelector('#candidates tbody'), items, (c) => {
+  for (const tr of document.querySelectorAll('#candidates tbody tr[data-candidate]')) tr.classList.toggle('selected', tr.dataset.candidate === st.selected);
+}
+
+// load shows a page of the search's answer: the server searches by name
+// or СНИЛС (in the request's body, never in a URL) and pages.
+async function load() {
+  const seq = ++st.seq;
+  const q = $('search').value.trim();
+  const page = await NS.api('POST', '/api/v1/candidates/search', {q, limit: PAGE, offset: st.offset});
+  if (seq !== st.seq) return; // a later search answered first
+  const tbody = document.querySelector('#candidates tbody');
+  tbody.textContent = '';
+  for (const c of page.candidates) {
     const open = NS.el('button', {type: 'button', class: 'btn small light open'}, NS.t('Открыть'));
     open.addEventListener('click', () => select(c.id));
-    return NS.el('tr', {'data-candidate': c.id, class: st.selected === c.id ? 'selected' : ''}, NS.el('td', {}, NS.candName(c)),
-      NS.el('td', {}, c.snils || ''), NS.el('td', {}, c.document || ''), NS.el('td', {}, open));
-  }, {size: 15, empty: st.list.length ? NS.t('Никого не нашлось: проверьте написание или зарегистрируйте кандидата.') : NS.t('Кандидатов ещё нет: зарегистрируйте первого в форме справа.')});
-}
-
-async function load() {
-  st.list = (await NS.api('GET', '/api/v1/candidates') || []).sort((a, b) => NS.candName(a).localeCompare(NS.candName(b), 'ru'));
+    tbody.append(NS.el('tr', {'data-candidate': c.id}, NS.el('td', {}, NS.candName(c)),
+      NS.el('td', {}, c.snils || ''), NS.el('td', {}, c.document || ''), NS.el('td', {}, open)));
+  }
+  if (!page.total) {
+    tbody.append(NS.el('tr', {class: 'empty-row'}, NS.el('td', {colspan: '4', class: 'muted'},
+      NS.t(q ? 'Никого не нашлось: проверьте написание или зарегистрируйте кандидата.' : 'Кандидатов ещё нет: зарегистрируйте первого в форме справа.'))));
+  }
+  NS.serverPager(document.getElementById('candidates'), page, (offset) => { st.offset = offset; load().catch(showError); });
   render();
 }
+const showError = (e) => { $('error').textContent = e.message; };
 
 function fill(c) {
   for (const [k, id] of Object.entries(fields)) $(id).value = (c && c[k]) || '';
@@ -62,7 +76,11 @@ async function loadDocuments() {
   }, {size: 10, empty: NS.t('Документов нет: загрузите скан документа, удостоверяющего личность.')});
 }
 
-$('search').addEventListener('input', render);
+let searchTimer = 0;
+$('search').addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => { st.offset = 0; load().catch(showError); }, 250);
+});
 $('search-form').addEventListener('submit', (ev) => ev.preventDefault());
 $('new-candidate').addEventListener('click', () => { st.selected = null; fill(null); render(); $('c-last').focus(); });
 $('candidate-form').addEventListener('submit', (ev) => {

@@ -93,8 +93,16 @@ NS.el = (tag, attrs, ...children) => {
   for (const c of children) e.append(c);
   return e;
 };
-NS.fmtTime = (ms) => new Date(ms).toLocaleTimeString('ru-RU', {hour: '2-digit', minute: '2-digit', second: '2-digit'});
-NS.fmtDate = (ms) => new Date(ms).toLocaleString('ru-RU', {day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit'});
+// Times are in the browser's zone, or in tz (an exam site's IANA zone).
+NS.fmtTime = (ms, tz) => new Date(ms).toLocaleTimeString('ru-RU', Object.assign({hour: '2-digit', minute: '2-digit', second: '2-digit'}, tz ? {timeZone: tz} : {}));
+NS.fmtDate = (ms, tz) => new Date(ms).toLocaleString('ru-RU', Object.assign({day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit'}, tz ? {timeZone: tz} : {}));
+// NS.zoneLabel names zone tz at ms as its offset ("GMT+5").
+NS.zoneLabel = (tz, ms) => {
+  try {
+    const p = new Intl.DateTimeFormat('ru-RU', {timeZone: tz, timeZoneName: 'shortOffset'}).formatToParts(new Date(ms || Date.now()));
+    return (p.find((x) => x.type === 'timeZoneName') || {}).value || tz;
+  } catch (e) { return tz; }
+};
 NS.logout = () => { sessionStorage.clear(); location.href = '/ui/'; };
 // NS.showPolicy opens the privacy policy, which returns to this page once
 // accepted.
@@ -116,6 +124,7 @@ Object.assign(NS.dict.en, {
   'Центр оценки квалификаций': 'Assessment center', 'Экзаменационная площадка': 'Exam site', 'Эксперт': 'Expert',
   'ожидает допуска': 'awaiting admission', 'не начата': 'not started', 'идёт проверка': 'in progress', 'заключение дано': 'verdict given',
   'Назад': 'Previous', 'Вперёд': 'Next', 'стр.': 'page', 'из': 'of', 'Время указано в часовом поясе': 'Times are in the time zone',
+  'Время экзаменов — в часовом поясе площадки (указан рядом); прочее время — в часовом поясе': "Exam times are in the site's time zone (shown beside them); other times in the time zone",
   'Экзамен': 'Exam', 'Площадка': 'Site', 'Время': 'Time', 'Кандидаты': 'Candidates', 'Квалификация': 'Qualification', 'Центр': 'Center',
   'Экзаменов нет': 'No exams', 'Загрузка…': 'Loading…', 'Сохранено': 'Saved', 'Сохранить': 'Save', 'Поиск': 'Search', 'Изменить': 'Edit',
   'теория': 'theory', 'практика': 'practice', 'Неверный логин или пароль': 'Wrong login or password',
@@ -147,18 +156,24 @@ NS.partNames = {theory: 'теория', practical: 'практика'};
 NS.tr = (map, v) => NS.t(map[v] || v || '');
 NS.candName = (c) => c.full_name || c.name || [c.last_name, c.first_name, c.middle_name].filter(Boolean).join(' ');
 
-// Times are shown in the browser's zone, which a site's staff set to the
-// site's; the zone is named once on every page that shows times.
+// An exam's times are shown in its site's zone, named beside them
+// (NS.fmtSpan with the site's time_zone); other times in the browser's
+// zone, named once on every page that shows times.
 NS.zone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 NS.zoneOffset = () => {
   const m = -new Date().getTimezoneOffset(), s = m < 0 ? '−' : '+', a = Math.abs(m);
   return 'UTC' + s + Math.floor(a / 60) + (a % 60 ? ':' + String(a % 60).padStart(2, '0') : '');
 };
-NS.zoneNote = (el) => { if (el) el.textContent = NS.t('Время указано в часовом поясе') + ': ' + NS.zone() + ' (' + NS.zoneOffset() + ')'; };
+NS.zoneNote = (el) => {
+  if (el) el.textContent = NS.t('Время экзаменов — в часовом поясе площадки (указан рядом); прочее время — в часовом поясе') + ': ' + NS.zone() + ' (' + NS.zoneOffset() + ')';
+};
 // NS.fmtISO writes a calendar date of the API (YYYY-MM-DD) as people read it.
 NS.fmtISO = (d) => (d && /^\d{4}-\d{2}-\d{2}$/.test(d) ? d.split('-').reverse().join('.') : d || '');
 NS.fmtDay = (ms) => new Date(ms).toLocaleDateString('ru-RU', {day: '2-digit', month: '2-digit', year: 'numeric'});
-NS.fmtSpan = (from, to) => NS.fmtDate(Date.parse(from)) + ' – ' + NS.fmtTime(Date.parse(to)).slice(0, 5);
+// NS.fmtSpan writes an exam's window; with tz, the exam site's zone, in it
+// and with the zone named.
+NS.fmtSpan = (from, to, tz) => NS.fmtDate(Date.parse(from), tz) + ' – ' + NS.fmtTime(Date.parse(to), tz).slice(0, 5) +
+  (tz ? ' (' + NS.zoneLabel(tz, Date.parse(from)) + ')' : '');
 NS.fmtDuration = (s) => {
   s = Math.round(s);
   if (s < 60) return s + ' с';
@@ -222,9 +237,9 @@ NS.names = async () => {
   if (NS._names) return NS._names;
   const get = (p) => NS.api('GET', p).catch(() => []);
   const [quals, sites, centers] = await Promise.all([get('/api/v1/qualifications'), get('/api/v1/sites'), get('/api/v1/centers')]);
-  const n = {qual: {}, site: {}, center: {}, quals: quals || [], sites: sites || [], centers: centers || []};
+  const n = {qual: {}, site: {}, tz: {}, center: {}, quals: quals || [], sites: sites || [], centers: centers || []};
   for (const q of n.quals) n.qual[q.code] = q.name;
-  for (const s of n.sites) n.site[s.id] = s.name || s.id;
+  for (const s of n.sites) { n.site[s.id] = s.name || s.id; n.tz[s.id] = s.time_zone || 'Europe/Moscow'; }
   for (const c of n.centers) n.center[c.id] = c.name || c.id;
   NS._names = n;
   return n;

@@ -27,8 +27,8 @@ async function loadExams() {
     const count = NS.el('td', {class: 'num'}, '…');
     NS.api('GET', '/api/v1/exams/' + enc(e.id) + '/candidates').then((l) => { count.textContent = String((l || []).length); }).catch(() => { count.textContent = '?'; });
     return NS.el('tr', {'data-exam': e.id, class: st.selected === e.id ? 'selected' : ''}, NS.el('td', {}, NS.qualName(n, e.qualification)),
-      NS.el('td', {}, n.site[e.site] || e.site), NS.el('td', {}, NS.fmtSpan(e.starts_at, e.ends_at)),
-      NS.el('td', {}, e.parts.map((p) => NS.tr(NS.partNames, p.kind) + ' ' + NS.fmtTime(Date.parse(p.starts_at)).slice(0, 5) + '–' + NS.fmtTime(Date.parse(p.ends_at)).slice(0, 5)).join(', ')),
+      NS.el('td', {}, n.site[e.site] || e.site), NS.el('td', {}, NS.fmtSpan(e.starts_at, e.ends_at, n.tz[e.site])),
+      NS.el('td', {}, e.parts.map((p) => NS.tr(NS.partNames, p.kind) + ' ' + NS.fmtTime(Date.parse(p.starts_at), n.tz[e.site]).slice(0, 5) + '–' + NS.fmtTime(Date.parse(p.ends_at), n.tz[e.site]).slice(0, 5)).join(', ')),
       count, NS.el('td', {}, e.experts.map((x) => x.login).join(', ')), NS.el('td', {}, open));
   }, {size: 10, empty: NS.t('Групп ещё нет: создайте первую в форме выше.')});
 }
@@ -38,7 +38,7 @@ async function select(id) {
   const e = await NS.api('GET', '/api/v1/exams/' + enc(id));
   const n = st.names;
   $('group').classList.remove('hidden');
-  $('group-title').textContent = NS.qualName(n, e.qualification) + ' · ' + (n.site[e.site] || e.site) + ' · ' + NS.fmtSpan(e.starts_at, e.ends_at);
+  $('group-title').textContent = NS.qualName(n, e.qualification) + ' · ' + (n.site[e.site] || e.site) + ' · ' + NS.fmtSpan(e.starts_at, e.ends_at, n.tz[e.site]);
   $('group').dataset.exam = id;
   st.devices = await NS.api('GET', '/api/v1/sites/' + enc(e.site) + '/devices').catch(() => []) || [];
   const fillDevices = (sel, kind) => {

@@ -63,7 +63,7 @@ async function loadExams() {
       if (!cands || !cands.length) cell.textContent = NS.t('нет');
     }).catch((err) => { cell.textContent = err.message; });
     return NS.el('tr', {'data-exam': e.id}, NS.el('td', {}, NS.qualName(n, e.qualification), NS.el('div', {class: 'muted'}, e.id)),
-      NS.el('td', {}, n.site[e.site] || e.site), NS.el('td', {}, NS.fmtSpan(e.starts_at, e.ends_at)), cell);
+      NS.el('td', {}, n.site[e.site] || e.site), NS.el('td', {}, NS.fmtSpan(e.starts_at, e.ends_at, n.tz[e.site])), cell);
   }, {size: 10, empty: NS.t('Экзаменов за эти 60 дней нет.')});
 }
 

@@ -13,7 +13,7 @@ Object.assign(NS.dict.en, {
   'Код (латиница, цифры, -)': 'Code (latin letters, digits, -)', 'Наименование': 'Name', 'Руководитель': 'Head', 'Эл. почта': 'E-mail', 'Телефон': 'Phone',
   'Официальный сайт': 'Official site', 'Юридический, фактический и почтовый адрес': 'Legal, actual and postal address', 'Адрес': 'Address', 'Центр': 'Center',
   'Зарегистрировать центр': 'Register the center', 'Зарегистрировать площадку': 'Register the site', 'Центр зарегистрирован': 'Center registered',
-  'Площадка зарегистрирована': 'Site registered',
+  'Площадка зарегистрирована': 'Site registered', 'Часовой пояс': 'Time zone',
 });
 const $ = (id) => document.getElementById(id);
 const st = window.orgs = {me: null, names: null, centers: [], sites: []};
@@ -75,6 +75,7 @@ async function loadSites() {
   NS.paginate(document.querySelector('#sites tbody'), st.sites, (s) => NS.el('tr', {'data-site': s.id},
     NS.el('td', {}, s.name || s.id, NS.el('div', {class: 'muted'}, s.id)), NS.el('td', {}, centerName[s.center] || s.center),
     NS.el('td', {}, s.address || '', NS.el('div', {class: 'muted'}, [s.email, (s.phones || []).join(', ')].filter(Boolean).join(' · '))),
+    NS.el('td', {}, (s.time_zone || '') + ' (' + NS.zoneLabel(s.time_zone || 'Europe/Moscow') + ')'),
     NS.el('td', {}, auditLink('org', s.id))), {empty: NS.t('Площадок нет.')});
 }
 
@@ -89,7 +90,17 @@ async function loadCouncils() {
 
 // The council registers its centers (authorised for the qualifications
 // ticked afterwards) and their sites.
+// The zones of Russia's sites, west to east.
+const zones = ['Europe/Kaliningrad', 'Europe/Moscow', 'Europe/Samara', 'Asia/Yekaterinburg', 'Asia/Omsk', 'Asia/Novosibirsk', 'Asia/Krasnoyarsk',
+  'Asia/Irkutsk', 'Asia/Yakutsk', 'Asia/Vladivostok', 'Asia/Magadan', 'Asia/Kamchatka'];
+function fillZones() {
+  const sel = $('ns-tz');
+  if (sel.options.length) return;
+  for (const z of zones) sel.append(NS.el('option', {value: z}, z + ' (' + NS.zoneLabel(z) + ')'));
+  sel.value = 'Europe/Moscow';
+}
 function fillCenterSelect() {
+  fillZones();
   const sel = $('ns-center');
   sel.textContent = '';
   for (const c of st.centers) sel.append(NS.el('option', {value: c.id}, c.name));
@@ -112,7 +123,7 @@ $('new-site-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   NS.busy($('ns-save'), $('ns-error'), async () => {
     await NS.api('POST', '/api/v1/sites', {id: $('ns-id').value.trim(), center: $('ns-center').value, name: $('ns-name').value.trim(),
-      address: $('ns-address').value.trim(), email: $('ns-email').value.trim(), phones: phones('ns-phone')});
+      address: $('ns-address').value.trim(), email: $('ns-email').value.trim(), phones: phones('ns-phone'), time_zone: $('ns-tz').value});
     $('ns-state').textContent = NS.t('Площадка зарегистрирована');
     for (const id of ['ns-id', 'ns-name', 'ns-address', 'ns-email', 'ns-phone']) $(id).value = '';
     await loadSites();

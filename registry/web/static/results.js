@@ -65,7 +65,7 @@ async function loadExams() {
     }).catch(() => { summary.textContent = ''; });
     const d = st.deadlines[e.id];
     return NS.el('tr', {'data-exam': e.id, class: (st.selected === e.id ? 'selected ' : '') + (d && d.overdue ? 'overdue-row' : '')},
-      NS.el('td', {}, NS.qualName(n, e.qualification)), NS.el('td', {}, n.site[e.site] || e.site), NS.el('td', {}, NS.fmtSpan(e.starts_at, e.ends_at)),
+      NS.el('td', {}, NS.qualName(n, e.qualification)), NS.el('td', {}, n.site[e.site] || e.site), NS.el('td', {}, NS.fmtSpan(e.starts_at, e.ends_at, n.tz[e.site])),
       summary, NS.el('td', {}, dueCell(d)), NS.el('td', {}, open));
   }, {size: 15, empty: NS.t('Экзаменов, прошедших за 120 дней, нет.')});
 }
@@ -79,7 +79,7 @@ async function select(id) {
   const n = st.names;
   $('exam').classList.remove('hidden');
   $('exam').dataset.exam = id;
-  $('exam-title').textContent = NS.qualName(n, e.qualification) + ' · ' + (n.site[e.site] || e.site) + ' · ' + NS.fmtSpan(e.starts_at, e.ends_at);
+  $('exam-title').textContent = NS.qualName(n, e.qualification) + ' · ' + (n.site[e.site] || e.site) + ' · ' + NS.fmtSpan(e.starts_at, e.ends_at, n.tz[e.site]);
   const facts = $('exam-facts');
   facts.textContent = '';
   const proto = protocol ? '№ ' + protocol.number + ' ' + NS.t('от') + ' ' + NS.fmtISO(protocol.signed_on) + ' · ' + (protocol.approvals || []).map((a) =>

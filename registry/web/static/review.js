@@ -293,7 +293,7 @@ async function showTitle() {
     if (q) text = q.candidate.name + ' · ' + q.qualification.name + ' · ' + (q.site.name || q.site.id) + ' · ' + NS.fmtSpan(q.starts_at, q.ends_at);
   } else {
     const [e, c, n] = await Promise.all([NS.api('GET', '/api/v1/exams/' + encodeURIComponent(exam)), NS.api('GET', examPath), NS.names()]).catch(() => []);
-    if (e && c) text = NS.candName(c.candidate) + ' · ' + (n.qual[e.qualification] || e.qualification) + ' · ' + (n.site[e.site] || e.site) + ' · ' + NS.fmtSpan(e.starts_at, e.ends_at);
+    if (e && c) text = NS.candName(c.candidate) + ' · ' + (n.qual[e.qualification] || e.qualification) + ' · ' + (n.site[e.site] || e.site) + ' · ' + NS.fmtSpan(e.starts_at, e.ends_at, n.tz[e.site]);
   }
   $('title').textContent = NS.t('Просмотр записи') + ': ' + (text || exam + ' · ' + candidate);
   document.title = 'nokstream — ' + (text || NS.t('Просмотр записи'));

@@ -36,7 +36,7 @@ async function loadExams() {
     const pw = NS.el('button', {class: 'btn', type: 'button', id: 'passwords-' + e.id, 'data-i18n': ''}, NS.t('Выдать пароли допущенным и напечатать'));
     pw.addEventListener('click', () => passwords(e, cands).catch((err) => { $('error').textContent = err.message; }));
     box.append(NS.el('div', {class: 'card exam-card', 'data-exam': e.id},
-      NS.el('h3', {}, NS.qualName(site.names, e.qualification), ' ', NS.el('span', {class: 'muted'}, NS.fmtSpan(e.starts_at, e.ends_at) + ' · ' + e.id)),
+      NS.el('h3', {}, NS.qualName(site.names, e.qualification), ' ', NS.el('span', {class: 'muted'}, NS.fmtSpan(e.starts_at, e.ends_at, site.names.tz[e.site]) + ' · ' + e.id)),
       NS.el('table', {class: 'list'}, NS.el('thead', {}, NS.el('tr', {}, ...['Кандидат', 'Рабочее место', 'Допуск', 'Действие'].map((h) => NS.el('th', {}, NS.t(h))))), tbody),
       pw));
   }
