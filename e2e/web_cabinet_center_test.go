@@ -23,8 +23,9 @@ func cabinetCenter(t *testing.T, c *cabinet) {
 	w := c.w
 	c.signIn(t, "center1", w.passwords["center1"])
 	c.waitText(t, "#exams", "Орлова Анна")
-	if got := c.text(t, "#exams"); !strings.Contains(got, "Сварщик (3 уровень)") || !strings.Contains(got, "ожидает допуска") {
-		t.Errorf("the center's exams say %q, want the qualification by name and the admission in Russian", got)
+	if got := c.text(t, "#exams"); !strings.Contains(got, "Сварщик (3 уровень)") || !strings.Contains(got, "ожидает допуска") ||
+		!strings.Contains(got, "(GMT+3)") {
+		t.Errorf("the center's exams say %q, want the qualification by name, the admission in Russian and the time in site1's zone (Moscow's)", got)
 	}
 	c.accessible(t, "the center's exams")
 

@@ -28,11 +28,17 @@ func cabinetCouncil(t *testing.T, c *cabinet) {
 	}
 	c.run(t, "register a site of center1", chromedp.SetValue("#ns-center", "center1"), chromedp.SendKeys("#ns-id", "site2"),
 		chromedp.SendKeys("#ns-name", "Площадка на Покровке"), chromedp.SendKeys("#ns-address", "101000, Москва, ул. Покровка, 2"),
-		chromedp.Click("#ns-save"), chromedp.WaitVisible(`#sites tr[data-site="site2"]`))
-	var site struct{ Center, Name string }
+		chromedp.SetValue("#ns-tz", "Asia/Yekaterinburg"), chromedp.Click("#ns-save"), chromedp.WaitVisible(`#sites tr[data-site="site2"]`))
+	var site struct {
+		Center, Name string
+		TimeZone     string `json:"time_zone"`
+	}
 	c.nark.do("GET", "/api/v1/sites/site2", nil, http.StatusOK, &site)
-	if site.Center != "center1" || site.Name != "Площадка на Покровке" {
+	if site.Center != "center1" || site.Name != "Площадка на Покровке" || site.TimeZone != "Asia/Yekaterinburg" {
 		t.Errorf("the registered site through the API: %+v", site)
+	}
+	if got := c.text(t, `#sites tr[data-site="site2"]`); !strings.Contains(got, "Asia/Yekaterinburg (GMT+5)") {
+		t.Errorf("site2's row shows %q, want its zone with the offset", got)
 	}
 	c.accessible(t, "the council's centers and sites")
 	screenshot(t, c.ctx, "cabinet-council-orgs")
