@@ -44,6 +44,7 @@ async function load() {
       NS.t(q ? 'Никого не нашлось: проверьте написание или зарегистрируйте кандидата.' : 'Кандидатов ещё нет: зарегистрируйте первого в форме справа.'))));
   }
   NS.serverPager(document.getElementById('candidates'), page, (offset) => { st.offset = offset; load().catch(showError); });
+  document.getElementById('candidates').dataset.query = q; // what the rows shown answer
   render();
 }
 const showError = (e) => { $('error').textContent = e.message; };
