@@ -83,11 +83,17 @@ func TestScaledOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	// The archive's records are the archiver's own (schema archiver).
+	arc, err := astore.Open(t.Context(), in.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arc.Close()
 	raw, err := minio.New(m.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""), Secure: m.UseSSL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &lockedBucket{t: t, raw: raw, name: m.Bucket, st: st}
+	b := &lockedBucket{t: t, raw: raw, name: m.Bucket, arc: arc}
 
 	// A camera of another site, filming no exam.
 	cli(t, in.env, "org", "add", "site", "site2", "--center", "center1", "--name", "Site 2")
@@ -249,9 +255,9 @@ func TestScaledOut(t *testing.T) {
 
 	// The result enters the register: the candidate-exam is due its seal.
 	w.recordCertificate(t, in, "40.00800.01.000031")
-	var seal store.Seal
+	var seal astore.Seal
 	testenv.WaitFor(t, time.Minute, "the candidate-exam sealed", func() bool {
-		seal, err = st.LatestSeal(t.Context(), w.exam, cand)
+		seal, err = arc.LatestSeal(t.Context(), w.exam, cand)
 		return err == nil
 	})
 
@@ -283,7 +289,7 @@ func TestScaledOut(t *testing.T) {
 	// candidate-exam's evidence.
 	evidence, kinds := b.evidence(seal)
 	t.Logf("the seal lists %d objects; with renditions and the seal, %d objects of the candidate-exam: %v", seal.Objects, len(evidence), kinds)
-	for _, k := range []string{store.ArchiveSegment, store.ArchiveInit, store.ArchiveRendition, store.ArchiveSeal} {
+	for _, k := range []string{astore.ArchiveSegment, astore.ArchiveInit, astore.ArchiveRendition, astore.ArchiveSeal} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s among the candidate-exam's objects: %v", k, kinds)
 		}
@@ -316,10 +322,10 @@ func TestScaledOut(t *testing.T) {
 	})
 
 	// Sealed once, whatever the replicas and the events since.
-	if s, err := st.LatestSeal(t.Context(), w.exam, cand); err != nil || s.Version != 1 {
+	if s, err := arc.LatestSeal(t.Context(), w.exam, cand); err != nil || s.Version != 1 {
 		t.Errorf("latest seal %+v (%v), want version 1 only", s, err)
 	}
-	if objs, err := st.SealObjects(t.Context(), w.exam, cand); err != nil || len(objs) != 2 {
+	if objs, err := arc.SealObjects(t.Context(), w.exam, cand); err != nil || len(objs) != 2 {
 		t.Errorf("%d seal objects (%v), want the manifest and its signature", len(objs), err)
 	}
 	// Footage of no exam is deleted once, by the archiver that took over
@@ -331,11 +337,6 @@ func TestScaledOut(t *testing.T) {
 	// The archiver's own record of each deletion, published to the
 	// registry (events.ObjectDeleted), whose audit log has one entry for it
 	// however often it is delivered.
-	arc, err := astore.Open(t.Context(), in.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer arc.Close()
 	testenv.WaitFor(t, 30*time.Second, "every deletion published to the registry", func() bool {
 		for _, k := range cam9Keys {
 			if d, err := arc.Deletion(t.Context(), k); err != nil || d.ReportedAt == nil {
@@ -442,7 +443,7 @@ type lockedBucket struct {
 	t    *testing.T
 	raw  *minio.Client
 	name string
-	st   *store.Store
+	arc  *astore.Store
 }
 
 type bucketObject struct{ key, version string }
@@ -465,9 +466,9 @@ func (b *lockedBucket) list() []bucketObject {
 }
 
 // archived returns the archive row of key, or false if there is none.
-func (b *lockedBucket) archived(key string) (store.ArchiveObject, bool) {
-	a, err := b.st.ArchiveObject(b.t.Context(), key)
-	if errors.Is(err, store.ErrNotFound) {
+func (b *lockedBucket) archived(key string) (astore.ArchiveObject, bool) {
+	a, err := b.arc.ArchiveObject(b.t.Context(), key)
+	if errors.Is(err, astore.ErrNotFound) {
 		return a, false
 	}
 	if err != nil {
@@ -530,7 +531,7 @@ func (b *lockedBucket) retentionProblems() []string {
 // evidence returns the objects of a candidate-exam: what its seal lists,
 // the renditions (and their inits) of the segments among them, and the
 // seal's own manifest and signature, with a count of each kind.
-func (b *lockedBucket) evidence(s store.Seal) ([]string, map[string]int) {
+func (b *lockedBucket) evidence(s astore.Seal) ([]string, map[string]int) {
 	r, err := b.raw.GetObject(b.t.Context(), b.name, s.ManifestKey, minio.GetObjectOptions{})
 	if err != nil {
 		b.t.Fatalf("get %s: %v", s.ManifestKey, err)
@@ -543,7 +544,7 @@ func (b *lockedBucket) evidence(s store.Seal) ([]string, map[string]int) {
 		b.t.Fatalf("decode %s: %v", s.ManifestKey, err)
 	}
 	keys := []string{s.ManifestKey, s.SignatureKey}
-	kinds := map[string]int{store.ArchiveSeal: 2}
+	kinds := map[string]int{astore.ArchiveSeal: 2}
 	segmentIDs := map[string]bool{}
 	for _, e := range manifest.Entries {
 		keys = append(keys, e.Key)
@@ -553,7 +554,7 @@ func (b *lockedBucket) evidence(s store.Seal) ([]string, map[string]int) {
 			continue
 		}
 		kinds[a.Kind]++
-		if a.Kind == store.ArchiveSegment {
+		if a.Kind == astore.ArchiveSegment {
 			segmentIDs[a.SegmentID] = true
 		}
 	}
@@ -561,12 +562,12 @@ func (b *lockedBucket) evidence(s store.Seal) ([]string, map[string]int) {
 		if !strings.HasPrefix(o.key, "review/") || slices.Contains(keys, o.key) {
 			continue
 		}
-		if a, ok := b.archived(o.key); ok && a.Kind == store.ArchiveRendition && segmentIDs[a.SegmentID] {
+		if a, ok := b.archived(o.key); ok && a.Kind == astore.ArchiveRendition && segmentIDs[a.SegmentID] {
 			keys = append(keys, o.key)
-			kinds[store.ArchiveRendition]++
+			kinds[astore.ArchiveRendition]++
 			if a.InitKey != "" && !slices.Contains(keys, a.InitKey) {
 				keys = append(keys, a.InitKey)
-				kinds[store.ArchiveInit]++
+				kinds[astore.ArchiveInit]++
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/store"
@@ -119,6 +120,12 @@ func TestSplitEvidence(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	// The archive's records are the archiver's own (schema archiver).
+	arc, err := astore.Open(t.Context(), in.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arc.Close()
 	raw, err := minio.New(m.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""), Secure: m.UseSSL})
 	if err != nil {
 		t.Fatal(err)
@@ -155,15 +162,15 @@ func TestSplitEvidence(t *testing.T) {
 	testenv.WaitFor(t, 3*time.Minute, "every segment's rendition archived", func() bool {
 		objs, pending, renditions = list(), nil, 0
 		for _, o := range objs {
-			a, err := st.ArchiveObject(t.Context(), o.key)
-			if errors.Is(err, store.ErrNotFound) {
+			a, err := arc.ArchiveObject(t.Context(), o.key)
+			if errors.Is(err, astore.ErrNotFound) {
 				pending = append(pending, o.key)
 				continue
 			}
 			if err != nil {
 				t.Fatalf("archive row of %s: %v", o.key, err)
 			}
-			if a.Kind == store.ArchiveRendition && strings.HasSuffix(o.key, ".m4s") {
+			if a.Kind == astore.ArchiveRendition && strings.HasSuffix(o.key, ".m4s") {
 				renditions++
 			}
 		}
@@ -172,7 +179,7 @@ func TestSplitEvidence(t *testing.T) {
 	provisional := w.end.Add(retention.DefaultSettings().Default.Provisional / retention.Day * retentionDay)
 	kindsSeen := map[string]int{}
 	for _, o := range objs {
-		a, err := st.ArchiveObject(t.Context(), o.key)
+		a, err := arc.ArchiveObject(t.Context(), o.key)
 		if err != nil {
 			t.Fatalf("archive row of %s: %v", o.key, err)
 		}
@@ -187,12 +194,12 @@ func TestSplitEvidence(t *testing.T) {
 		}
 		// The exam's footage, and what is made of it, is kept for the
 		// provisional period after the exam: no result is recorded.
-		if a.Kind != store.ArchiveSeal && !a.RetainUntil.Equal(provisional) {
+		if a.Kind != astore.ArchiveSeal && !a.RetainUntil.Equal(provisional) {
 			t.Errorf("%s (%s): kept until %s by rule %s, want the provisional period after the exam, %s",
 				o.key, a.Kind, a.RetainUntil.UTC(), a.Rule, provisional.UTC())
 		}
 	}
-	for _, k := range []string{store.ArchiveSegment, store.ArchiveInit, store.ArchiveRendition} {
+	for _, k := range []string{astore.ArchiveSegment, astore.ArchiveInit, astore.ArchiveRendition} {
 		if kindsSeen[k] == 0 {
 			t.Errorf("no %s objects in the bucket; saw %v", k, kindsSeen)
 		}
@@ -212,7 +219,7 @@ func TestSplitEvidence(t *testing.T) {
 		cam9Objs = cam9Objs[:0]
 		for _, o := range list() {
 			if isCam9(o.key) {
-				if _, err := st.ArchiveObject(t.Context(), o.key); err != nil {
+				if _, err := arc.ArchiveObject(t.Context(), o.key); err != nil {
 					return false
 				}
 				cam9Objs = append(cam9Objs, o.key)
@@ -226,7 +233,7 @@ func TestSplitEvidence(t *testing.T) {
 		if strings.Contains(k, "/init/") {
 			want = "serves"
 		}
-		if a, err := st.ArchiveObject(t.Context(), k); err != nil || a.Rule != want {
+		if a, err := arc.ArchiveObject(t.Context(), k); err != nil || a.Rule != want {
 			t.Errorf("%s: rule %q (%v), want %s", k, a.Rule, err, want)
 		}
 	}

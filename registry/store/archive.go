@@ -29,7 +29,8 @@ const (
 // The archiver keeps its records in its own schema (archiver/store): the
 // registry does not write them. Until seals and archived objects reach the
 // registry as events (docs/NOTES.md, Session 5), this file is the
-// registry's read-only view of them, for evidence exports; and
+// registry's read-only view of them for evidence exports (ArchivedSegments,
+// ArchiveObjectsByKeys, LatestSeal: registry/export, through SealIndex); and
 // RecordDeletion is how the registry records a deletion the archiver
 // reports (events.ObjectDeleted).
 
@@ -79,19 +80,6 @@ func scanArchiveObject(row pgx.Row) (ArchiveObject, error) {
 
 func collectArchiveObjects(rows pgx.Rows) ([]ArchiveObject, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (ArchiveObject, error) { return scanArchiveObject(row) })
-}
-
-// ArchiveObject returns the archived object under key, deleted or not, or
-// ErrNotFound.
-func (s *Store) ArchiveObject(ctx context.Context, key string) (ArchiveObject, error) {
-	o, err := scanArchiveObject(s.pool.QueryRow(ctx, `SELECT `+archiveColumns+` FROM archiver.archive_objects WHERE object_key = $1`, key))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ArchiveObject{}, fmt.Errorf("archived object %s: %w", key, ErrNotFound)
-	}
-	if err != nil {
-		return ArchiveObject{}, fmt.Errorf("archived object %s: %w", key, err)
-	}
-	return o, nil
 }
 
 // ArchivedSegments returns up to limit kept raw segments of site whose
@@ -192,20 +180,6 @@ func (s *Store) LatestSeal(ctx context.Context, exam, candidate string) (Seal, e
 		return seal, fmt.Errorf("seal of exam %s candidate %s: %w", exam, candidate, err)
 	}
 	return seal, nil
-}
-
-// SealObjects returns the kept seal objects of a candidate-exam.
-func (s *Store) SealObjects(ctx context.Context, exam, candidate string) ([]ArchiveObject, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+archiveColumns+` FROM archiver.archive_objects
-		WHERE kind = 'seal' AND exam_id = $1 AND candidate_id = $2 AND deleted_at IS NULL ORDER BY object_key`, exam, candidate)
-	if err != nil {
-		return nil, fmt.Errorf("list seal objects of exam %s candidate %s: %w", exam, candidate, err)
-	}
-	objs, err := collectArchiveObjects(rows)
-	if err != nil {
-		return nil, fmt.Errorf("list seal objects of exam %s candidate %s: %w", exam, candidate, err)
-	}
-	return objs, nil
 }
 
 // ArchiveObjectsByKeys returns the archived objects under keys, in key

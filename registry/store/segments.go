@@ -183,36 +183,6 @@ func (s *Store) ObjectByKey(ctx context.Context, key string) (Object, error) {
 	return o, nil
 }
 
-// SegmentCheck is one check of a stored segment against its event.
-type SegmentCheck struct {
-	SegmentID string
-	CheckedAt time.Time
-	OK        bool
-	Detail    string // what was wrong, or what was checked
-	Checker   string // who checked: a service and node
-}
-
-// SegmentChecks returns the archiver's recorded checks of segment id,
-// oldest first: a read of the archiver's table archiver.segment_checks,
-// which the archiver alone writes.
-func (s *Store) SegmentChecks(ctx context.Context, segmentID string) ([]SegmentCheck, error) {
-	rows, err := s.pool.Query(ctx,
-		`SELECT segment_id, checked_at, ok, detail, checker FROM archiver.segment_checks WHERE segment_id = $1 ORDER BY checked_at, id`,
-		segmentID)
-	if err != nil {
-		return nil, fmt.Errorf("list checks of segment %s: %w", segmentID, err)
-	}
-	checks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (SegmentCheck, error) {
-		var c SegmentCheck
-		err := row.Scan(&c.SegmentID, &c.CheckedAt, &c.OK, &c.Detail, &c.Checker)
-		return c, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list checks of segment %s: %w", segmentID, err)
-	}
-	return checks, nil
-}
-
 // EnsureSegmentPartitions makes the monthly partitions of the segment index
 // for the month of now and the next three, if they are missing, and reports
 // how many it made. Rows that a missing month's footage left in the
