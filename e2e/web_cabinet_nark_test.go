@@ -109,4 +109,22 @@ func cabinetNARK(t *testing.T, c *cabinet) {
 	c.run(t, "suspend site2-head", chromedp.SendKeys(`tr[data-login="site2-head"] input.reason`, "уволен"),
 		chromedp.Click(`tr[data-login="site2-head"] button.suspend`), chromedp.WaitVisible(`tr[data-login="site2-head"][data-disabled="true"]`))
 	(&api{t: t, base: c.w.base}).do("POST", "/api/v1/auth/login", map[string]string{"login": "site2-head", "password": headPW}, http.StatusUnauthorized, nil)
+
+	// The operator's own details, from the name in the header: saved
+	// through the page, read back by another operator through the API.
+	c.run(t, "my details", chromedp.Click("#who-link"), chromedp.WaitVisible(`body[data-loaded="true"]`), chromedp.WaitVisible("#p-name"),
+		chromedp.SendKeys("#p-name", "Морозова Елена Павловна"), chromedp.SendKeys("#p-position", "эксперт НАРК"),
+		chromedp.SendKeys("#p-region", "Москва"), chromedp.SendKeys("#p-email", "morozova@nark.example"), chromedp.Click("#p-save"))
+	c.waitText(t, "#p-state", "Сохранено")
+	c.accessible(t, "the operator's own details")
+	var op struct {
+		Profile struct {
+			FullName                string `json:"full_name"`
+			Position, Region, Email string
+		}
+	}
+	c.nark.do("GET", "/api/v1/users/operator", nil, http.StatusOK, &op)
+	if op.Profile.FullName != "Морозова Елена Павловна" || op.Profile.Position != "эксперт НАРК" || op.Profile.Email != "morozova@nark.example" {
+		t.Errorf("the operator's details through the API: %+v", op.Profile)
+	}
 }

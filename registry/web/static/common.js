@@ -196,9 +196,12 @@ NS.start = async () => {
   if (me.org_admin) NS.addNav(me.role, ['accounts.html', 'nav-accounts', 'Учётные записи']);
   const who = document.getElementById('who');
   if (who) {
-    who.textContent = me.login;
+    // The signed-in user's name links to their own details.
+    const link = NS.el('a', {href: 'profile.html', id: 'who-link'}, me.full_name || me.login);
+    who.textContent = '';
+    who.append(link);
     const org = await NS.orgName(me).catch(() => '');
-    if (org) who.textContent = me.login + ' · ' + org;
+    if (org) who.append(' · ' + org);
   }
   NS.renderNav();
   document.addEventListener('langchange', NS.renderNav);
