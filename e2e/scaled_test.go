@@ -38,9 +38,9 @@ const (
 const scaledReplicasEnv = "NOKSTREAM_E2E_REPLICAS"
 
 // TestScaledOut runs the pipeline split into two processes of every
-// service (NOKSTREAM_E2E_REPLICAS to try more) over the Kafka protocol, MinIO with Object Lock and PostgreSQL;
-// the two ingest nodes hold no database, each with its own node token on
-// both registries' node API. Room cameras publish over RTSP to both ingest
+// service (NOKSTREAM_E2E_REPLICAS to try more) over the Kafka protocol,
+// MinIO with Object Lock and PostgreSQL; the ingest nodes hold no
+// database, each with its own node token on every registry's node API. Room cameras publish over RTSP to both ingest
 // nodes and a candidate's webcam over WHIP to the second, during an exam
 // whose window ends while the webcam still sends. Mid-stream one registry
 // (the first in the ingest nodes' lists, and the test's API), the archiver
@@ -51,10 +51,11 @@ const scaledReplicasEnv = "NOKSTREAM_E2E_REPLICAS"
 //   - the WHIP session ends at the exam window's end, and nothing after it
 //     is recorded;
 //   - every object in the bucket is under COMPLIANCE retention until the
-//     date the registry records for it;
+//     date the archiver records for it;
 //   - footage of no exam is deleted once its period is over by the
-//     surviving archiver: one deletion record and one log line per object
-//     across both archivers, and nothing of the exam deleted;
+//     surviving archiver: its record of the deletion reported to the
+//     registry's audit log, and one log line per object across the
+//     archivers; nothing of the exam deleted;
 //   - once the result is in the register the candidate-exam is sealed
 //     once (one seal version, two seal objects), and stays so;
 //   - an appeal opened through the API puts every object of the
