@@ -91,13 +91,24 @@ func registryParts(f *registryFlags, data string, st *store.Store, blobStore blo
 	mux.Handle("/", web.Handler(srv.Handler()))
 	consume := func(ctx context.Context) error {
 		g, gctx := errgroup.WithContext(ctx)
-		// The segment index: segmentConsumers members of the group (one
-		// per partition they are given on Kafka; one at a time on the
-		// in-process bus), whose events are written in shared batches.
-		batcher := index.NewBatcher(st, 500)
-		g.Go(func() error { return batcher.Run(gctx) })
-		for range segmentConsumers {
-			g.Go(func() error { return b.Consume(gctx, events.TopicSegments, registryGroup, index.Handler(batcher, log)) })
+		// The segment index: segmentConsumers members of the group (the
+		// partitions shared among them on Kafka; one at a time on the
+		// in-process bus), each indexing batches of up to 500 events (or
+		// what arrived within 50 ms) in one transaction, committed on
+		// the bus once stored.
+		if bc, ok := b.(bus.BatchConsumer); ok {
+			h := index.BatchHandler(st, log)
+			for range segmentConsumers {
+				g.Go(func() error {
+					return bc.ConsumeBatch(gctx, events.TopicSegments, registryGroup, bus.BatchOptions{}, h)
+				})
+			}
+		} else {
+			batcher := index.NewBatcher(st, 500)
+			g.Go(func() error { return batcher.Run(gctx) })
+			for range segmentConsumers {
+				g.Go(func() error { return b.Consume(gctx, events.TopicSegments, registryGroup, index.Handler(batcher, log)) })
+			}
 		}
 		g.Go(func() error {
 			return b.Consume(gctx, events.TopicObservations, index.ObservationGroup, index.ObservationHandler(st, log))

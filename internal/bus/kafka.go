@@ -184,6 +184,28 @@ func (k *Kafka) write(ctx context.Context, topic string, msg kafka.Message) erro
 // An offset is committed only after its message was handled or
 // dead-lettered.
 func (k *Kafka) Consume(ctx context.Context, topic, group string, h Handler) error {
+	return k.run(ctx, topic, group, func(ctx context.Context, r *kafka.Reader) error {
+		return k.consume(ctx, r, topic, group, h)
+	})
+}
+
+// ConsumeBatch is Consume handing h batches: up to o.Max messages, or what
+// arrived within o.Linger of the first, from the partitions this member
+// holds (each partition's messages in order). The batch's offsets are
+// committed, the highest of each partition, once h handled all of it.
+func (k *Kafka) ConsumeBatch(ctx context.Context, topic, group string, o BatchOptions, h BatchHandler) error {
+	o, err := o.withDefaults()
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", topic, err)
+	}
+	return k.run(ctx, topic, group, func(ctx context.Context, r *kafka.Reader) error {
+		return k.consumeBatch(ctx, r, topic, group, o, h)
+	})
+}
+
+// run prepares the topics of a consumer and runs consume with readers until
+// ctx ends, starting a new reader after a failure.
+func (k *Kafka) run(ctx context.Context, topic, group string, consume func(context.Context, *kafka.Reader) error) error {
 	if err := checkName("group", group); err != nil {
 		return fmt.Errorf("consume %s: %w", topic, err)
 	}
@@ -225,7 +247,7 @@ func (k *Kafka) Consume(ctx context.Context, topic, group string, h Handler) err
 	var rb backoff
 	for {
 		r := k.newReader(topic, group)
-		err := k.consume(ctx, r, topic, group, h)
+		err := consume(ctx, r)
 		// Close leaves the group, so that the partitions are reassigned at
 		// once rather than after the session timeout.
 		cerr := r.Close()
@@ -272,20 +294,7 @@ func (k *Kafka) consume(ctx context.Context, r *kafka.Reader, topic, group strin
 			}
 			return fmt.Errorf("consume %s: fetch: %w", topic, err)
 		}
-		m := Message{
-			Topic:     topic,
-			Key:       string(km.Key),
-			Value:     km.Value,
-			Partition: km.Partition,
-			Offset:    km.Offset,
-			Time:      km.Time,
-		}
-		if len(km.Headers) > 0 {
-			m.Headers = make(map[string]string, len(km.Headers))
-			for _, hd := range km.Headers {
-				m.Headers[hd.Key] = string(hd.Value)
-			}
-		}
+		m := kafkaMessage(topic, km)
 		if !deliver(ctx, k.log, k.m, group, m, h, k.deadLetter) {
 			return nil
 		}
@@ -301,6 +310,77 @@ func (k *Kafka) consume(ctx context.Context, r *kafka.Reader, topic, group strin
 				"partition", km.Partition, "offset", km.Offset, "err", err)
 		}
 	}
+}
+
+func (k *Kafka) consumeBatch(ctx context.Context, r *kafka.Reader, topic, group string, o BatchOptions, h BatchHandler) error {
+	kms := make([]kafka.Message, 0, o.Max)
+	ms := make([]Message, 0, o.Max)
+	for {
+		kms, ms = kms[:0], ms[:0]
+		km, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("consume %s: fetch: %w", topic, err)
+		}
+		kms = append(kms, km)
+		// More, until the batch is full or the linger is over. A fetch
+		// cut short by its deadline takes no message from the reader.
+		if o.Max > 1 {
+			lctx, cancel := context.WithTimeout(ctx, o.Linger)
+			for len(kms) < o.Max {
+				km, err := r.FetchMessage(lctx)
+				if err != nil {
+					if ctx.Err() == nil && lctx.Err() == nil {
+						cancel()
+						return fmt.Errorf("consume %s: fetch: %w", topic, err)
+					}
+					break
+				}
+				kms = append(kms, km)
+			}
+			cancel()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		for _, km := range kms {
+			ms = append(ms, kafkaMessage(topic, km))
+		}
+		if !deliverBatch(ctx, k.log, k.m, group, ms, h, k.deadLetter) {
+			return nil
+		}
+		// Commit even if ctx ended meanwhile: the batch was handled.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kafkaCommitTimeout)
+		err = r.CommitMessages(cctx, kms...)
+		cancel()
+		if err != nil {
+			// Most likely a rebalance moved a partition: its new
+			// owner handles the messages again, which idempotent
+			// handlers allow.
+			k.log.Warn("commit offsets", "topic", topic, "group", group, "messages", len(kms), "err", err)
+		}
+	}
+}
+
+// kafkaMessage is km as handed to a handler.
+func kafkaMessage(topic string, km kafka.Message) Message {
+	m := Message{
+		Topic:     topic,
+		Key:       string(km.Key),
+		Value:     km.Value,
+		Partition: km.Partition,
+		Offset:    km.Offset,
+		Time:      km.Time,
+	}
+	if len(km.Headers) > 0 {
+		m.Headers = make(map[string]string, len(km.Headers))
+		for _, hd := range km.Headers {
+			m.Headers[hd.Key] = string(hd.Value)
+		}
+	}
+	return m
 }
 
 func (k *Kafka) deadLetter(ctx context.Context, m Message, group string, cause error) error {

@@ -124,6 +124,27 @@ func (l *Local) append(ctx context.Context, topic string, r record) error {
 // ends. Only one Consume of a group runs at a time: a second one waits, as a
 // standby, until the first returns.
 func (l *Local) Consume(ctx context.Context, topic, group string, h Handler) error {
+	return l.run(ctx, topic, group, func(t *topicLog, g *groupState) error {
+		return l.consume(ctx, t, g, topic, group, h)
+	})
+}
+
+// ConsumeBatch is Consume handing h batches: up to o.Max messages, or what
+// was published within o.Linger of the first, in publish order. The batch is
+// committed, as one offset, once h handled all of it.
+func (l *Local) ConsumeBatch(ctx context.Context, topic, group string, o BatchOptions, h BatchHandler) error {
+	o, err := o.withDefaults()
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", topic, err)
+	}
+	return l.run(ctx, topic, group, func(t *topicLog, g *groupState) error {
+		return l.consumeBatch(ctx, t, g, topic, group, o, h)
+	})
+}
+
+// run opens the topic and group and runs consume while holding the group's
+// lease.
+func (l *Local) run(ctx context.Context, topic, group string, consume func(*topicLog, *groupState) error) error {
 	if err := checkName("group", group); err != nil {
 		return fmt.Errorf("consume %s: %w", topic, err)
 	}
@@ -143,7 +164,51 @@ func (l *Local) Consume(ctx context.Context, topic, group string, h Handler) err
 		return fmt.Errorf("consume %s: %w", topic, errClosed)
 	}
 	defer func() { <-g.lease }()
+	return consume(t, g)
+}
 
+func (l *Local) consumeBatch(ctx context.Context, t *topicLog, g *groupState, topic, group string, o BatchOptions, h BatchHandler) error {
+	ms := make([]Message, 0, o.Max)
+	for {
+		if err := t.wait(ctx, l.done, g.next); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("consume %s: %w", topic, err)
+		}
+		// Wait for more, unless the batch is already full.
+		if o.Linger > 0 && t.visibleCount()-g.next < int64(o.Max) {
+			lctx, cancel := context.WithTimeout(ctx, o.Linger)
+			err := t.wait(lctx, l.done, g.next+int64(o.Max)-1)
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, errClosed) {
+				return fmt.Errorf("consume %s: %w", topic, err)
+			}
+		}
+		end := min(t.visibleCount(), g.next+int64(o.Max))
+		ms = ms[:0]
+		for off := g.next; off < end; off++ {
+			r, err := t.read(off)
+			if err != nil {
+				return fmt.Errorf("consume %s: %w", topic, err)
+			}
+			ms = append(ms, Message{Topic: topic, Key: r.key, Value: r.value, Offset: off, Time: r.time, Headers: r.headers})
+		}
+		if !deliverBatch(ctx, l.log, l.m, group, ms, h, l.deadLetter) {
+			return nil
+		}
+		if err := t.commit(g, end); err != nil {
+			// Handled but not committed on disk: delivered again
+			// after a restart, which idempotent handlers allow.
+			l.log.Error("commit offset", "topic", topic, "group", group, "offset", end-1, "err", err)
+		}
+	}
+}
+
+func (l *Local) consume(ctx context.Context, t *topicLog, g *groupState, topic, group string, h Handler) error {
 	for {
 		if err := t.wait(ctx, l.done, g.next); err != nil {
 			if ctx.Err() != nil {
@@ -258,6 +323,9 @@ type topicLog struct {
 }
 
 // group is the committed position of one consumer group on a topic.
+// groupState is group, named where a parameter called group hides the type.
+type groupState = group
+
 type group struct {
 	name  string
 	lease chan struct{} // held by the running Consume
@@ -491,6 +559,13 @@ func (t *topicLog) wait(ctx context.Context, done <-chan struct{}, off int64) er
 			return errClosed
 		}
 	}
+}
+
+// visibleCount is how many records consumers may read.
+func (t *topicLog) visibleCount() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.visible
 }
 
 // read returns visible record off.

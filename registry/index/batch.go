@@ -2,8 +2,11 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 
+	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
 )
 
@@ -94,5 +97,47 @@ func (b *Batcher) Run(ctx context.Context) error {
 			}
 			r.done <- batchRes{inserted: inserted[i], err: errs[i]}
 		}
+	}
+}
+
+// BatchHandler returns the bus batch handler that indexes a batch of
+// SegmentClosed events into idx in one round trip and one transaction. If an
+// event of the batch can never be indexed (malformed, invalid, conflicting),
+// the batch is rejected as Permanent after its good events were stored, and
+// the bus hands its events one at a time again: the good ones are found
+// already indexed, and the poison one is dead-lettered. A database error
+// fails the batch, which the bus retries whole.
+func BatchHandler(idx BatchIndexer, log *slog.Logger) bus.BatchHandler {
+	return func(ctx context.Context, ms []bus.Message) error {
+		evs := make([]*events.SegmentClosed, 0, len(ms))
+		var bad []error
+		for _, m := range ms {
+			e, err := events.DecodeSegmentClosed(m.Value)
+			if err != nil {
+				log.Error("reject malformed segment event", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+				bad = append(bad, fmt.Errorf("index segment at %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err))
+				continue
+			}
+			evs = append(evs, e)
+		}
+		inserted, errs, err := idx.IndexSegments(ctx, evs)
+		if err != nil {
+			return fmt.Errorf("index batch of %d: %w", len(evs), err)
+		}
+		fresh := 0
+		for i, e := range evs {
+			switch {
+			case errs[i] != nil:
+				log.Error("reject segment event", "segment_id", e.SegmentID, "stream", e.StreamID, "sequence", e.Sequence, "err", errs[i])
+				bad = append(bad, errs[i])
+			case inserted[i]:
+				fresh++
+			}
+		}
+		if len(bad) > 0 {
+			return bus.Permanent(errors.Join(bad...))
+		}
+		log.Debug("indexed segment batch", "events", len(ms), "new", fresh)
+		return nil
 	}
 }
