@@ -230,6 +230,152 @@ func BenchmarkSegmentIndex(b *testing.B) {
 		b.Logf("indexing through the batch consumer, %d consumers: %.0f segments/s", consumers, rate)
 		fmt.Printf("BENCHTABLE|indexing through the batch consumer, %d consumers (%s)|%.0f segments/s|—|—|≥ 5 000/s\n", consumers, scale, rate)
 	}
+	local, err := bus.NewLocal("", nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = local.Close() }()
+	kafka, err := bus.NewKafka(bus.KafkaConfig{Brokers: testenv.Kafka(b), ClientID: "bench",
+		TopicPrefix: testenv.TopicPrefix(b), Partitions: 6}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = kafka.Close() }()
+	for _, c := range []struct {
+		name string
+		bus  interface {
+			bus.Bus
+			bus.BatchConsumer
+		}
+		members int
+	}{
+		{"in-process bus (nokstream all), 1 consumer", local, 1},
+		{"Kafka (kfake in the benchmark's process), 3 members", kafka, 3},
+	} {
+		rate := busBatchIndexing(b, s, c.bus, c.members, 100_000)
+		b.Logf("indexing through the bus's batch consumer (ConsumeBatch, 500 events or 50 ms), %s: %.0f segments/s", c.name, rate)
+		fmt.Printf("BENCHTABLE|indexing through the bus's batch consumer, %s (%s)|%.0f segments/s|—|—|≥ 5 000/s\n", c.name, scale, rate)
+	}
+}
+
+// busBatchIndexing publishes backlog SegmentClosed events (JSON, 64 streams
+// interleaved) to k (the in-process bus, or Kafka: kfake in this process,
+// through testenv, 6 partitions) and times members of the registry's group,
+// as the registry runs them (bus.ConsumeBatch with index.BatchHandler, 500
+// events or 50 ms a batch, committed after each), draining it: segments
+// new in the index a second, from the first batch handed out to the last
+// one stored.
+func busBatchIndexing(b *testing.B, s *store.Store, k interface {
+	bus.Bus
+	bus.BatchConsumer
+}, members, backlog int) float64 {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := strings.TrimPrefix(fmt.Sprintf("%T", k), "*bus.") // Local or Kafka: ids of their own
+	const streams = 64
+	at := time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC)
+	var (
+		wg   sync.WaitGroup
+		perr atomic.Value
+	)
+	for c := range streams {
+		wg.Go(func() {
+			site := fmt.Sprintf("site%d", c%benchSites)
+			dev := fmt.Sprintf("ws%d-screen", 1+(c/benchSites)%benchWorkstations)
+			stream := site + "/" + dev
+			for seq := int64(0); seq < int64(backlog/streams); seq++ {
+				ev := &events.SegmentClosed{SegmentID: fmt.Sprintf("busbench-%s-%s-%08d", run, stream, seq), StreamID: stream,
+					Source: events.SourceScreen, Site: site, Device: dev, Sequence: seq, Start: at.Add(time.Duration(seq) * benchSegment),
+					Duration: benchSegment.Seconds(), Codecs: []string{"avc1.64001f"}, Bytes: 750_000,
+					SHA256: fmt.Sprintf("%064x", seq*7919+int64(c)), PrevChain: fmt.Sprintf("%064x", seq), Chain: fmt.Sprintf("%064x", seq+1),
+					ObjectKey: fmt.Sprintf("raw/%s/busbench%s/%012d.m4s", stream, run, seq), InitKey: "raw/" + stream + "/init-0.mp4",
+					InitSHA256: strings.Repeat("ab", 32), InitBytes: 900, IngestNode: "bench"}
+				v, err := json.Marshal(ev)
+				if err == nil {
+					err = k.Publish(ctx, events.TopicSegments, stream, v)
+				}
+				if err != nil {
+					perr.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := perr.Load().(error); err != nil {
+		b.Fatalf("publish the backlog: %v", err)
+	}
+	want := int64(backlog / streams * streams)
+
+	// Counted as stored when new in the index, so that a batch handed
+	// out again (after a rebalance) is not counted twice.
+	ci := &newCounter{s: s, want: want, finished: make(chan time.Time, 1)}
+	h := index.BatchHandler(ci, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var (
+		firstMu sync.Mutex
+		first   time.Time
+	)
+	counted := func(ctx context.Context, ms []bus.Message) error {
+		firstMu.Lock()
+		if first.IsZero() {
+			first = time.Now()
+		}
+		firstMu.Unlock()
+		return h(ctx, ms)
+	}
+	errs := make(chan error, members)
+	for range members {
+		go func() {
+			errs <- k.ConsumeBatch(ctx, events.TopicSegments, "registry", bus.BatchOptions{}, counted)
+		}()
+	}
+	var end time.Time
+	select {
+	case end = <-ci.finished:
+	case err := <-errs:
+		b.Fatalf("batch consumer stopped: %v", err)
+	case <-time.After(10 * time.Minute):
+		b.Fatalf("the backlog of %d was not indexed in 10 minutes (%d were)", want, ci.n.Load())
+	}
+	cancel()
+	for range members {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	firstMu.Lock()
+	defer firstMu.Unlock()
+	return float64(ci.n.Load()) / end.Sub(first).Seconds()
+}
+
+// newCounter is the store, counting the segments new in the index; finished
+// gets the time when want were.
+type newCounter struct {
+	s        *store.Store
+	want     int64
+	n        atomic.Int64
+	finished chan time.Time
+}
+
+func (c *newCounter) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) ([]bool, []error, error) {
+	ins, errs, err := c.s.IndexSegments(ctx, evs)
+	if err != nil {
+		return nil, nil, err
+	}
+	fresh := int64(0)
+	for _, in := range ins {
+		if in {
+			fresh++
+		}
+	}
+	if c.n.Add(fresh) >= c.want {
+		select {
+		case c.finished <- time.Now():
+		default:
+		}
+	}
+	return ins, errs, nil
 }
 
 // benchTable prints a line of the make bench table (deploy/local/bench.sh)
