@@ -32,7 +32,7 @@ func TestRuntimeRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	const role = "nokstream_archiver_runtime_test"
-	if err := regstore.GrantRuntime(ctx, owner, role, ""); err != nil {
+	if err := regstore.GrantRuntime(ctx, owner, role, "runtime-test-role"); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 { // idempotent
@@ -44,7 +44,7 @@ func TestRuntimeRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.User = url.User(role)
+	u.User = url.UserPassword(role, "runtime-test-role") // testenv's private cluster asks TCP clients for a password
 	runtime := u.String()
 	if err := store.Migrate(ctx, runtime); err != nil {
 		t.Fatalf("migrate as the runtime role on a current schema: %v, want nothing to do", err)
