@@ -21,7 +21,7 @@ func cabinetExpert(t *testing.T, c *cabinet) {
 	row := `#queue tr[data-candidate="` + w.cands[0] + `"]`
 	c.run(t, "the queue", chromedp.WaitVisible(row))
 	got := c.text(t, row)
-	for _, want := range []string{"Орлова Анна", "Сварщик (3 уровень)", "Site 1", "Center 1", "не начата"} {
+	for _, want := range []string{"Орлова Анна", "Сварщик (3 уровень)", "Site 1", "Center 1", "не начата", "(GMT+3)"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the queue's row of Орлова says %q, want %q in it", got, want)
 		}

@@ -33,8 +33,11 @@ type partJSON struct {
 }
 
 type expertJSON struct {
-	ID          int64     `json:"id"`
-	Login       string    `json:"login"`
+	ID    int64  `json:"id"`
+	Login string `json:"login"`
+	// FullName is the expert's name from their profile: whoever sees the
+	// exam needs to know who reviews it (omitted while not given).
+	FullName    string    `json:"full_name,omitempty"`
 	AppointedAt time.Time `json:"appointed_at"`
 }
 
@@ -58,7 +61,7 @@ func newExamJSON(e store.Exam) examJSON {
 		out.Parts = append(out.Parts, partJSON{Kind: p.Kind, StartsAt: p.Start.UTC(), EndsAt: p.End.UTC()})
 	}
 	for _, x := range e.Experts {
-		out.Experts = append(out.Experts, expertJSON{ID: x.ID, Login: x.Login, AppointedAt: x.AppointedAt.UTC()})
+		out.Experts = append(out.Experts, expertJSON{ID: x.ID, Login: x.Login, FullName: x.FullName, AppointedAt: x.AppointedAt.UTC()})
 	}
 	return out
 }

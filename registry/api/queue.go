@@ -44,6 +44,7 @@ type reviewQueueItemJSON struct {
 	Candidate      namedJSON         `json:"candidate"`
 	Qualification  namedJSON         `json:"qualification"`
 	Site           namedJSON         `json:"site"`
+	TimeZone       string            `json:"time_zone"` // the site's, in which the pages show the exam's times
 	Center         namedJSON         `json:"center"`
 	StartsAt       time.Time         `json:"starts_at"`
 	EndsAt         time.Time         `json:"ends_at"`
@@ -85,7 +86,7 @@ func (s *Server) reviewQueue(w http.ResponseWriter, r *http.Request, c *caller) 
 	out := make([]reviewQueueItemJSON, 0, len(items))
 	for _, it := range items {
 		j := reviewQueueItemJSON{Exam: it.ExamID, Candidate: namedJSON{it.CandidateID, it.CandidateName},
-			Qualification: namedJSON{it.Qualification, it.QualificationName}, Site: namedJSON{it.SiteID, it.SiteName},
+			Qualification: namedJSON{it.Qualification, it.QualificationName}, Site: namedJSON{it.SiteID, it.SiteName}, TimeZone: it.SiteTimeZone,
 			Center: namedJSON{it.CenterID, it.CenterName}, StartsAt: it.Start.UTC(), EndsAt: it.End.UTC(), Admission: it.Admission,
 			State: it.State, OpenedAt: utcPtr(it.OpenedAt), Marks: it.Marks, Violations: it.Violations, AllMarks: it.AllMarks,
 			Observations: it.Observations, FlaggedSeconds: it.FlaggedSeconds}

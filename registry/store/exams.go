@@ -53,6 +53,7 @@ type ExamPart struct {
 type Expert struct {
 	ID          int64
 	Login       string
+	FullName    string // from the expert's profile; "" if not given (read only)
 	AppointedAt time.Time
 }
 
@@ -143,17 +144,18 @@ const examColumns = `e.id, e.center_id, c.council_id, e.site_id, e.qualification
 	coalesce((SELECT array_agg(p.ends_at ORDER BY p.starts_at) FROM exam_parts p WHERE p.exam_id = e.id), '{}'),
 	coalesce((SELECT array_agg(x.user_id ORDER BY x.appointed_at, x.user_id) FROM exam_experts x WHERE x.exam_id = e.id), '{}'),
 	coalesce((SELECT array_agg(u.login ORDER BY x.appointed_at, x.user_id) FROM exam_experts x JOIN users u ON u.id = x.user_id WHERE x.exam_id = e.id), '{}'),
-	coalesce((SELECT array_agg(x.appointed_at ORDER BY x.appointed_at, x.user_id) FROM exam_experts x WHERE x.exam_id = e.id), '{}')`
+	coalesce((SELECT array_agg(x.appointed_at ORDER BY x.appointed_at, x.user_id) FROM exam_experts x WHERE x.exam_id = e.id), '{}'),
+	coalesce((SELECT array_agg(u.full_name ORDER BY x.appointed_at, x.user_id) FROM exam_experts x JOIN users u ON u.id = x.user_id WHERE x.exam_id = e.id), '{}')`
 
 const examFrom = ` FROM exams e JOIN centers c ON c.id = e.center_id `
 
 func scanExam(row pgx.Row) (Exam, error) {
 	var e Exam
-	var kinds, logins []string
+	var kinds, logins, names []string
 	var starts, ends, appointed []time.Time
 	var ids []int64
 	err := row.Scan(&e.ID, &e.CenterID, &e.CouncilID, &e.SiteID, &e.Qualification, &e.Start, &e.End, &e.CreatedBy, &e.CreatedAt,
-		&kinds, &starts, &ends, &ids, &logins, &appointed)
+		&kinds, &starts, &ends, &ids, &logins, &appointed, &names)
 	if err != nil {
 		return e, err
 	}
@@ -163,7 +165,7 @@ func scanExam(row pgx.Row) (Exam, error) {
 	}
 	e.Experts = []Expert{}
 	for i := range ids {
-		e.Experts = append(e.Experts, Expert{ID: ids[i], Login: logins[i], AppointedAt: appointed[i]})
+		e.Experts = append(e.Experts, Expert{ID: ids[i], Login: logins[i], FullName: names[i], AppointedAt: appointed[i]})
 	}
 	return e, nil
 }

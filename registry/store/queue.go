@@ -28,6 +28,7 @@ type ReviewQueueItem struct {
 	QualificationName string
 	SiteID            string
 	SiteName          string
+	SiteTimeZone      string // the site's IANA zone, in which the pages show the exam's times
 	CenterID          string
 	CenterName        string
 	Start, End        time.Time
@@ -72,7 +73,7 @@ func (s *Store) ReviewQueue(ctx context.Context, expert int64, f ReviewQueueFilt
 	// webcam, the screen and every room camera of the site.
 	rows, err := s.pool.Query(ctx, `
 		SELECT e.id, c.id, c.last_name, c.first_name, c.middle_name,
-			q.code, q.name, e.site_id, coalesce(st.name, ''), ce.id, ce.name,
+			q.code, q.name, e.site_id, coalesce(st.name, ''), coalesce(st.time_zone, 'Europe/Moscow'), ce.id, ce.name,
 			e.starts_at, e.ends_at, ec.admission,
 			(SELECT min(a.at) FROM audit_log a WHERE a.object = e.id || '/' || c.id AND a.action = 'evidence.list' AND a.actor_id = $1),
 			v.procedure_confirmed, coalesce(v.reasons, ''), v.decided_at,
@@ -109,7 +110,7 @@ func (s *Store) ReviewQueue(ctx context.Context, expert int64, f ReviewQueueFilt
 		var confirmed *bool
 		var decided *time.Time
 		err := r.Scan(&it.ExamID, &it.CandidateID, &k.LastName, &k.FirstName, &k.MiddleName, &it.Qualification, &it.QualificationName,
-			&it.SiteID, &it.SiteName, &it.CenterID, &it.CenterName, &it.Start, &it.End, &it.Admission, &it.OpenedAt,
+			&it.SiteID, &it.SiteName, &it.SiteTimeZone, &it.CenterID, &it.CenterName, &it.Start, &it.End, &it.Admission, &it.OpenedAt,
 			&confirmed, &reasons, &decided, &it.Marks, &it.Violations, &it.AllMarks, &it.Observations, &it.FlaggedSeconds)
 		if err != nil {
 			return it, err

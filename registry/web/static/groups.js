@@ -74,7 +74,7 @@ async function loadMembers(e) {
   for (const c of all) $('m-candidate').append(NS.el('option', {value: c.id}, NS.candName(c) + (c.snils ? ' · ' + c.snils : '')));
   const ul = $('experts');
   ul.textContent = '';
-  for (const x of e.experts) ul.append(NS.el('li', {'data-expert': x.login}, x.login + ' · ' + NS.fmtDate(Date.parse(x.appointed_at))));
+  for (const x of e.experts) ul.append(NS.el('li', {'data-expert': x.login}, (x.full_name ? x.full_name + ' (' + x.login + ')' : x.login) + ' · ' + NS.fmtDate(Date.parse(x.appointed_at))));
   if (!e.experts.length) ul.append(NS.el('li', {class: 'muted'}, NS.t('Эксперты не назначены: назначьте хотя бы одного.')));
 }
 

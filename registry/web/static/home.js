@@ -32,7 +32,7 @@ function renderQueue() {
     const obs = q.observations ? q.observations + ' · ' + NS.fmtDuration(q.flagged_seconds) : NS.t('нет');
     return NS.el('tr', {'data-exam': q.exam, 'data-candidate': q.candidate.id, 'data-state': q.state},
       NS.el('td', {}, link, extra), NS.el('td', {}, q.qualification.name, NS.el('div', {class: 'muted'}, q.qualification.id)),
-      NS.el('td', {}, NS.fmtSpan(q.starts_at, q.ends_at), when ? NS.el('div', {class: 'muted'}, when) : ''),
+      NS.el('td', {}, NS.fmtSpan(q.starts_at, q.ends_at, q.time_zone), when ? NS.el('div', {class: 'muted'}, when) : ''),
       NS.el('td', {}, q.site.name || q.site.id, NS.el('div', {class: 'muted'}, q.center.name)),
       NS.el('td', {}, state, verdict), NS.el('td', {}, marks), NS.el('td', {}, obs));
   }, {empty});

@@ -290,7 +290,7 @@ async function showTitle() {
   let text = '';
   if (st.me.role === 'expert') {
     const q = (await NS.api('GET', '/api/v1/review-queue?exam=' + encodeURIComponent(exam)).catch(() => []) || []).find((x) => x.candidate.id === candidate);
-    if (q) text = q.candidate.name + ' · ' + q.qualification.name + ' · ' + (q.site.name || q.site.id) + ' · ' + NS.fmtSpan(q.starts_at, q.ends_at);
+    if (q) text = q.candidate.name + ' · ' + q.qualification.name + ' · ' + (q.site.name || q.site.id) + ' · ' + NS.fmtSpan(q.starts_at, q.ends_at, q.time_zone);
   } else {
     const [e, c, n] = await Promise.all([NS.api('GET', '/api/v1/exams/' + encodeURIComponent(exam)), NS.api('GET', examPath), NS.names()]).catch(() => []);
     if (e && c) text = NS.candName(c.candidate) + ' · ' + (n.qual[e.qualification] || e.qualification) + ' · ' + (n.site[e.site] || e.site) + ' · ' + NS.fmtSpan(e.starts_at, e.ends_at, n.tz[e.site]);
