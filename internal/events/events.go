@@ -17,7 +17,8 @@ const (
 	TopicObservations = "nokstream.observations.v1"
 	TopicRetention    = "nokstream.retention.v1"
 	// TopicArchive carries what the archiver did that the registry
-	// records: ObjectDeleted.
+	// records: ObjectDeleted, SealWritten, ObjectArchived and
+	// SegmentChecked (records.go), told apart by their "type".
 	TopicArchive = "nokstream.archive.v1"
 )
 

@@ -32,6 +32,13 @@ func FuzzEvents(f *testing.F) {
 			}
 			roundTrip(t, o, func(b []byte) (any, error) { return events.DecodeObservation(b) })
 		}
+		if e, err := events.DecodeObjectDeleted(data); err == nil {
+			if err := e.Validate(); err != nil {
+				t.Errorf("decoded an invalid deletion: %v", err)
+			}
+			roundTrip(t, e, func(b []byte) (any, error) { return events.DecodeObjectDeleted(b) })
+		}
+		fuzzRecords(t, data)
 		// RetentionChanged has no decoder: the archiver uses encoding/json.
 		var rc events.RetentionChanged
 		if json.Unmarshal(data, &rc) == nil {
