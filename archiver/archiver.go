@@ -146,6 +146,8 @@ type Store interface {
 	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
 	SealObjects(ctx context.Context, exam, candidate string) ([]store.ArchiveObject, error)
 	TryLease(ctx context.Context, name string) (*store.Lease, error)
+	ReportRecords(ctx context.Context, limit int, now time.Time, publish func(ctx context.Context, key string, value []byte) error) (int, error)
+	PruneRecords(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Registry is what the archiver still learns from the registry's database:
@@ -269,6 +271,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRetention, RetentionGroup, s.HandleRetention) })
 	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRenditions, RenditionGroup, s.HandleRendition) })
 	g.Go(func() error { return s.RunSweeper(ctx) })
+	g.Go(func() error { return s.runRecords(ctx) })
 	return g.Wait()
 }
 

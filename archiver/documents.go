@@ -23,9 +23,23 @@ func (s *Service) takeDocuments(ctx context.Context, ce regstore.EvidenceExam) e
 	if err != nil {
 		return err
 	}
+	// Whether it took one is in its own store: the registry's copy of
+	// that follows through the bus.
+	all := make([]string, 0, len(docs))
+	for _, d := range docs {
+		all = append(all, d.ObjectKey)
+	}
+	took, err := s.d.Store.ArchiveObjectsByKeys(ctx, all)
+	if err != nil {
+		return err
+	}
+	taken := make(map[string]bool, len(took))
+	for _, o := range took {
+		taken[o.Key] = true
+	}
 	var keys []string
 	for _, d := range docs {
-		if d.Archived {
+		if taken[d.ObjectKey] {
 			keys = append(keys, d.ObjectKey)
 			continue
 		}

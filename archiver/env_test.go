@@ -306,12 +306,16 @@ func (e *env) relay(now time.Time) int {
 	return n
 }
 
-// deliverDeletions hands the registry the deletions the archiver published on
+// deliverDeletions hands the registry what the archiver published on
 // events.TopicArchive since the last delivery (every one ever published
-// when again is set, as a redelivering bus would), through the registry's
-// own consumer, and returns how many it handed.
+// when again is set, as a redelivering bus would), after publishing its
+// queued records, through the registry's own consumer, and returns how
+// many of them were deletions.
 func (e *env) deliverDeletions(again bool) int {
 	e.t.Helper()
+	if _, err := e.svc.ReportRecords(e.t.Context()); err != nil {
+		e.t.Fatalf("report records: %v", err)
+	}
 	e.bus.mu.Lock()
 	var msgs []bus.Message
 	for i, m := range e.bus.msgs {
@@ -321,13 +325,24 @@ func (e *env) deliverDeletions(again bool) int {
 	}
 	e.delivered = len(e.bus.msgs)
 	e.bus.mu.Unlock()
-	h := regindex.DeletionHandler(e.st, testLog(e.t))
+	h := regindex.ArchiveHandler(e.st, testLog(e.t))
+	deletions := 0
 	for _, m := range msgs {
 		if err := h(e.t.Context(), m); err != nil {
-			e.t.Fatalf("registry: record deletion %s: %v", m.Key, err)
+			e.t.Fatalf("registry: record %s: %v", m.Key, err)
+		}
+		if typ, _ := events.ArchiveType(m.Value); typ == events.ArchiveObjectDeleted {
+			deletions++
 		}
 	}
-	return len(msgs)
+	return deletions
+}
+
+// deliverRecords hands the registry every record the archiver published or
+// queued since the last delivery, as the bus would.
+func (e *env) deliverRecords() {
+	e.t.Helper()
+	e.deliverDeletions(false)
 }
 
 // object returns the archive row of key.

@@ -18,8 +18,7 @@ import (
 // SealKeys returns the object keys of version v of a candidate-exam's seal:
 // the manifest and its signature, stored beside the media.
 func SealKeys(exam, candidate string, v int) (manifest, signature string) {
-	base := fmt.Sprintf("seals/%s/%s/%04d/", exam, candidate, v)
-	return base + "manifest.json", base + "manifest.sig"
+	return seal.Keys(exam, candidate, v)
 }
 
 // sealIfDue seals a candidate-exam whose result is recorded and whose exam

@@ -12,7 +12,8 @@ import (
 
 // sealIndex is what seal.Collect reads for the archiver's seals: the
 // archived objects from the archiver's own store, the evidence documents
-// from the registry's.
+// from the registry's, with what the archiver did with them from its own
+// (the registry's copy of that may lag).
 type sealIndex struct {
 	docs interface {
 		EvidenceDocuments(ctx context.Context, exam, candidate string) ([]regstore.EvidenceDocument, error)
@@ -38,10 +39,23 @@ func (x sealIndex) Documents(ctx context.Context, exam, candidate string) ([]sea
 	if err != nil {
 		return nil, err
 	}
+	keys := make([]string, 0, len(docs))
+	for _, d := range docs {
+		keys = append(keys, d.ObjectKey)
+	}
+	archived, err := x.st.ArchiveObjectsByKeys(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	took := make(map[string]store.ArchiveObject, len(archived))
+	for _, o := range archived {
+		took[o.Key] = o
+	}
 	out := make([]seal.Document, 0, len(docs))
 	for _, d := range docs {
+		o, ok := took[d.ObjectKey]
 		out = append(out, seal.Document{Key: d.ObjectKey, Kind: d.Kind, Size: d.Bytes, SHA256: d.SHA256,
-			UploadedAt: d.UploadedAt, Archived: d.Archived, Verified: d.Verified, Deleted: d.DeletedAt != nil})
+			UploadedAt: d.UploadedAt, Archived: ok, Verified: ok && o.Verified, Deleted: ok && o.DeletedAt != nil})
 	}
 	return out, nil
 }

@@ -49,6 +49,10 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	if err := s.reportDeletions(ctx); err != nil {
 		return st, err
 	}
+	if _, err := s.ReportRecords(ctx); err != nil && ctx.Err() == nil {
+		// They stay queued: runRecords, or the next pass, publishes them.
+		s.d.Log.Warn("records not published to the registry yet; will retry", "err", err)
+	}
 	if err := s.takeNewDocuments(ctx); err != nil {
 		return st, err
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nokstream/nokstream/internal/events"
 )
 
 // SegmentCheck is one check of a stored segment against its event.
@@ -18,11 +20,20 @@ type SegmentCheck struct {
 }
 
 // RecordSegmentCheck records that checker checked the stored segment id with
-// the given result. Every call is a row: checking twice is two checks.
+// the given result, with its record for the registry. Every call is a row:
+// checking twice is two checks.
 func (s *Store) RecordSegmentCheck(ctx context.Context, segmentID string, ok bool, detail, checker string) error {
-	_, err := s.pool.Exec(ctx,
-		`INSERT INTO archiver.segment_checks (segment_id, ok, detail, checker) VALUES ($1, $2, $3, $4)`,
-		segmentID, ok, detail, checker)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var at time.Time
+		if err := tx.QueryRow(ctx, `INSERT INTO archiver.segment_checks (segment_id, ok, detail, checker)
+			VALUES ($1, $2, $3, $4) RETURNING checked_at`, segmentID, ok, detail, checker).Scan(&at); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, segmentID, func(seq int64) any {
+			return &events.SegmentChecked{Type: events.ArchiveSegmentChecked, Seq: seq, SegmentID: segmentID, OK: ok,
+				Detail: detail, CheckedAt: at.UTC(), Checker: checker}
+		})
+	})
 	if err != nil {
 		return fmt.Errorf("record check of segment %s: %w", segmentID, err)
 	}

@@ -3,18 +3,17 @@ package store
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/nokstream/nokstream/internal/pgmigrate"
 )
 
 // migrations holds the archiver schema's versions, applied in the order of
@@ -44,7 +43,13 @@ func Migrate(ctx context.Context, dsn string) error {
 	if err != nil {
 		return fmt.Errorf("migrate archiver schema: connect: %w", err)
 	}
-	runtime, err := runtimeUpToDate(ctx, conn)
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		conn.Close(ctx)
+		return fmt.Errorf("migrate archiver schema: %w", err)
+	}
+	runtime, err := pgmigrate.RuntimeUpToDate(ctx, conn, pgmigrate.Schema{Name: Schema, VersionTable: versionTable,
+		Migrations: fsys, Label: "archiver schema"})
 	if runtime || err != nil {
 		conn.Close(ctx)
 		if err != nil {
@@ -60,10 +65,6 @@ func Migrate(ctx context.Context, dsn string) error {
 	// The provider's Close only closes db, so this is all the cleanup.
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return fmt.Errorf("migrate archiver schema: %w", err)
-	}
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
 		return fmt.Errorf("migrate archiver schema: create lock: %w", err)
@@ -127,59 +128,4 @@ func GrantRuntime(ctx context.Context, ownerDSN, role string) error {
 		}
 	}
 	return nil
-}
-
-// embeddedVersions are the schema versions this build has.
-func embeddedVersions() ([]int64, error) {
-	entries, err := fs.ReadDir(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []int64
-	for _, e := range entries {
-		num, _, ok := strings.Cut(path.Base(e.Name()), "_")
-		if !ok {
-			continue
-		}
-		if v, err := strconv.ParseInt(num, 10, 64); err == nil {
-			out = append(out, v)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no archiver migrations embedded")
-	}
-	return out, nil
-}
-
-// runtimeUpToDate reports whether the user of conn may not change the
-// archiver's schema (a runtime role: it may neither create in the schema
-// nor, before the schema exists, create the schema) and, if so, whether
-// every archiver migration of this build is applied.
-func runtimeUpToDate(ctx context.Context, conn *pgx.Conn) (runtime bool, err error) {
-	var exists, create bool
-	if err := conn.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL,
-			CASE WHEN to_regnamespace($1) IS NULL THEN has_database_privilege(current_database(), 'CREATE')
-				ELSE has_schema_privilege($1, 'CREATE') END`, Schema).Scan(&exists, &create); err != nil {
-		return false, err
-	}
-	if create {
-		return false, nil
-	}
-	want, err := embeddedVersions()
-	if err != nil {
-		return true, err
-	}
-	missing := want
-	if exists {
-		err = conn.QueryRow(ctx, `SELECT coalesce(array_agg(v ORDER BY v), '{}') FROM unnest($1::bigint[]) v
-			WHERE NOT EXISTS (SELECT 1 FROM `+versionTable+` g WHERE g.version_id = v AND g.is_applied)`, want).Scan(&missing)
-		if err != nil {
-			missing = want
-		}
-	}
-	if len(missing) > 0 {
-		return true, fmt.Errorf("the database lacks %d of this build's %d archiver schema versions (first %d), and %s may not migrate it: "+
-			"run `nokstream migrate --db <the owner's URL>` first", len(missing), len(want), missing[0], conn.Config().User)
-	}
-	return true, nil
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/nokstream/nokstream/internal/events"
 )
 
 // Kinds of archived objects.
@@ -109,13 +111,14 @@ func (s *Store) StreamChain(ctx context.Context, stream string) (StreamChain, er
 // SaveArchivedSegment records a segment the archiver received with its
 // retention, its init segment with its new retention (added, or updated and
 // its span extended), and the stream's new last chain value, in one
-// transaction. The same segment twice changes nothing more.
+// transaction, with their records for the registry. The same segment
+// twice changes nothing more.
 func (s *Store) SaveArchivedSegment(ctx context.Context, seg, init ArchiveObject, chain StreamChain) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := insertArchiveObject(ctx, tx, seg); err != nil {
+		if _, err := insertArchiveObject(ctx, tx, seg); err != nil {
 			return err
 		}
-		if err := insertArchiveObject(ctx, tx, init); err != nil {
+		if _, err := insertArchiveObject(ctx, tx, init); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE archiver.archive_objects SET start_at = least(start_at, $2), end_at = greatest(end_at, $3),
@@ -125,6 +128,9 @@ func (s *Store) SaveArchivedSegment(ctx context.Context, seg, init ArchiveObject
 			init.Key, init.Start, init.End, init.RetainUntil, init.LegalHold, init.Rule, jsonOrEmpty(init.Decision), init.DecidedAt,
 			init.Verified)
 		if err != nil {
+			return err
+		}
+		if err := recordObjects(ctx, tx, seg.Key, init.Key); err != nil {
 			return err
 		}
 		if chain.StreamID == "" {
@@ -150,9 +156,17 @@ func jsonOrEmpty(b []byte) []byte {
 	return b
 }
 
-// SaveArchiveObject records an object (a seal), if it is new.
+// SaveArchiveObject records an object (a rendition, a document), if it is
+// new, with its record for the registry.
 func (s *Store) SaveArchiveObject(ctx context.Context, o ArchiveObject) error {
-	if err := insertArchiveObject(ctx, s.pool, o); err != nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		added, err := insertArchiveObject(ctx, tx, o)
+		if err != nil || !added {
+			return err
+		}
+		return recordObjects(ctx, tx, o.Key)
+	})
+	if err != nil {
 		return fmt.Errorf("save archived object %s: %w", o.Key, err)
 	}
 	return nil
@@ -163,9 +177,11 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-func insertArchiveObject(ctx context.Context, q execer, o ArchiveObject) error {
+// insertArchiveObject adds o unless its key is archived, and reports
+// whether it did.
+func insertArchiveObject(ctx context.Context, q execer, o ArchiveObject) (bool, error) {
 	decision := jsonOrEmpty(o.Decision)
-	_, err := q.Exec(ctx, `
+	tag, err := q.Exec(ctx, `
 		INSERT INTO archiver.archive_objects (object_key, kind, stream_id, site, device, source, sequence, start_at, end_at, bytes,
 			sha256, prev_chain, chain, init_key, segment_id, exam_id, candidate_id, verified, retain_until, legal_hold,
 			rule, decision, decided_at)
@@ -174,7 +190,7 @@ func insertArchiveObject(ctx context.Context, q execer, o ArchiveObject) error {
 		o.Key, o.Kind, o.StreamID, o.Site, o.Device, o.Source, o.Sequence, o.Start, o.End, o.Bytes,
 		o.SHA256, o.PrevChain, o.Chain, o.InitKey, o.SegmentID, o.ExamID, o.CandidateID, o.Verified, o.RetainUntil,
 		o.LegalHold, o.Rule, decision, o.DecidedAt)
-	return err
+	return tag.RowsAffected() == 1, err
 }
 
 // RetentionUpdate is a new decision for an archived object.
@@ -189,8 +205,9 @@ type RetentionUpdate struct {
 	Unmark bool
 }
 
-// SetArchiveRetention records new decisions, in one transaction. A
-// retain-until date is never lowered, whatever the caller says.
+// SetArchiveRetention records new decisions, in one transaction with their
+// records for the registry. A retain-until date is never lowered, whatever
+// the caller says.
 func (s *Store) SetArchiveRetention(ctx context.Context, updates []RetentionUpdate) error {
 	if len(updates) == 0 {
 		return nil
@@ -201,7 +218,16 @@ func (s *Store) SetArchiveRetention(ctx context.Context, updates []RetentionUpda
 				decision = $5, decided_at = $6, marked_at = CASE WHEN $7 THEN NULL ELSE marked_at END
 			WHERE object_key = $1`, u.Key, u.RetainUntil, u.LegalHold, u.Rule, jsonOrEmpty(u.Decision), u.DecidedAt, u.Unmark)
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, batch).Close() })
+	keys := make([]string, 0, len(updates))
+	for _, u := range updates {
+		keys = append(keys, u.Key)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return err
+		}
+		return recordObjects(ctx, tx, keys...)
+	})
 	if err != nil {
 		return fmt.Errorf("record retention of %d objects: %w", len(updates), err)
 	}
@@ -323,15 +349,22 @@ type Deletion struct {
 // RecordDeletion records that the sweeper deleted the object at, with the
 // detail of the deletion, in one transaction: the object's row keeps its
 // retention and decision and gets its deleted_at, and the log of deletions
-// gets the deletion, not yet reported to the registry. The same deletion
-// twice changes nothing more.
+// gets the deletion, not yet reported to the registry, and the object's
+// record for the registry says it is deleted. The same deletion twice
+// changes nothing more.
 func (s *Store) RecordDeletion(ctx context.Context, key string, at time.Time, detail []byte) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE archiver.archive_objects SET deleted_at = $2
-			WHERE object_key = $1 AND deleted_at IS NULL`, key, at); err != nil {
+		tag, err := tx.Exec(ctx, `UPDATE archiver.archive_objects SET deleted_at = $2
+			WHERE object_key = $1 AND deleted_at IS NULL`, key, at)
+		if err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO archiver.deletions (object_key, deleted_at, detail) VALUES ($1, $2, $3)
+		if tag.RowsAffected() == 1 {
+			if err := recordObjects(ctx, tx, key); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO archiver.deletions (object_key, deleted_at, detail) VALUES ($1, $2, $3)
 			ON CONFLICT (object_key) DO NOTHING`, key, at, jsonOrEmpty(detail))
 		return err
 	})
@@ -395,7 +428,8 @@ type Seal struct {
 }
 
 // SaveSeal records a seal, and its two objects with their retention, in one
-// transaction. A seal of the same version is ErrExists.
+// transaction with their records for the registry. A seal of the same
+// version is ErrExists.
 func (s *Store) SaveSeal(ctx context.Context, seal Seal, objects ...ArchiveObject) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO archiver.seals (exam_id, candidate_id, version, manifest_key, signature_key, merkle_root,
@@ -408,12 +442,22 @@ func (s *Store) SaveSeal(ctx context.Context, seal Seal, objects ...ArchiveObjec
 		if err != nil {
 			return err
 		}
+		keys := make([]string, 0, len(objects))
 		for _, o := range objects {
-			if err := insertArchiveObject(ctx, tx, o); err != nil {
+			if _, err := insertArchiveObject(ctx, tx, o); err != nil {
 				return err
 			}
+			keys = append(keys, o.Key)
 		}
-		return nil
+		if err := recordObjects(ctx, tx, keys...); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, seal.ExamID+"/"+seal.CandidateID, func(seq int64) any {
+			return &events.SealWritten{Type: events.ArchiveSealWritten, Seq: seq, ExamID: seal.ExamID,
+				CandidateID: seal.CandidateID, Version: seal.Version, ManifestKey: seal.ManifestKey,
+				SignatureKey: seal.SignatureKey, MerkleRoot: seal.MerkleRoot, KeyID: seal.KeyID, Objects: seal.Objects,
+				Bytes: seal.Bytes, SealedAt: seal.SealedAt.UTC()}
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("save seal of exam %s candidate %s: %w", seal.ExamID, seal.CandidateID, err)

@@ -69,6 +69,9 @@ func TestRuntimeRole(t *testing.T) {
 	if err := s.DeletionReported(ctx, seg.Key, at); err != nil {
 		t.Fatalf("record its report as the runtime role: %v", err)
 	}
+	if n, err := s.ReportRecords(ctx, 10, at, func(context.Context, string, []byte) error { return nil }); err != nil || n != 3 {
+		t.Fatalf("publish the records of the segment, its init and its deletion as the runtime role: %d, %v", n, err)
+	}
 
 	conn, err := pgx.Connect(ctx, runtime)
 	if err != nil {

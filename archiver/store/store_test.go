@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -60,10 +61,10 @@ func TestMigrateMovesTheArchiversTables(t *testing.T) {
 	}
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	sum := strings.Repeat("ab", 32)
-	exec(t, dsn, `INSERT INTO archive_objects (object_key, kind, site, start_at, end_at, sha256, retain_until, rule, decided_at)
-		VALUES ('site1/cam1/000001.m4s', 'segment', 'site1', $1, $1, $2, $1, 'certificate', $1)`, at, sum)
-	exec(t, dsn, `INSERT INTO archive_objects (object_key, kind, site, start_at, end_at, sha256, retain_until, rule, decided_at, deleted_at)
-		VALUES ('site1/cam1/000000.m4s', 'segment', 'site1', $1, $1, $2, $1, 'unlinked', $1, $1)`, at, sum)
+	exec(t, dsn, `INSERT INTO archive_objects (object_key, kind, stream_id, site, start_at, end_at, sha256, chain, retain_until, rule, decided_at)
+		VALUES ('site1/cam1/000001.m4s', 'segment', 'site1/cam1', 'site1', $1, $1, $2, $2, $1, 'certificate', $1)`, at, sum)
+	exec(t, dsn, `INSERT INTO archive_objects (object_key, kind, stream_id, site, start_at, end_at, sha256, chain, retain_until, rule, decided_at, deleted_at)
+		VALUES ('site1/cam1/000000.m4s', 'segment', 'site1/cam1', 'site1', $1, $1, $2, $2, $1, 'unlinked', $1, $1)`, at, sum)
 	exec(t, dsn, `INSERT INTO seals (exam_id, candidate_id, version, manifest_key, signature_key, merkle_root, key_id, objects, bytes, sealed_at)
 		VALUES ('e1', 'c1', 1, 'seals/e1/c1/0001/manifest.json', 'seals/e1/c1/0001/manifest.sig', $1, 'k1', 3, 300, $2)`, sum, at)
 	exec(t, dsn, `INSERT INTO stream_chains (stream_id, sequence, chain, segment_id) VALUES ('site1/cam1', 1, $1, 's1')`, sum)
@@ -94,6 +95,14 @@ func TestMigrateMovesTheArchiversTables(t *testing.T) {
 	if d, err := s.Deletion(ctx, "site1/cam1/000000.m4s"); err != nil || d.ReportedAt == nil {
 		t.Errorf("a deletion made before the move: %+v, %v; want it recorded as reported", d, err)
 	}
+	// What was kept before reaches the registry as records too: both
+	// objects (the deleted one as deleted) and the seal, each valid.
+	var p published
+	if n, err := report(t, s, &p, 0); err != nil || n != 3 || len(p.objects) != 2 || len(p.seals) != 1 {
+		t.Errorf("records of what was kept before: %d, %v, %+v; want 2 objects and a seal", n, err, p)
+	} else if p.objects[0].DeletedAt == nil || p.objects[1].DeletedAt != nil || p.seals[0].Version != 1 || p.objects[0].Seq == p.objects[1].Seq {
+		t.Errorf("records of what was kept before: %+v %+v %+v", p.objects[0], p.objects[1], p.seals[0])
+	}
 	if ds, err := s.UnreportedDeletions(ctx, 10); err != nil || len(ds) != 0 {
 		t.Errorf("unreported deletions after the move: %+v, %v", ds, err)
 	}
@@ -111,10 +120,15 @@ func TestMigrateMovesTheArchiversTables(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("the archiver's tables %v are still in the registry's schema", left)
 	}
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("the archiver's migrations: %v, %v", files, err)
+	}
 	var versions int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM archiver.goose_db_version WHERE version_id > 0 AND is_applied`).
-		Scan(&versions); err != nil || versions != 1 {
-		t.Errorf("archiver schema versions applied: %d, %v; want 1 (migrating twice applies nothing twice)", versions, err)
+		Scan(&versions); err != nil || versions != len(files) {
+		t.Errorf("archiver schema versions applied: %d, %v; want %d, one per migration (migrating twice applies nothing twice)",
+			versions, err, len(files))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +17,12 @@ import (
 
 	astore "github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/bus"
+	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/internal/testenv"
+	"github.com/nokstream/nokstream/registry/index"
 	"github.com/nokstream/nokstream/registry/store"
 	"github.com/nokstream/nokstream/registry/store/storetest"
 )
@@ -120,6 +124,14 @@ func TestEvidenceExportCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		prev = link
+	}
+	// The registry learns of it from the archiver's records, as its
+	// consumer of nokstream.archive.v1 does.
+	h := index.ArchiveHandler(st, slog.New(slog.DiscardHandler))
+	if _, err := ast.ReportRecords(ctx, 1000, start, func(ctx context.Context, key string, value []byte) error {
+		return h(ctx, bus.Message{Topic: events.TopicArchive, Key: key, Value: value})
+	}); err != nil {
+		t.Fatal(err)
 	}
 
 	keyFile := filepath.Join(dir, "keys", "seal.ed25519")

@@ -116,9 +116,10 @@ func registryParts(f *registryFlags, data string, st *store.Store, blobStore blo
 		g.Go(func() error {
 			return b.Consume(gctx, events.TopicRenditions, index.RenditionGroup, index.RenditionHandler(st, log))
 		})
-		// The archiver's deletions: the audit log and the segment index.
+		// The archiver's deletions (the audit log, the segment index) and
+		// its records (the registry's copies of its objects, seals, checks).
 		g.Go(func() error {
-			return b.Consume(gctx, events.TopicArchive, index.DeletionGroup, index.DeletionHandler(st, log))
+			return b.Consume(gctx, events.TopicArchive, index.DeletionGroup, index.ArchiveHandler(st, log))
 		})
 		// The outbox relay: RetentionChanged and other events of changes.
 		g.Go(func() error { return srv.Run(gctx) })

@@ -180,7 +180,6 @@ type SegmentChecked struct {
 	Type      string    `json:"type"` // ArchiveSegmentChecked
 	Seq       int64     `json:"seq"`  // the archiver's record number, the check's id
 	SegmentID string    `json:"segment_id"`
-	ObjectKey string    `json:"object_key"`
 	OK        bool      `json:"ok"`
 	Detail    string    `json:"detail"` // what was wrong, or what was checked
 	CheckedAt time.Time `json:"checked_at"`

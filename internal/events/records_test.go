@@ -36,7 +36,7 @@ func recordExamples() []example {
 		}, func(b []byte) (any, error) { return events.DecodeObjectArchived(b) }},
 		{"segment_checked", &events.SegmentChecked{
 			Type: events.ArchiveSegmentChecked, Seq: 40, SegmentID: "01JNE6X4N0S3G5Q7R8T9V0W1X2",
-			ObjectKey: "raw/ep-ilinka/room1/2025/03/03/000042.m4s", OK: true, Detail: "size and sha256 match",
+			OK: true, Detail: "size and sha256 match",
 			CheckedAt: at, Checker: "archiver-1",
 		}, func(b []byte) (any, error) { return events.DecodeSegmentChecked(b) }},
 	}

@@ -9,17 +9,20 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	astore "github.com/nokstream/nokstream/archiver/store"
+	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
 	"github.com/nokstream/nokstream/internal/evidence/chain"
 	"github.com/nokstream/nokstream/registry/api"
+	"github.com/nokstream/nokstream/registry/index"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -232,4 +235,11 @@ func archive(t *testing.T, e *env, site, device, source string) {
 		must(t, ast.SaveArchivedSegment(ctx, seg, init, astore.StreamChain{StreamID: stream, Sequence: i, Chain: link, SegmentID: seg.SegmentID}))
 		prev = link
 	}
+	// The registry learns of it from the archiver's records, as its
+	// consumer of nokstream.archive.v1 does.
+	h := index.ArchiveHandler(e.store, slog.New(slog.DiscardHandler))
+	_, err = ast.ReportRecords(ctx, 1000, e.clock.Now(), func(ctx context.Context, key string, value []byte) error {
+		return h(ctx, bus.Message{Topic: events.TopicArchive, Key: key, Value: value})
+	})
+	must(t, err)
 }

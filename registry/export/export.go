@@ -1,7 +1,8 @@
 // Package export writes the evidence bundle of a candidate-exam
 // (internal/evidence/bundle) from the registry's records: the archiver's
-// latest seal of it, the objects the seal lists, the candidate's timeline
-// and the audit trail of the evidence. The registry's API and `nokstream
+// latest seal of it (the registry's copy, or a newer one in the blob
+// store), the objects the seal lists, the candidate's timeline and the
+// audit trail of the evidence. The registry's API and `nokstream
 // evidence export` serve it; it links no service but the registry's store.
 package export
 
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 	"github.com/nokstream/nokstream/registry/store"
@@ -27,8 +29,8 @@ var ErrNoPurpose = errors.New("an export of evidence needs a purpose")
 type Store interface {
 	ExamEvidence(ctx context.Context, exam, candidate string) ([]store.EvidenceExam, error)
 	LatestSeal(ctx context.Context, exam, candidate string) (store.Seal, error)
-	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)
-	ArchiveObjectsByKeys(ctx context.Context, keys []string) ([]store.ArchiveObject, error)
+	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]seal.Object, error)
+	ArchivedObjects(ctx context.Context, keys []string) ([]seal.Object, error)
 	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]store.EvidenceDocument, error)
 	EvidenceTimeline(ctx context.Context, exam, candidate string) (store.Timeline, error)
 	ObjectAudit(ctx context.Context, objects []string, since time.Time, limit int) ([]store.AuditEntry, error)
@@ -111,22 +113,47 @@ func Bundle(ctx context.Context, w io.Writer, st Store, objs bundle.Objects, key
 		Manifest: manifest, Signature: sig, Timeline: timeline, Audit: audit, Key: key})
 }
 
+// maxUnheardSeals bounds how many seals newer than the registry's copy an
+// export looks for in the blob store.
+const maxUnheardSeals = 1000
+
 // exportSeal returns the latest seal of a candidate-exam, or a manifest made
 // and signed now (version 0, not stored) if it has none yet.
+//
+// The registry learns of seals from the archiver's events (SealWritten), so
+// its copy may lag a seal just written. The blob store does not: a seal's
+// manifest is stored last, under a key of its version (seal.Keys), and
+// versions go up by one. So the export takes the registry's newest seal
+// and then any newer version whose manifest is stored; it makes a version-0
+// manifest only when the blob store has no seal of the candidate-exam
+// either.
 func exportSeal(ctx context.Context, st Store, objs bundle.Objects, key ed25519.PrivateKey, ce store.EvidenceExam,
 	now time.Time) (manifest, sig []byte, version int, err error) {
 	sl, err := st.LatestSeal(ctx, ce.ExamID, ce.CandidateID)
-	if err == nil {
-		if manifest, err = readObject(ctx, objs, sl.ManifestKey); err != nil {
-			return nil, nil, 0, err
-		}
-		if sig, err = readObject(ctx, objs, sl.SignatureKey); err != nil {
-			return nil, nil, 0, err
-		}
-		return manifest, sig, sl.Version, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, 0, err
+	}
+	version = sl.Version
+	mKey, sKey := sl.ManifestKey, sl.SignatureKey
+	for range maxUnheardSeals {
+		next, nextSig := seal.Keys(ce.ExamID, ce.CandidateID, version+1)
+		_, err := objs.Stat(ctx, next)
+		if errors.Is(err, blob.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("look for a seal of exam %s candidate %s: %w", ce.ExamID, ce.CandidateID, err)
+		}
+		version, mKey, sKey = version+1, next, nextSig
+	}
+	if version > 0 {
+		if manifest, err = readObject(ctx, objs, mKey); err != nil {
+			return nil, nil, 0, err
+		}
+		if sig, err = readObject(ctx, objs, sKey); err != nil {
+			return nil, nil, 0, err
+		}
+		return manifest, sig, version, nil
 	}
 	entries, problems, err := seal.Collect(ctx, store.SealIndex(st), ce.Scope(), 1000)
 	if err != nil {

@@ -9,7 +9,8 @@ import (
 )
 
 // DeletionGroup is the registry's consumer group for the archiver's
-// deletions (events.TopicArchive).
+// deletions and records (events.TopicArchive, ArchiveHandler). Its name
+// is from when deletions were all the topic carried.
 const DeletionGroup = "registry-deletions"
 
 // DeletionRecorder records deletions; *store.Store is one.

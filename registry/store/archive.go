@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -13,91 +12,11 @@ import (
 	"github.com/nokstream/nokstream/internal/events"
 )
 
-// Kinds of archived objects.
-const (
-	ArchiveSegment = "segment"
-	ArchiveInit    = "init"
-	// ArchiveRendition is a rendition of a raw segment, or a thumbnail
-	// sprite or track of it: footage of the same stream and time.
-	ArchiveRendition = "rendition"
-	ArchiveSeal      = "seal"
-	// ArchiveDocument is a scanned document that is evidence of
-	// candidate-exams (DocumentEvidence): the candidate's or the exam's.
-	ArchiveDocument = "document"
-)
-
 // The archiver keeps its records in its own schema (archiver/store): the
-// registry does not write them. Until seals and archived objects reach the
-// registry as events (docs/NOTES.md, Session 5), this file is the
-// registry's read-only view of them for evidence exports (ArchivedSegments,
-// ArchiveObjectsByKeys, LatestSeal: registry/export, through SealIndex); and
-// RecordDeletion is how the registry records a deletion the archiver
-// reports (events.ObjectDeleted).
-
-// ArchiveObject is an object the archiver keeps, with the retention applied
-// to it (table archiver.archive_objects). Its fields are those of the
-// archiver's own type.
-type ArchiveObject struct {
-	Key      string
-	Kind     string // ArchiveSegment, ArchiveInit or ArchiveSeal
-	StreamID string
-	Site     string
-	Device   string
-	Source   string
-	Sequence int64
-	// Start and End: a segment's footage; for an init segment, the span of
-	// the segments that use it; for a seal, its candidate-exam's window.
-	Start, End  time.Time
-	Bytes       int64
-	SHA256      string
-	PrevChain   string
-	Chain       string
-	InitKey     string
-	SegmentID   string
-	ExamID      string // of a seal
-	CandidateID string // of a seal
-	Verified    bool
-	RetainUntil time.Time
-	LegalHold   bool
-	Rule        string
-	Decision    []byte // JSON of the archiver's decision
-	DecidedAt   time.Time
-	MarkedAt    *time.Time
-	DeletedAt   *time.Time
-}
-
-const archiveColumns = `object_key, kind, stream_id, site, device, source, sequence, start_at, end_at, bytes, sha256,
-	prev_chain, chain, init_key, segment_id, exam_id, candidate_id, verified, retain_until, legal_hold, rule, decision,
-	decided_at, marked_at, deleted_at`
-
-func scanArchiveObject(row pgx.Row) (ArchiveObject, error) {
-	var o ArchiveObject
-	err := row.Scan(&o.Key, &o.Kind, &o.StreamID, &o.Site, &o.Device, &o.Source, &o.Sequence, &o.Start, &o.End,
-		&o.Bytes, &o.SHA256, &o.PrevChain, &o.Chain, &o.InitKey, &o.SegmentID, &o.ExamID, &o.CandidateID, &o.Verified,
-		&o.RetainUntil, &o.LegalHold, &o.Rule, &o.Decision, &o.DecidedAt, &o.MarkedAt, &o.DeletedAt)
-	return o, err
-}
-
-func collectArchiveObjects(rows pgx.Rows) ([]ArchiveObject, error) {
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (ArchiveObject, error) { return scanArchiveObject(row) })
-}
-
-// ArchivedSegments returns up to limit kept raw segments of site whose
-// footage overlaps [from, to), in key order after afterKey: a page of the
-// footage of the site in an exam window.
-func (s *Store) ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]ArchiveObject, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+archiveColumns+` FROM archiver.archive_objects
-		WHERE kind = 'segment' AND site = $1 AND start_at < $3 AND end_at > $2 AND deleted_at IS NULL AND object_key > $4
-		ORDER BY object_key LIMIT $5`, site, from, to, afterKey, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list archived segments of site %s: %w", site, err)
-	}
-	objs, err := collectArchiveObjects(rows)
-	if err != nil {
-		return nil, fmt.Errorf("list archived segments of site %s: %w", site, err)
-	}
-	return objs, nil
-}
+// registry neither writes nor reads them. RecordDeletion is how the
+// registry records a deletion the archiver reports (events.ObjectDeleted);
+// records.go keeps its copies of the rest (objects, seals, checks) from
+// the archiver's other events.
 
 // RecordDeletion records the archiver's report (events.ObjectDeleted) that
 // its sweeper deleted an object when its retention ended: in one
@@ -152,49 +71,6 @@ func (s *Store) RecordDeletion(ctx context.Context, e *events.ObjectDeleted) (re
 // auditArchiveDelete is the audit log's action of a deletion by the
 // archiver's sweeper.
 const auditArchiveDelete = "archive.delete"
-
-// Seal is one seal of a candidate-exam.
-type Seal struct {
-	ExamID       string
-	CandidateID  string
-	Version      int
-	ManifestKey  string
-	SignatureKey string
-	MerkleRoot   string
-	KeyID        string
-	Objects      int
-	Bytes        int64
-	SealedAt     time.Time
-}
-
-// LatestSeal returns the newest seal of a candidate-exam, or ErrNotFound.
-func (s *Store) LatestSeal(ctx context.Context, exam, candidate string) (Seal, error) {
-	seal := Seal{ExamID: exam, CandidateID: candidate}
-	err := s.pool.QueryRow(ctx, `SELECT version, manifest_key, signature_key, merkle_root, key_id, objects, bytes, sealed_at
-		FROM archiver.seals WHERE exam_id = $1 AND candidate_id = $2 ORDER BY version DESC LIMIT 1`, exam, candidate).
-		Scan(&seal.Version, &seal.ManifestKey, &seal.SignatureKey, &seal.MerkleRoot, &seal.KeyID, &seal.Objects, &seal.Bytes, &seal.SealedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return seal, fmt.Errorf("seal of exam %s candidate %s: %w", exam, candidate, ErrNotFound)
-	}
-	if err != nil {
-		return seal, fmt.Errorf("seal of exam %s candidate %s: %w", exam, candidate, err)
-	}
-	return seal, nil
-}
-
-// ArchiveObjectsByKeys returns the archived objects under keys, in key
-// order; keys not archived are left out.
-func (s *Store) ArchiveObjectsByKeys(ctx context.Context, keys []string) ([]ArchiveObject, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+archiveColumns+` FROM archiver.archive_objects WHERE object_key = ANY($1) ORDER BY object_key`, keys)
-	if err != nil {
-		return nil, fmt.Errorf("read archived objects: %w", err)
-	}
-	objs, err := collectArchiveObjects(rows)
-	if err != nil {
-		return nil, fmt.Errorf("read archived objects: %w", err)
-	}
-	return objs, nil
-}
 
 // execer is a pool or a transaction.
 type execer interface {

@@ -21,9 +21,9 @@ const documentOfCandidateExam = `((d.candidate_id = ec.candidate_id AND (d.exam_
 	OR (d.candidate_id IS NULL AND d.exam_id = ec.exam_id))`
 
 // EvidenceDocument is a document that is evidence of a candidate-exam,
-// with what the archiver recorded of it (Archived false: not yet), read
-// from the archiver's table until documents reach the archiver as events
-// (docs/NOTES.md, Session 5).
+// with what the archiver reported of it (Archived false: not yet), from
+// the registry's copy of the archiver's records (archived_objects,
+// records.go).
 type EvidenceDocument struct {
 	Document
 	Archived  bool
@@ -40,7 +40,7 @@ func (s *Store) EvidenceDocuments(ctx context.Context, exam, candidate string) (
 			a.object_key IS NOT NULL, coalesce(a.verified, false), a.deleted_at
 		FROM exam_candidates ec
 		JOIN documents d ON `+documentOfCandidateExam+`
-		LEFT JOIN archiver.archive_objects a ON a.object_key = d.object_key
+		LEFT JOIN archived_objects a ON a.object_key = d.object_key
 		WHERE ec.exam_id = $1 AND ec.candidate_id = $2
 		ORDER BY d.object_key`, exam, candidate)
 	if err != nil {
@@ -85,13 +85,14 @@ type CandidateExamRef struct {
 }
 
 // PendingDocumentEvidence returns up to limit candidate-exams that have an
-// evidence document the archiver has not taken yet.
+// evidence document the archiver has not reported taking yet (one it took
+// moments ago may be listed still: taking is idempotent).
 func (s *Store) PendingDocumentEvidence(ctx context.Context, limit int) ([]CandidateExamRef, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT DISTINCT ec.exam_id, ec.candidate_id
 		FROM documents d
 		JOIN exam_candidates ec ON `+documentOfCandidateExam+`
-		WHERE NOT EXISTS (SELECT 1 FROM archiver.archive_objects a WHERE a.object_key = d.object_key)
+		WHERE NOT EXISTS (SELECT 1 FROM archived_objects a WHERE a.object_key = d.object_key)
 		ORDER BY ec.exam_id, ec.candidate_id LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list candidate-exams with new documents: %w", err)

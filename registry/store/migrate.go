@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/nokstream/nokstream/internal/pgmigrate"
 )
 
 // migrations holds the schema versions, applied in the order of their
@@ -34,7 +36,13 @@ func Migrate(ctx context.Context, dsn string) error {
 	if err != nil {
 		return fmt.Errorf("migrate: connect: %w", err)
 	}
-	runtime, err := runtimeUpToDate(ctx, conn)
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		conn.Close(ctx)
+		return fmt.Errorf("migrate: %w", err)
+	}
+	runtime, err := pgmigrate.RuntimeUpToDate(ctx, conn, pgmigrate.Schema{Name: "public", VersionTable: "goose_db_version",
+		Migrations: fsys, Label: "schema"})
 	conn.Close(ctx)
 	if runtime || err != nil {
 		if err != nil {
@@ -46,10 +54,6 @@ func Migrate(ctx context.Context, dsn string) error {
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
 
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
 		return fmt.Errorf("migrate: create lock: %w", err)

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -95,57 +92,6 @@ func GrantRuntime(ctx context.Context, ownerDSN, role, password string) error {
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// embeddedVersions are the schema versions this build has.
-func embeddedVersions() ([]int64, error) {
-	entries, err := fs.ReadDir(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []int64
-	for _, e := range entries {
-		num, _, ok := strings.Cut(path.Base(e.Name()), "_")
-		if !ok {
-			continue
-		}
-		if v, err := strconv.ParseInt(num, 10, 64); err == nil {
-			out = append(out, v)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no migrations embedded")
-	}
-	return out, nil
-}
-
-// runtimeUpToDate reports whether the user of conn may not change the
-// schema (a runtime role) and, if so, whether every migration of this build
-// is applied: then there is nothing to migrate, and nothing a migration
-// could do.
-func runtimeUpToDate(ctx context.Context, conn *pgx.Conn) (runtime bool, err error) {
-	var create bool
-	if err := conn.QueryRow(ctx, `SELECT has_schema_privilege('public', 'CREATE')`).Scan(&create); err != nil {
-		return false, err
-	}
-	if create {
-		return false, nil
-	}
-	want, err := embeddedVersions()
-	if err != nil {
-		return true, err
-	}
-	var missing []int64
-	err = conn.QueryRow(ctx, `SELECT coalesce(array_agg(v ORDER BY v), '{}') FROM unnest($1::bigint[]) v
-		WHERE NOT EXISTS (SELECT 1 FROM goose_db_version g WHERE g.version_id = v AND g.is_applied)`, want).Scan(&missing)
-	if err != nil || len(missing) > 0 {
-		if err != nil {
-			missing = want
-		}
-		return true, fmt.Errorf("the database lacks %d of this build's %d schema versions (first %d), and %s may not migrate it: "+
-			"run `nokstream migrate --db <the owner's URL>` first", len(missing), len(want), missing[0], conn.Config().User)
-	}
-	return true, nil
-}
 
 // isDuplicateObject: the role exists (42710), or another migrate created
 // it at the same moment (23505 on pg_authid's name index).

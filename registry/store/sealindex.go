@@ -4,31 +4,29 @@ import (
 	"context"
 	"time"
 
-	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // ArchiveIndex is what SealIndex reads; *Store is one.
 type ArchiveIndex interface {
-	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]ArchiveObject, error)
-	ArchiveObjectsByKeys(ctx context.Context, keys []string) ([]ArchiveObject, error)
+	ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]seal.Object, error)
+	ArchivedObjects(ctx context.Context, keys []string) ([]seal.Object, error)
 	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]EvidenceDocument, error)
 }
 
-// SealIndex reads the archive's index and the evidence documents from st as
-// seal.Collect takes them, for a seal or an export's manifest.
+// SealIndex reads the registry's copy of the archive's index (what the
+// archiver reported it keeps) and the evidence documents from st as
+// seal.Collect takes them, for an export's manifest before any seal.
 func SealIndex(st ArchiveIndex) seal.Index { return sealIndex{st} }
 
 type sealIndex struct{ st ArchiveIndex }
 
 func (x sealIndex) Segments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]seal.Object, error) {
-	objs, err := x.st.ArchivedSegments(ctx, site, from, to, afterKey, limit)
-	return sealObjects(objs), err
+	return x.st.ArchivedSegments(ctx, site, from, to, afterKey, limit)
 }
 
 func (x sealIndex) Objects(ctx context.Context, keys []string) ([]seal.Object, error) {
-	objs, err := x.st.ArchiveObjectsByKeys(ctx, keys)
-	return sealObjects(objs), err
+	return x.st.ArchivedObjects(ctx, keys)
 }
 
 func (x sealIndex) Documents(ctx context.Context, exam, candidate string) ([]seal.Document, error) {
@@ -38,23 +36,15 @@ func (x sealIndex) Documents(ctx context.Context, exam, candidate string) ([]sea
 	}
 	out := make([]seal.Document, 0, len(docs))
 	for _, d := range docs {
-		out = append(out, seal.Document{Key: d.ObjectKey, Kind: d.Kind, Size: d.Bytes, SHA256: d.SHA256,
-			UploadedAt: d.UploadedAt, Archived: d.Archived, Verified: d.Verified, Deleted: d.DeletedAt != nil})
+		out = append(out, d.SealDocument())
 	}
 	return out, nil
 }
 
-func sealObjects(objs []ArchiveObject) []seal.Object {
-	if objs == nil {
-		return nil
-	}
-	out := make([]seal.Object, 0, len(objs))
-	for _, o := range objs {
-		out = append(out, seal.Object{Key: o.Key, Stream: o.StreamID, Device: o.Device, Source: o.Source,
-			Room: o.Source == events.SourceRoom, Sequence: o.Sequence, Start: o.Start, End: o.End, Size: o.Bytes,
-			SHA256: o.SHA256, PrevChain: o.PrevChain, Chain: o.Chain, Init: o.InitKey, Verified: o.Verified})
-	}
-	return out
+// SealDocument returns d as seal.Collect takes it.
+func (d EvidenceDocument) SealDocument() seal.Document {
+	return seal.Document{Key: d.ObjectKey, Kind: d.Kind, Size: d.Bytes, SHA256: d.SHA256, UploadedAt: d.UploadedAt,
+		Archived: d.Archived, Verified: d.Verified, Deleted: d.DeletedAt != nil}
 }
 
 // Scope returns where the evidence of the candidate-exam is, as

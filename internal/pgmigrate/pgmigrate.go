@@ -1,0 +1,93 @@
+// Package pgmigrate is what the services' stores share to migrate their
+// PostgreSQL schemas from embedded goose migrations: the versions a build
+// embeds, and the check a runtime role makes instead of migrating (it may
+// not change the schema, so on a current schema it has nothing to do, and
+// on an old one it says who must migrate). The registry's store
+// (schema public) and the archiver's (schema archiver) each call it with
+// their own migrations.
+package pgmigrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Schema is one schema's migrations.
+type Schema struct {
+	// Name is the PostgreSQL schema: "public", "archiver".
+	Name string
+	// VersionTable is goose's record of its versions, qualified when it
+	// is not in the search path: "goose_db_version",
+	// "archiver.goose_db_version".
+	VersionTable string
+	// Migrations holds the migrations, named NNNNN_what.sql, at its
+	// root.
+	Migrations fs.FS
+	// Label names the schema in errors: "schema", "archiver schema".
+	Label string
+}
+
+// Versions returns the schema versions of the migrations in fsys: the
+// numbers their file names start with.
+func Versions(fsys fs.FS) ([]int64, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	var out []int64
+	for _, e := range entries {
+		num, _, ok := strings.Cut(path.Base(e.Name()), "_")
+		if !ok || e.IsDir() {
+			continue
+		}
+		if v, err := strconv.ParseInt(num, 10, 64); err == nil {
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no migrations embedded")
+	}
+	return out, nil
+}
+
+// RuntimeUpToDate reports whether the user of conn may not change s (a
+// runtime role: it may neither create in the schema nor, before the schema
+// exists, create the schema) and, if so, whether every migration of s in
+// this build is applied: then there is nothing to migrate, and nothing a
+// migration could do. A runtime role on an older schema gets an error
+// saying to migrate as the owner.
+func RuntimeUpToDate(ctx context.Context, conn *pgx.Conn, s Schema) (runtime bool, err error) {
+	var exists, create bool
+	if err := conn.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL,
+			CASE WHEN to_regnamespace($1) IS NULL THEN has_database_privilege(current_database(), 'CREATE')
+				ELSE has_schema_privilege($1, 'CREATE') END`, s.Name).Scan(&exists, &create); err != nil {
+		return false, err
+	}
+	if create {
+		return false, nil
+	}
+	want, err := Versions(s.Migrations)
+	if err != nil {
+		return true, err
+	}
+	missing := want
+	if exists {
+		err = conn.QueryRow(ctx, `SELECT coalesce(array_agg(v ORDER BY v), '{}') FROM unnest($1::bigint[]) v
+			WHERE NOT EXISTS (SELECT 1 FROM `+s.VersionTable+` g WHERE g.version_id = v AND g.is_applied)`, want).Scan(&missing)
+		if err != nil {
+			missing = want
+		}
+	}
+	if len(missing) > 0 {
+		return true, fmt.Errorf("the database lacks %d of this build's %d %s versions (first %d), and %s may not migrate it: "+
+			"run `nokstream migrate --db <the owner's URL>` first", len(missing), len(want), s.Label, missing[0], conn.Config().User)
+	}
+	return true, nil
+}
