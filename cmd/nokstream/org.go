@@ -138,7 +138,9 @@ func orgAddCenter() *cobra.Command {
 		Long: `Create an assessment center (ЦОК) of a council, or update it.
 
 --qualification lists the qualifications (of the council) the center is
-authorised for; given, it replaces the list. A result of the center's exams
+authorised for; given, it replaces the council's list (the authorisations of
+a multi-industry center by other councils stay: each council gives and
+withdraws its own through POST/DELETE /api/v1/centers/<id>/authorisations). A result of the center's exams
 cannot be entered while the head, official site, legal address, e-mail or
 phone is missing.`,
 		Args: cobra.ExactArgs(1),

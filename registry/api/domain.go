@@ -38,6 +38,8 @@ func (s *Server) domainRoutes() {
 	s.route("GET /api/v1/centers/{center}", authBearer, s.getCenter)
 	s.route("PUT /api/v1/centers/{center}", authBearer, s.updateCenter)
 	s.route("PUT /api/v1/centers/{center}/qualifications", authBearer, s.setCenterQualifications)
+	s.route("POST /api/v1/centers/{center}/authorisations", authBearer, s.authoriseCenter)
+	s.route("DELETE /api/v1/centers/{center}/authorisations/{qualification}", authBearer, s.withdrawAuthorisation)
 	s.route("GET /api/v1/sites", authBearer, s.listSites)
 	s.route("GET /api/v1/sites/{site}", authBearer, s.getSite)
 	s.route("PUT /api/v1/sites/{site}", authBearer, s.updateSite)

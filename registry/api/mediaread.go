@@ -23,6 +23,7 @@ import (
 type mediaStore interface {
 	UserBySession(ctx context.Context, sid, uid int64) (store.User, error)
 	ExpertStreamWindows(ctx context.Context, expert int64, site, device string) ([]store.Window, error)
+	StreamExamWindows(ctx context.Context, site, device string) ([]store.ExamWindow, error)
 	Site(ctx context.Context, id string) (store.Site, error)
 	SegmentByID(ctx context.Context, id string) (store.Segment, error)
 }
@@ -57,6 +58,7 @@ type mediaServing struct {
 	sessions ttlCache[sessionKey, store.User]
 	objects  ttlCache[string, mediaObjectInfo]
 	windows  ttlCache[windowsKey, []store.Window]
+	councils ttlCache[streamKey, []store.ExamWindow]
 	sites    ttlCache[string, store.Site]
 	verified ttlCache[string, objectStamp]
 	audit    *mediaAudit
@@ -67,6 +69,7 @@ func newMediaServing(s *Server) *mediaServing {
 		sessions: newTTLCache[sessionKey, store.User](sessionCacheTTL),
 		objects:  newTTLCache[string, mediaObjectInfo](objectCacheTTL),
 		windows:  newTTLCache[windowsKey, []store.Window](scopeCacheTTL),
+		councils: newTTLCache[streamKey, []store.ExamWindow](scopeCacheTTL),
 		sites:    newTTLCache[string, store.Site](scopeCacheTTL),
 		verified: newTTLCache[string, objectStamp](verifiedCacheTTL),
 		audit:    newMediaAudit(s.db.mediaAudit, s.db.auth.Audit, s.log, s.now),
@@ -74,6 +77,9 @@ func newMediaServing(s *Server) *mediaServing {
 }
 
 type sessionKey struct{ sid, uid int64 }
+
+// streamKey names a stream: <site>/<device>.
+type streamKey struct{ site, device string }
 
 type windowsKey struct {
 	expert       int64
@@ -135,6 +141,19 @@ func (c cachedScope) ExpertStreamWindows(ctx context.Context, expert int64, site
 	return w, nil
 }
 
+func (c cachedScope) StreamExamWindows(ctx context.Context, site, device string) ([]store.ExamWindow, error) {
+	k := streamKey{site, device}
+	if w, ok := c.s.serving.councils.get(k, c.s.now()); ok {
+		return w, nil
+	}
+	w, err := c.s.db.media.StreamExamWindows(ctx, site, device)
+	if err != nil {
+		return nil, err
+	}
+	c.s.serving.councils.put(k, w, c.s.now())
+	return w, nil
+}
+
 func (c cachedScope) Site(ctx context.Context, id string) (store.Site, error) {
 	if st, ok := c.s.serving.sites.get(id, c.s.now()); ok {
 		return st, nil
@@ -185,10 +204,11 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request, c *caller) error 
 	if err != nil {
 		return err
 	}
-	// A media segment is checked at its footage's time; an init segment
-	// holds no footage.
+	// A media segment is checked at its footage's time (for an expert, and
+	// for a council, which sees a multi-industry center's footage by exam);
+	// an init segment holds no footage.
 	var from, to time.Time
-	if c.user.Role == store.RoleExpert {
+	if c.user.Role == store.RoleExpert || c.user.Role == store.RoleCouncil {
 		from, to = m.start, m.end
 	}
 	ok, err := canSeeIn(ctx, cachedScope{s}, c.user, m.Site, m.Device, from, to, false)

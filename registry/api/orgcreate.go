@@ -49,7 +49,7 @@ func (s *Server) createCenter(w http.ResponseWriter, r *http.Request, c *caller)
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/centers/"+x.ID)
-	writeJSON(w, http.StatusCreated, newCenterJSON(got))
+	writeJSON(w, http.StatusCreated, newCenterJSON(got, c.user))
 	return nil
 }
 
@@ -82,6 +82,10 @@ func (s *Server) createSite(w http.ResponseWriter, r *http.Request, c *caller) e
 			return err
 		}
 		return errorf(http.StatusUnprocessableEntity, "unknown center %q", req.Center)
+	}
+	if c.user.Role == store.RoleCouncil && center.CouncilID != c.user.OrgID {
+		return errorf(http.StatusForbidden, "council %s may not register sites of center %s: it belongs to council %s",
+			c.user.OrgID, center.ID, center.CouncilID)
 	}
 	if _, err := s.db.orgs.Site(r.Context(), req.ID); err == nil {
 		return errorf(http.StatusConflict, "site %s exists", req.ID)

@@ -19,6 +19,8 @@ type orgStore interface {
 	Centers(ctx context.Context, sc store.Scope) ([]store.Center, error)
 	Center(ctx context.Context, id string) (store.Center, error)
 	SaveCenter(ctx context.Context, c store.Center) (bool, error)
+	AuthoriseCenter(ctx context.Context, center, council string, codes []string, by int64) ([]string, error)
+	WithdrawAuthorisation(ctx context.Context, center, council, code string) error
 	Sites(ctx context.Context, sc store.Scope) ([]store.Site, error)
 	Site(ctx context.Context, id string) (store.Site, error)
 	SaveSite(ctx context.Context, s store.Site) (bool, error)
@@ -185,25 +187,46 @@ func (s *Server) setRetention(w http.ResponseWriter, r *http.Request, c *caller)
 }
 
 type centerJSON struct {
-	ID             string    `json:"id"`
-	Council        string    `json:"council"`
-	Name           string    `json:"name"`
-	Head           string    `json:"head"`
-	Website        string    `json:"website"`
-	LegalAddress   string    `json:"legal_address"`
-	ActualAddress  string    `json:"actual_address"`
-	PostalAddress  string    `json:"postal_address"`
-	Email          string    `json:"email"`
-	Phones         []string  `json:"phones"`
-	Qualifications []string  `json:"qualifications"`
-	Missing        []string  `json:"missing"` // required details the center lacks
-	UpdatedAt      time.Time `json:"updated_at"`
+	ID             string   `json:"id"`
+	Council        string   `json:"council"`
+	Name           string   `json:"name"`
+	Head           string   `json:"head"`
+	Website        string   `json:"website"`
+	LegalAddress   string   `json:"legal_address"`
+	ActualAddress  string   `json:"actual_address"`
+	PostalAddress  string   `json:"postal_address"`
+	Email          string   `json:"email"`
+	Phones         []string `json:"phones"`
+	Qualifications []string `json:"qualifications"`
+	// Authorisations are the center's authorisations by council and
+	// qualification; a council reads only its own.
+	Authorisations []authorisationJSON `json:"authorisations"`
+	Missing        []string            `json:"missing"` // required details the center lacks
+	UpdatedAt      time.Time           `json:"updated_at"`
 }
 
-func newCenterJSON(c store.Center) centerJSON {
-	return centerJSON{ID: c.ID, Council: c.CouncilID, Name: c.Name, Head: c.Head, Website: c.Website,
+type authorisationJSON struct {
+	Council       string    `json:"council"`
+	Qualification string    `json:"qualification"`
+	AuthorisedAt  time.Time `json:"authorised_at"`
+}
+
+// newCenterJSON is center c as u reads it: a council sees the
+// qualifications it authorised the center for, and nothing of the other
+// councils' part of a multi-industry center.
+func newCenterJSON(c store.Center, u store.User) centerJSON {
+	out := centerJSON{ID: c.ID, Council: c.CouncilID, Name: c.Name, Head: c.Head, Website: c.Website,
 		LegalAddress: c.LegalAddress, ActualAddress: c.ActualAddress, PostalAddress: c.PostalAddress, Email: c.Email, Phones: nonNil(c.Phones),
-		Qualifications: nonNil(c.Qualifications), Missing: nonNil(c.MissingDetails()), UpdatedAt: c.UpdatedAt.UTC()}
+		Qualifications: []string{}, Authorisations: []authorisationJSON{}, Missing: nonNil(c.MissingDetails()), UpdatedAt: c.UpdatedAt.UTC()}
+	for _, a := range c.Authorisations {
+		if u.Role == store.RoleCouncil && a.Council != u.OrgID {
+			continue
+		}
+		out.Qualifications = append(out.Qualifications, a.Qualification)
+		out.Authorisations = append(out.Authorisations, authorisationJSON{Council: a.Council, Qualification: a.Qualification,
+			AuthorisedAt: a.AuthorisedAt.UTC()})
+	}
+	return out
 }
 
 func (s *Server) listCenters(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -214,7 +237,7 @@ func (s *Server) listCenters(w http.ResponseWriter, r *http.Request, c *caller) 
 	out := []centerJSON{}
 	for _, x := range list {
 		if visible(c.user, x.Owner()) {
-			out = append(out, newCenterJSON(x))
+			out = append(out, newCenterJSON(x, c.user))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -234,7 +257,7 @@ func (s *Server) getCenter(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newCenterJSON(x))
+	writeJSON(w, http.StatusOK, newCenterJSON(x, c.user))
 	return nil
 }
 

@@ -16,7 +16,14 @@ import (
 //
 //   - A NARK operator sees everything.
 //   - A council user sees what belongs to its council: its centers, their
-//     sites, exams, candidates, results and appeals.
+//     sites, exams, candidates, results and appeals. A multi-industry
+//     center (authorised by further councils for their qualifications) is
+//     seen by each of its councils, with its sites; its exams, and what
+//     belongs to them, only by the exam's council (store.examCouncil); its
+//     candidates by the councils of their exams; its footage by the
+//     council of the exam it is evidence for, and outside other councils'
+//     exams by the home council (canSee). Only the home council changes
+//     the center and its sites.
 //   - A center user sees what belongs to its center.
 //   - A site user sees what belongs to its site: its exams and devices.
 //   - An expert sees the exams they are appointed to and what belongs to
@@ -57,7 +64,7 @@ func visible(u store.User, o store.Owner) bool {
 	case store.RoleNARK:
 		return true
 	case store.RoleCouncil:
-		return u.OrgID != "" && o.Council == u.OrgID
+		return o.SeenByCouncil(u.OrgID)
 	case store.RoleCenter:
 		return u.OrgID != "" && o.Center == u.OrgID
 	case store.RoleSite:
@@ -96,6 +103,11 @@ func allow(c *caller, o store.Owner, what string, roles ...string) error {
 	if len(roles) > 0 && !slices.Contains(roles, c.user.Role) {
 		return errorf(http.StatusForbidden, "a %s user may not do this", c.user.Role)
 	}
+	if len(roles) > 0 && c.user.Role == store.RoleCouncil && o.Council != c.user.OrgID {
+		// A council that only authorised a multi-industry center (or sees
+		// a candidate through its exams) reads; the owner changes.
+		return errorf(http.StatusForbidden, "council %s may not change this: it belongs to council %s", c.user.OrgID, o.Council)
+	}
 	return nil
 }
 
@@ -131,7 +143,59 @@ func (s *Server) canSee(ctx context.Context, u store.User, site, device string, 
 // through a short-lived cache (mediaread.go).
 type scopeLookups interface {
 	ExpertStreamWindows(ctx context.Context, expert int64, site, device string) ([]store.Window, error)
+	StreamExamWindows(ctx context.Context, site, device string) ([]store.ExamWindow, error)
 	Site(ctx context.Context, id string) (store.Site, error)
+}
+
+// inWindows reports whether [from, to) is inside one of windows (contained)
+// or overlaps one; a zero from and to needs only some window.
+func inWindows(windows []store.Window, from, to time.Time, contained bool) bool {
+	for _, w := range windows {
+		switch {
+		case from.IsZero() && to.IsZero():
+			return true
+		case contained && !from.Before(w.Start) && !to.After(w.End):
+			return true
+		case !contained && from.Before(w.End) && to.After(w.Start):
+			return true
+		}
+	}
+	return false
+}
+
+// councilSees reports whether council may see footage [from, to) of stream
+// <site>/<device> of a site it sees: inside the windows of its own exams
+// there (footage may be evidence for two councils' exams at once), or, for
+// the site's home council, footage that overlaps no other council's exam.
+func councilSees(ctx context.Context, l scopeLookups, council string, st store.Site, device string, from, to time.Time, contained bool) (bool, error) {
+	windows, err := l.StreamExamWindows(ctx, st.ID, device)
+	if err != nil {
+		return false, err
+	}
+	var own []store.Window
+	for _, w := range windows {
+		if w.Council == council {
+			own = append(own, w.Window)
+		}
+	}
+	if inWindows(own, from, to, contained) {
+		return true, nil
+	}
+	if st.CouncilID != council {
+		return false, nil
+	}
+	for _, w := range windows {
+		if w.Council == council {
+			continue
+		}
+		if from.IsZero() && to.IsZero() {
+			continue // an init segment holds no footage
+		}
+		if from.Before(w.End) && to.After(w.Start) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // canSeeIn is canSee reading l.
@@ -144,17 +208,7 @@ func canSeeIn(ctx context.Context, l scopeLookups, u store.User, site, device st
 		if err != nil {
 			return false, err
 		}
-		for _, w := range windows {
-			switch {
-			case from.IsZero() && to.IsZero():
-				return true, nil
-			case contained && !from.Before(w.Start) && !to.After(w.End):
-				return true, nil
-			case !contained && from.Before(w.End) && to.After(w.Start):
-				return true, nil
-			}
-		}
-		return false, nil
+		return inWindows(windows, from, to, contained), nil
 	}
 	st, err := l.Site(ctx, site)
 	if errors.Is(err, store.ErrNotFound) {
@@ -163,5 +217,11 @@ func canSeeIn(ctx context.Context, l scopeLookups, u store.User, site, device st
 	if err != nil {
 		return false, err
 	}
-	return visible(u, st.Owner()), nil
+	if !visible(u, st.Owner()) {
+		return false, nil
+	}
+	if u.Role == store.RoleCouncil {
+		return councilSees(ctx, l, u.OrgID, st, device, from, to, contained)
+	}
+	return true, nil
 }

@@ -47,6 +47,15 @@ var workflowMatrix = map[string]access{
 		body: func(_ *world, o *org) any {
 			return map[string]any{"id": o.center + "-new", "name": "Новый ЦОК", "qualifications": []string{o.qual}}
 		}},
+	// A council authorises any center for its own qualifications (a
+	// multi-industry center): naming chain 2's qualification is 422. It
+	// withdraws only its own authorisation of a center it sees. The
+	// DELETE runs first (routes go in order) and the POST gives it back.
+	"POST /api/v1/centers/{center}/authorisations": {kind: kindCreate, path: objPath("/api/v1/centers/%s/authorisations", kCenter),
+		do: []string{store.RoleCouncil}, outside: http.StatusUnprocessableEntity,
+		body: func(_ *world, o *org) any { return map[string]any{"qualifications": []string{o.qual}} }},
+	"DELETE /api/v1/centers/{center}/authorisations/{qualification}": {path: objPath("/api/v1/centers/%s/authorisations/%s", kCenter, kQual),
+		see: seeCenter, do: []string{store.RoleCouncil}},
 	"POST /api/v1/sites": {kind: kindCreate, path: fixed("/api/v1/sites"), do: []string{store.RoleCouncil, store.RoleCenter},
 		outside: http.StatusUnprocessableEntity,
 		body: func(_ *world, o *org) any {

@@ -157,7 +157,7 @@ func lockAppeal(ctx context.Context, tx pgx.Tx, id string) (status, exam, cand s
 	return status, exam, cand, err
 }
 
-const appealColumns = `a.id, a.exam_id, a.candidate_id, c.council_id, e.center_id, e.site_id, a.status, a.reason, a.filed_on,
+const appealColumns = `a.id, a.exam_id, a.candidate_id, e.council_id, e.center_id, e.site_id, a.status, a.reason, a.filed_on,
 	coalesce(a.opened_by, 0), a.opened_at, a.outcome, a.decision, coalesce(a.decided_by, 0), a.decided_at,
 	coalesce(a.closed_by, 0), a.closed_at`
 
@@ -192,7 +192,7 @@ type AppealFilter struct {
 // Appeals returns the appeals in sc that f selects, newest first.
 func (s *Store) Appeals(ctx context.Context, sc Scope, f AppealFilter) ([]Appeal, error) {
 	var a args
-	conds := []string{sc.where(scopeColumns{council: "c.council_id", center: "e.center_id", site: "e.site_id", exam: "e.id"}, &a)}
+	conds := []string{sc.where(scopeColumns{council: "e.council_id", center: "e.center_id", site: "e.site_id", exam: "e.id"}, &a)}
 	if f.Status != "" {
 		conds = append(conds, "a.status = "+a.add(f.Status))
 	}

@@ -15,9 +15,13 @@ import (
 
 // Candidate is a person registered by a center to sit exams (соискатель).
 type Candidate struct {
-	ID         string
-	CenterID   string
-	CouncilID  string // of the center; read only
+	ID        string
+	CenterID  string
+	CouncilID string // the center's home council; read only
+	// Councils are the councils that see the candidate (read only): those
+	// of the candidate's exams, or the home council while there are none.
+	// A multi-industry center's councils each see only their part.
+	Councils   []string
 	LastName   string
 	FirstName  string
 	MiddleName string
@@ -38,8 +42,8 @@ func (c Candidate) FullName() string {
 }
 
 // Owner returns where the candidate sits: with the center that registered
-// them.
-func (c Candidate) Owner() Owner { return Owner{Council: c.CouncilID, Center: c.CenterID} }
+// them, seen by the councils of Councils.
+func (c Candidate) Owner() Owner { return Owner{Councils: c.Councils, Center: c.CenterID} }
 
 // NormalizeSNILS returns a СНИЛС in the form NNN-NNN-NNN NN, from 11 digits
 // with any separators, after checking its control number. "" stays "".
@@ -134,12 +138,15 @@ func (s *Store) SaveCandidate(ctx context.Context, c Candidate) (created bool, e
 	return created, nil
 }
 
-const candidateColumns = `k.id, k.center_id, c.council_id, k.last_name, k.first_name, k.middle_name, k.snils, k.document,
+const candidateColumns = `k.id, k.center_id, c.council_id,
+	coalesce(nullif((SELECT array_agg(DISTINCT x.council_id ORDER BY x.council_id) FROM exam_candidates xc JOIN exams x ON x.id = xc.exam_id
+		WHERE xc.candidate_id = k.id), '{}'), ARRAY[c.council_id]),
+	k.last_name, k.first_name, k.middle_name, k.snils, k.document,
 	k.email, k.phone, k.created_at, k.updated_at`
 
 func scanCandidate(row pgx.Row) (Candidate, error) {
 	var c Candidate
-	err := row.Scan(&c.ID, &c.CenterID, &c.CouncilID, &c.LastName, &c.FirstName, &c.MiddleName, &c.SNILS, &c.Document,
+	err := row.Scan(&c.ID, &c.CenterID, &c.CouncilID, &c.Councils, &c.LastName, &c.FirstName, &c.MiddleName, &c.SNILS, &c.Document,
 		&c.Email, &c.Phone, &c.CreatedAt, &c.UpdatedAt)
 	return c, err
 }
@@ -161,7 +168,7 @@ func (s *Store) Candidate(ctx context.Context, id string) (Candidate, error) {
 // to centers: a site or an expert sees them only through exams.
 func (s *Store) Candidates(ctx context.Context, sc Scope) ([]Candidate, error) {
 	var a args
-	where := sc.where(scopeColumns{council: "c.council_id", center: "k.center_id"}, &a)
+	where := sc.where(scopeColumns{center: "k.center_id", councilCond: candidateSeenBy("k.id", "c.council_id")}, &a)
 	rows, err := s.pool.Query(ctx, `SELECT `+candidateColumns+`
 		FROM candidates k JOIN centers c ON c.id = k.center_id WHERE `+where+`
 		ORDER BY k.last_name, k.first_name, k.id`, a...)

@@ -23,7 +23,7 @@ type CandidateSearch struct {
 // how many f selects in all.
 func (s *Store) SearchCandidates(ctx context.Context, f CandidateSearch) ([]Candidate, int, error) {
 	var a args
-	where := f.Scope.where(scopeColumns{council: "c.council_id", center: "k.center_id"}, &a)
+	where := f.Scope.where(scopeColumns{center: "k.center_id", councilCond: candidateSeenBy("k.id", "c.council_id")}, &a)
 	q := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(f.Query)), "ё", "е")
 	cond := ` AND (replace(lower(k.last_name || ' ' || k.first_name || ' ' || k.middle_name), 'ё', 'е') LIKE ` + a.add(likePattern(q))
 	if digits := strings.Map(func(r rune) rune {

@@ -828,11 +828,11 @@ type Deadline struct {
 // approval). With overdueOnly, only those past due.
 func (s *Store) Deadlines(ctx context.Context, sc Scope, now time.Time, overdueOnly bool) ([]Deadline, error) {
 	var a args
-	where := sc.where(scopeColumns{council: "c.council_id", center: "e.center_id", site: "e.site_id", exam: "e.id"}, &a)
+	where := sc.where(scopeColumns{council: "e.council_id", center: "e.center_id", site: "e.site_id", exam: "e.id"}, &a)
 	nowP := a.add(now)
 	q := `
 		WITH st AS (
-			SELECT e.id, c.council_id, e.center_id, e.site_id, e.ends_at,
+			SELECT e.id, e.council_id, e.center_id, e.site_id, e.ends_at,
 				EXISTS (SELECT 1 FROM exam_candidates ec WHERE ec.exam_id = e.id AND ec.admission = 'admitted'
 					AND NOT EXISTS (SELECT 1 FROM results r WHERE r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id)
 				) OR EXISTS (SELECT 1 FROM results r WHERE r.exam_id = e.id
@@ -904,7 +904,7 @@ func (s *Store) RegisterCertificates(ctx context.Context, number, snils string) 
 			k.last_name || ' ' || k.first_name || CASE WHEN k.middle_name <> '' THEN ' ' || k.middle_name ELSE '' END,
 			q.code, q.name, co.id, co.name, c.id, c.name, r.issued_on, r.valid_until, r.state, r.revoked_at
 		FROM results r JOIN candidates k ON k.id = r.candidate_id JOIN exams e ON e.id = r.exam_id
-			JOIN qualifications q ON q.code = e.qualification_code JOIN centers c ON c.id = e.center_id JOIN councils co ON co.id = c.council_id
+			JOIN qualifications q ON q.code = e.qualification_code JOIN centers c ON c.id = e.center_id JOIN councils co ON co.id = e.council_id
 		WHERE r.kind = 'certificate' AND r.state IN `+registerStates+`
 			AND (($1 <> '' AND r.certificate_number = $1) OR ($2 <> '' AND k.snils = $2))
 		ORDER BY r.issued_on DESC, r.certificate_number`, number, snils)

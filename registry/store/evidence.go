@@ -286,7 +286,7 @@ func (s *Store) CandidateExamFacts(ctx context.Context, exam, candidate string) 
 	var kind, number *string
 	var issued, valid, recorded *time.Time
 	var revoked *bool
-	err := s.pool.QueryRow(ctx, `SELECT c.council_id, e.center_id, e.site_id, e.qualification_code, e.starts_at, e.ends_at,
+	err := s.pool.QueryRow(ctx, `SELECT e.council_id, e.center_id, e.site_id, e.qualification_code, e.starts_at, e.ends_at,
 			ec.webcam_device, ec.screen_device, ec.admission,
 			r.kind, r.certificate_number, r.issued_on, r.valid_until, r.recorded_at, r.revoked_at IS NOT NULL
 		FROM exam_candidates ec JOIN exams e ON e.id = ec.exam_id JOIN centers c ON c.id = e.center_id

@@ -33,7 +33,7 @@ const MaxExamWindow = 24 * time.Hour
 type Exam struct {
 	ID            string
 	CenterID      string
-	CouncilID     string // of the center; read only
+	CouncilID     string // the council that authorised the center for the qualification (examCouncil); read only
 	SiteID        string
 	Qualification string
 	Start, End    time.Time
@@ -70,8 +70,9 @@ func (e Exam) Owner() Owner {
 func (e Exam) Contains(t time.Time) bool { return !t.Before(e.Start) && t.Before(e.End) }
 
 // CreateExam creates exam e; e.ID is set when empty. The site must be a site
-// of the center, the center authorised by its council for the
-// qualification, the window at most MaxExamWindow, and the parts inside it
+// of the center, the center authorised for the qualification (by its own
+// council or, for a multi-industry center, by the qualification's: the
+// exam's council, see examCouncil), the window at most MaxExamWindow, and the parts inside it
 // (ErrInvalid says which is wrong). An existing id is ErrExists.
 func (s *Store) CreateExam(ctx context.Context, e *Exam) error {
 	if e.ID == "" {
@@ -104,19 +105,15 @@ func (s *Store) CreateExam(ctx context.Context, e *Exam) error {
 		if err != nil {
 			return err
 		}
-		var authorised bool
-		err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM center_qualifications WHERE center_id = $1 AND qualification_code = $2)`,
-			e.CenterID, e.Qualification).Scan(&authorised)
+		council, err := examCouncil(ctx, tx, e.CenterID, e.Qualification)
 		if err != nil {
 			return err
 		}
-		if !authorised {
-			return fmt.Errorf("%w: center %s is not authorised for qualification %q", ErrInvalid, e.CenterID, e.Qualification)
-		}
+		e.CouncilID = council
 		err = tx.QueryRow(ctx, `
-			INSERT INTO exams (id, center_id, site_id, qualification_code, starts_at, ends_at, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, nullif($7, 0)) RETURNING created_at`,
-			e.ID, e.CenterID, e.SiteID, e.Qualification, e.Start, e.End, e.CreatedBy).Scan(&e.CreatedAt)
+			INSERT INTO exams (id, center_id, council_id, site_id, qualification_code, starts_at, ends_at, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, 0)) RETURNING created_at`,
+			e.ID, e.CenterID, e.CouncilID, e.SiteID, e.Qualification, e.Start, e.End, e.CreatedBy).Scan(&e.CreatedAt)
 		if isUniqueViolation(err) {
 			return ErrExists
 		}
@@ -137,7 +134,29 @@ func (s *Store) CreateExam(ctx context.Context, e *Exam) error {
 	return nil
 }
 
-const examColumns = `e.id, e.center_id, c.council_id, e.site_id, e.qualification_code, e.starts_at, e.ends_at,
+// examCouncil returns the council an exam of center for qualification
+// belongs to: the council that authorised the center for the qualification,
+// which is the qualification's own (the center's home council, or a further
+// council of a multi-industry center). It is the one derivation of an exam's
+// council: CreateExam stores its answer as exams.council_id, fixed for the
+// exam's life, and every scope, approval, deadline, register check and
+// retention fact reads that column. A center not authorised for the
+// qualification is ErrInvalid.
+func examCouncil(ctx context.Context, q querier, center, qualification string) (string, error) {
+	var council string
+	err := q.QueryRow(ctx, `SELECT council_id FROM center_qualifications WHERE center_id = $1 AND qualification_code = $2`,
+		center, qualification).Scan(&council)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("%w: center %s is not authorised for qualification %q: its council, or the qualification's council, authorises it first",
+			ErrInvalid, center, qualification)
+	}
+	if err != nil {
+		return "", err
+	}
+	return council, nil
+}
+
+const examColumns = `e.id, e.center_id, e.council_id, e.site_id, e.qualification_code, e.starts_at, e.ends_at,
 	coalesce(e.created_by, 0), e.created_at,
 	coalesce((SELECT array_agg(p.kind ORDER BY p.starts_at) FROM exam_parts p WHERE p.exam_id = e.id), '{}'),
 	coalesce((SELECT array_agg(p.starts_at ORDER BY p.starts_at) FROM exam_parts p WHERE p.exam_id = e.id), '{}'),
@@ -186,7 +205,7 @@ func (s *Store) Exam(ctx context.Context, id string) (Exam, error) {
 // a zero from or to leaves that side open.
 func (s *Store) Exams(ctx context.Context, sc Scope, from, to time.Time) ([]Exam, error) {
 	var a args
-	conds := []string{sc.where(scopeColumns{council: "c.council_id", center: "e.center_id", site: "e.site_id", exam: "e.id"}, &a)}
+	conds := []string{sc.where(scopeColumns{council: "e.council_id", center: "e.center_id", site: "e.site_id", exam: "e.id"}, &a)}
 	if !from.IsZero() {
 		conds = append(conds, "e.ends_at > "+a.add(from))
 	}
@@ -208,7 +227,7 @@ func (s *Store) Exams(ctx context.Context, sc Scope, from, to time.Time) ([]Exam
 // it, or ErrNotFound.
 func (s *Store) ExamOwner(ctx context.Context, id string) (Owner, error) {
 	o := Owner{Exam: id}
-	err := s.pool.QueryRow(ctx, `SELECT c.council_id, e.center_id, e.site_id,
+	err := s.pool.QueryRow(ctx, `SELECT e.council_id, e.center_id, e.site_id,
 		coalesce((SELECT array_agg(user_id ORDER BY user_id) FROM exam_experts WHERE exam_id = e.id), '{}')`+examFrom+`WHERE e.id = $1`, id).
 		Scan(&o.Council, &o.Center, &o.Site, &o.Experts)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -236,7 +255,7 @@ func (s *Store) AppointExpert(ctx context.Context, exam, login string, by int64)
 		return Expert{}, fmt.Errorf("appoint expert to %s: %w: %s is not an expert", exam, ErrInvalid, u.Login)
 	}
 	var center, council string
-	err = s.pool.QueryRow(ctx, `SELECT c.id, c.council_id FROM exams e JOIN centers c ON c.id = e.center_id WHERE e.id = $1`, exam).
+	err = s.pool.QueryRow(ctx, `SELECT c.id, e.council_id FROM exams e JOIN centers c ON c.id = e.center_id WHERE e.id = $1`, exam).
 		Scan(&center, &council)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Expert{}, fmt.Errorf("appoint expert to %s: %w", exam, ErrNotFound)
@@ -387,7 +406,7 @@ func scanExamCandidate(row pgx.Row) (ExamCandidate, error) {
 	k := &ec.Candidate
 	err := row.Scan(&ec.ExamID, &ec.SiteID, &ec.Webcam, &ec.Screen, &ec.Admission, &ec.RefusalReason, &ec.AdmissionBy,
 		&ec.AdmissionAt, &ec.PasswordIssuedAt, &ec.AddedAt, &ec.ResultKind, &ec.ResultState,
-		&k.ID, &k.CenterID, &k.CouncilID, &k.LastName, &k.FirstName, &k.MiddleName, &k.SNILS, &k.Document,
+		&k.ID, &k.CenterID, &k.CouncilID, &k.Councils, &k.LastName, &k.FirstName, &k.MiddleName, &k.SNILS, &k.Document,
 		&k.Email, &k.Phone, &k.CreatedAt, &k.UpdatedAt)
 	return ec, err
 }

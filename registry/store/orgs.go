@@ -55,7 +55,10 @@ type Council struct {
 func (c Council) Owner() Owner { return Owner{Council: c.ID} }
 
 // Center is an assessment center (ЦОК) authorised by its council for a list
-// of qualifications.
+// of qualifications. A multi-industry center keeps its home council
+// (CouncilID) and is authorised by further councils for qualifications of
+// theirs (Authorisations): each of them sees its basic details and only the
+// exams of its own qualifications.
 type Center struct {
 	ID             string
 	CouncilID      string
@@ -67,13 +70,20 @@ type Center struct {
 	PostalAddress  string
 	Email          string
 	Phones         []string
-	Qualifications []string // codes the council authorised it for
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	Qualifications []string // codes the councils authorised it for, by any council
+	// Authorisations are the center's authorisations, by council and
+	// qualification (read only: SaveCenter sets its home council's,
+	// AuthoriseCenter and WithdrawAuthorisation any council's).
+	Authorisations []Authorisation
+	// Councils are the councils that see the center besides its home
+	// council: those that authorised it, or have exams there (read only).
+	Councils  []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Owner returns where the center sits.
-func (c Center) Owner() Owner { return Owner{Council: c.CouncilID, Center: c.ID} }
+func (c Center) Owner() Owner { return Owner{Council: c.CouncilID, Councils: c.Councils, Center: c.ID} }
 
 // MissingDetails returns the required details the center lacks before a
 // result of its exams may be entered: head, official site, legal address,
@@ -98,11 +108,14 @@ func (c Center) MissingDetails() []string {
 type Site struct {
 	ID        string
 	CenterID  string
-	CouncilID string // of the center; read only
-	Name      string
-	Address   string
-	Email     string
-	Phones    []string
+	CouncilID string // the center's home council; read only
+	// Councils are the further councils that see the site: those that see
+	// its center (Center.Councils; read only).
+	Councils []string
+	Name     string
+	Address  string
+	Email    string
+	Phones   []string
 	// TimeZone is the IANA name of the site's time zone (DefaultTimeZone
 	// when not given): the pages show its exams' times in it.
 	TimeZone  string
@@ -143,7 +156,9 @@ func (s Site) MissingDetails() []string {
 }
 
 // Owner returns where the site sits.
-func (s Site) Owner() Owner { return Owner{Council: s.CouncilID, Center: s.CenterID, Site: s.ID} }
+func (s Site) Owner() Owner {
+	return Owner{Council: s.CouncilID, Councils: s.Councils, Center: s.CenterID, Site: s.ID}
+}
 
 // SaveCouncil creates the council c, or updates the name and commission of
 // an existing one, and reports whether it was created.
@@ -260,7 +275,7 @@ func (s *Store) SaveCenter(ctx context.Context, c Center) (created bool, err err
 }
 
 // setCenterQualifications makes codes the qualifications center is
-// authorised for.
+// authorised for by council; other councils' authorisations stay.
 func setCenterQualifications(ctx context.Context, tx pgx.Tx, center, council string, codes []string) error {
 	codes = cleanList(codes)
 	var foreign []string
@@ -274,22 +289,37 @@ func setCenterQualifications(ctx context.Context, tx pgx.Tx, center, council str
 	if len(foreign) > 0 {
 		return fmt.Errorf("%w: qualifications %s are not qualifications of council %s", ErrInvalid, strings.Join(foreign, ", "), council)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM center_qualifications WHERE center_id = $1 AND NOT qualification_code = ANY($2)`, center, codes); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM center_qualifications WHERE center_id = $1 AND council_id = $3 AND NOT qualification_code = ANY($2)`,
+		center, codes, council); err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO center_qualifications (center_id, qualification_code)
-		SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, center, codes)
+	_, err = tx.Exec(ctx, `INSERT INTO center_qualifications (center_id, council_id, qualification_code)
+		SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING`, center, council, codes)
 	return err
 }
 
+// centerColumns ends with the councils other than its home council that
+// see the center (Center.Councils): those that authorised it or have exams
+// there; siteColumns the same of the site's center.
 const centerColumns = `c.id, c.council_id, c.name, c.head, c.website, c.legal_address, c.actual_address, c.postal_address, c.email, c.phones,
 	coalesce((SELECT array_agg(qualification_code ORDER BY qualification_code) FROM center_qualifications WHERE center_id = c.id), '{}'),
+	coalesce((SELECT array_agg(a.council_id ORDER BY a.qualification_code) FROM center_qualifications a WHERE a.center_id = c.id), '{}'),
+	coalesce((SELECT array_agg(a.authorised_at ORDER BY a.qualification_code) FROM center_qualifications a WHERE a.center_id = c.id), '{}'),
+	coalesce((SELECT array_agg(DISTINCT x.council_id ORDER BY x.council_id) FROM (
+		SELECT council_id FROM center_qualifications WHERE center_id = c.id
+		UNION SELECT council_id FROM exams WHERE center_id = c.id) x WHERE x.council_id <> c.council_id), '{}'),
 	c.created_at, c.updated_at`
 
 func scanCenter(row pgx.Row) (Center, error) {
 	var c Center
+	var councils []string
+	var at []time.Time
 	err := row.Scan(&c.ID, &c.CouncilID, &c.Name, &c.Head, &c.Website, &c.LegalAddress, &c.ActualAddress, &c.PostalAddress, &c.Email,
-		&c.Phones, &c.Qualifications, &c.CreatedAt, &c.UpdatedAt)
+		&c.Phones, &c.Qualifications, &councils, &at, &c.Councils, &c.CreatedAt, &c.UpdatedAt)
+	c.Authorisations = []Authorisation{}
+	for i := range councils {
+		c.Authorisations = append(c.Authorisations, Authorisation{Council: councils[i], Qualification: c.Qualifications[i], AuthorisedAt: at[i]})
+	}
 	return c, err
 }
 
@@ -308,7 +338,7 @@ func (s *Store) Center(ctx context.Context, id string) (Center, error) {
 // Centers returns the centers in sc, by id.
 func (s *Store) Centers(ctx context.Context, sc Scope) ([]Center, error) {
 	var a args
-	where := sc.where(scopeColumns{council: "c.council_id", center: "c.id"}, &a)
+	where := sc.where(scopeColumns{center: "c.id", councilCond: centerSeenBy("c.id", "c.council_id")}, &a)
 	rows, err := s.pool.Query(ctx, `SELECT `+centerColumns+` FROM centers c WHERE `+where+` ORDER BY c.id`, a...)
 	if err != nil {
 		return nil, fmt.Errorf("list centers: %w", err)
@@ -368,11 +398,15 @@ func (s *Store) SaveSite(ctx context.Context, st Site) (created bool, err error)
 }
 
 const siteColumns = `st.id, coalesce(st.center_id, ''), coalesce(c.council_id, ''), st.name, st.address, st.email, st.phones, st.time_zone,
-	st.created_at, st.updated_at`
+	st.created_at, st.updated_at,
+	coalesce((SELECT array_agg(DISTINCT x.council_id ORDER BY x.council_id) FROM (
+		SELECT council_id FROM center_qualifications WHERE center_id = st.center_id
+		UNION SELECT council_id FROM exams WHERE center_id = st.center_id) x WHERE x.council_id <> c.council_id), '{}')`
 
 func scanSite(row pgx.Row) (Site, error) {
 	var st Site
-	err := row.Scan(&st.ID, &st.CenterID, &st.CouncilID, &st.Name, &st.Address, &st.Email, &st.Phones, &st.TimeZone, &st.CreatedAt, &st.UpdatedAt)
+	err := row.Scan(&st.ID, &st.CenterID, &st.CouncilID, &st.Name, &st.Address, &st.Email, &st.Phones, &st.TimeZone, &st.CreatedAt, &st.UpdatedAt,
+		&st.Councils)
 	return st, err
 }
 
@@ -391,7 +425,7 @@ func (s *Store) Site(ctx context.Context, id string) (Site, error) {
 // Sites returns the sites in sc, by id.
 func (s *Store) Sites(ctx context.Context, sc Scope) ([]Site, error) {
 	var a args
-	where := sc.where(scopeColumns{council: "c.council_id", center: "st.center_id", site: "st.id"}, &a)
+	where := sc.where(scopeColumns{center: "st.center_id", site: "st.id", councilCond: centerSeenBy("st.center_id", "c.council_id")}, &a)
 	rows, err := s.pool.Query(ctx, `SELECT `+siteColumns+` FROM sites st LEFT JOIN centers c ON c.id = st.center_id
 		WHERE `+where+` ORDER BY st.id`, a...)
 	if err != nil {

@@ -35,11 +35,11 @@ type OverdueEvidence struct {
 // defaultDays) as due. Its placeholders are the caller's.
 func overdueSelect(where, defaultDays string) string {
 	return `
-		SELECT ec.exam_id, ec.candidate_id, c.council_id, e.center_id, e.site_id, e.qualification_code, e.ends_at,
+		SELECT ec.exam_id, ec.candidate_id, e.council_id, e.center_id, e.site_id, e.qualification_code, e.ends_at,
 			coalesce(rq.provisional_days, rc.provisional_days, ` + defaultDays + `) AS days
 		FROM exam_candidates ec JOIN exams e ON e.id = ec.exam_id JOIN centers c ON c.id = e.center_id
-		LEFT JOIN retention_settings rq ON rq.council_id = c.council_id AND rq.qualification_code = e.qualification_code
-		LEFT JOIN retention_settings rc ON rc.council_id = c.council_id AND rc.qualification_code = ''
+		LEFT JOIN retention_settings rq ON rq.council_id = e.council_id AND rq.qualification_code = e.qualification_code
+		LEFT JOIN retention_settings rc ON rc.council_id = e.council_id AND rc.qualification_code = ''
 		WHERE ` + where + `
 			AND NOT EXISTS (SELECT 1 FROM results r WHERE r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id
 				AND r.state IN ` + registerStates + `)
@@ -54,7 +54,7 @@ func overdueSelect(where, defaultDays string) string {
 // at least floor, else defaultProvisional) over. Oldest due first.
 func (s *Store) OverdueEvidence(ctx context.Context, sc Scope, now time.Time, defaultProvisional, floor time.Duration) ([]OverdueEvidence, error) {
 	var a args
-	where := sc.where(scopeColumns{council: "c.council_id", center: "e.center_id", site: "e.site_id", exam: "e.id"}, &a)
+	where := sc.where(scopeColumns{council: "e.council_id", center: "e.center_id", site: "e.site_id", exam: "e.id"}, &a)
 	def := a.add(int(defaultProvisional / retention.Day))
 	floorP := a.add(int(floor / retention.Day))
 	nowP := a.add(now)
@@ -102,7 +102,7 @@ func (s *Store) DisposeEvidence(ctx context.Context, d Disposal, defaultProvisio
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var end time.Time
 		var council, qual string
-		err := tx.QueryRow(ctx, `SELECT e.ends_at, c.council_id, e.qualification_code FROM exam_candidates ec
+		err := tx.QueryRow(ctx, `SELECT e.ends_at, e.council_id, e.qualification_code FROM exam_candidates ec
 			JOIN exams e ON e.id = ec.exam_id JOIN centers c ON c.id = e.center_id
 			WHERE ec.exam_id = $1 AND ec.candidate_id = $2 FOR UPDATE OF ec`, d.ExamID, d.CandidateID).Scan(&end, &council, &qual)
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -129,7 +129,7 @@ func resultPreconditions(ctx context.Context, q querier, exam string, approval b
 			st.id, st.name, st.address, st.email, st.phones,
 			e.qualification_code, (SELECT count(*) FROM assessment_tools t WHERE t.qualification_code = e.qualification_code),
 			(SELECT coalesce(array_agg(t.link ORDER BY t.id), '{}') FROM assessment_tools t WHERE t.qualification_code = e.qualification_code)
-		FROM exams e JOIN centers c ON c.id = e.center_id JOIN councils co ON co.id = c.council_id JOIN sites st ON st.id = e.site_id
+		FROM exams e JOIN centers c ON c.id = e.center_id JOIN councils co ON co.id = e.council_id JOIN sites st ON st.id = e.site_id
 		WHERE e.id = $1`, exam).
 		Scan(&council.ID, &council.Commission.Members, &council.Commission.Address, &council.Commission.Email, &council.Commission.Phones,
 			&center.ID, &center.Head, &center.Website, &center.LegalAddress, &center.ActualAddress, &center.PostalAddress, &center.Email, &center.Phones,

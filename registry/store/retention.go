@@ -37,7 +37,7 @@ func (e EvidenceExam) Serves(device string, room bool) bool {
 // Every candidate of the exam is included, admitted or not: a refusal can be
 // contested too, and room footage is kept for the longest of them anyway.
 const evidenceSelect = `
-	SELECT e.id, ec.candidate_id, c.council_id, e.qualification_code, e.starts_at, e.ends_at,
+	SELECT e.id, ec.candidate_id, e.council_id, e.qualification_code, e.starts_at, e.ends_at,
 		ec.site_id, ec.webcam_device, ec.screen_device, ec.admission,
 		coalesce(r.kind, ''), r.issued_on, r.recorded_at, coalesce(r.certificate_number, ''), r.valid_until, r.revoked_at,
 		coalesce(rq.appeal_window_days, rc.appeal_window_days, 0), coalesce(rq.provisional_days, rc.provisional_days, 0),
@@ -46,8 +46,8 @@ const evidenceSelect = `
 	JOIN centers c ON c.id = e.center_id
 	JOIN exam_candidates ec ON ec.exam_id = e.id
 	LEFT JOIN results r ON r.exam_id = ec.exam_id AND r.candidate_id = ec.candidate_id AND r.state IN ` + registerStates + `
-	LEFT JOIN retention_settings rq ON rq.council_id = c.council_id AND rq.qualification_code = e.qualification_code
-	LEFT JOIN retention_settings rc ON rc.council_id = c.council_id AND rc.qualification_code = ''
+	LEFT JOIN retention_settings rq ON rq.council_id = e.council_id AND rq.qualification_code = e.qualification_code
+	LEFT JOIN retention_settings rc ON rc.council_id = e.council_id AND rc.qualification_code = ''
 	LEFT JOIN evidence_disposals dp ON dp.exam_id = ec.exam_id AND dp.candidate_id = ec.candidate_id`
 
 func scanEvidenceExam(row pgx.CollectableRow) (EvidenceExam, error) {

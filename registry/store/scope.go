@@ -32,10 +32,20 @@ var (
 // Owner alone (registry/api, scope.go).
 type Owner struct {
 	Council string
-	Center  string
-	Site    string
-	Exam    string
-	Experts []int64
+	// Councils are further councils that see the object: every council
+	// that authorised a multi-industry center, or has exams there, sees the
+	// center's basic details and its sites; a candidate is seen by the
+	// councils of its exams (see Candidate.Councils).
+	Councils []string
+	Center   string
+	Site     string
+	Exam     string
+	Experts  []int64
+}
+
+// SeenByCouncil reports whether council sees the object owned by o.
+func (o Owner) SeenByCouncil(council string) bool {
+	return council != "" && (o.Council == council || slices.Contains(o.Councils, council))
 }
 
 // HasExpert reports whether user id is appointed to the owner's exam.
@@ -57,6 +67,31 @@ type Scope struct {
 // columns; an empty one means the listed thing has no such owner.
 type scopeColumns struct {
 	council, center, site, exam string
+	// councilCond, when set, replaces "council = p": the condition that
+	// council p sees the row (multi-industry centers, candidates).
+	councilCond func(p string) string
+}
+
+// centerSeenBy returns the SQL condition that council p sees center
+// center (an SQL expression) whose home council is home: its home
+// council, a council that authorised it for a qualification, and a
+// council with an exam there (which keeps seeing it after withdrawing).
+func centerSeenBy(center, home string) func(p string) string {
+	return func(p string) string {
+		return "(" + home + " = " + p + " OR EXISTS (SELECT 1 FROM center_qualifications sa WHERE sa.center_id = " + center +
+			" AND sa.council_id = " + p + ") OR EXISTS (SELECT 1 FROM exams sx WHERE sx.center_id = " + center + " AND sx.council_id = " + p + "))"
+	}
+}
+
+// candidateSeenBy returns the SQL condition that council p sees candidate
+// cand (an SQL expression) of a center whose home council is home: the
+// councils of its exams, or the home council while it has none.
+func candidateSeenBy(cand, home string) func(p string) string {
+	return func(p string) string {
+		return "(EXISTS (SELECT 1 FROM exam_candidates sc JOIN exams sx ON sx.id = sc.exam_id WHERE sc.candidate_id = " + cand +
+			" AND sx.council_id = " + p + ") OR (" + home + " = " + p +
+			" AND NOT EXISTS (SELECT 1 FROM exam_candidates sc WHERE sc.candidate_id = " + cand + ")))"
+	}
 }
 
 // args collects positional query arguments.
@@ -75,6 +110,10 @@ func (sc Scope) where(cols scopeColumns, a *args) string {
 		return "false"
 	}
 	var conds []string
+	if sc.Council != "" && cols.councilCond != nil {
+		conds = append(conds, cols.councilCond(a.add(sc.Council)))
+		sc.Council = ""
+	}
 	for _, f := range []struct{ want, col string }{
 		{sc.Council, cols.council}, {sc.Center, cols.center}, {sc.Site, cols.site},
 	} {

@@ -108,7 +108,7 @@ func (s *Store) EvidenceTimeline(ctx context.Context, exam, candidate string) (T
 	var t Timeline
 	var middle string
 	err := s.pool.QueryRow(ctx, `
-		SELECT e.id, c.council_id, e.center_id, e.site_id, e.qualification_code, e.starts_at, e.ends_at,
+		SELECT e.id, e.council_id, e.center_id, e.site_id, e.qualification_code, e.starts_at, e.ends_at,
 			k.id, k.last_name || ' ' || k.first_name, k.middle_name, ec.webcam_device, ec.screen_device,
 			ec.admission, ec.refusal_reason, ec.admission_at
 		FROM exam_candidates ec JOIN exams e ON e.id = ec.exam_id JOIN centers c ON c.id = e.center_id

@@ -1,0 +1,150 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nokstream/nokstream/registry/store"
+)
+
+// TestMultiIndustryCenterAPI: council2 authorises council1's center1 for
+// its qualification q2 through the API. It sees the center and its site
+// (and cannot change them), the exam of q2 and its footage, and nothing of
+// council1's part; council1 no longer sees the footage of council2's exam.
+// The withdrawal stops new exams of q2; both steps are audited.
+func TestMultiIndustryCenterAPI(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	c1, c2 := w.orgs[1].tokens[store.RoleCouncil], w.orgs[2].tokens[store.RoleCouncil]
+	center := w.orgs[1].tokens[store.RoleCenter]
+	startX := examEnd.Add(time.Hour)
+	newExam := func(id string) map[string]any {
+		return map[string]any{"id": id, "site": "site1", "qualification": "q2", "starts_at": startX, "ends_at": startX.Add(2 * time.Hour)}
+	}
+
+	if r := e.do("GET", "/api/v1/centers/center1", c2, nil); r.code != http.StatusNotFound {
+		t.Fatalf("council2 reads center1 before authorising it: %d %s", r.code, r.body)
+	}
+	if r := e.do("POST", "/api/v1/exams", center, newExam("examx")); r.code != http.StatusUnprocessableEntity ||
+		!strings.Contains(r.errorMessage(t), "not authorised") {
+		t.Fatalf("exam of q2 before the authorisation: %d %s, want 422 not authorised", r.code, r.body)
+	}
+	if r := e.do("POST", "/api/v1/centers/center1/authorisations", c2, map[string]any{"qualifications": []string{"q1"}}); r.code != http.StatusUnprocessableEntity {
+		t.Fatalf("council2 authorising for council1's q1: %d %s, want 422", r.code, r.body)
+	}
+	r := e.do("POST", "/api/v1/centers/center1/authorisations", c2, map[string]any{"qualifications": []string{"q2"}})
+	if r.code != http.StatusOK {
+		t.Fatalf("authorise: %d %s", r.code, r.body)
+	}
+	var got struct {
+		Council        string   `json:"council"`
+		Qualifications []string `json:"qualifications"`
+		Authorisations []struct {
+			Council, Qualification string
+		} `json:"authorisations"`
+	}
+	must(t, json.Unmarshal(r.body, &got))
+	if got.Council != "council1" || !slices.Equal(got.Qualifications, []string{"q2"}) || len(got.Authorisations) != 1 ||
+		got.Authorisations[0].Council != "council2" {
+		t.Fatalf("center1 as council2 sees it: %s; want home council1, council2's q2 only", r.body)
+	}
+	r = e.do("GET", "/api/v1/centers/center1", c1, nil)
+	must(t, json.Unmarshal(r.body, &got))
+	if !slices.Equal(got.Qualifications, []string{"q1"}) || len(got.Authorisations) != 1 {
+		t.Fatalf("center1 as council1 sees it: %s; want its q1 only", r.body)
+	}
+	if r := e.do("GET", "/api/v1/sites/site1", c2, nil); r.code != http.StatusOK {
+		t.Errorf("council2 reads site1: %d %s", r.code, r.body)
+	}
+	if r := e.do("PUT", "/api/v1/centers/center1", c2, map[string]any{"name": "Захват"}); r.code != http.StatusForbidden {
+		t.Errorf("council2 edits center1: %d %s, want 403", r.code, r.body)
+	}
+	if r := e.do("POST", "/api/v1/sites", c2, map[string]any{"id": "site1x", "center": "center1", "name": "ЭП"}); r.code != http.StatusForbidden {
+		t.Errorf("council2 registers a site of center1: %d %s, want 403", r.code, r.body)
+	}
+
+	if r := e.do("POST", "/api/v1/exams", center, newExam("examx")); r.code != http.StatusCreated {
+		t.Fatalf("exam of q2 after the authorisation: %d %s", r.code, r.body)
+	}
+	var exam struct{ Council string }
+	must(t, json.Unmarshal(e.do("GET", "/api/v1/exams/examx", c2, nil).body, &exam))
+	if exam.Council != "council2" {
+		t.Fatalf("examx's council = %q, want council2", exam.Council)
+	}
+	for _, x := range []struct {
+		token, exam string
+		code        int
+	}{{c2, "exam1", http.StatusNotFound}, {c1, "examx", http.StatusNotFound}, {c1, "exam1", http.StatusOK}} {
+		if r := e.do("GET", "/api/v1/exams/"+x.exam, x.token, nil); r.code != x.code {
+			t.Errorf("GET exam %s: %d, want %d", x.exam, r.code, x.code)
+		}
+	}
+	list := func(token string) string { return string(e.do("GET", "/api/v1/exams", token, nil).body) }
+	if l := list(c2); strings.Contains(l, `"exam1"`) || !strings.Contains(l, `"examx"`) {
+		t.Errorf("council2's exams: %s", l)
+	}
+	if l := list(c1); !strings.Contains(l, `"exam1"`) || strings.Contains(l, `"examx"`) {
+		t.Errorf("council1's exams: %s", l)
+	}
+
+	// Footage of the room camera: each council its own exam's; the home
+	// council also what is no other council's.
+	e.footage("site1", "room1", 1000, startX.Add(10*time.Minute), 2)
+	e.clock.Set(startX.Add(3 * time.Hour))
+	segs := func(token string, from, to time.Time) int {
+		return e.do("GET", "/api/v1/streams/site1/room1/segments?from="+url.QueryEscape(from.Format(time.RFC3339))+
+			"&to="+url.QueryEscape(to.Format(time.RFC3339)), token, nil).code
+	}
+	for _, x := range []struct {
+		who      string
+		token    string
+		from, to time.Time
+		code     int
+	}{
+		{"council2, its exam", c2, startX, startX.Add(2 * time.Hour), http.StatusOK},
+		{"council2, council1's exam", c2, examStart, examEnd, http.StatusNotFound},
+		{"council2, between the exams", c2, examEnd, startX, http.StatusNotFound},
+		{"council1, council2's exam", c1, startX, startX.Add(2 * time.Hour), http.StatusNotFound},
+		{"council1, its exam", c1, examStart, examEnd, http.StatusOK},
+		{"council1, between the exams", c1, examEnd, startX, http.StatusOK},
+	} {
+		if got := segs(x.token, x.from, x.to); got != x.code {
+			t.Errorf("%s: segments %d, want %d", x.who, got, x.code)
+		}
+	}
+	if r := e.do("GET", "/api/v1/media/"+w.orgs[1].media, c2, nil); r.code != http.StatusNotFound {
+		t.Errorf("council2 fetches a room segment of council1's exam: %d, want 404", r.code)
+	}
+
+	// Withdrawal: only by the council that authorised; no new exam of q2.
+	if r := e.do("DELETE", "/api/v1/centers/center1/authorisations/q2", c1, nil); r.code != http.StatusNotFound {
+		t.Errorf("council1 withdraws council2's authorisation: %d %s, want 404", r.code, r.body)
+	}
+	if r := e.do("DELETE", "/api/v1/centers/center1/authorisations/q2", c2, nil); r.code != http.StatusNoContent {
+		t.Fatalf("withdraw: %d %s", r.code, r.body)
+	}
+	if r := e.do("POST", "/api/v1/exams", center, newExam("examy")); r.code != http.StatusUnprocessableEntity {
+		t.Errorf("exam of q2 after the withdrawal: %d %s, want 422", r.code, r.body)
+	}
+	must(t, json.Unmarshal(e.do("GET", "/api/v1/exams/examx", c2, nil).body, &exam))
+	if exam.Council != "council2" {
+		t.Errorf("examx after the withdrawal: council %q, want council2 still", exam.Council)
+	}
+	var actions []string
+	entries, err := e.store.AuditLog(t.Context(), 0, 100000)
+	must(t, err)
+	for _, a := range entries {
+		if a.Object == "center1" && strings.HasPrefix(a.Action, "center.") && a.ActorLogin == "council2" {
+			actions = append(actions, a.Action)
+		}
+	}
+	if !slices.Equal(actions, []string{"center.authorise", "center.withdraw"}) {
+		t.Errorf("council2's audited actions on center1 = %v", actions)
+	}
+}
