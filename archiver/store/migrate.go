@@ -9,9 +9,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 
 	"github.com/nokstream/nokstream/internal/pgmigrate"
 )
@@ -35,51 +32,14 @@ const versionTable = Schema + ".goose_db_version"
 // PostgreSQL's advisory lock. As a runtime role (GrantRuntime), which may not
 // change the schema, it only checks that the schema is current.
 func Migrate(ctx context.Context, dsn string) error {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return fmt.Errorf("migrate archiver schema: parse database dsn: %w", err)
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("migrate archiver schema: connect: %w", err)
-	}
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		conn.Close(ctx)
 		return fmt.Errorf("migrate archiver schema: %w", err)
 	}
-	runtime, err := pgmigrate.RuntimeUpToDate(ctx, conn, pgmigrate.Schema{Name: Schema, VersionTable: versionTable,
-		Migrations: fsys, Label: "archiver schema"})
-	if runtime || err != nil {
-		conn.Close(ctx)
-		if err != nil {
-			return fmt.Errorf("migrate archiver schema: %w", err)
-		}
-		return nil
-	}
-	_, err = conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+Schema)
-	conn.Close(ctx)
-	if err != nil && !isUniqueViolation(err) { // two creators at once: 23505 on pg_namespace
-		return fmt.Errorf("migrate archiver schema: create schema %s: %w", Schema, err)
-	}
-	// The provider's Close only closes db, so this is all the cleanup.
-	db := stdlib.OpenDB(*cfg)
-	defer db.Close()
-	locker, err := lock.NewPostgresSessionLocker()
+	err = pgmigrate.Up(ctx, dsn, pgmigrate.Schema{Name: Schema, VersionTable: versionTable, Migrations: fsys,
+		Label: "archiver schema"})
 	if err != nil {
-		return fmt.Errorf("migrate archiver schema: create lock: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
-		goose.WithTableName(versionTable),
-		goose.WithSessionLocker(locker),
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithAllowOutofOrder(true),
-	)
-	if err != nil {
-		return fmt.Errorf("migrate archiver schema: load migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("migrate archiver schema: apply migrations: %w", err)
+		return fmt.Errorf("migrate archiver schema: %w", err)
 	}
 	return nil
 }

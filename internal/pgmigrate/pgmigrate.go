@@ -1,8 +1,8 @@
 // Package pgmigrate is what the services' stores share to migrate their
-// PostgreSQL schemas from embedded goose migrations: the versions a build
-// embeds, and the check a runtime role makes instead of migrating (it may
-// not change the schema, so on a current schema it has nothing to do, and
-// on an old one it says who must migrate). The registry's store
+// PostgreSQL schemas from embedded goose migrations (Up): the versions a
+// build embeds, and the check a runtime role makes instead of migrating (it
+// may not change the schema, so on a current schema it has nothing to do,
+// and on an old one it says who must migrate). The registry's store
 // (schema public) and the archiver's (schema archiver) each call it with
 // their own migrations.
 package pgmigrate
@@ -17,6 +17,10 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 // Schema is one schema's migrations.
@@ -90,4 +94,61 @@ func RuntimeUpToDate(ctx context.Context, conn *pgx.Conn, s Schema) (runtime boo
 			"run `nokstream migrate --db <the owner's URL>` first", len(missing), len(want), s.Label, missing[0], conn.Config().User)
 	}
 	return true, nil
+}
+
+// Up brings schema s in the database at dsn up to its newest version,
+// creating the schema first if it is missing. It is a no-op on an
+// up-to-date schema, and safe to run from several processes at once: they
+// take turns on PostgreSQL's advisory lock. As a runtime role, which may
+// not change the schema, it only checks that the schema is current
+// (RuntimeUpToDate). Migrations made on branches land in any order; each
+// is independent of those numbered near it, so a database that has a later
+// one still takes an earlier one it lacks.
+func Up(ctx context.Context, dsn string, s Schema) error {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return fmt.Errorf("parse database dsn: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	runtime, err := RuntimeUpToDate(ctx, conn, s)
+	if runtime || err != nil {
+		conn.Close(ctx)
+		return err
+	}
+	var exists bool
+	err = conn.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL`, s.Name).Scan(&exists)
+	if err == nil && !exists {
+		_, err = conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{s.Name}.Sanitize())
+		var pg *pgconn.PgError
+		if errors.As(err, &pg) && pg.Code == "23505" { // two creators at once: 23505 on pg_namespace
+			err = nil
+		}
+	}
+	conn.Close(ctx)
+	if err != nil {
+		return fmt.Errorf("create schema %s: %w", s.Name, err)
+	}
+	// The provider's Close only closes db, so this is all the cleanup.
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("create lock: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, s.Migrations,
+		goose.WithTableName(s.VersionTable),
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithAllowOutofOrder(true),
+	)
+	if err != nil {
+		return fmt.Errorf("load migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
 }
