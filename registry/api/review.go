@@ -27,6 +27,7 @@ import (
 type reviewStore interface {
 	Segments(ctx context.Context, site, device string, from, to time.Time) ([]store.Segment, error)
 	Renditions(ctx context.Context, site, device, variant string, from, to time.Time) ([]events.RenditionReady, error)
+	RenditionMedia(ctx context.Context, site, device, variant string, from, to time.Time) ([]store.RenditionMedia, error)
 	ObjectByKey(ctx context.Context, key string) (store.Object, error)
 	RenditionObjectByKey(ctx context.Context, key string) (store.Object, error)
 }
@@ -54,13 +55,21 @@ func (s *Server) variantSegments(r *http.Request, site, device string, from, to 
 		segs, err := s.db.review.Segments(r.Context(), site, device, from, to)
 		return variant, segs, err
 	case events.VariantReview:
-		segs, rends, err := s.reviewSegments(r.Context(), site, device, from, to)
+		segs, err := s.db.review.Segments(r.Context(), site, device, from, to)
 		if err != nil {
 			return "", nil, err
 		}
+		rs, err := s.db.review.RenditionMedia(r.Context(), site, device, events.VariantReview, from, to)
+		if err != nil {
+			return "", nil, err
+		}
+		rends := make(map[string]store.RenditionMedia, len(rs))
+		for _, m := range rs {
+			rends[m.SegmentID] = m
+		}
 		for i, g := range segs {
-			if rr, ok := rends[g.SegmentID]; ok {
-				segs[i] = asRendition(g, rr)
+			if m, ok := rends[g.SegmentID]; ok {
+				segs[i] = asRendition(g, m)
 			}
 		}
 		return variant, segs, nil
@@ -86,12 +95,12 @@ func (s *Server) reviewSegments(ctx context.Context, site, device string, from, 
 	return segs, rends, nil
 }
 
-// asRendition returns segment g as its rendition rr plays it: same place in
+// asRendition returns segment g as its rendition m plays it: same place in
 // the stream and time span, the rendition's objects and codecs.
-func asRendition(g store.Segment, rr events.RenditionReady) store.Segment {
-	g.ObjectKey, g.Bytes, g.SHA256 = rr.Rendition.Object.Key, rr.Rendition.Object.Bytes, rr.Rendition.Object.SHA256
-	g.InitKey, g.InitBytes, g.InitSHA256 = rr.Rendition.Init.Key, rr.Rendition.Init.Bytes, rr.Rendition.Init.SHA256
-	g.Codecs = rr.Rendition.Codecs
+func asRendition(g store.Segment, m store.RenditionMedia) store.Segment {
+	g.ObjectKey, g.Bytes, g.SHA256 = m.Object.Key, m.Object.Bytes, m.Object.SHA256
+	g.InitKey, g.InitBytes, g.InitSHA256 = m.Init.Key, m.Init.Bytes, m.Init.SHA256
+	g.Codecs = m.Codecs
 	return g
 }
 

@@ -368,7 +368,13 @@ func indexReviewStream(b *testing.B, st *store.Store, blobs *blob.Dir, root stri
 // resolves, in ms, when every view has seeked there and plays.
 const reviewProbe = `
 window.__firsts = [];
+window.__events = [];
 document.addEventListener('loadeddata', (e) => { if (e.target.tagName === 'VIDEO') window.__firsts.push(performance.now()); }, true);
+for (const type of ['loadedmetadata', 'loadeddata', 'seeking', 'seeked', 'waiting', 'canplay']) {
+  document.addEventListener(type, (e) => {
+    if (e.target.tagName === 'VIDEO' && window.__events.length < 100) window.__events.push(Math.round(performance.now()) + ' ms ' + type + ' ' + (e.target.closest('.view') || {dataset: {}}).dataset.stream + ' at ' + e.target.currentTime.toFixed(2));
+  }, true);
+}
 window.__seek = (t) => new Promise((resolve, reject) => {
   const tl = document.getElementById('timeline'), r = tl.getBoundingClientRect();
   const x = r.left + 110 + (t / window.review.duration) * (r.width - 110);
@@ -441,7 +447,8 @@ func reviewRound(b *testing.B, exe, base, reviewURL, token, purposeKey string, s
 		// picture, by when they started and ended.
 		reqs := value(b, ctx, "read the requests", chromedp.Evaluate[[]string](fmt.Sprintf(`performance.getEntriesByType('resource').filter((e) => e.startTime < %f)
   .map((e) => Math.round(e.startTime) + '–' + Math.round(e.responseEnd) + ' ms ' + new URL(e.name).pathname + ' ' + e.encodedBodySize + ' B')`, open)))
-		b.Logf("open in %.0f ms (first pictures at %v); requests before:\n%s", open, firsts, strings.Join(reqs, "\n"))
+		evs := value(b, ctx, "read the video events", chromedp.Evaluate[[]string](`window.__events`))
+		b.Logf("open in %.0f ms (first pictures at %v); requests before:\n%s\nvideo events:\n%s", open, firsts, strings.Join(reqs, "\n"), strings.Join(evs, "\n"))
 	}
 	type pageState struct {
 		Loaded bool   `json:"loaded"`

@@ -118,17 +118,20 @@ class Player {
     this.target = 0; this.generation = 0; this.error = '';
   }
 
-  // load (re)starts the player on a playlist's segments.
+  // load (re)starts the player on a playlist's segments, or on a promise
+  // of them: the media source opens while the playlist is on its way.
   async load(segs) {
-    this.generation++;
-    this.segs = segs; this.loaded = new Set(); this.lastInit = null; this.sb = null; this.mime = null;
+    const gen = ++this.generation;
+    this.segs = []; this.loaded = new Set(); this.lastInit = null; this.sb = null; this.mime = null;
     this.ms = new MediaSource();
     const opened = new Promise((r) => this.ms.addEventListener('sourceopen', r, {once: true}));
     if (this.video.src) URL.revokeObjectURL(this.video.src);
     this.video.src = URL.createObjectURL(this.ms);
-    await opened;
+    const [list] = await Promise.all([segs, opened]);
+    if (gen !== this.generation) return;
+    this.segs = list;
     this.ms.duration = this.duration;
-    this.run(this.generation);
+    this.run(gen);
   }
 
   // covered reports whether the stream has footage at media time t.
@@ -178,8 +181,7 @@ class Player {
       }
       const s = this.segs[next];
       try {
-        const init = await this.init(s.init);
-        const buf = await this.fetchBuf(s.uri);
+        const [init, buf] = await Promise.all([this.init(s.init), this.fetchBuf(s.uri)]);
         if (gen !== this.generation) return;
         const mime = 'video/mp4; codecs="' + init.codecs.join(',') + '"';
         if (!this.sb) { this.sb = this.ms.addSourceBuffer(mime); this.mime = mime; }

@@ -39,13 +39,10 @@ const timeOf = (w) => (w - st.origin) / 1000;
 
 async function loadVariant(view) {
   const q = '?from=' + encodeURIComponent(new Date(st.origin).toISOString()) + '&to=' + encodeURIComponent(new Date(st.origin + st.duration * 1000).toISOString());
-  let segs = [];
-  try {
-    const text = await NS.fetchText(NS.withPurpose('/api/v1/streams/' + view.stream + '/playlist.m3u8' + q + (st.variant === 'review' ? '&variant=review' : '')));
-    segs = parsePlaylist(text, location.origin);
-  } catch (e) { view.error = e.message; }
-  view.segs = segs;
+  const segs = NS.fetchText(NS.withPurpose('/api/v1/streams/' + view.stream + '/playlist.m3u8' + q + (st.variant === 'review' ? '&variant=review' : '')))
+    .then((text) => parsePlaylist(text, location.origin), (e) => { view.error = e.message; return []; });
   await view.player.load(segs);
+  view.segs = view.player.segs;
   view.player.seek(st.t);
   if (view.player.covered(st.t)) view.video.currentTime = st.t;
 }
@@ -306,7 +303,8 @@ async function showTitle() {
   const media = await NS.api('GET', NS.withPurpose(examPath + '/media'));
   st.origin = Date.parse(media.from);
   st.duration = (Date.parse(media.to) - st.origin) / 1000;
-  await showTitle();
+  // The title waits for nothing and nothing waits for it but the end.
+  const titled = showTitle();
   buildViews(media.streams || []);
   const firsts = (media.streams || []).filter((s) => s.first).map((s) => Date.parse(s.first));
   // Open where every stream has footage, so that each view shows a picture.
@@ -314,6 +312,7 @@ async function showTitle() {
   await Promise.all(st.views.map(loadVariant));
   await Promise.all(st.views.map(loadSide));
   await loadReview();
+  await titled;
   st.loaded = true;
   setInterval(tick, 100);
   tick();
