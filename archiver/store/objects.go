@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
 
 // Kinds of archived objects.
@@ -414,18 +415,7 @@ func (s *Store) DeletionReported(ctx context.Context, key string, at time.Time) 
 }
 
 // Seal is one seal of a candidate-exam.
-type Seal struct {
-	ExamID       string
-	CandidateID  string
-	Version      int
-	ManifestKey  string
-	SignatureKey string
-	MerkleRoot   string
-	KeyID        string
-	Objects      int
-	Bytes        int64
-	SealedAt     time.Time
-}
+type Seal = seal.Record
 
 // SaveSeal records a seal, and its two objects with their retention, in one
 // transaction with their records for the registry. A seal of the same

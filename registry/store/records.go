@@ -126,18 +126,7 @@ func (s *Store) SegmentChecks(ctx context.Context, segmentID string) ([]SegmentC
 }
 
 // Seal is one seal of a candidate-exam, as the archiver reported it.
-type Seal struct {
-	ExamID       string
-	CandidateID  string
-	Version      int
-	ManifestKey  string
-	SignatureKey string
-	MerkleRoot   string
-	KeyID        string
-	Objects      int
-	Bytes        int64
-	SealedAt     time.Time
-}
+type Seal = seal.Record
 
 // LatestSeal returns the newest seal of a candidate-exam the archiver has
 // reported, or ErrNotFound. The archiver may have written a newer one the

@@ -1,6 +1,9 @@
 package seal
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // The blob store keeps version v of a candidate-exam's seal under
 // KeysPrefix(exam, candidate) + "%04d/": manifest.json and manifest.sig,
@@ -23,4 +26,20 @@ func KeysPrefix(exam, candidate string) string {
 func Keys(exam, candidate string, v int) (manifest, signature string) {
 	base := fmt.Sprintf("%s%04d/", KeysPrefix(exam, candidate), v)
 	return base + manifestName, base + signatureName
+}
+
+// Record is one seal of a candidate-exam as the archiver records it and the
+// registry keeps a copy of it (events.SealWritten): where its manifest and
+// signature are stored, and what the manifest says.
+type Record struct {
+	ExamID       string
+	CandidateID  string
+	Version      int
+	ManifestKey  string
+	SignatureKey string
+	MerkleRoot   string
+	KeyID        string
+	Objects      int
+	Bytes        int64
+	SealedAt     time.Time
 }
