@@ -12,7 +12,10 @@ import (
 // cabinetCouncil: the council authorises its center for a second
 // qualification, registers a site of it, and raises the period footage without a result is kept,
 // the legal floors shown beside each field; the API holds each. The
-// appeal desk is one of its sections.
+// appeal desk is one of its sections. Then a second council authorises
+// center1 for its own qualification (a multi-industry center): it sees the
+// center, named as council1's, with its own qualification only, and not
+// council1's exam.
 func cabinetCouncil(t *testing.T, c *cabinet) {
 	c.signIn(t, "council1", c.w.passwords["council1"])
 	c.open(t, "nav-orgs")
@@ -68,4 +71,30 @@ func cabinetCouncil(t *testing.T, c *cabinet) {
 	c.open(t, "nav-appeals")
 	c.run(t, "the appeal desk", chromedp.WaitReady(`#open-target option`))
 	c.accessible(t, "the council's appeal desk")
+
+	cli(t, c.in.env, "org", "add", "council", "council2", "--name", "СПК в строительстве")
+	cli(t, c.in.env, "qualification", "add", "16.03700.02", "--council", "council2", "--name", "Монтажник каркасно-обшивных конструкций",
+		"--validity-years", "5", "--tool", "ОС-16.037-02 https://nok.example/os/3")
+	pw := cli(t, c.in.env, "user", "add", "--role", "council", "--org", "council2", "council2")
+	council2 := login(t, c.w.base, "council2", pw)
+	c.run(t, "sign out", chromedp.Click("#logout"), chromedp.WaitVisible("#login-name"))
+	c.signIn(t, "council2", "e2e-"+pw+"-changed")
+	c.open(t, "nav-orgs")
+	c.run(t, "authorise council1's center1", chromedp.WaitVisible("#ac-q-16_03700_02"), chromedp.SendKeys("#ac-center", "center1"),
+		chromedp.Click("#ac-q-16_03700_02"), chromedp.Click("#ac-save"), chromedp.WaitVisible(row))
+	c.waitText(t, "#ac-state", "Центр допущен")
+	if got := c.text(t, row); !strings.Contains(got, "межотраслевой") || !strings.Contains(got, "council1") ||
+		!strings.Contains(got, "Монтажник") || strings.Contains(got, "Сварщик") {
+		t.Errorf("center1's row for council2 shows %q: want it named council1's, with council2's qualification only", got)
+	}
+	var auth struct {
+		Authorisations []struct{ Council, Qualification string }
+	}
+	c.nark.do("GET", "/api/v1/centers/center1", nil, http.StatusOK, &auth)
+	if !slices.Contains(auth.Authorisations, struct{ Council, Qualification string }{"council2", "16.03700.02"}) {
+		t.Errorf("center1's authorisations through the API: %+v", auth.Authorisations)
+	}
+	council2.do("GET", "/api/v1/exams/"+c.w.exam, nil, http.StatusNotFound, nil)
+	c.accessible(t, "a council's multi-industry center")
+	screenshot(t, c.ctx, "cabinet-council-multi-industry")
 }

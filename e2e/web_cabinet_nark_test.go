@@ -31,11 +31,13 @@ func cabinetNARK(t *testing.T, c *cabinet) {
 		Action string
 	}
 	c.nark.do("GET", "/api/v1/audit?org=center1&limit=50", nil, http.StatusOK, &trail)
-	// Newest first: the council's authorisation of the center, then the
-	// center's own appointment of the expert.
-	if len(trail) < 2 || trail[0].Action != "center.qualifications_set" || trail[0].Actor != "council1" ||
-		trail[1].Action != "exam.expert_appoint" || trail[1].Actor != "center1" {
-		t.Fatalf("center1's trail through the API: %+v, want the council's authorisation, then the expert's appointment", trail)
+	// Newest first: the second council's authorisation of the center (a
+	// multi-industry center), its own council's, then the center's own
+	// appointment of the expert.
+	if len(trail) < 3 || trail[0].Action != "center.authorise" || trail[0].Actor != "council2" ||
+		trail[1].Action != "center.authorise" || trail[1].Actor != "council1" ||
+		trail[2].Action != "exam.expert_appoint" || trail[2].Actor != "center1" {
+		t.Fatalf("center1's trail through the API: %+v, want both councils' authorisations, then the expert's appointment", trail)
 	}
 	shown := eval[int](t, c, `document.querySelectorAll('#trail tr[data-id]').length`)
 	first := eval[string](t, c, `document.querySelector('#trail tr[data-id]').dataset.id`)
@@ -117,6 +119,7 @@ func cabinetNARK(t *testing.T, c *cabinet) {
 		chromedp.SendKeys("#p-region", "Москва"), chromedp.SendKeys("#p-email", "morozova@nark.example"), chromedp.Click("#p-save"))
 	c.waitText(t, "#p-state", "Сохранено")
 	c.accessible(t, "the operator's own details")
+	screenshot(t, c.ctx, "cabinet-profile")
 	var op struct {
 		Profile struct {
 			FullName                string `json:"full_name"`

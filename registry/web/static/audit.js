@@ -12,6 +12,8 @@ Object.assign(NS.dict.en, {
   'Учётная запись: приостановить или восстановить': 'Account: suspend or reactivate', 'Логин': 'Login', 'Причина приостановки': 'Reason for the suspension',
   'Приостановить': 'Suspend', 'Восстановить': 'Reactivate', 'приостановлена': 'suspended', 'действует': 'active', 'Учётная запись': 'Account',
   'Укажите причину приостановки': 'Give the reason for the suspension',
+  'допуск центра советом': "a council's authorisation of the center", 'отзыв допуска центра': "a council's withdrawal of the center's authorisation",
+  'регистрация центра': 'center registered', 'регистрация площадки': 'site registered',
 });
 const $ = (id) => document.getElementById(id);
 const st = window.audit = {rows: [], last: 0, query: ''};
@@ -24,7 +26,9 @@ const actions = {
   'document.get': 'просмотр документа', 'exam.create': 'создание экзамена', 'exam.candidate_add': 'кандидат на рабочем месте',
   'exam.expert_appoint': 'назначение эксперта', 'exam.admission': 'допуск', 'exam.password_issue': 'выдача пароля экзамена',
   'exam.decision': 'решение совета', 'exam.verification': 'проверка НАРК', 'exam.consent': 'согласие кандидата',
-  'center.update': 'изменение реквизитов центра', 'center.qualifications_set': 'допуск центра к квалификациям', 'site.update': 'изменение реквизитов площадки',
+  'center.update': 'изменение реквизитов центра', 'center.qualifications_set': 'допуск центра к квалификациям',
+  'center.authorise': 'допуск центра советом', 'center.withdraw': 'отзыв допуска центра', 'center.create': 'регистрация центра', 'site.create': 'регистрация площадки',
+  'site.update': 'изменение реквизитов площадки',
   'council.commission_set': 'апелляционная комиссия', 'council.retention_set': 'сроки хранения', 'qualification.tool_add': 'оценочные средства',
   'result.record': 'карточка результата', 'certificate.extend': 'продление свидетельства', 'certificate.revoke': 'отзыв свидетельства',
   'protocol.upload': 'протокол комиссии', 'protocol.approval': 'одобрение протокола', 'appeal.open': 'апелляция подана', 'appeal.decide': 'решение по апелляции',

@@ -1,6 +1,9 @@
 // Organisations: the council sees its centers and sites and authorises its
 // centers for its qualifications; NARK sees every council, center and site.
-// Each row links to its audit trail for NARK.
+// Each row links to its audit trail for NARK. A council also authorises
+// another council's center for its own qualifications (a multi-industry
+// center): the center then shows here with its home council named, and
+// only this council's qualifications.
 'use strict';
 Object.assign(NS.dict.en, {
   'Советы': 'Councils', 'Совет': 'Council', 'Апелляционная комиссия': 'Appeals commission', 'Не хватает': 'Missing', 'Центры оценки квалификаций': 'Assessment centers',
@@ -14,11 +17,22 @@ Object.assign(NS.dict.en, {
   'Официальный сайт': 'Official site', 'Юридический, фактический и почтовый адрес': 'Legal, actual and postal address', 'Адрес': 'Address', 'Центр': 'Center',
   'Зарегистрировать центр': 'Register the center', 'Зарегистрировать площадку': 'Register the site', 'Центр зарегистрирован': 'Center registered',
   'Площадка зарегистрирована': 'Site registered', 'Часовой пояс': 'Time zone',
+  'Допустить центр другого совета': "Authorise another council's center", 'Код центра': "The center's code",
+  'Межотраслевой центр остаётся центром своего совета. Совет, допустивший его к своим квалификациям, видит сведения центра и его площадки и только экзамены по своим квалификациям.':
+    "A multi-industry center stays its own council's. A council that authorises it for its qualifications sees the center's details and sites, and only the exams of its own qualifications.",
+  'Квалификации совета, к оценке которых допускается центр': "The council's qualifications the center is authorised to assess",
+  'Допустить центр': 'Authorise the center', 'Центр допущен': 'Center authorised', 'Отметьте хотя бы одну квалификацию.': 'Tick at least one qualification.',
+  'Центр совета': 'Center of council', 'межотраслевой': 'multi-industry',
 });
 const $ = (id) => document.getElementById(id);
 const st = window.orgs = {me: null, names: null, centers: [], sites: []};
 const enc = encodeURIComponent;
-const missing = (list) => (list && list.length ? NS.el('span', {class: 'st-bad'}, list.join(', ')) : NS.el('span', {class: 'muted'}, NS.t('всё есть')));
+// What a center or council lacks comes from the API in English.
+const missingRu = {'head': 'руководитель', 'official site': 'официальный сайт', 'legal address': 'юридический адрес',
+  'actual address': 'фактический адрес', 'postal address': 'почтовый адрес', 'e-mail': 'эл. почта', 'phone': 'телефон', 'members': 'члены комиссии'};
+const missing = (list) => (list && list.length
+  ? NS.el('span', {class: 'st-bad'}, list.map((m) => (NS.lang() === 'ru' ? missingRu[m] || m : m)).join(', '))
+  : NS.el('span', {class: 'muted'}, NS.t('всё есть')));
 
 function auditLink(kind, id) {
   if (st.me.role !== 'nark') return '';
@@ -35,26 +49,33 @@ async function loadCenters() {
       actions.append(edit);
     }
     actions.append(auditLink('org', c.id));
-    return NS.el('tr', {'data-center': c.id}, NS.el('td', {}, c.name, NS.el('div', {class: 'muted'}, c.id)),
+    const foreign = st.me.role === 'council' && c.council !== st.me.org;
+    const home = foreign ? NS.el('div', {class: 'home-council'}, NS.el('span', {class: 'state-tag'}, NS.t('межотраслевой')), ' ', NS.t('Центр совета') + ' ' + c.council) : '';
+    return NS.el('tr', {'data-center': c.id}, NS.el('td', {}, c.name, NS.el('div', {class: 'muted'}, c.id), home),
       NS.el('td', {}, c.head || '', NS.el('div', {class: 'muted'}, [c.email, (c.phones || []).join(', '), c.website].filter(Boolean).join(' · '))),
       NS.el('td', {class: 'quals'}, (c.qualifications || []).map((q) => NS.qualName(st.names, q)).join('; ')), NS.el('td', {}, missing(c.missing)), actions);
   }, {empty: NS.t('Центров нет.')});
+}
+
+// ownQualBoxes fills box with a checkbox per qualification of the
+// council, ticked if checked(code) says so, ids prefixed with prefix.
+function ownQualBoxes(box, prefix, checked) {
+  box.textContent = '';
+  const own = st.names.quals.filter((q) => q.council === st.me.org);
+  for (const q of own) {
+    const id = prefix + q.code.replace(/[^a-zA-Z0-9_-]/g, '_');
+    const cb = NS.el('input', {type: 'checkbox', id, value: q.code});
+    cb.checked = checked(q.code);
+    box.append(NS.el('div', {}, cb, ' ', NS.el('label', {for: id, class: 'inline'}, q.name + ' (' + q.code + ')')));
+  }
+  if (!own.length) box.append(NS.el('p', {class: 'muted'}, NS.t('У совета нет квалификаций: их заводит НАРК (nokstream qualification add).')));
 }
 
 function editCenter(c) {
   $('center-edit').classList.remove('hidden');
   $('center-edit').dataset.center = c.id;
   $('center-edit-title').textContent = NS.t('Квалификации центра') + ': ' + c.name;
-  const box = $('quals');
-  box.textContent = '';
-  const own = st.names.quals.filter((q) => q.council === st.me.org);
-  for (const q of own) {
-    const id = 'q-' + q.code.replace(/[^a-zA-Z0-9_-]/g, '_');
-    const cb = NS.el('input', {type: 'checkbox', id, value: q.code});
-    cb.checked = (c.qualifications || []).includes(q.code);
-    box.append(NS.el('div', {}, cb, ' ', NS.el('label', {for: id, class: 'inline'}, q.name + ' (' + q.code + ')')));
-  }
-  if (!own.length) box.append(NS.el('p', {class: 'muted'}, NS.t('У совета нет квалификаций: их заводит НАРК (nokstream qualification add).')));
+  ownQualBoxes($('quals'), 'q-', (code) => (c.qualifications || []).includes(code));
   $('quals-state').textContent = '';
   $('center-edit').scrollIntoView();
 }
@@ -62,8 +83,14 @@ function editCenter(c) {
 $('quals-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   NS.busy($('quals-save'), $('quals-error'), async () => {
+    // The council's own authorisations only (the center's list shows no
+    // other council's): added ones posted, removed ones withdrawn.
+    const id = $('center-edit').dataset.center;
+    const was = (st.centers.find((c) => c.id === id) || {}).qualifications || [];
     const codes = Array.from(document.querySelectorAll('#quals input:checked')).map((x) => x.value);
-    await NS.api('PUT', '/api/v1/centers/' + enc($('center-edit').dataset.center) + '/qualifications', {qualifications: codes});
+    const added = codes.filter((q) => !was.includes(q));
+    if (added.length) await NS.api('POST', '/api/v1/centers/' + enc(id) + '/authorisations', {qualifications: added});
+    for (const q of was.filter((q) => !codes.includes(q))) await NS.api('DELETE', '/api/v1/centers/' + enc(id) + '/authorisations/' + enc(q));
     $('quals-state').textContent = NS.t('Допуск сохранён');
     await loadCenters();
   });
@@ -103,8 +130,21 @@ function fillCenterSelect() {
   fillZones();
   const sel = $('ns-center');
   sel.textContent = '';
-  for (const c of st.centers) sel.append(NS.el('option', {value: c.id}, c.name));
+  // Sites are registered by the center's own council only.
+  for (const c of st.centers.filter((c) => c.council === st.me.org)) sel.append(NS.el('option', {value: c.id}, c.name));
 }
+$('authorise-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  NS.busy($('ac-save'), $('ac-error'), async () => {
+    const codes = Array.from(document.querySelectorAll('#ac-quals input:checked')).map((x) => x.value);
+    if (!codes.length) throw new Error(NS.t('Отметьте хотя бы одну квалификацию.'));
+    await NS.api('POST', '/api/v1/centers/' + enc($('ac-center').value.trim()) + '/authorisations', {qualifications: codes});
+    $('ac-state').textContent = NS.t('Центр допущен');
+    $('authorise-form').reset();
+    await loadCenters();
+    await loadSites();
+  });
+});
 const phones = (id) => ($(id).value.trim() ? [$(id).value.trim()] : []);
 $('new-center-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -137,6 +177,11 @@ $('new-site-form').addEventListener('submit', (ev) => {
   if (st.me.role === 'nark') await loadCouncils();
   await loadCenters();
   await loadSites();
-  if (st.me.role === 'council') { $('register-section').classList.remove('hidden'); fillCenterSelect(); }
+  if (st.me.role === 'council') {
+    $('register-section').classList.remove('hidden');
+    fillCenterSelect();
+    $('authorise-section').classList.remove('hidden');
+    ownQualBoxes($('ac-quals'), 'ac-q-', () => false);
+  }
   document.body.dataset.loaded = 'true';
 })().catch((e) => { $('error').textContent = e.message; });
