@@ -148,6 +148,7 @@ type Store interface {
 	TryLease(ctx context.Context, name string) (*store.Lease, error)
 	ReportRecords(ctx context.Context, limit int, now time.Time, publish func(ctx context.Context, key string, value []byte) error) (int, error)
 	PruneRecords(ctx context.Context, before time.Time) (int64, error)
+	UnreportedRecords(ctx context.Context) (int, error)
 }
 
 // Registry is what the archiver still learns from the registry's database:
@@ -202,6 +203,7 @@ type metrics struct {
 	seals       prometheus.Counter
 	overdue     prometheus.Gauge
 	leader      prometheus.Gauge
+	records     recordMetrics
 }
 
 // New wires the archiver. It starts nothing.
@@ -255,6 +257,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 					"their evidence is held until a result, an appeal's end or the council's disposal. Alert above zero."}),
 			leader: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_archiver_sweeper_leader",
 				Help: "1 on the replica that runs the sweeper and takes documents (one at a time, by lease), else 0."}),
+			records: newRecordMetrics(f),
 		},
 	}
 	return s, nil

@@ -2,8 +2,11 @@ package archiver
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/nokstream/nokstream/internal/events"
 )
@@ -25,21 +28,43 @@ const (
 	recordsKept = 24 * time.Hour
 )
 
+type recordMetrics struct {
+	published prometheus.Counter
+	queued    prometheus.Gauge
+}
+
+func newRecordMetrics(f promauto.Factory) recordMetrics {
+	return recordMetrics{
+		published: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_archiver_records_published_total",
+			Help: "Records (archived objects, seals, segment checks) published to the registry on nokstream.archive.v1."}),
+		queued: f.NewGauge(prometheus.GaugeOpts{Name: "nokstream_archiver_records_queued",
+			Help: "Records waiting to be published to the registry, after this replica's last attempt (0 when it published all). " +
+				"Alert if it stays above zero: the registry's copies and exports lag."}),
+	}
+}
+
 // ReportRecords publishes the queued records on events.TopicArchive and
 // returns how many it published.
-func (s *Service) ReportRecords(ctx context.Context) (int, error) {
+func (s *Service) ReportRecords(ctx context.Context) (n int, err error) {
+	defer func() {
+		s.m.records.published.Add(float64(n))
+		if err == nil {
+			s.m.records.queued.Set(0)
+		} else if left, cerr := s.d.Store.UnreportedRecords(ctx); cerr == nil {
+			s.m.records.queued.Set(float64(left))
+		}
+	}()
 	if s.d.Bus == nil {
-		return 0, fmt.Errorf("report records: no bus")
+		return 0, errors.New("report records: no bus")
 	}
 	publish := func(ctx context.Context, key string, value []byte) error {
 		return s.d.Bus.Publish(ctx, events.TopicArchive, key, value)
 	}
-	total := 0
 	for {
-		n, err := s.d.Store.ReportRecords(ctx, s.cfg.Batch, s.now(), publish)
-		total += n
-		if err != nil || n < s.cfg.Batch {
-			return total, err
+		done, err := s.d.Store.ReportRecords(ctx, s.cfg.Batch, s.now(), publish)
+		n += done
+		if err != nil || done < s.cfg.Batch {
+			return n, err
 		}
 	}
 }

@@ -2,7 +2,10 @@ package archiver_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,5 +118,65 @@ func TestExportReadsTheRegistrysCopies(t *testing.T) {
 	// The archiver's checks of the segments reached the registry too.
 	if cs, err := e.st.SegmentChecks(ctx, evs[0].SegmentID); err != nil || len(cs) != 1 || !cs[0].OK {
 		t.Errorf("the registry's copy of the checks of %s: %+v, %v", evs[0].SegmentID, cs, err)
+	}
+}
+
+// flakyBus is a recording bus whose archive topic can be down.
+type flakyBus struct {
+	recBus
+	down atomic.Bool
+}
+
+func (b *flakyBus) Publish(ctx context.Context, topic, key string, value []byte) error {
+	if topic == events.TopicArchive && b.down.Load() {
+		return errors.New("broker unreachable")
+	}
+	return b.recBus.Publish(ctx, topic, key, value)
+}
+
+// TestRecordsWaitForTheBus: while the bus is down, what the archiver did
+// stays queued (the gauge says how much) and none of it is lost; when the
+// bus is back, the next pass publishes all of it, once.
+func TestRecordsWaitForTheBus(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	c := &clock{now: start.Add(time.Hour)}
+	fb := &flakyBus{}
+	fb.down.Store(true)
+	e := newEnvBus(t, dirStore(t, c), archiver.DefaultConfig(), c, fb)
+	for i := range 2 {
+		e.deliver(e.segment("cam1", events.SourceRoom, start.Add(time.Duration(i)*6*time.Second), 6*time.Second))
+	}
+	if _, err := e.svc.ReportRecords(ctx); err == nil {
+		t.Fatal("records published on a bus that is down")
+	}
+	// Per segment: its check, its snapshot and its init's.
+	if q := gauge(t, e, "nokstream_archiver_records_queued"); q != 6 {
+		t.Errorf("records queued while the bus is down: %v, want 6", q)
+	}
+	fb.down.Store(false)
+	if n, err := e.svc.ReportRecords(ctx); err != nil || n != 6 {
+		t.Fatalf("records published when the bus is back: %d, %v; want 6", n, err)
+	}
+	if n, err := e.svc.ReportRecords(ctx); err != nil || n != 0 {
+		t.Errorf("a second pass published %d more (%v), want none", n, err)
+	}
+	if q := gauge(t, e, "nokstream_archiver_records_queued"); q != 0 {
+		t.Errorf("records queued after the bus came back: %v", q)
+	}
+	fb.mu.Lock()
+	objects := map[string]int{}
+	for _, m := range fb.msgs {
+		if m.Topic != events.TopicArchive {
+			continue
+		}
+		if typ, _ := events.ArchiveType(m.Value); typ == events.ArchiveObjectArchived {
+			objects[m.Key]++
+		}
+	}
+	fb.mu.Unlock()
+	if len(objects) != 3 { // two segments and their one init
+		t.Errorf("objects reported: %v, want the two segments and their init", objects)
 	}
 }
