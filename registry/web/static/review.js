@@ -297,10 +297,13 @@ async function showTitle() {
 }
 
 (async () => {
-  st.me = await NS.api('GET', '/api/v1/auth/me');
-  if (st.me.role !== 'expert') { $('mark-form').classList.add('hidden'); $('verdict-save').classList.add('hidden'); }
+  // Who is reviewing and what there is to review, asked together.
+  const me = NS.api('GET', '/api/v1/auth/me');
+  me.catch(() => {}); // awaited below, after the purpose
   NS.purpose = await askPurpose();
-  const media = await NS.api('GET', NS.withPurpose(examPath + '/media'));
+  const [who, media] = await Promise.all([me, NS.api('GET', NS.withPurpose(examPath + '/media'))]);
+  st.me = who;
+  if (st.me.role !== 'expert') { $('mark-form').classList.add('hidden'); $('verdict-save').classList.add('hidden'); }
   st.origin = Date.parse(media.from);
   st.duration = (Date.parse(media.to) - st.origin) / 1000;
   // The title waits for nothing and nothing waits for it but the end.
