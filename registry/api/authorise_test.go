@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -91,6 +94,32 @@ func TestMultiIndustryCenterAPI(t *testing.T) {
 	}
 	if l := list(c1); !strings.Contains(l, `"exam1"`) || strings.Contains(l, `"examx"`) {
 		t.Errorf("council1's exams: %s", l)
+	}
+
+	// cand1a sits council2's exam too: council2 sees her, but not the
+	// photo of her identity check at council1's exam.
+	must(t, e.store.AddExamCandidate(t.Context(), "examx", "cand1a", "ws1-cam", "ws1-screen", e.clock.Now()))
+	if r := e.do("GET", "/api/v1/candidates/cand1a", c2, nil); r.code != http.StatusOK {
+		t.Errorf("council2 reads cand1a, a candidate of its exam: %d", r.code)
+	}
+	if r := e.do("GET", "/api/v1/candidates/cand1b", c2, nil); r.code != http.StatusNotFound {
+		t.Errorf("council2 reads cand1b, of council1's exam only: %d, want 404", r.code)
+	}
+	photo := &store.Document{ExamID: "exam1", CandidateID: "cand1a", Kind: "photo", Filename: "photo.jpg", ContentType: "image/jpeg",
+		ID: store.NewID()}
+	body := []byte("\xff\xd8\xff photo")
+	sum := sha256.Sum256(body)
+	photo.Bytes, photo.SHA256 = int64(len(body)), hex.EncodeToString(sum[:])
+	photo.ObjectKey = store.DocumentKey("exams/exam1/cand1a", photo.ID)
+	must(t, e.blobs.Put(t.Context(), photo.ObjectKey, bytes.NewReader(body), int64(len(body))))
+	must(t, e.store.AddDocument(t.Context(), photo))
+	for _, x := range []struct {
+		token string
+		code  int
+	}{{c2, http.StatusNotFound}, {c1, http.StatusOK}} {
+		if r := e.do("GET", "/api/v1/documents/"+photo.ID, x.token, nil); r.code != x.code {
+			t.Errorf("the identity photo at council1's exam: %d, want %d", r.code, x.code)
+		}
 	}
 
 	// Footage of the room camera: each council its own exam's; the home

@@ -289,6 +289,15 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request, c *caller) 
 			return err
 		}
 		o = k.Owner()
+		if d.ExamID != "" {
+			// A document of a candidate-exam (an identity photo) is that
+			// exam's: of the candidate's councils, only the exam's sees it.
+			eo, err := s.db.candidates.ExamOwner(r.Context(), d.ExamID)
+			if err != nil {
+				return err
+			}
+			o.Councils = []string{eo.Council}
+		}
 	} else if o, err = s.db.candidates.ExamOwner(r.Context(), d.ExamID); err != nil {
 		return err
 	}
