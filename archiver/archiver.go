@@ -39,15 +39,16 @@ import (
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/facts"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
 // Consumer groups of the archiver.
 const (
 	Group          = "archiver"            // on events.TopicSegments
-	RetentionGroup = "archiver-retention"  // on events.TopicRetention
+	RetentionGroup = "archiver-retention"  // on events.TopicRetention (v1, no longer consumed)
 	RenditionGroup = "archiver-renditions" // on events.TopicRenditions
+	FactsGroup     = "archiver-facts"      // on events.TopicRetentionV2
 )
 
 // Config configures the archiver.
@@ -149,18 +150,24 @@ type Store interface {
 	ReportRecords(ctx context.Context, limit int, now time.Time, publish func(ctx context.Context, key string, value []byte) error) (int, error)
 	PruneRecords(ctx context.Context, before time.Time) (int64, error)
 	UnreportedRecords(ctx context.Context) (int, error)
+	// The copy of the registry's facts (archiver/store/facts.go).
+	SaveFacts(ctx context.Context, ev *events.RetentionChangedV2) (bool, error)
+	SaveSettings(ctx context.Context, ev *events.RetentionSettingsChanged) (bool, error)
+	SaveWatermark(ctx context.Context, w *events.FactsWatermark, now time.Time) error
 }
 
-// Registry is what the archiver still learns from the registry's database:
-// the facts it decides retention from and the documents that are evidence;
-// *regstore.Store is one. docs/NOTES.md, Session 5, says how events replace
-// it. It writes nothing there: the registry learns of deletions from
-// events.ObjectDeleted.
+// Registry is what the archiver knows of the registry: the facts it decides
+// retention from and the documents that are evidence. The archiver's store
+// answers from its own copy, which the registry's events of
+// events.TopicRetentionV2 keep (archiver/store/facts.go, docs/NOTES.md,
+// Session 6). FactsWatermark says how current that copy is: every fact the
+// registry committed before its At is in it.
 type Registry interface {
 	Facts
-	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]regstore.EvidenceDocument, error)
-	PendingDocumentEvidence(ctx context.Context, limit int) ([]regstore.CandidateExamRef, error)
-	OverdueEvidence(ctx context.Context, sc regstore.Scope, now time.Time, defaultProvisional, floor time.Duration) ([]regstore.OverdueEvidence, error)
+	EvidenceDocuments(ctx context.Context, exam, candidate string) ([]facts.EvidenceDocument, error)
+	PendingDocumentEvidence(ctx context.Context, limit int) ([]facts.CandidateExamRef, error)
+	OverdueEvidence(ctx context.Context, now time.Time, defaultProvisional, floor time.Duration) ([]facts.OverdueEvidence, error)
+	FactsWatermark(ctx context.Context) (events.FactsWatermark, error)
 }
 
 // Deps are what the archiver talks to.
@@ -169,8 +176,8 @@ type Deps struct {
 	Blob Blob
 	// Store is the archiver's own database.
 	Store Store
-	// Facts is the registry's, for what the archiver cannot learn yet from
-	// events.
+	// Facts are the registry's facts: the archiver's store, which keeps
+	// its copy of them from events.TopicRetentionV2.
 	Facts Registry
 	// SealKey signs the seals of candidate-exams.
 	SealKey  ed25519.PrivateKey
@@ -245,7 +252,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 			applyErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_archiver_retention_errors_total",
 				Help: "Failures to apply retention to the blob store, by operation (retention, hold); retried."}, []string{"op"}),
 			swept: f.NewCounterVec(prometheus.CounterOpts{Name: "nokstream_archiver_sweeper_objects_total",
-				Help: "Objects the sweeper acted on, by action (mark, unmark, delete, refused)."}, []string{"action"}),
+				Help: "Objects the sweeper acted on, by action (mark, unmark, delete, refused, stale: kept marked because the copy of the registry's facts is older than the mark)."}, []string{"action"}),
 			sweptBytes: f.NewCounter(prometheus.CounterOpts{Name: "nokstream_archiver_sweeper_deleted_bytes_total",
 				Help: "Bytes of the objects the sweeper deleted."}),
 			sweep: f.NewHistogram(prometheus.HistogramOpts{Name: "nokstream_archiver_sweep_seconds",
@@ -263,16 +270,19 @@ func New(cfg Config, d Deps) (*Service, error) {
 	return s, nil
 }
 
-// Run consumes segment and retention events and runs the sweeper until ctx
-// ends.
+// Run consumes segment, rendition and facts events (events.TopicRetentionV2:
+// the snapshots of the registry's facts it decides from, which also say
+// when to decide again) and runs the sweeper until ctx ends. It does not
+// consume RetentionChanged v1, which the registry still publishes for
+// archivers that read its tables (HandleRetention is kept for them).
 func (s *Service) Run(ctx context.Context) error {
 	if s.d.Bus == nil {
 		return errors.New("archiver: no bus")
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicSegments, Group, s.Handle) })
-	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRetention, RetentionGroup, s.HandleRetention) })
 	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRenditions, RenditionGroup, s.HandleRendition) })
+	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRetentionV2, FactsGroup, s.HandleFacts) })
 	g.Go(func() error { return s.RunSweeper(ctx) })
 	g.Go(func() error { return s.runRecords(ctx) })
 	return g.Wait()

@@ -327,7 +327,7 @@ func TestRetentionLifecycle(t *testing.T) {
 	e.expect(ws2.InitKey, closed, false, "serves")
 	e.expect(in.ObjectKey, certUntil, false, "certificate_valid_until")
 
-	text, err := archiver.Explain(ctx, e.st, e.ast, retention.DefaultSettings(), c.Now(), in.ObjectKey)
+	text, err := archiver.Explain(ctx, e.facts, e.ast, retention.DefaultSettings(), c.Now(), in.ObjectKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,12 +338,12 @@ func TestRetentionLifecycle(t *testing.T) {
 		}
 	}
 	t.Logf("explain:\n%s", text)
-	text, err = archiver.Explain(ctx, e.st, e.ast, retention.DefaultSettings(), c.Now(), before.ObjectKey)
+	text, err = archiver.Explain(ctx, e.facts, e.ast, retention.DefaultSettings(), c.Now(), before.ObjectKey)
 	if err != nil || !strings.Contains(text, "DELETED") || !strings.Contains(text, "unlinked") {
 		t.Errorf("explain of a deleted object: %v\n%s", err, text)
 	}
 	t.Logf("explain:\n%s", text)
-	text, err = archiver.Explain(ctx, e.st, e.ast, retention.DefaultSettings(), c.Now(), "e1/c2")
+	text, err = archiver.Explain(ctx, e.facts, e.ast, retention.DefaultSettings(), c.Now(), "e1/c2")
 	if err != nil || !strings.Contains(text, "appeal_closed") || !strings.Contains(text, "kept longer") {
 		t.Errorf("explain of a candidate-exam: %v\n%s", err, text)
 	}
@@ -557,11 +557,11 @@ func TestObjectLockMinIO(t *testing.T) {
 	if v := gauge(t, e, "nokstream_archiver_overdue_evidence"); v != 1 {
 		t.Errorf("nokstream_archiver_overdue_evidence %v, want 1", v)
 	}
-	text, err := archiver.Explain(ctx, e.st, e.ast, cfg.Retention, time.Now(), ws1.ObjectKey)
+	text, err := archiver.Explain(ctx, e.facts, e.ast, cfg.Retention, time.Now(), ws1.ObjectKey)
 	if err != nil || !strings.Contains(text, "OVERDUE EVIDENCE") || !strings.Contains(text, "overdue_evidence") {
 		t.Errorf("explain %s: %v\n%s\nwant it to say the evidence is overdue", ws1.ObjectKey, err, text)
 	}
-	text, err = archiver.ExplainOverdue(ctx, e.st, cfg.Retention, time.Now())
+	text, err = archiver.ExplainOverdue(ctx, e.facts, cfg.Retention, time.Now())
 	if err != nil || !strings.Contains(text, "e1/c1") || strings.Contains(text, "e1/c2") {
 		t.Errorf("explain --overdue: %v\n%s\nwant e1/c1 only", err, text)
 	}

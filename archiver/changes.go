@@ -10,7 +10,7 @@ import (
 	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
-	regstore "github.com/nokstream/nokstream/registry/store"
+	"github.com/nokstream/nokstream/internal/evidence/facts"
 )
 
 // HandleRetention handles one RetentionChanged event: it recomputes the
@@ -26,7 +26,7 @@ func (s *Service) HandleRetention(ctx context.Context, m bus.Message) error {
 		return bus.Permanent(fmt.Errorf("retention event %s: no exam_id", ev.EventID))
 	}
 	ces, err := s.d.Facts.ExamEvidence(ctx, ev.ExamID, ev.CandidateID)
-	if errors.Is(err, regstore.ErrNotFound) {
+	if errors.Is(err, facts.ErrNotFound) {
 		s.d.Log.Warn("retention event for an unknown candidate-exam", "exam_id", ev.ExamID,
 			"candidate_id", ev.CandidateID, "reason", ev.Reason)
 		return nil
@@ -51,7 +51,7 @@ func (s *Service) HandleRetention(ctx context.Context, m bus.Message) error {
 // segments and their renditions and thumbnails), their init segments, and
 // the candidate-exam's seals. It works in batches of
 // Config.Batch objects.
-func (s *Service) Recompute(ctx context.Context, ce regstore.EvidenceExam) error {
+func (s *Service) Recompute(ctx context.Context, ce facts.EvidenceExam) error {
 	var inits []string
 	after := ""
 	for {

@@ -8,16 +8,18 @@ import (
 
 	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/facts"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
 // Facts are the registry's facts the decisions read: the candidate-exams
-// footage and documents are evidence of.
+// footage and documents are evidence of. The archiver's store answers them
+// from its copy (archiver/store/facts.go); an unknown candidate-exam is
+// facts.ErrNotFound.
 type Facts interface {
-	SiteEvidence(ctx context.Context, site string, from, to time.Time) ([]regstore.EvidenceExam, time.Duration, error)
-	ExamEvidence(ctx context.Context, exam, candidate string) ([]regstore.EvidenceExam, error)
-	DocumentEvidence(ctx context.Context, key string) ([]regstore.EvidenceExam, error)
+	SiteEvidence(ctx context.Context, site string, from, to time.Time) ([]facts.EvidenceExam, time.Duration, error)
+	ExamEvidence(ctx context.Context, exam, candidate string) ([]facts.EvidenceExam, error)
+	DocumentEvidence(ctx context.Context, key string) ([]facts.EvidenceExam, error)
 }
 
 // initUsers is the part of the archiver's store the decisions read: what
@@ -46,7 +48,7 @@ func applied(o store.ArchiveObject, isNew bool) retention.Applied {
 // linked returns the candidate-exams the footage of a segment is evidence
 // for: room footage serves every candidate of every exam at the site whose
 // window it overlaps; a webcam or screen only the candidate at it.
-func linked(o store.ArchiveObject, exams []regstore.EvidenceExam) []retention.CandidateExam {
+func linked(o store.ArchiveObject, exams []facts.EvidenceExam) []retention.CandidateExam {
 	var out []retention.CandidateExam
 	for _, e := range exams {
 		if e.Site == o.Site && o.Start.Before(e.End) && e.Start.Before(o.End) && e.Serves(o.Device, o.Source == events.SourceRoom) {
@@ -133,7 +135,7 @@ func (d *decider) decideInit(ctx context.Context, init store.ArchiveObject, extr
 // evidence is.
 func (d *decider) decideSeal(ctx context.Context, o store.ArchiveObject, isNew bool) (retention.Decision, error) {
 	ces, err := d.facts.ExamEvidence(ctx, o.ExamID, o.CandidateID)
-	if err != nil && !errors.Is(err, regstore.ErrNotFound) {
+	if err != nil && !errors.Is(err, facts.ErrNotFound) {
 		return retention.Decision{}, err
 	}
 	var exams []retention.CandidateExam

@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/nokstream/nokstream/archiver/store"
+	"github.com/nokstream/nokstream/internal/evidence/facts"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
 // Scans of the candidate's documents and the exam's commission protocol
@@ -18,7 +18,7 @@ import (
 
 // takeDocuments takes the evidence documents of ce that the archiver has
 // not taken yet, and decides again for those it has.
-func (s *Service) takeDocuments(ctx context.Context, ce regstore.EvidenceExam) error {
+func (s *Service) takeDocuments(ctx context.Context, ce facts.EvidenceExam) error {
 	docs, err := s.d.Facts.EvidenceDocuments(ctx, ce.ExamID, ce.CandidateID)
 	if err != nil {
 		return err
@@ -107,7 +107,7 @@ func (s *Service) takeNewDocuments(ctx context.Context) error {
 	}
 	for _, r := range refs {
 		ces, err := s.d.Facts.ExamEvidence(ctx, r.ExamID, r.CandidateID)
-		if errors.Is(err, regstore.ErrNotFound) {
+		if errors.Is(err, facts.ErrNotFound) {
 			continue
 		}
 		if err != nil {

@@ -96,6 +96,7 @@ type env struct {
 	dsn   string        // of the registry's database, for tests that tamper with it
 	st    *store.Store  // the registry's
 	ast   *astore.Store // the archiver's own
+	facts *copyFacts    // the archiver's copy of the registry's facts, in ast
 	blob  archiver.Blob
 	svc   *archiver.Service
 	bus   *recBus
@@ -155,7 +156,7 @@ func newEnvBus(t *testing.T, b archiver.Blob, cfg archiver.Config, c *clock, bb 
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dsn: dsn, st: st, ast: ast, blob: b, bus: &recBus{}, clock: c, key: key, reg: prometheus.NewRegistry(),
+	e := &env{t: t, dsn: dsn, st: st, ast: ast, facts: newCopyFacts(t, dsn, ast), blob: b, bus: &recBus{}, clock: c, key: key, reg: prometheus.NewRegistry(),
 		chains: map[string]chainState{}}
 	now := time.Now
 	if c != nil {
@@ -165,7 +166,7 @@ func newEnvBus(t *testing.T, b archiver.Blob, cfg archiver.Config, c *clock, bb 
 	if bb != nil {
 		sb = bb
 	}
-	e.svc, err = archiver.New(cfg, archiver.Deps{Bus: sb, Blob: b, Store: ast, Facts: st, SealKey: key, Log: testLog(t),
+	e.svc, err = archiver.New(cfg, archiver.Deps{Bus: sb, Blob: b, Store: ast, Facts: e.facts, SealKey: key, Log: testLog(t),
 		Registry: e.reg, Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -295,10 +296,10 @@ func (e *env) deliver(ev *events.SegmentClosed) {
 func (e *env) relay(now time.Time) int {
 	e.t.Helper()
 	n, err := e.st.RelayOutbox(e.t.Context(), 100, now, func(ctx context.Context, ev store.OutboxEvent) error {
-		if ev.Topic != events.TopicRetention {
-			return nil
+		if ev.Topic != events.TopicRetentionV2 {
+			return nil // v1: the archiver consumes v2 only
 		}
-		return e.svc.HandleRetention(ctx, bus.Message{Topic: ev.Topic, Key: ev.Key, Value: ev.Value})
+		return e.svc.HandleFacts(ctx, bus.Message{Topic: ev.Topic, Key: ev.Key, Value: ev.Value})
 	})
 	if err != nil {
 		e.t.Fatalf("relay outbox: %v", err)

@@ -10,15 +10,15 @@ import (
 
 	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/facts"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
-// ExplainFacts is what Explain reads of the registry; *regstore.Store is
-// one.
+// ExplainFacts is what Explain reads of the registry's facts; the
+// archiver's store, with its copy of them, is one.
 type ExplainFacts interface {
 	Facts
-	OverdueEvidence(ctx context.Context, sc regstore.Scope, now time.Time, defaultProvisional, floor time.Duration) ([]regstore.OverdueEvidence, error)
+	OverdueEvidence(ctx context.Context, now time.Time, defaultProvisional, floor time.Duration) ([]facts.OverdueEvidence, error)
 }
 
 // ExplainStore is what Explain reads of the archiver's records;
@@ -35,8 +35,8 @@ type ExplainStore interface {
 // now: their result is missing after the provisional period, and their
 // evidence is held until a result, an appeal's end or the council's
 // disposal (POST /api/v1/exams/{exam}/candidates/{candidate}/evidence/disposal).
-func ExplainOverdue(ctx context.Context, facts ExplainFacts, settings retention.Settings, now time.Time) (string, error) {
-	list, err := facts.OverdueEvidence(ctx, regstore.Scope{}, now, settings.Default.Provisional, settings.Floors.Provisional)
+func ExplainOverdue(ctx context.Context, fs ExplainFacts, settings retention.Settings, now time.Time) (string, error) {
+	list, err := fs.OverdueEvidence(ctx, now, settings.Default.Provisional, settings.Floors.Provisional)
 	if err != nil {
 		return "", err
 	}
@@ -55,8 +55,8 @@ func ExplainOverdue(ctx context.Context, facts ExplainFacts, settings retention.
 // deleted: target is an archived object's key, or "<exam>/<candidate>" for
 // a candidate-exam. It shows what was applied and what the rules give from
 // the registry's facts of now.
-func Explain(ctx context.Context, facts ExplainFacts, st ExplainStore, settings retention.Settings, now time.Time, target string) (string, error) {
-	d := &decider{facts: facts, st: st, settings: settings, now: func() time.Time { return now }}
+func Explain(ctx context.Context, fs ExplainFacts, st ExplainStore, settings retention.Settings, now time.Time, target string) (string, error) {
+	d := &decider{facts: fs, st: st, settings: settings, now: func() time.Time { return now }}
 	o, err := st.ArchiveObject(ctx, target)
 	if err == nil {
 		return explainObject(ctx, d, o, now)
@@ -68,8 +68,8 @@ func Explain(ctx context.Context, facts ExplainFacts, st ExplainStore, settings 
 	if !ok || strings.Contains(cand, "/") {
 		return "", fmt.Errorf("%s: no archived object has this key (a candidate-exam is <exam>/<candidate>)", target)
 	}
-	ces, err := facts.ExamEvidence(ctx, exam, cand)
-	if errors.Is(err, regstore.ErrNotFound) {
+	ces, err := fs.ExamEvidence(ctx, exam, cand)
+	if errors.Is(err, facts.ErrNotFound) {
 		return "", fmt.Errorf("%s: no archived object has this key, and no candidate-exam this name", target)
 	}
 	if err != nil {
@@ -131,7 +131,7 @@ func explainObject(ctx context.Context, d *decider, o store.ArchiveObject, now t
 	return b.String(), nil
 }
 
-func explainExam(ctx context.Context, d *decider, st ExplainStore, ce regstore.EvidenceExam, now time.Time) (string, error) {
+func explainExam(ctx context.Context, d *decider, st ExplainStore, ce facts.EvidenceExam, now time.Time) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "exam %s, candidate %s: site %s, %s to %s, council %s, qualification %s\n", ce.ExamID, ce.CandidateID,
 		ce.Site, ce.Start.UTC().Format(time.RFC3339), ce.End.UTC().Format(time.RFC3339), ce.Council, ce.Qualification)

@@ -40,7 +40,7 @@ func TestSweeperOneReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ast2.Close()
-	svc2, err := archiver.New(cfg, archiver.Deps{Bus: e.bus, Blob: e.blob, Store: ast2, Facts: st2, SealKey: e.key, Log: testLog(t),
+	svc2, err := archiver.New(cfg, archiver.Deps{Bus: e.bus, Blob: e.blob, Store: ast2, Facts: newCopyFacts(t, e.dsn, ast2), SealKey: e.key, Log: testLog(t),
 		Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

@@ -10,9 +10,9 @@ import (
 
 	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
+	"github.com/nokstream/nokstream/internal/evidence/facts"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
-	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
 // SealKeys returns the object keys of version v of a candidate-exam's seal:
@@ -24,7 +24,7 @@ func SealKeys(exam, candidate string, v int) (manifest, signature string) {
 // sealIfDue seals a candidate-exam whose result is recorded and whose exam
 // is over, unless its latest seal already covers exactly its objects: a seal
 // is made once, and again only if footage arrived after it (a late upload).
-func (s *Service) sealIfDue(ctx context.Context, ce regstore.EvidenceExam) error {
+func (s *Service) sealIfDue(ctx context.Context, ce facts.EvidenceExam) error {
 	if ce.Result == retention.ResultNone || s.now().Before(ce.End) {
 		return nil
 	}
@@ -38,7 +38,7 @@ func (s *Service) sealIfDue(ctx context.Context, ce regstore.EvidenceExam) error
 // seal has the same entries. It returns the seal written or found. Its
 // callers take the candidate-exam's documents first (Recompute,
 // takeNewDocuments), so that what it lists is locked.
-func (s *Service) Seal(ctx context.Context, ce regstore.EvidenceExam, force bool) (store.Seal, error) {
+func (s *Service) Seal(ctx context.Context, ce facts.EvidenceExam, force bool) (store.Seal, error) {
 	entries, problems, err := seal.Collect(ctx, sealIndex{docs: s.d.Facts, st: s.d.Store}, ce.Scope(), s.cfg.Batch)
 	if err != nil {
 		return store.Seal{}, err

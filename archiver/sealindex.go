@@ -6,8 +6,8 @@ import (
 
 	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/facts"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
-	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
 // sealIndex is what seal.Collect reads for the archiver's seals: the
@@ -16,7 +16,7 @@ import (
 // (the registry's copy of that may lag).
 type sealIndex struct {
 	docs interface {
-		EvidenceDocuments(ctx context.Context, exam, candidate string) ([]regstore.EvidenceDocument, error)
+		EvidenceDocuments(ctx context.Context, exam, candidate string) ([]facts.EvidenceDocument, error)
 	}
 	st interface {
 		ArchivedSegments(ctx context.Context, site string, from, to time.Time, afterKey string, limit int) ([]store.ArchiveObject, error)

@@ -12,13 +12,16 @@ import (
 	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
-	regstore "github.com/nokstream/nokstream/registry/store"
 )
 
 // SweepStats counts what one sweeper pass did.
 type SweepStats struct {
 	Marked, Unmarked, Deleted, Refused int
-	Bytes                              int64
+	// Stale is how many objects the sweeper would have deleted but kept
+	// marked: its copy of the registry's facts is not newer than their
+	// mark (no watermark since).
+	Stale int
+	Bytes int64
 	// Overdue is how many candidate-exams are overdue evidence: their
 	// result is missing after the provisional period, and their evidence
 	// is held (nokstream_archiver_overdue_evidence).
@@ -57,7 +60,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 		return st, err
 	}
 	now := s.now()
-	overdue, err := s.d.Facts.OverdueEvidence(ctx, regstore.Scope{}, now, s.cfg.Retention.Default.Provisional, s.cfg.Retention.Floors.Provisional)
+	overdue, err := s.d.Facts.OverdueEvidence(ctx, now, s.cfg.Retention.Default.Provisional, s.cfg.Retention.Floors.Provisional)
 	if err != nil {
 		return st, err
 	}
@@ -116,7 +119,14 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 			break
 		}
 	}
-	// Phase 2.
+	// Phase 2. The facts are the archiver's copy: it deletes only what was
+	// marked before the newest watermark it consumed, so that no fact the
+	// registry had committed at the mark is missing from the decision.
+	wm, err := s.d.Facts.FactsWatermark(ctx)
+	if err != nil {
+		return st, err
+	}
+	staleLogged := false
 	for {
 		marked, err := s.d.Store.MarkedObjects(ctx, now.Add(-s.cfg.SweepDelay), s.cfg.Batch)
 		if err != nil || len(marked) == 0 {
@@ -129,6 +139,17 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 		progress := false
 		for i, o := range marked {
 			action := retention.Sweep(now, ds[i], deref(o.MarkedAt), s.cfg.SweepDelay)
+			if action == retention.SweepDelete && !wm.At.After(deref(o.MarkedAt)) {
+				// Stale facts: keep the mark, decide again at the next pass.
+				action = retention.SweepKeep
+				st.Stale++
+				s.m.swept.WithLabelValues("stale").Inc()
+				if !staleLogged {
+					staleLogged = true
+					s.d.Log.Warn("the copy of the registry's facts is older than the sweeper's marks: deleting none of those",
+						"facts_watermark", wm.At, "facts_seq", wm.Seq, "object_key", o.Key, "marked_at", deref(o.MarkedAt))
+				}
+			}
 			if action == retention.SweepDelete && o.Kind == store.ArchiveInit {
 				u, err := s.d.Store.InitUsage(ctx, o.Key)
 				if err != nil {

@@ -67,7 +67,7 @@ adapters instead. Migrations are applied at start.`,
 				return err
 			}
 			defer ast.Close()
-			arc, err := archiverService(&fa, d.data, ast, st, blobStore, b, log.With("service", "archiver"), reg)
+			arc, err := archiverService(&fa, d.data, ast, blobStore, b, log.With("service", "archiver"), reg)
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,6 @@ import (
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
-	"github.com/nokstream/nokstream/registry/store"
 )
 
 // retentionFlags are the default retention periods, in days; councils and
@@ -146,8 +145,10 @@ func (f *archiverFlags) config() archiver.Config {
 	return cfg
 }
 
-// archiverService wires the archiver.
-func archiverService(f *archiverFlags, data string, ast *astore.Store, st *store.Store, blobStore blob.Store, b bus.Bus,
+// archiverService wires the archiver. It decides from its own copy of the
+// registry's facts, in its store (events.TopicRetentionV2), and reads no
+// registry table.
+func archiverService(f *archiverFlags, data string, ast *astore.Store, blobStore blob.Store, b bus.Bus,
 	log *slog.Logger, reg prometheus.Registerer) (*archiver.Service, error) {
 	rb, ok := blobStore.(archiver.Blob)
 	if !ok {
@@ -157,7 +158,7 @@ func archiverService(f *archiverFlags, data string, ast *astore.Store, st *store
 	if err != nil {
 		return nil, err
 	}
-	return archiver.New(f.config(), archiver.Deps{Bus: b, Blob: rb, Store: ast, Facts: st, SealKey: key, Log: log, Registry: reg, Now: time.Now})
+	return archiver.New(f.config(), archiver.Deps{Bus: b, Blob: rb, Store: ast, Facts: ast, SealKey: key, Log: log, Registry: reg, Now: time.Now})
 }
 
 func archiverCommand(g *globalFlags) *cobra.Command {
@@ -184,7 +185,7 @@ func archiverCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer ast.Close()
-			svc, err := archiverService(&f, d.data, ast, p.st, p.blob, p.bus, log, p.reg)
+			svc, err := archiverService(&f, d.data, ast, p.blob, p.bus, log, p.reg)
 			if err != nil {
 				return err
 			}

@@ -162,6 +162,7 @@ func registryCommand(g *globalFlags) *cobra.Command {
 	d.kafkaFlag(cmd, "")
 	f.register(cmd)
 	f.floors.register(cmd)
+	cmd.AddCommand(retentionBackfillCommand())
 	return cmd
 }
 

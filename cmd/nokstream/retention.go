@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nokstream/nokstream/archiver"
-	astore "github.com/nokstream/nokstream/archiver/store"
 )
 
 func retentionCommand(g *globalFlags) *cobra.Command {
@@ -43,21 +42,18 @@ flags must be the archiver's.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := d.openStore(ctx, false)
+			// The archiver's store: its records, and its copy of the
+			// registry's facts.
+			ast, err := d.openArchiverStore(ctx)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer ast.Close()
 			var text string
 			if overdue {
-				text, err = archiver.ExplainOverdue(ctx, st, f.settings(), time.Now())
+				text, err = archiver.ExplainOverdue(ctx, ast, f.settings(), time.Now())
 			} else {
-				var ast *astore.Store
-				if ast, err = d.openArchiverStore(ctx); err != nil {
-					return err
-				}
-				defer ast.Close()
-				text, err = archiver.Explain(ctx, st, ast, f.settings(), time.Now(), args[0])
+				text, err = archiver.Explain(ctx, ast, ast, f.settings(), time.Now(), args[0])
 			}
 			if err != nil {
 				return err

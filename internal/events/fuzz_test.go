@@ -3,6 +3,7 @@ package events_test
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/nokstream/nokstream/internal/events"
@@ -39,6 +40,31 @@ func FuzzEvents(f *testing.F) {
 			roundTrip(t, e, func(b []byte) (any, error) { return events.DecodeObjectDeleted(b) })
 		}
 		fuzzRecords(t, data)
+		if m, err := events.DecodeFacts(data); err == nil {
+			n := 0
+			for _, v := range []interface{ Validate() error }{m.Exam, m.Settings, m.Watermark} {
+				if reflect.ValueOf(v).IsNil() {
+					continue
+				}
+				n++
+				if err := v.Validate(); err != nil {
+					t.Errorf("decoded invalid retention facts: %v", err)
+				}
+				roundTrip(t, v, func(b []byte) (any, error) {
+					m, err := events.DecodeFacts(b)
+					switch {
+					case m.Exam != nil:
+						return m.Exam, err
+					case m.Settings != nil:
+						return m.Settings, err
+					}
+					return m.Watermark, err
+				})
+			}
+			if n != 1 {
+				t.Errorf("decoded %d retention facts messages from one input, want 1", n)
+			}
+		}
 		// RetentionChanged has no decoder: the archiver uses encoding/json.
 		var rc events.RetentionChanged
 		if json.Unmarshal(data, &rc) == nil {

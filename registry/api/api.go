@@ -63,6 +63,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nokstream/nokstream/internal/bus"
+	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/internal/obs"
 	"github.com/nokstream/nokstream/registry/store"
@@ -343,6 +344,8 @@ type Server struct {
 	routes []string
 	// outboxKick wakes Run's relay after a change wrote to the outbox.
 	outboxKick chan struct{}
+	// lastWatermark is the facts watermark last published (Run only).
+	lastWatermark events.FactsWatermark
 	// hashSlots bounds the password hashes of logins (AuthConcurrency).
 	hashSlots chan struct{}
 	// serving is the media route's caches and audit (mediaread.go).

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/registry/store"
 )
 
@@ -17,6 +18,7 @@ import (
 type domainStore interface {
 	PruneOutbox(ctx context.Context, before time.Time) (int64, error)
 	RelayOutbox(ctx context.Context, limit int, now time.Time, publish func(context.Context, store.OutboxEvent) error) (int, error)
+	FactsWatermark(ctx context.Context) (events.FactsWatermark, bool, error)
 	ExamCandidate(ctx context.Context, exam, candidate string) (store.ExamCandidate, error)
 	ExamOwner(ctx context.Context, id string) (store.Owner, error)
 }
@@ -145,9 +147,38 @@ func (s *Server) relay(ctx context.Context) {
 			return
 		}
 		if n < 100 {
+			s.publishWatermark(ctx)
 			return
 		}
 	}
+}
+
+// publishWatermark publishes the facts watermark (events.FactsWatermark)
+// when nothing of its topic waits in the outbox: after new facts, and every
+// 10 outbox intervals without, so that the archiver knows how current its
+// copy of the facts is (it deletes nothing on a copy older than a mark).
+func (s *Server) publishWatermark(ctx context.Context) {
+	w, ok, err := s.db.domain.FactsWatermark(ctx)
+	if err != nil || !ok {
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("read the facts watermark; retrying later", "err", err)
+		}
+		return
+	}
+	if w.Seq == s.lastWatermark.Seq && w.At.Sub(s.lastWatermark.At) < 10*s.cfg.OutboxInterval {
+		return
+	}
+	b, err := json.Marshal(w)
+	if err == nil {
+		err = s.bus.Publish(ctx, events.TopicRetentionV2, events.RetentionV2Key, b)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("publish the facts watermark; retrying later", "err", err)
+		}
+		return
+	}
+	s.lastWatermark = w
 }
 
 // kickOutbox wakes Run after a change wrote to the outbox.

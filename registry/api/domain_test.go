@@ -515,8 +515,9 @@ func TestRetentionEvents(t *testing.T) {
 		map[string]string{"kind": "certificate", "certificate_number": "NEW-1", "issued_on": "2025-03-02"}); r.code != http.StatusCreated {
 		t.Fatalf("the center's draft card: %d %s", r.code, r.body)
 	}
-	if n, err := e.store.PendingOutbox(context.Background()); err != nil || n != 2 {
-		t.Errorf("%d events pending during the outage (%v), want 2", n, err)
+	// Two changes: each a RetentionChanged and its v2 snapshot.
+	if n, err := e.store.PendingOutbox(context.Background()); err != nil || n != 4 {
+		t.Errorf("%d events pending during the outage (%v), want 4", n, err)
 	}
 	fb.down.Store(false)
 	want := []string{o.cand + ":certificate_issued", o.cand2 + ":appeal_opened", o.cand + ":appeal_opened", o.cand + ":appeal_closed",

@@ -221,11 +221,19 @@ func (s *Store) AddDocument(ctx context.Context, d *Document) error {
 	if d.CandidateID == "" && d.ExamID == "" {
 		return fmt.Errorf("add document: %w: a document belongs to a candidate, an exam, or both (a candidate-exam)", ErrInvalid)
 	}
-	err := s.pool.QueryRow(ctx, `
+	// The document and the snapshots of the candidate-exams it is evidence
+	// of (the archiver's copy of the facts) commit together.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
 		INSERT INTO documents (id, candidate_id, exam_id, kind, filename, content_type, bytes, sha256, object_key, uploaded_by)
 		VALUES ($1, nullif($2, ''), nullif($3, ''), $4, $5, $6, $7, $8, $9, nullif($10, 0)) RETURNING uploaded_at`,
-		d.ID, d.CandidateID, d.ExamID, d.Kind, limitText(d.Filename, 255), d.ContentType, d.Bytes, d.SHA256, d.ObjectKey, d.UploadedBy).
-		Scan(&d.UploadedAt)
+			d.ID, d.CandidateID, d.ExamID, d.Kind, limitText(d.Filename, 255), d.ContentType, d.Bytes, d.SHA256, d.ObjectKey, d.UploadedBy).
+			Scan(&d.UploadedAt)
+		if err != nil {
+			return err
+		}
+		return enqueueDocumentFacts(ctx, tx, d.ID, d.UploadedAt)
+	})
 	if isForeignKeyViolation(err) {
 		return fmt.Errorf("add document: %w", ErrNotFound)
 	}

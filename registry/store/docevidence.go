@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nokstream/nokstream/internal/evidence/facts"
 )
 
 // A document is evidence of a candidate-exam (exam e, candidate c, c sat
@@ -79,10 +81,7 @@ func (s *Store) DocumentEvidence(ctx context.Context, key string) ([]EvidenceExa
 }
 
 // CandidateExamRef names a candidate-exam.
-type CandidateExamRef struct {
-	ExamID      string
-	CandidateID string
-}
+type CandidateExamRef = facts.CandidateExamRef
 
 // PendingDocumentEvidence returns up to limit candidate-exams that have an
 // evidence document the archiver has not reported taking yet (one it took

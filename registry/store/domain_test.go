@@ -343,9 +343,30 @@ func TestResultsAndRetentionEvents(t *testing.T) {
 		t.Errorf("certificate after revocation: %+v %v", got, err)
 	}
 
-	// Every change is in the outbox, in order, and the relay publishes each once.
-	var reasons []string
+	// Every change is in the outbox, in order, and the relay publishes each
+	// once; each RetentionChanged is followed by the v2 snapshot of its
+	// candidate-exam, whose seq is its outbox id (and the site's council
+	// has a snapshot of its settings).
+	var reasons, snaps []string
+	settings := 0
+	var last events.RetentionChangedV2
 	n, err := s.RelayOutbox(ctx, 100, after, func(_ context.Context, e store.OutboxEvent) error {
+		if e.Topic == events.TopicRetentionV2 {
+			m, err := events.DecodeFacts(e.Value)
+			switch {
+			case err != nil:
+				return err
+			case m.Settings != nil:
+				settings++
+			case m.Exam != nil:
+				if m.Exam.Seq != e.ID || e.Key != events.RetentionV2Key {
+					t.Errorf("snapshot of outbox id %d has seq %d, key %q", e.ID, m.Exam.Seq, e.Key)
+				}
+				snaps = append(snaps, m.Exam.CandidateID+":"+m.Exam.Reason)
+				last = *m.Exam
+			}
+			return nil
+		}
 		var rc events.RetentionChanged
 		if err := json.Unmarshal(e.Value, &rc); err != nil {
 			return err
@@ -356,13 +377,20 @@ func TestResultsAndRetentionEvents(t *testing.T) {
 		reasons = append(reasons, rc.CandidateID+":"+rc.Reason)
 		return nil
 	})
-	if err != nil || n != 10 {
-		t.Fatalf("relay: %d %v", n, err)
+	if err != nil || n != 21 {
+		t.Fatalf("relay: %d %v, want 10 events, their 10 snapshots and the settings' snapshot", n, err)
 	}
 	want := []string{"ivanov:exam_changed", "petrov:exam_changed", "ivanov:exam_changed", "petrov:exam_changed", "ivanov:certificate_issued", "petrov:result_recorded", "ivanov:certificate_extended",
 		"petrov:appeal_opened", "petrov:appeal_closed", "ivanov:certificate_revoked"}
 	if !slices.Equal(reasons, want) {
 		t.Errorf("events %v, want %v", reasons, want)
+	}
+	if !slices.Equal(snaps, want) || settings != 1 {
+		t.Errorf("snapshots %v and %d of settings, want %v and 1", snaps, settings, want)
+	}
+	if last.Certificate == nil || last.Certificate.RevokedAt.IsZero() || !last.Certificate.ValidUntil.Equal(date(2030, 1, 2)) ||
+		last.Result != "certificate" || last.Council != "council1" || last.Site != "site1" {
+		t.Errorf("the last snapshot (the revocation) is %+v, want ivanov's revoked certificate valid through 2030-01-01", last)
 	}
 	if n, err := s.RelayOutbox(ctx, 100, after, func(context.Context, store.OutboxEvent) error { return nil }); n != 0 || err != nil {
 		t.Errorf("second relay: %d %v", n, err)

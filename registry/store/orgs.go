@@ -380,7 +380,10 @@ func (s *Store) SaveSite(ctx context.Context, st Site) (created bool, err error)
 			_, err = tx.Exec(ctx, `INSERT INTO sites (id, center_id, name, address, email, phones, time_zone) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 				st.ID, st.CenterID, strings.TrimSpace(st.Name), strings.TrimSpace(st.Address), strings.TrimSpace(st.Email), cleanList(st.Phones),
 				cmp.Or(st.TimeZone, DefaultTimeZone))
-			return err
+			if err != nil {
+				return err
+			}
+			return enqueueSiteSettings(ctx, tx, st.CenterID)
 		case err != nil:
 			return err
 		case was != nil && *was != st.CenterID:
@@ -389,7 +392,10 @@ func (s *Store) SaveSite(ctx context.Context, st Site) (created bool, err error)
 		_, err = tx.Exec(ctx, `UPDATE sites SET center_id = $2, name = $3, address = $4, email = $5, phones = $6,
 			time_zone = coalesce(nullif($7, ''), time_zone), updated_at = now() WHERE id = $1`,
 			st.ID, st.CenterID, strings.TrimSpace(st.Name), strings.TrimSpace(st.Address), strings.TrimSpace(st.Email), cleanList(st.Phones), st.TimeZone)
-		return err
+		if err != nil {
+			return err
+		}
+		return enqueueSiteSettings(ctx, tx, st.CenterID)
 	})
 	if err != nil {
 		return false, fmt.Errorf("save site %s: %w", st.ID, err)

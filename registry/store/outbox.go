@@ -35,7 +35,8 @@ func enqueueRetention(ctx context.Context, tx pgx.Tx, exam, candidate, reason st
 	if err != nil {
 		return fmt.Errorf("write retention event to the outbox: %w", err)
 	}
-	return nil
+	// And v2, the snapshot of the facts (factsnap.go).
+	return enqueueFacts(ctx, tx, exam, candidate, reason, now)
 }
 
 // RelayOutbox publishes up to limit pending outbox events, oldest first,

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nokstream/nokstream/internal/events"
+	"github.com/nokstream/nokstream/internal/evidence/facts"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
 )
 
@@ -20,14 +21,7 @@ import (
 const DeadlineEvidence = "evidence_overdue"
 
 // OverdueEvidence is a candidate-exam whose evidence is overdue.
-type OverdueEvidence struct {
-	ExamID, CandidateID         string
-	CouncilID, CenterID, SiteID string
-	Qualification               string
-	ExamEnd                     time.Time
-	ProvisionalDays             int
-	Due                         time.Time // the end of the provisional period
-}
+type OverdueEvidence = facts.OverdueEvidence
 
 // overdueSelect lists the candidate-exams in scope whose result is missing,
 // that no appeal's end or disposal released, with the end of their

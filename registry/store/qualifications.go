@@ -205,13 +205,19 @@ func (s *Store) SetRetentionSettings(ctx context.Context, council, qualification
 			return fmt.Errorf("set retention settings of %s: %w: qualification %s is not the council's", council, ErrInvalid, qualification)
 		}
 	}
-	_, err := s.pool.Exec(ctx, `
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
 		INSERT INTO retention_settings (council_id, qualification_code, appeal_window_days, provisional_days, unlinked_days, updated_by)
 		VALUES ($1, $2, $3, $4, $5, nullif($6, 0))
 		ON CONFLICT (council_id, qualification_code) DO UPDATE SET appeal_window_days = EXCLUDED.appeal_window_days,
 			provisional_days = EXCLUDED.provisional_days, unlinked_days = EXCLUDED.unlinked_days,
 			updated_by = EXCLUDED.updated_by, updated_at = now()`,
-		council, qualification, rs.AppealWindowDays, rs.ProvisionalDays, rs.UnlinkedDays, by)
+			council, qualification, rs.AppealWindowDays, rs.ProvisionalDays, rs.UnlinkedDays, by)
+		if err != nil {
+			return err
+		}
+		return enqueueSettings(ctx, tx, council, time.Now())
+	})
 	if isForeignKeyViolation(err) {
 		return fmt.Errorf("set retention settings of %s: %w", council, ErrNotFound)
 	}

@@ -8,26 +8,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nokstream/nokstream/internal/evidence/facts"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
 )
 
-// EvidenceExam is a candidate's exam as the archiver sees it: what bears on
-// the retention of its evidence (retention.CandidateExam) and where the
-// evidence is: the room cameras of Site during the exam window, and the
-// candidate's Webcam and Screen devices there.
-type EvidenceExam struct {
-	retention.CandidateExam
-	Site      string
-	Webcam    string
-	Screen    string
-	Admission string
-}
-
-// Serves reports whether footage of device (a room camera when room) is
-// evidence for the candidate-exam.
-func (e EvidenceExam) Serves(device string, room bool) bool {
-	return e.Scope().Serves(device, room)
-}
+// EvidenceExam is a candidate's exam as the archiver sees it (the type
+// lives in a leaf, so that the archiver's own copy answers with it too).
+type EvidenceExam = facts.EvidenceExam
 
 // evidenceSelect reads the candidate-exams of exams, with their result and
 // certificate and the retention settings of their council and qualification
@@ -143,6 +130,13 @@ func (s *Store) ExamEvidence(ctx context.Context, exam, candidate string) ([]Evi
 // addAppeals fills in the appeals of each candidate-exam. An appeal holds
 // until it is closed: a decided appeal still holds.
 func (s *Store) addAppeals(ctx context.Context, exams []EvidenceExam) error {
+	return addAppeals(ctx, s.pool, exams)
+}
+
+// addAppeals is Store.addAppeals on q: the pool, or a transaction.
+func addAppeals(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, exams []EvidenceExam) error {
 	if len(exams) == 0 {
 		return nil
 	}
@@ -152,7 +146,7 @@ func (s *Store) addAppeals(ctx context.Context, exams []EvidenceExam) error {
 		ids = append(ids, e.ExamID)
 		index[[2]string{e.ExamID, e.CandidateID}] = i
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, exam_id, candidate_id, opened_at, closed_at FROM appeals
+	rows, err := q.Query(ctx, `SELECT id, exam_id, candidate_id, opened_at, closed_at FROM appeals
 		WHERE exam_id = ANY($1) ORDER BY opened_at, id`, ids)
 	if err != nil {
 		return fmt.Errorf("read appeals: %w", err)

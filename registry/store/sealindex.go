@@ -46,10 +46,3 @@ func (d EvidenceDocument) SealDocument() seal.Document {
 	return seal.Document{Key: d.ObjectKey, Kind: d.Kind, Size: d.Bytes, SHA256: d.SHA256, UploadedAt: d.UploadedAt,
 		Archived: d.Archived, Verified: d.Verified, Deleted: d.DeletedAt != nil}
 }
-
-// Scope returns where the evidence of the candidate-exam is, as
-// seal.Collect takes it.
-func (e EvidenceExam) Scope() seal.Scope {
-	return seal.Scope{ExamID: e.ExamID, CandidateID: e.CandidateID, Site: e.Site, Start: e.Start, End: e.End,
-		Webcam: e.Webcam, Screen: e.Screen}
-}
