@@ -22,7 +22,7 @@ Object.assign(NS.dict.en, {
     "A multi-industry center stays its own council's. A council that authorises it for its qualifications sees the center's details and sites, and only the exams of its own qualifications.",
   'Квалификации совета, к оценке которых допускается центр': "The council's qualifications the center is authorised to assess",
   'Допустить центр': 'Authorise the center', 'Центр допущен': 'Center authorised', 'Отметьте хотя бы одну квалификацию.': 'Tick at least one qualification.',
-  'Центр совета': 'Center of council', 'межотраслевой': 'multi-industry',
+  'Центр совета': 'Center of council', 'межотраслевой': 'multi-industry', 'совет': 'council',
 });
 const $ = (id) => document.getElementById(id);
 const st = window.orgs = {me: null, names: null, centers: [], sites: []};
@@ -39,6 +39,15 @@ function auditLink(kind, id) {
   return NS.el('a', {href: 'audit.html?' + kind + '=' + enc(id), class: 'audit-link'}, NS.t('Журнал'));
 }
 
+// qualsOf says what center c is authorised for; to NARK and the center,
+// which see every council's part, it names the council of each
+// authorisation that is not the center's own.
+function qualsOf(c) {
+  const list = c.authorisations || (c.qualifications || []).map((q) => ({qualification: q, council: c.council}));
+  return list.map((a) => NS.qualName(st.names, a.qualification) +
+    (st.me.role !== 'council' && a.council !== c.council ? ' — ' + NS.t('совет') + ' ' + a.council : '')).join('; ');
+}
+
 async function loadCenters() {
   st.centers = await NS.api('GET', '/api/v1/centers') || [];
   NS.paginate(document.querySelector('#centers tbody'), st.centers, (c) => {
@@ -53,7 +62,7 @@ async function loadCenters() {
     const home = foreign ? NS.el('div', {class: 'home-council'}, NS.el('span', {class: 'state-tag'}, NS.t('межотраслевой')), ' ', NS.t('Центр совета') + ' ' + c.council) : '';
     return NS.el('tr', {'data-center': c.id}, NS.el('td', {}, c.name, NS.el('div', {class: 'muted'}, c.id), home),
       NS.el('td', {}, c.head || '', NS.el('div', {class: 'muted'}, [c.email, (c.phones || []).join(', '), c.website].filter(Boolean).join(' · '))),
-      NS.el('td', {class: 'quals'}, (c.qualifications || []).map((q) => NS.qualName(st.names, q)).join('; ')), NS.el('td', {}, missing(c.missing)), actions);
+      NS.el('td', {class: 'quals'}, qualsOf(c)), NS.el('td', {}, missing(c.missing)), actions);
   }, {empty: NS.t('Центров нет.')});
 }
 
