@@ -172,7 +172,12 @@ func archiverCommand(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := g.logger().With("service", "archiver")
-			p, err := d.open(ctx, log, openOpts{store: true, requireKafka: true})
+			// The archiver's own store only: it reads no registry table
+			// (its copy of the registry's facts is in its schema).
+			if err := d.requireDB(); err != nil {
+				return err
+			}
+			p, err := d.open(ctx, log, openOpts{requireKafka: true})
 			if err != nil {
 				return err
 			}
@@ -185,6 +190,7 @@ func archiverCommand(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer ast.Close()
+			p.health.Add("postgres", ast.Ping)
 			svc, err := archiverService(&f, d.data, ast, p.blob, p.bus, log, p.reg)
 			if err != nil {
 				return err
