@@ -18,6 +18,7 @@ import (
 	"github.com/nokstream/nokstream/internal/evidence/facts"
 	"github.com/nokstream/nokstream/internal/evidence/retention"
 	"github.com/nokstream/nokstream/registry/store"
+	"github.com/nokstream/nokstream/registry/store/storetest"
 )
 
 // registryFacts answers the archiver's questions from the registry's own
@@ -46,10 +47,11 @@ func (r registryFacts) OverdueEvidence(ctx context.Context, now time.Time, def, 
 }
 
 // TestFactsCopyDecidesAsTheRegistry generates random histories of a
-// registry — exams with candidates at workstations, admissions, results
+// registry — exams of two councils' qualifications at one center (a
+// multi-industry one), with candidates at workstations, admissions, results
 // (certificates and conclusions), certificates extended and revoked,
 // appeals opened, decided and closed, documents of candidates, of exams and
-// of candidate-exams, retention settings of the council and of the
+// of candidate-exams, retention settings of each council and of its
 // qualification, disposals of overdue evidence, and footage — and checks,
 // after every few changes, that the archiver's copy of the facts, fed the
 // registry's RetentionChanged v2 messages shuffled and with old ones
@@ -99,6 +101,16 @@ func newWorld(t *testing.T, seed uint64) *world {
 	if _, err := e.st.AddDevice(ctx, "site1", "ws3-scr", store.KindScreen); err != nil {
 		t.Fatal(err)
 	}
+	// A second council authorises the center for its qualification q2
+	// (a multi-industry center): exams of q2 are spk2's, with its settings.
+	storetest.Org(t, e.st, "spk2", "", "")
+	if _, err := e.st.SaveQualification(ctx, store.Qualification{Code: "q2", CouncilID: "spk2", Name: "Монтажник", ValidityYears: 5,
+		Tools: []store.AssessmentTool{{Reference: "ОС-2", Link: "https://example.org/os2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.AuthoriseCenter(ctx, "cok1", "spk2", []string{"q2"}, 0); err != nil {
+		t.Fatal(err)
+	}
 	for i, k := range []string{"c3", "c4"} {
 		if _, err := e.st.SaveCandidate(ctx, store.Candidate{ID: k, CenterID: "cok1", LastName: "Петров", FirstName: "Пётр",
 			Document: fmt.Sprintf("паспорт 4600 00000%d", i)}); err != nil {
@@ -123,7 +135,7 @@ func (w *world) change() {
 	case op < 3 || len(w.ces) == 0:
 		id := fmt.Sprintf("e%d", w.n)
 		start := now.Add(time.Duration(w.pick(72)-36) * time.Hour).Truncate(time.Hour)
-		if err := e.st.CreateExam(ctx, &store.Exam{ID: id, CenterID: "cok1", SiteID: "site1", Qualification: "q1",
+		if err := e.st.CreateExam(ctx, &store.Exam{ID: id, CenterID: "cok1", SiteID: "site1", Qualification: []string{"q1", "q2"}[w.pick(2)],
 			Start: start, End: start.Add(time.Duration(1+w.pick(4)) * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
@@ -171,9 +183,10 @@ func (w *world) change() {
 			_ = e.st.RevokeCertificate(ctx, n, "подлог", 0, now)
 		}
 	case op == 7:
-		q := []string{"", "q1"}[w.pick(2)]
+		council := []string{"spk1", "spk2"}[w.pick(2)]
+		q := []string{"", map[string]string{"spk1": "q1", "spk2": "q2"}[council]}[w.pick(2)]
 		rs := store.RetentionSettings{AppealWindowDays: w.pick(60), ProvisionalDays: 1 + w.pick(120), UnlinkedDays: 1 + w.pick(60)}
-		if err := e.st.SetRetentionSettings(ctx, "spk1", q, rs, 0); err != nil {
+		if err := e.st.SetRetentionSettings(ctx, council, q, rs, 0); err != nil {
 			t.Fatal(err)
 		}
 	case op == 8:
