@@ -118,7 +118,9 @@ function firstDecodeTime(buf, timescales, track) {
 class Player {
   constructor(video, origin, duration) {
     this.video = video; this.origin = origin; this.duration = duration;
-    this.segs = []; this.inits = new Map(); this.loaded = new Set();
+    // loaded: the segments appended, by wall-clock start → end, so that
+    // they stay known when the playlist is replaced by a longer one.
+    this.segs = []; this.inits = new Map(); this.loaded = new Map();
     this.target = 0; this.generation = 0; this.error = '';
   }
 
@@ -126,7 +128,7 @@ class Player {
   // of them: the media source opens while the playlist is on its way.
   async load(segs) {
     const gen = ++this.generation;
-    this.segs = []; this.loaded = new Set(); this.lastInit = null; this.sb = null; this.mime = null;
+    this.segs = []; this.loaded = new Map(); this.lastInit = null; this.sb = null; this.mime = null;
     this.ms = new MediaSource();
     const opened = new Promise((r) => this.ms.addEventListener('sourceopen', r, {once: true}));
     if (this.video.src) URL.revokeObjectURL(this.video.src);
@@ -137,6 +139,11 @@ class Player {
     this.ms.duration = this.duration;
     this.run(gen);
   }
+
+  // update replaces the playlist's segments with a longer list of the
+  // same stream (the whole range after the few around the clock), keeping
+  // what is appended.
+  update(segs) { this.segs = segs; if (this.wake) this.wake(); }
 
   // covered reports whether the stream has footage at media time t.
   covered(t) {
@@ -178,7 +185,7 @@ class Player {
   async run(gen) {
     while (gen === this.generation) {
       const now = this.origin + this.target * 1000;
-      const next = this.segs.findIndex((s, i) => !this.loaded.has(i) && s.end > now && s.start < now + 40000);
+      const next = this.segs.findIndex((s) => !this.loaded.has(s.start) && s.end > now && s.start < now + 40000);
       if (next < 0) {
         await new Promise((r) => { this.wake = r; setTimeout(r, 500); });
         continue;
@@ -201,18 +208,18 @@ class Player {
           this.forget(this.target - 10);
           await this.append(buf);
         }
-        this.loaded.add(next);
+        this.loaded.set(s.start, s.end);
         if (this.target > 90) { await this.remove(0, this.target - 60); this.forget(this.target - 60); }
       } catch (e) {
         this.error = e.message;
-        this.loaded.add(next);
+        this.loaded.set(s.start, s.end);
       }
     }
   }
 
   forget(before) {
     const w = this.origin + before * 1000;
-    for (const i of [...this.loaded]) if (this.segs[i].end <= w) this.loaded.delete(i);
+    for (const [start, end] of [...this.loaded]) if (end <= w) this.loaded.delete(start);
   }
 
   // ready reports whether the video can play at media time t now.

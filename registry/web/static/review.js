@@ -38,13 +38,21 @@ const wallOf = (t) => st.origin + t * 1000;
 const timeOf = (w) => (w - st.origin) / 1000;
 
 async function loadVariant(view) {
-  const q = '?from=' + encodeURIComponent(new Date(st.origin).toISOString()) + '&to=' + encodeURIComponent(new Date(st.origin + st.duration * 1000).toISOString());
-  const segs = NS.fetchText(NS.withPurpose('/api/v1/streams/' + view.stream + '/playlist.m3u8' + q + (st.variant === 'review' ? '&variant=review' : '')))
-    .then((text) => parsePlaylist(text, location.origin), (e) => { view.error = e.message; return []; });
-  await view.player.load(segs);
-  view.segs = view.player.segs;
+  const list = (from, to) => NS.fetchText(NS.withPurpose('/api/v1/streams/' + view.stream + '/playlist.m3u8?from=' +
+    encodeURIComponent(new Date(from).toISOString()) + '&to=' + encodeURIComponent(new Date(to).toISOString()) +
+    (st.variant === 'review' ? '&variant=review' : ''))).then((text) => parsePlaylist(text, location.origin));
+  const end = st.origin + st.duration * 1000;
+  const all = list(st.origin, end).catch((e) => { view.error = e.message; return []; });
+  // The first picture needs only the footage at the clock: the playlist
+  // of the next minute comes long before the one of a 4-hour exam (2 400
+  // segments), and the player starts on it.
+  const w = Math.min(Math.max(wallOf(st.t), st.origin), end - 1);
+  const head = list(w, Math.min(w + 60000, end)).then((segs) => (segs.length ? segs : all), () => all);
+  await view.player.load(head);
   view.player.seek(st.t);
   if (view.player.covered(st.t)) view.video.currentTime = st.t;
+  view.segs = await all;
+  view.player.update(view.segs);
 }
 
 async function loadSide(view) {
