@@ -19,16 +19,20 @@ import (
 
 func migrateCommand(_ *globalFlags) *cobra.Command {
 	var d deps
-	var role, passwordFile string
+	var role, passwordFile, archiverRole, archiverPasswordFile string
 	cmd := &cobra.Command{
-		Use:   "migrate --db OWNER_URL [--runtime-role ROLE]",
+		Use:   "migrate --db OWNER_URL [--runtime-role ROLE] [--archiver-role ROLE]",
 		Short: "Apply the database migrations as the owner, and grant the services' runtime role (idempotent)",
 		Long: `Apply the database migrations (idempotent), connected as the owner of the
 schema (--db). With --runtime-role, then let that role run the services:
 it is created (LOGIN, with the password in --runtime-password-file) if it
 does not exist, and may read and write rows and append to the audit log,
 but not change or remove audit rows, alter tables or disable triggers.
-Run the services with --db pointing at the runtime role.`,
+Run the services with --db pointing at the runtime role.
+With --archiver-role, the archiver gets a role of its own: rows in the
+archiver's schema and nothing in the registry's; the runtime role then
+gets nothing in the archiver's schema. Run the archiver with --db pointing
+at the archiver's role.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := d.requireDB(); err != nil {
@@ -38,24 +42,31 @@ Run the services with --db pointing at the runtime role.`,
 				return fmt.Errorf("migrate: %w", err)
 			}
 			fmt.Fprintln(os.Stderr, "database is up to date")
-			if role == "" {
-				return nil
-			}
-			password := ""
-			if passwordFile != "" {
-				p, err := readSecretFile(passwordFile)
+			if role != "" {
+				password, err := optionalSecret(passwordFile, "--runtime-password-file")
 				if err != nil {
-					return fmt.Errorf("--runtime-password-file: %w", err)
+					return err
 				}
-				password = p
+				if err := store.GrantRuntime(cmd.Context(), d.db, role, password); err != nil {
+					return fmt.Errorf("migrate: %w", err)
+				}
+				if archiverRole == "" {
+					if err := astore.GrantRuntime(cmd.Context(), d.db, role); err != nil {
+						return fmt.Errorf("migrate: %w", err)
+					}
+				}
+				fmt.Fprintf(os.Stderr, "runtime role %s may run the services (not change the audit log or the schema)\n", role)
 			}
-			if err := store.GrantRuntime(cmd.Context(), d.db, role, password); err != nil {
-				return fmt.Errorf("migrate: %w", err)
+			if archiverRole != "" {
+				password, err := optionalSecret(archiverPasswordFile, "--archiver-password-file")
+				if err != nil {
+					return err
+				}
+				if err := astore.GrantArchiver(cmd.Context(), d.db, archiverRole, password, role); err != nil {
+					return fmt.Errorf("migrate: %w", err)
+				}
+				fmt.Fprintf(os.Stderr, "archiver role %s may run the archiver on its own schema only\n", archiverRole)
 			}
-			if err := astore.GrantRuntime(cmd.Context(), d.db, role); err != nil {
-				return fmt.Errorf("migrate: %w", err)
-			}
-			fmt.Fprintf(os.Stderr, "runtime role %s may run the services (not change the audit log or the schema)\n", role)
 			return nil
 		},
 	}
@@ -64,7 +75,24 @@ Run the services with --db pointing at the runtime role.`,
 		"database role the services run as, granted what they need and no more (env NOKSTREAM_RUNTIME_ROLE)")
 	cmd.Flags().StringVar(&passwordFile, "runtime-password-file", "",
 		"file holding the runtime role's password (its first line), set when the role is created or given")
+	cmd.Flags().StringVar(&archiverRole, "archiver-role", os.Getenv("NOKSTREAM_ARCHIVER_ROLE"),
+		"database role of the archiver alone: its own schema, nothing of the registry's (env NOKSTREAM_ARCHIVER_ROLE)")
+	cmd.Flags().StringVar(&archiverPasswordFile, "archiver-password-file", "",
+		"file holding the archiver role's password (its first line), set when the role is created or given")
 	return cmd
+}
+
+// optionalSecret reads the secret in file (its first line), or "" when no
+// file is named; flag names it in errors.
+func optionalSecret(file, flag string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	p, err := readSecretFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	return p, nil
 }
 
 func deviceCommand(_ *globalFlags) *cobra.Command {

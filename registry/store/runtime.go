@@ -2,13 +2,12 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/nokstream/nokstream/internal/pgmigrate"
 )
 
 // The database has two roles (issue 10): the owner, who runs the
@@ -19,9 +18,6 @@ import (
 // So a service that is taken over cannot rewrite the audit trail; only the
 // owner could, and the hash chain shows it (`nokstream audit verify`).
 
-// roleName is what a runtime role's name may be.
-var roleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-
 // GrantRuntime lets role, created with LOGIN (and password, if not empty)
 // when it does not exist, run the services on the database at ownerDSN,
 // whose migrations must be applied: it grants what the services need on
@@ -30,43 +26,19 @@ var roleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // idempotent; `nokstream migrate --runtime-role` runs it after the
 // migrations.
 func GrantRuntime(ctx context.Context, ownerDSN, role, password string) error {
-	if !roleName.MatchString(role) {
-		return fmt.Errorf("runtime role %q: use lower-case letters, digits and '_'", role)
-	}
 	conn, err := pgx.Connect(ctx, ownerDSN)
 	if err != nil {
 		return fmt.Errorf("runtime role: connect as the owner: %w", err)
 	}
 	defer conn.Close(ctx)
+	if err := pgmigrate.EnsureRole(ctx, conn, "runtime role", role, password); err != nil {
+		return err
+	}
 	var owner string
 	if err := conn.QueryRow(ctx, `SELECT current_user`).Scan(&owner); err != nil {
 		return fmt.Errorf("runtime role: %w", err)
 	}
-	if owner == role {
-		return fmt.Errorf("runtime role %q is the owner (the user of --db): give the services another role", role)
-	}
-	var exists, super bool
-	if err := conn.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(rolsuper), false) FROM pg_roles WHERE rolname = $1`, role).
-		Scan(&exists, &super); err != nil {
-		return fmt.Errorf("runtime role: %w", err)
-	}
-	if super {
-		return fmt.Errorf("runtime role %q is a superuser, which no grant can limit: give the services a plain role", role)
-	}
 	id := pgx.Identifier{role}.Sanitize()
-	if !exists {
-		create := `CREATE ROLE ` + id + ` LOGIN`
-		if password != "" {
-			create += ` PASSWORD ` + quoteLiteral(password)
-		}
-		if _, err := conn.Exec(ctx, create); err != nil && !isDuplicateObject(err) {
-			return fmt.Errorf("runtime role: create %s (the owner needs CREATEROLE, or create it yourself): %w", role, err)
-		}
-	} else if password != "" {
-		if _, err := conn.Exec(ctx, `ALTER ROLE `+id+` PASSWORD `+quoteLiteral(password)); err != nil {
-			return fmt.Errorf("runtime role: set the password of %s: %w", role, err)
-		}
-	}
 	ownerID := pgx.Identifier{owner}.Sanitize()
 	for _, q := range []string{
 		`GRANT CONNECT, TEMPORARY ON DATABASE ` + pgx.Identifier{conn.Config().Database}.Sanitize() + ` TO ` + id,
@@ -89,13 +61,4 @@ func GrantRuntime(ctx context.Context, ownerDSN, role, password string) error {
 		}
 	}
 	return nil
-}
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// isDuplicateObject: the role exists (42710), or another migrate created
-// it at the same moment (23505 on pg_authid's name index).
-func isDuplicateObject(err error) bool {
-	var pg *pgconn.PgError
-	return errors.As(err, &pg) && (pg.Code == "42710" || pg.Code == "23505")
 }
