@@ -36,3 +36,34 @@ func runtimeDSN(t *testing.T, owner string) string {
 	u.User = url.UserPassword(runtimeRole, runtimePassword)
 	return u.String()
 }
+
+// archiverRole is the archiver's own database role in the split
+// installations (issue 12, step (d)): rows in schema archiver, nothing of
+// the registry's; the runtime role then has nothing in schema archiver.
+const archiverRole = "nokstream_archiver"
+
+// archiverPassword is archiverRole's password on the test cluster, shared
+// as runtimePassword is.
+const archiverPassword = "e2e-archiver-role" //nolint:gosec // a throwaway role of a test cluster
+
+// archiverDSN gives the archiver a role of its own on the database at owner
+// (`nokstream migrate --runtime-role … --archiver-role …`) and returns
+// owner's DSN with that role as user.
+func archiverDSN(t *testing.T, owner string) string {
+	t.Helper()
+	dir := t.TempDir()
+	pwFile, apwFile := filepath.Join(dir, "runtime.password"), filepath.Join(dir, "archiver.password")
+	for f, pw := range map[string]string{pwFile: runtimePassword, apwFile: archiverPassword} {
+		if err := os.WriteFile(f, []byte(pw+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli(t, []string{"NOKSTREAM_DB=" + owner}, "migrate", "--runtime-role", runtimeRole, "--runtime-password-file", pwFile,
+		"--archiver-role", archiverRole, "--archiver-password-file", apwFile)
+	u, err := url.Parse(owner)
+	if err != nil {
+		t.Fatalf("database URL %q: %v", owner, err)
+	}
+	u.User = url.UserPassword(archiverRole, archiverPassword)
+	return u.String()
+}

@@ -134,8 +134,15 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 	prefix := testenv.TopicPrefix(t)
 	svcDSN := runtimeDSN(t, dsn)
 	var db *testenv.TCPProxy
+	// The archiver runs as its own role (nothing of the registry's), the
+	// other services as the runtime role (nothing of the archiver's);
+	// behind the proxy, all as the runtime role, so that one proxy stops
+	// them all.
+	var arcEnv []string
 	if o.proxyDB {
 		db, svcDSN = testenv.PostgresProxy(t, svcDSN)
+	} else {
+		arcEnv = []string{"NOKSTREAM_DB=" + archiverDSN(t, dsn)}
 	}
 	in := &installation{t: t, dsn: dsn, ports: newPorts(t), kafka: brokers, prefix: prefix, db: db,
 		procs: map[string]*proc{}, startFns: map[string]func() *proc{},
@@ -193,7 +200,10 @@ func startSplitWith(t *testing.T, segment time.Duration, o options, devices ...s
 				}
 				return p
 			}
-		case "archiver", "transcoder":
+		case "archiver":
+			env := append(append([]string{}, in.env...), arcEnv...)
+			in.startFns[name] = func() *proc { return run(name, env, []string{svc}, o.args[svc]) }
+		case "transcoder":
 			in.startFns[name] = func() *proc { return run(name, in.env, []string{svc}, o.args[svc]) }
 		case "ingest":
 			// Ingest holds no database: it asks the registry's node API

@@ -66,16 +66,22 @@ func Versions(fsys fs.FS) ([]int64, error) {
 // exists, create the schema) and, if so, whether every migration of s in
 // this build is applied: then there is nothing to migrate, and nothing a
 // migration could do. A runtime role on an older schema gets an error
-// saying to migrate as the owner.
+// saying to migrate as the owner. A role that may not even use the schema
+// (another service's, `nokstream migrate --archiver-role`) has nothing to
+// keep current in it: runtime, and no error.
 func RuntimeUpToDate(ctx context.Context, conn *pgx.Conn, s Schema) (runtime bool, err error) {
-	var exists, create bool
+	var exists, create, usage bool
 	if err := conn.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL,
 			CASE WHEN to_regnamespace($1) IS NULL THEN has_database_privilege(current_database(), 'CREATE')
-				ELSE has_schema_privilege($1, 'CREATE') END`, s.Name).Scan(&exists, &create); err != nil {
+				ELSE has_schema_privilege($1, 'CREATE') END,
+			CASE WHEN to_regnamespace($1) IS NULL THEN false ELSE has_schema_privilege($1, 'USAGE') END`, s.Name).Scan(&exists, &create, &usage); err != nil {
 		return false, err
 	}
 	if create {
 		return false, nil
+	}
+	if exists && !usage {
+		return true, nil
 	}
 	want, err := Versions(s.Migrations)
 	if err != nil {
