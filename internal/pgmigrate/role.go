@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -49,11 +51,41 @@ func EnsureRole(ctx context.Context, conn *pgx.Conn, what, role, password string
 			return fmt.Errorf("%s: create %s (the owner needs CREATEROLE, or create it yourself): %w", what, role, err)
 		}
 	} else if password != "" {
-		if _, err := conn.Exec(ctx, `ALTER ROLE `+id+` PASSWORD `+quoteLiteral(password)); err != nil {
+		if err := alterPassword(ctx, conn, id, password); err != nil {
 			return fmt.Errorf("%s: set the password of %s: %w", what, role, err)
 		}
 	}
 	return nil
+}
+
+// alterPassword sets the password of the role id. A role is one row of the
+// cluster's shared catalogue, and PostgreSQL refuses the second of two
+// concurrent updates of it ("tuple concurrently updated", XX000) rather than
+// waiting: two installations migrating on one cluster at the same moment
+// (two replicas of a migrate job, two tests) would fail on it. The update
+// is idempotent, so it is tried again, a few times, after a short pause.
+func alterPassword(ctx context.Context, conn *pgx.Conn, id, password string) error {
+	var err error
+	for attempt := 1; attempt <= 20; attempt++ {
+		if _, err = conn.Exec(ctx, `ALTER ROLE `+id+` PASSWORD `+quoteLiteral(password)); !isConcurrentUpdate(err) {
+			return err
+		}
+		t := time.NewTimer(time.Duration(attempt) * time.Duration(5+rand.IntN(20)) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return err
+}
+
+// isConcurrentUpdate: PostgreSQL refused an update of a catalogue row that
+// another transaction updated at the same moment.
+func isConcurrentUpdate(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "XX000" && strings.Contains(pg.Message, "tuple concurrently updated")
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
