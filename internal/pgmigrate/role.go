@@ -70,7 +70,7 @@ func alterPassword(ctx context.Context, conn *pgx.Conn, id, password string) err
 		if _, err = conn.Exec(ctx, `ALTER ROLE `+id+` PASSWORD `+quoteLiteral(password)); !isConcurrentUpdate(err) {
 			return err
 		}
-		t := time.NewTimer(time.Duration(attempt) * time.Duration(5+rand.IntN(20)) * time.Millisecond)
+		t := time.NewTimer(time.Duration(attempt) * time.Duration(5+rand.IntN(20)) * time.Millisecond) //nolint:gosec // a jitter, not a secret
 		select {
 		case <-ctx.Done():
 			t.Stop()
