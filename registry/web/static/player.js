@@ -30,6 +30,9 @@ function parsePlaylist(text, base) {
   return segs;
 }
 
+// objectPath is a media URL without its query (the signature).
+const objectPath = (uri) => (uri || '').split('?')[0];
+
 // boxes lists the ISO BMFF boxes of view between start and end.
 function boxes(v, start, end) {
   const out = [];
@@ -174,9 +177,12 @@ class Player {
     return new Promise((resolve) => { this.sb.addEventListener('updateend', resolve, {once: true}); this.sb.remove(from, to); });
   }
 
+  // init returns the parsed init segment at uri, fetched once: by its
+  // path, since two playlists sign the same object's URL differently.
   async init(uri) {
-    let i = this.inits.get(uri);
-    if (!i) { const buf = await this.fetchBuf(uri); i = Object.assign(parseInit(buf), {buf}); this.inits.set(uri, i); }
+    const key = objectPath(uri);
+    let i = this.inits.get(key);
+    if (!i) { const buf = await this.fetchBuf(uri); i = Object.assign(parseInit(buf), {buf}); this.inits.set(key, i); }
     return i;
   }
 
@@ -197,7 +203,7 @@ class Player {
         const mime = 'video/mp4; codecs="' + init.codecs.join(',') + '"';
         if (!this.sb) { this.sb = this.ms.addSourceBuffer(mime); this.mime = mime; }
         else if (mime !== this.mime && this.sb.changeType) { this.sb.changeType(mime); this.mime = mime; }
-        if (this.lastInit !== s.init) { await this.append(init.buf); this.lastInit = s.init; }
+        if (this.lastInit !== objectPath(s.init)) { await this.append(init.buf); this.lastInit = objectPath(s.init); }
         // Move the segment's own timestamps (continuous tfdt) to its
         // place on the wall clock.
         this.sb.timestampOffset = (s.start - this.origin) / 1000 - firstDecodeTime(buf, init.timescales, init.videoTrack);
