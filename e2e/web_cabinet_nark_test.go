@@ -20,6 +20,8 @@ func cabinetNARK(t *testing.T, c *cabinet) {
 	c.open(t, "nav-orgs")
 	c.waitText(t, "#councils", "Council 1")
 	c.waitText(t, "#sites", "Site 1")
+	// center1's authorisation by council2, with council2 named.
+	c.waitText(t, `#centers tr[data-center="center1"] td.quals`, "совет СПК в строительстве")
 	c.accessible(t, "NARK's organisations")
 	screenshot(t, c.ctx, "cabinet-nark-orgs")
 

@@ -160,14 +160,17 @@ func (s *Server) suspendUser(w http.ResponseWriter, r *http.Request, c *caller) 
 
 // organisationJSON is an organisation as the organisations list shows it.
 type organisationJSON struct {
-	Kind       string          `json:"kind"`
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	Parent     string          `json:"parent,omitempty"`
-	Council    string          `json:"council,omitempty"`
-	Users      int             `json:"users"`
-	Suspended  bool            `json:"suspended"`
-	Suspension *suspensionJSON `json:"suspension,omitempty"`
+	Kind    string `json:"kind"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Parent  string `json:"parent,omitempty"`
+	Council string `json:"council,omitempty"`
+	// CouncilName names Council: a council lists the centers of other
+	// councils it authorised, and does not read those councils.
+	CouncilName string          `json:"council_name,omitempty"`
+	Users       int             `json:"users"`
+	Suspended   bool            `json:"suspended"`
+	Suspension  *suspensionJSON `json:"suspension,omitempty"`
 }
 
 type suspensionJSON struct {
@@ -179,7 +182,10 @@ type suspensionJSON struct {
 // listOrganisations handles GET /api/v1/organisations?kind=&q=&limit=&offset=:
 // the councils, centers and sites the caller sees (NARK all, a council
 // its own with its centers and sites, a center its own with its sites),
-// with their accounts' count and any suspension.
+// with their accounts' count and any suspension. A council also sees the
+// centers of other councils that it authorised (or has exams at) and
+// their sites, as on the centers page: read-only, since only NARK
+// suspends an organisation and only the home council edits a center.
 func (s *Server) listOrganisations(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err := allowRole(c, store.RoleNARK, store.RoleCouncil, store.RoleCenter); err != nil {
 		return err
@@ -201,7 +207,7 @@ func (s *Server) listOrganisations(w http.ResponseWriter, r *http.Request, c *ca
 	}
 	out := make([]organisationJSON, 0, len(list))
 	for _, o := range list {
-		j := organisationJSON{Kind: o.Kind, ID: o.ID, Name: o.Name, Parent: o.Parent, Council: o.Council, Users: o.Users, Suspended: o.Suspension != nil}
+		j := organisationJSON{Kind: o.Kind, ID: o.ID, Name: o.Name, Parent: o.Parent, Council: o.Council, CouncilName: o.CouncilName, Users: o.Users, Suspended: o.Suspension != nil}
 		if o.Suspension != nil {
 			j.Suspension = &suspensionJSON{Reason: o.Suspension.Reason, By: o.Suspension.By, At: o.Suspension.At.UTC()}
 		}

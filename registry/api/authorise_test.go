@@ -34,6 +34,9 @@ func TestMultiIndustryCenterAPI(t *testing.T) {
 	if r := e.do("GET", "/api/v1/centers/center1", c2, nil); r.code != http.StatusNotFound {
 		t.Fatalf("council2 reads center1 before authorising it: %d %s", r.code, r.body)
 	}
+	if got := orgsOf(t, e, c2); slices.Contains(got, "center:center1") || slices.Contains(got, "site:site1") {
+		t.Fatalf("council2's organisations before authorising center1: %v", got)
+	}
 	if r := e.do("POST", "/api/v1/exams", center, newExam("examx")); r.code != http.StatusUnprocessableEntity ||
 		!strings.Contains(r.errorMessage(t), "not authorised") {
 		t.Fatalf("exam of q2 before the authorisation: %d %s, want 422 not authorised", r.code, r.body)
@@ -47,15 +50,72 @@ func TestMultiIndustryCenterAPI(t *testing.T) {
 	}
 	var got struct {
 		Council        string   `json:"council"`
+		CouncilName    string   `json:"council_name"`
 		Qualifications []string `json:"qualifications"`
 		Authorisations []struct {
 			Council, Qualification string
+			CouncilName            string `json:"council_name"`
 		} `json:"authorisations"`
 	}
 	must(t, json.Unmarshal(r.body, &got))
 	if got.Council != "council1" || !slices.Equal(got.Qualifications, []string{"q2"}) || len(got.Authorisations) != 1 ||
 		got.Authorisations[0].Council != "council2" {
 		t.Fatalf("center1 as council2 sees it: %s; want home council1, council2's q2 only", r.body)
+	}
+	// The home council's name, though council2 does not read council1.
+	if got.CouncilName != "СПК council1" || got.Authorisations[0].CouncilName != "СПК council2" {
+		t.Errorf("center1 as council2 sees it: %s; want the councils named", r.body)
+	}
+	if r := e.do("GET", "/api/v1/councils/council1", c2, nil); r.code != http.StatusNotFound {
+		t.Errorf("council2 reads council1: %d, want 404 still", r.code)
+	}
+	type councilNamed struct {
+		ID             string `json:"id"`
+		CouncilName    string `json:"council_name"`
+		Authorisations []struct {
+			Council     string `json:"council"`
+			CouncilName string `json:"council_name"`
+		} `json:"authorisations"`
+	}
+	for _, l := range []struct{ who, token string }{{"council2", c2}, {"the center itself", center}} {
+		var list []councilNamed
+		must(t, json.Unmarshal(e.do("GET", "/api/v1/centers", l.token, nil).body, &list))
+		i := slices.IndexFunc(list, func(c councilNamed) bool { return c.ID == "center1" })
+		if i < 0 || list[i].CouncilName != "СПК council1" {
+			t.Errorf("centers as %s sees them: center1 missing or its home council not named: %+v", l.who, list)
+			continue
+		}
+		for _, a := range list[i].Authorisations {
+			if a.CouncilName != "СПК "+a.Council {
+				t.Errorf("centers as %s sees them: the authorisation of %s named %q", l.who, a.Council, a.CouncilName)
+			}
+		}
+	}
+
+	// The accounts page's organisations: council2 now lists center1 and
+	// its site, with the home council named, and cannot suspend them.
+	var orgs struct {
+		Organisations []struct {
+			Kind, ID, Council string
+			CouncilName       string `json:"council_name"`
+		} `json:"organisations"`
+		Total int `json:"total"`
+	}
+	must(t, json.Unmarshal(e.do("GET", "/api/v1/organisations?q=1", c2, nil).body, &orgs))
+	seen := map[string]string{}
+	for _, o := range orgs.Organisations {
+		seen[o.Kind+":"+o.ID] = o.Council + " " + o.CouncilName
+	}
+	if seen["center:center1"] != "council1 СПК council1" || seen["site:site1"] != "council1 СПК council1" || seen["council:council1"] != "" {
+		t.Errorf("council2's organisations matching 1: %v; want center1 and site1 of СПК council1, not council1 itself", seen)
+	}
+	if got := orgsOf(t, e, c1); slices.Contains(got, "center:center2") || slices.Contains(got, "council:council2") {
+		t.Errorf("council1's organisations: %v; want nothing of council2's", got)
+	}
+	for _, kind := range []string{"center/center1", "site/site1"} {
+		if r := e.do("POST", "/api/v1/organisations/"+kind+"/suspension", c2, map[string]any{"suspended": true, "reason": "x"}); r.code != http.StatusForbidden {
+			t.Errorf("council2 suspends %s: %d %s, want 403", kind, r.code, r.body)
+		}
 	}
 	r = e.do("GET", "/api/v1/centers/center1", c1, nil)
 	must(t, json.Unmarshal(r.body, &got))
@@ -67,6 +127,9 @@ func TestMultiIndustryCenterAPI(t *testing.T) {
 	}
 	if r := e.do("PUT", "/api/v1/centers/center1", c2, map[string]any{"name": "Захват"}); r.code != http.StatusForbidden {
 		t.Errorf("council2 edits center1: %d %s, want 403", r.code, r.body)
+	}
+	if r := e.do("PUT", "/api/v1/sites/site1", c2, map[string]any{"name": "Захват"}); r.code != http.StatusForbidden {
+		t.Errorf("council2 edits site1: %d %s, want 403", r.code, r.body)
 	}
 	if r := e.do("POST", "/api/v1/sites", c2, map[string]any{"id": "site1x", "center": "center1", "name": "ЭП"}); r.code != http.StatusForbidden {
 		t.Errorf("council2 registers a site of center1: %d %s, want 403", r.code, r.body)
@@ -176,4 +239,23 @@ func TestMultiIndustryCenterAPI(t *testing.T) {
 	if !slices.Equal(actions, []string{"center.authorise", "center.withdraw"}) {
 		t.Errorf("council2's audited actions on center1 = %v", actions)
 	}
+}
+
+// orgsOf lists the organisations token sees on the accounts page, as
+// "kind:id".
+func orgsOf(t *testing.T, e *env, token string) []string {
+	t.Helper()
+	r := e.do("GET", "/api/v1/organisations?limit=200", token, nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("GET organisations: %d %s", r.code, r.body)
+	}
+	var page struct {
+		Organisations []struct{ Kind, ID string } `json:"organisations"`
+	}
+	must(t, json.Unmarshal(r.body, &page))
+	var out []string
+	for _, o := range page.Organisations {
+		out = append(out, o.Kind+":"+o.ID)
+	}
+	return out
 }

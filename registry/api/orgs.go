@@ -187,8 +187,11 @@ func (s *Server) setRetention(w http.ResponseWriter, r *http.Request, c *caller)
 }
 
 type centerJSON struct {
-	ID             string   `json:"id"`
-	Council        string   `json:"council"`
+	ID      string `json:"id"`
+	Council string `json:"council"`
+	// CouncilName is the home council's name, for whoever sees the center:
+	// a council that authorised it does not read the home council itself.
+	CouncilName    string   `json:"council_name"`
 	Name           string   `json:"name"`
 	Head           string   `json:"head"`
 	Website        string   `json:"website"`
@@ -207,6 +210,7 @@ type centerJSON struct {
 
 type authorisationJSON struct {
 	Council       string    `json:"council"`
+	CouncilName   string    `json:"council_name"`
 	Qualification string    `json:"qualification"`
 	AuthorisedAt  time.Time `json:"authorised_at"`
 }
@@ -215,7 +219,7 @@ type authorisationJSON struct {
 // qualifications it authorised the center for, and nothing of the other
 // councils' part of a multi-industry center.
 func newCenterJSON(c store.Center, u store.User) centerJSON {
-	out := centerJSON{ID: c.ID, Council: c.CouncilID, Name: c.Name, Head: c.Head, Website: c.Website,
+	out := centerJSON{ID: c.ID, Council: c.CouncilID, CouncilName: c.CouncilName, Name: c.Name, Head: c.Head, Website: c.Website,
 		LegalAddress: c.LegalAddress, ActualAddress: c.ActualAddress, PostalAddress: c.PostalAddress, Email: c.Email, Phones: nonNil(c.Phones),
 		Qualifications: []string{}, Authorisations: []authorisationJSON{}, Missing: nonNil(c.MissingDetails()), UpdatedAt: c.UpdatedAt.UTC()}
 	for _, a := range c.Authorisations {
@@ -223,7 +227,7 @@ func newCenterJSON(c store.Center, u store.User) centerJSON {
 			continue
 		}
 		out.Qualifications = append(out.Qualifications, a.Qualification)
-		out.Authorisations = append(out.Authorisations, authorisationJSON{Council: a.Council, Qualification: a.Qualification,
+		out.Authorisations = append(out.Authorisations, authorisationJSON{Council: a.Council, CouncilName: a.CouncilName, Qualification: a.Qualification,
 			AuthorisedAt: a.AuthorisedAt.UTC()})
 	}
 	return out

@@ -27,7 +27,10 @@ type Organisation struct {
 	Name    string
 	Parent  string // the council of a center, the center of a site
 	Council string // the council the organisation belongs to ("" for a site of no center)
-	Users   int    // its accounts (experts of a council or center included)
+	// CouncilName is the name of Council: a council lists the centers of
+	// other councils that it authorised, whose records it does not read.
+	CouncilName string
+	Users       int // its accounts (experts of a council or center included)
 	// Suspension is set while NARK has suspended the organisation.
 	Suspension *OrgSuspension
 }
@@ -115,7 +118,14 @@ type OrgFilter struct {
 // all.
 func (s *Store) Organisations(ctx context.Context, f OrgFilter) ([]Organisation, int, error) {
 	var a args
-	where := f.Scope.where(scopeColumns{council: "o.council_id", center: "o.center_id", site: "o.site_id"}, &a)
+	// A council sees its own record, and the centers (and their sites) it
+	// sees on the centers page: its own, those it authorised and those it
+	// has exams at.
+	seen := centerSeenBy("o.center_id", "o.council_id")
+	where := f.Scope.where(scopeColumns{council: "o.council_id", center: "o.center_id", site: "o.site_id",
+		councilCond: func(p string) string {
+			return "(o.council_id = " + p + " OR (o.kind <> 'council' AND " + seen(p) + "))"
+		}}, &a)
 	kind, query := a.add(f.Kind), a.add(likePattern(f.Query))
 	from := `WITH o AS (
 			SELECT 'council' AS kind, c.id, c.name, '' AS parent, c.id AS council_id, '' AS center_id, '' AS site_id, 0 AS ord FROM councils c
@@ -128,10 +138,10 @@ func (s *Store) Organisations(ctx context.Context, f OrgFilter) ([]Organisation,
 	if err := s.pool.QueryRow(ctx, from+`SELECT count(*) FROM o`+cond, a...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count organisations: %w", err)
 	}
-	rows, err := s.pool.Query(ctx, from+`SELECT o.kind, o.id, o.name, o.parent, o.council_id,
+	rows, err := s.pool.Query(ctx, from+`SELECT o.kind, o.id, o.name, o.parent, o.council_id, coalesce(h.name, ''),
 			(SELECT count(*) FROM users x WHERE x.org_id = o.id AND (x.role = o.kind OR (x.role = 'expert' AND o.kind <> 'site')))::int,
 			s.reason, s.suspended_at, coalesce(s.suspended_by, 0), coalesce(u.login, '')
-		FROM o LEFT JOIN org_suspensions s ON s.kind = o.kind AND s.org_id = o.id LEFT JOIN users u ON u.id = s.suspended_by`+cond+`
+		FROM o LEFT JOIN councils h ON h.id = o.council_id LEFT JOIN org_suspensions s ON s.kind = o.kind AND s.org_id = o.id LEFT JOIN users u ON u.id = s.suspended_by`+cond+`
 		ORDER BY o.ord, o.name, o.id LIMIT `+a.add(pageLimit(f.Limit))+` OFFSET `+a.add(max(f.Offset, 0)), a...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list organisations: %w", err)
@@ -142,7 +152,7 @@ func (s *Store) Organisations(ctx context.Context, f OrgFilter) ([]Organisation,
 		var at *time.Time
 		var byID int64
 		var by string
-		if err := r.Scan(&o.Kind, &o.ID, &o.Name, &o.Parent, &o.Council, &o.Users, &reason, &at, &byID, &by); err != nil {
+		if err := r.Scan(&o.Kind, &o.ID, &o.Name, &o.Parent, &o.Council, &o.CouncilName, &o.Users, &reason, &at, &byID, &by); err != nil {
 			return o, err
 		}
 		if reason != nil && at != nil {

@@ -18,6 +18,7 @@ import (
 // (examCouncil).
 type Authorisation struct {
 	Council       string
+	CouncilName   string // the authorising council's name (read only)
 	Qualification string
 	AuthorisedAt  time.Time
 }

@@ -60,8 +60,12 @@ func (c Council) Owner() Owner { return Owner{Council: c.ID} }
 // theirs (Authorisations): each of them sees its basic details and only the
 // exams of its own qualifications.
 type Center struct {
-	ID             string
-	CouncilID      string
+	ID        string
+	CouncilID string
+	// CouncilName is the home council's name (read only): whoever sees
+	// the center sees it, though a council that authorised the center
+	// does not read the home council's record.
+	CouncilName    string
 	Name           string
 	Head           string // full name of the head
 	Website        string // official site
@@ -301,10 +305,12 @@ func setCenterQualifications(ctx context.Context, tx pgx.Tx, center, council str
 // centerColumns ends with the councils other than its home council that
 // see the center (Center.Councils): those that authorised it or have exams
 // there; siteColumns the same of the site's center.
-const centerColumns = `c.id, c.council_id, c.name, c.head, c.website, c.legal_address, c.actual_address, c.postal_address, c.email, c.phones,
+const centerColumns = `c.id, c.council_id, coalesce((SELECT h.name FROM councils h WHERE h.id = c.council_id), ''), c.name, c.head, c.website, c.legal_address, c.actual_address, c.postal_address, c.email, c.phones,
 	coalesce((SELECT array_agg(qualification_code ORDER BY qualification_code) FROM center_qualifications WHERE center_id = c.id), '{}'),
 	coalesce((SELECT array_agg(a.council_id ORDER BY a.qualification_code) FROM center_qualifications a WHERE a.center_id = c.id), '{}'),
 	coalesce((SELECT array_agg(a.authorised_at ORDER BY a.qualification_code) FROM center_qualifications a WHERE a.center_id = c.id), '{}'),
+	coalesce((SELECT array_agg(h.name ORDER BY a.qualification_code) FROM center_qualifications a JOIN councils h ON h.id = a.council_id
+		WHERE a.center_id = c.id), '{}'),
 	coalesce((SELECT array_agg(DISTINCT x.council_id ORDER BY x.council_id) FROM (
 		SELECT council_id FROM center_qualifications WHERE center_id = c.id
 		UNION SELECT council_id FROM exams WHERE center_id = c.id) x WHERE x.council_id <> c.council_id), '{}'),
@@ -314,11 +320,13 @@ func scanCenter(row pgx.Row) (Center, error) {
 	var c Center
 	var councils []string
 	var at []time.Time
-	err := row.Scan(&c.ID, &c.CouncilID, &c.Name, &c.Head, &c.Website, &c.LegalAddress, &c.ActualAddress, &c.PostalAddress, &c.Email,
-		&c.Phones, &c.Qualifications, &councils, &at, &c.Councils, &c.CreatedAt, &c.UpdatedAt)
+	var names []string
+	err := row.Scan(&c.ID, &c.CouncilID, &c.CouncilName, &c.Name, &c.Head, &c.Website, &c.LegalAddress, &c.ActualAddress, &c.PostalAddress,
+		&c.Email, &c.Phones, &c.Qualifications, &councils, &at, &names, &c.Councils, &c.CreatedAt, &c.UpdatedAt)
 	c.Authorisations = []Authorisation{}
 	for i := range councils {
-		c.Authorisations = append(c.Authorisations, Authorisation{Council: councils[i], Qualification: c.Qualifications[i], AuthorisedAt: at[i]})
+		c.Authorisations = append(c.Authorisations, Authorisation{Council: councils[i], CouncilName: names[i], Qualification: c.Qualifications[i],
+			AuthorisedAt: at[i]})
 	}
 	return c, err
 }

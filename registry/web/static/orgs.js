@@ -2,8 +2,9 @@
 // centers for its qualifications; NARK sees every council, center and site.
 // Each row links to its audit trail for NARK. A council also authorises
 // another council's center for its own qualifications (a multi-industry
-// center): the center then shows here with its home council named, and
-// only this council's qualifications.
+// center): the center then shows here with its home council named (the
+// API names it: a council does not read another council), and only this
+// council's qualifications.
 'use strict';
 Object.assign(NS.dict.en, {
   'Советы': 'Councils', 'Совет': 'Council', 'Апелляционная комиссия': 'Appeals commission', 'Не хватает': 'Missing', 'Центры оценки квалификаций': 'Assessment centers',
@@ -45,7 +46,7 @@ function auditLink(kind, id) {
 function qualsOf(c) {
   const list = c.authorisations || (c.qualifications || []).map((q) => ({qualification: q, council: c.council}));
   return list.map((a) => NS.qualName(st.names, a.qualification) +
-    (st.me.role !== 'council' && a.council !== c.council ? ' — ' + NS.t('совет') + ' ' + a.council : '')).join('; ');
+    (st.me.role !== 'council' && a.council !== c.council ? ' — ' + NS.t('совет') + ' ' + (a.council_name || a.council) : '')).join('; ');
 }
 
 async function loadCenters() {
@@ -59,7 +60,7 @@ async function loadCenters() {
     }
     actions.append(auditLink('org', c.id));
     const foreign = st.me.role === 'council' && c.council !== st.me.org;
-    const home = foreign ? NS.el('div', {class: 'home-council'}, NS.el('span', {class: 'state-tag'}, NS.t('межотраслевой')), ' ', NS.t('Центр совета') + ' ' + c.council) : '';
+    const home = foreign ? NS.el('div', {class: 'home-council'}, NS.el('span', {class: 'state-tag'}, NS.t('межотраслевой')), ' ', NS.t('Центр совета') + ' ' + (c.council_name || c.council)) : '';
     return NS.el('tr', {'data-center': c.id}, NS.el('td', {}, c.name, NS.el('div', {class: 'muted'}, c.id), home),
       NS.el('td', {}, c.head || '', NS.el('div', {class: 'muted'}, [c.email, (c.phones || []).join(', '), c.website].filter(Boolean).join(' · '))),
       NS.el('td', {class: 'quals'}, qualsOf(c)), NS.el('td', {}, missing(c.missing)), actions);
