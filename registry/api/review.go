@@ -55,17 +55,9 @@ func (s *Server) variantSegments(r *http.Request, site, device string, from, to 
 		segs, err := s.db.review.Segments(r.Context(), site, device, from, to)
 		return variant, segs, err
 	case events.VariantReview:
-		segs, err := s.db.review.Segments(r.Context(), site, device, from, to)
+		segs, rends, err := s.reviewMedia(r.Context(), site, device, from, to)
 		if err != nil {
 			return "", nil, err
-		}
-		rs, err := s.db.review.RenditionMedia(r.Context(), site, device, events.VariantReview, from, to)
-		if err != nil {
-			return "", nil, err
-		}
-		rends := make(map[string]store.RenditionMedia, len(rs))
-		for _, m := range rs {
-			rends[m.SegmentID] = m
 		}
 		for i, g := range segs {
 			if m, ok := rends[g.SegmentID]; ok {
@@ -91,6 +83,25 @@ func (s *Server) reviewSegments(ctx context.Context, site, device string, from, 
 	rends := make(map[string]events.RenditionReady, len(rs))
 	for _, rr := range rs {
 		rends[rr.SegmentID] = rr
+	}
+	return segs, rends, nil
+}
+
+// reviewMedia returns the raw segments of a range and what the playlist
+// and the thumbnails track need of the review renditions of those that
+// have one, by segment id (store.RenditionMedia: no whole events).
+func (s *Server) reviewMedia(ctx context.Context, site, device string, from, to time.Time) ([]store.Segment, map[string]store.RenditionMedia, error) {
+	segs, err := s.db.review.Segments(ctx, site, device, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := s.db.review.RenditionMedia(ctx, site, device, events.VariantReview, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	rends := make(map[string]store.RenditionMedia, len(rs))
+	for _, m := range rs {
+		rends[m.SegmentID] = m
 	}
 	return segs, rends, nil
 }
@@ -226,7 +237,7 @@ func (s *Server) thumbnails(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	segs, rends, err := s.reviewSegments(r.Context(), site, device, from, to)
+	segs, rends, err := s.reviewMedia(r.Context(), site, device, from, to)
 	if err != nil {
 		return err
 	}
@@ -280,7 +291,7 @@ func (s *Server) thumbnails(w http.ResponseWriter, r *http.Request, c *caller) e
 // from the stream's media timeline to the playlist timeline, where the
 // segment starts at offset and lasts seconds, pointing them at the sprite
 // by a signed URL.
-func (s *Server) fragment(ctx context.Context, rr events.RenditionReady, offset time.Duration, seconds float64,
+func (s *Server) fragment(ctx context.Context, rr store.RenditionMedia, offset time.Duration, seconds float64,
 	uid, sid int64, expires time.Time) ([]webvtt.Cue, error) {
 	th := rr.Thumbnails
 	b, err := s.readFragment(ctx, th.VTT)

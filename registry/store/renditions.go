@@ -92,23 +92,29 @@ func (s *Store) Renditions(ctx context.Context, site, device, variant string, fr
 	return out, nil
 }
 
-// RenditionMedia is what a playlist says of a rendition segment: the raw
-// segment it was made from, its objects and its codecs.
+// RenditionMedia is what a playlist and the thumbnails track say of a
+// rendition segment: the raw segment it was made from, its objects and
+// codecs, its start on the stream's media timeline and its thumbnails (nil
+// for none).
 type RenditionMedia struct {
-	SegmentID string
-	Object    events.ObjectRef
-	Init      events.ObjectRef
-	Codecs    []string
+	SegmentID  string
+	Object     events.ObjectRef
+	Init       events.ObjectRef
+	Codecs     []string
+	MediaStart float64
+	Thumbnails *events.Thumbnails
 }
 
-// RenditionMedia returns the objects and codecs of the renditions of one
-// variant of stream <site>/<device> whose segments overlap [from, to),
-// ordered by sequence: what Renditions returns for a playlist, read from
-// the columns instead of decoding each whole event (a 4-hour stream's
-// playlist has 2 400 of them).
+// RenditionMedia returns the objects, codecs, media start and thumbnails
+// of the renditions of one variant of stream <site>/<device> whose
+// segments overlap [from, to), ordered by sequence: what Renditions
+// returns for a playlist or a thumbnails track, read from the columns and
+// two small parts of the event instead of decoding each whole event (a
+// 4-hour stream has 2 400 of them).
 func (s *Store) RenditionMedia(ctx context.Context, site, device, variant string, from, to time.Time) ([]RenditionMedia, error) {
 	rows, err := s.pool.Query(ctx, `SELECT segment_id, object_key, object_bytes, object_sha256,
-			init_key, init_bytes, init_sha256, event->'rendition'->'codecs'
+			init_key, init_bytes, init_sha256, event->'rendition'->'codecs',
+			coalesce((event->>'media_start')::double precision, 0), event->'thumbnails'
 		FROM renditions
 		WHERE stream_id = $1 AND variant = $2 AND start_at < $4 AND end_at > $3
 		ORDER BY sequence, start_at`,
@@ -119,7 +125,7 @@ func (s *Store) RenditionMedia(ctx context.Context, site, device, variant string
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RenditionMedia, error) {
 		var m RenditionMedia
 		err := row.Scan(&m.SegmentID, &m.Object.Key, &m.Object.Bytes, &m.Object.SHA256,
-			&m.Init.Key, &m.Init.Bytes, &m.Init.SHA256, &m.Codecs)
+			&m.Init.Key, &m.Init.Bytes, &m.Init.SHA256, &m.Codecs, &m.MediaStart, &m.Thumbnails)
 		return m, err
 	})
 	if err != nil {
