@@ -61,6 +61,11 @@ type Config struct {
 	// SweepDelay is how long an expired object stays marked before the
 	// sweeper deletes it, if it is still expired then.
 	SweepDelay time.Duration `yaml:"sweep_delay"`
+	// FactsMaxAge is how old the newest watermark of the copy of the
+	// registry's facts may be, by the archiver's clock, for the sweeper to
+	// delete: a copy that lags (its consumer behind, the registry's relay
+	// down) deletes nothing, whatever the marks' age.
+	FactsMaxAge time.Duration `yaml:"facts_max_age"`
 	// Batch is how many objects are decided and updated together.
 	Batch int `yaml:"batch"`
 	// Parallel is how many blob-store calls run at once.
@@ -82,6 +87,7 @@ func DefaultConfig() Config {
 		Retention:     retention.DefaultSettings(),
 		SweepInterval: time.Hour,
 		SweepDelay:    24 * time.Hour,
+		FactsMaxAge:   15 * time.Minute,
 		Batch:         500,
 		Parallel:      8,
 		Node:          "archiver",
@@ -105,6 +111,9 @@ func (c Config) Validate() error {
 	}
 	if c.SweepDelay < 0 {
 		errs = append(errs, fmt.Errorf("sweep_delay %v is negative", c.SweepDelay))
+	}
+	if c.FactsMaxAge <= 0 {
+		errs = append(errs, fmt.Errorf("facts_max_age %v is not positive", c.FactsMaxAge))
 	}
 	if c.Batch <= 0 || c.Parallel <= 0 {
 		errs = append(errs, fmt.Errorf("batch %d and parallel %d must be positive", c.Batch, c.Parallel))

@@ -15,9 +15,10 @@ import (
 // no exam is marked; then the registry registers, late, the exam it is
 // evidence of, and the copy does not hear of it. While the newest watermark
 // the archiver consumed is older than the mark, nothing is deleted, though
-// the copy says it may be; once the copy is current (a watermark newer
-// than the mark), the exam's footage is kept and only footage of no exam
-// goes.
+// the copy says it may be, and so while the newest is older than
+// FactsMaxAge (a lagging copy); once the copy is current (a recent
+// watermark newer than the mark), the exam's footage is kept and only
+// footage of no exam goes.
 func TestStaleFactsDeleteNothing(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -44,8 +45,11 @@ func TestStaleFactsDeleteNothing(t *testing.T) {
 	// The exam, registered late: the footage at t0 is its evidence.
 	e.exam("late", t0.Add(-time.Hour), t0.Add(time.Hour))
 
-	// No watermark, then one older than the mark: nothing is deleted.
-	for _, wm := range []*events.FactsWatermark{nil, {Type: events.FactsWatermarkType, Seq: 1, At: markedAt.Add(-time.Hour)}} {
+	// No watermark, then one older than the mark, then one newer than the
+	// mark but days old (the copy's consumer lags): nothing is deleted.
+	for _, wm := range []*events.FactsWatermark{nil,
+		{Type: events.FactsWatermarkType, Seq: 1, At: markedAt.Add(-time.Hour)},
+		{Type: events.FactsWatermarkType, Seq: 1, At: markedAt.Add(time.Hour)}} {
 		if wm != nil {
 			if err := e.ast.SaveWatermark(ctx, wm, c.Now()); err != nil {
 				t.Fatal(err)

@@ -19,7 +19,8 @@ type SweepStats struct {
 	Marked, Unmarked, Deleted, Refused int
 	// Stale is how many objects the sweeper would have deleted but kept
 	// marked: its copy of the registry's facts is not newer than their
-	// mark (no watermark since).
+	// mark (no watermark since), or its newest watermark is older than
+	// Config.FactsMaxAge.
 	Stale int
 	Bytes int64
 	// Overdue is how many candidate-exams are overdue evidence: their
@@ -121,11 +122,15 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	}
 	// Phase 2. The facts are the archiver's copy: it deletes only what was
 	// marked before the newest watermark it consumed, so that no fact the
-	// registry had committed at the mark is missing from the decision.
+	// registry had committed at the mark is missing from the decision, and
+	// only while that watermark is recent (cfg.FactsMaxAge), so that a copy
+	// lagging behind the registry (an appeal opened an hour ago, not yet
+	// consumed) deletes nothing.
 	wm, err := s.d.Facts.FactsWatermark(ctx)
 	if err != nil {
 		return st, err
 	}
+	current := now.Sub(wm.At) <= s.cfg.FactsMaxAge
 	staleLogged := false
 	for {
 		marked, err := s.d.Store.MarkedObjects(ctx, now.Add(-s.cfg.SweepDelay), s.cfg.Batch)
@@ -139,15 +144,15 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 		progress := false
 		for i, o := range marked {
 			action := retention.Sweep(now, ds[i], deref(o.MarkedAt), s.cfg.SweepDelay)
-			if action == retention.SweepDelete && !wm.At.After(deref(o.MarkedAt)) {
+			if action == retention.SweepDelete && (!current || !wm.At.After(deref(o.MarkedAt))) {
 				// Stale facts: keep the mark, decide again at the next pass.
 				action = retention.SweepKeep
 				st.Stale++
 				s.m.swept.WithLabelValues("stale").Inc()
 				if !staleLogged {
 					staleLogged = true
-					s.d.Log.Warn("the copy of the registry's facts is older than the sweeper's marks: deleting none of those",
-						"facts_watermark", wm.At, "facts_seq", wm.Seq, "object_key", o.Key, "marked_at", deref(o.MarkedAt))
+					s.d.Log.Warn("the copy of the registry's facts is older than the sweeper's marks or than facts_max_age: deleting none of those",
+						"facts_watermark", wm.At, "facts_max_age", s.cfg.FactsMaxAge, "facts_seq", wm.Seq, "object_key", o.Key, "marked_at", deref(o.MarkedAt))
 				}
 			}
 			if action == retention.SweepDelete && o.Kind == store.ArchiveInit {

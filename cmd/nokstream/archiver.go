@@ -99,6 +99,7 @@ type archiverFlags struct {
 	sealKey       string
 	sweepInterval time.Duration
 	sweepDelay    time.Duration
+	factsMaxAge   time.Duration
 	docInterval   time.Duration
 	leaseRetry    time.Duration
 }
@@ -110,6 +111,8 @@ func (f *archiverFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.sweepInterval, "sweep-interval", d.SweepInterval, "how often the sweeper runs")
 	cmd.Flags().DurationVar(&f.sweepDelay, "sweep-delay", d.SweepDelay,
 		"how long an expired object stays marked before the sweeper deletes it")
+	cmd.Flags().DurationVar(&f.factsMaxAge, "facts-max-age", d.FactsMaxAge,
+		"how old the newest watermark of the archiver's copy of the registry's facts may be for the sweeper to delete anything")
 	cmd.Flags().DurationVar(&f.docInterval, "document-interval", d.DocumentInterval,
 		"how often document scans uploaded since are taken as evidence (locked, sealed)")
 	cmd.Flags().DurationVar(&f.leaseRetry, "lease-retry", d.LeaseRetry,
@@ -140,7 +143,7 @@ func loadSealKey(path, data string) (ed25519.PrivateKey, error) {
 func (f *archiverFlags) config() archiver.Config {
 	cfg := archiver.DefaultConfig()
 	cfg.Retention = f.retention.settings()
-	cfg.SweepInterval, cfg.SweepDelay = f.sweepInterval, f.sweepDelay
+	cfg.SweepInterval, cfg.SweepDelay, cfg.FactsMaxAge = f.sweepInterval, f.sweepDelay, f.factsMaxAge
 	cfg.DocumentInterval, cfg.LeaseRetry = f.docInterval, f.leaseRetry
 	return cfg
 }
