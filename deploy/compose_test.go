@@ -71,11 +71,31 @@ func TestCompose(t *testing.T) {
 			names = append(names, k)
 		}
 		checkEnv(t, "compose "+name, cmd, names)
+		// Each service that holds a database runs as its own role: the
+		// owner's URL is for migrate (and the node registration) alone, and
+		// the archiver's role is not the registry's.
+		var urls []string
+		for _, c := range s.Secrets {
+			if strings.HasPrefix(c.Source, "db_url") {
+				urls = append(urls, c.Source)
+			}
+		}
+		if want, ok := map[string]string{"archiver": "db_url_archiver", "registry": "db_url_registry"}[cmd]; ok && !slices.Equal(urls, []string{want}) {
+			t.Errorf("compose %s is given the database URLs %v, want only %s (its own role)", name, urls, want)
+		}
+		if cmd == "migrate" {
+			joined := strings.Join(s.Entrypoint, " ")
+			for _, flag := range []string{"--runtime-role nokstream_app", "--archiver-role nokstream_archiver"} {
+				if !strings.Contains(joined, flag) {
+					t.Errorf("compose migrate does not make the services' roles: no %q in %q", flag, joined)
+				}
+			}
+		}
 		if cmd == "ingest" {
 			// Ingest holds no database: the registry's node API, with a node
 			// token that is a secret of its own.
-			if slices.ContainsFunc(s.Secrets, func(c types.ServiceSecretConfig) bool { return c.Source == "db_url" }) {
-				t.Errorf("compose %s is given the database URL: ingest holds no database", name)
+			if slices.ContainsFunc(s.Secrets, func(c types.ServiceSecretConfig) bool { return strings.HasPrefix(c.Source, "db_url") }) {
+				t.Errorf("compose %s is given a database URL: ingest holds no database", name)
 			}
 			if value(s.Environment["NOKSTREAM_REGISTRY"]) == "" || !strings.HasPrefix(value(s.Environment["NOKSTREAM_REGISTRY_TOKEN_FILE"]), "/run/secrets/") {
 				t.Errorf("compose %s: no NOKSTREAM_REGISTRY, or its node token is not a secret file", name)
