@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/nokstream/nokstream/internal/evidence/retention"
 )
 
 // TopicRetentionV2 carries the registry's facts of candidate-exams to the
@@ -61,21 +63,12 @@ type RetentionChangedV2 struct {
 	Documents []DocumentFacts `json:"documents"`
 }
 
-// CertificateFacts is a candidate-exam's certificate.
-type CertificateFacts struct {
-	Number string `json:"number"`
-	// ValidUntil is the end of its validity with every extension: the day
-	// after the last valid day in the register.
-	ValidUntil time.Time `json:"valid_until"`
-	RevokedAt  time.Time `json:"revoked_at,omitzero"`
-}
+// CertificateFacts is a candidate-exam's certificate, as the retention
+// rules take it (the same JSON).
+type CertificateFacts = retention.Certificate
 
 // AppealFacts is one appeal: it holds the evidence until it is closed.
-type AppealFacts struct {
-	ID       string    `json:"id"`
-	OpenedAt time.Time `json:"opened_at"`
-	ClosedAt time.Time `json:"closed_at,omitzero"`
-}
+type AppealFacts = retention.Appeal
 
 // DocumentFacts is a document that is evidence of a candidate-exam: the
 // candidate's own (ExamID "" or this exam) or the exam's commission protocol

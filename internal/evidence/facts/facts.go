@@ -8,6 +8,7 @@ package facts
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/nokstream/nokstream/internal/events"
@@ -87,10 +88,11 @@ func FromSnapshot(ev *events.RetentionChangedV2, s Settings) EvidenceExam {
 		Site: ev.Site, Webcam: ev.Webcam, Screen: ev.Screen, Admission: ev.Admission,
 	}
 	if c := ev.Certificate; c != nil {
-		e.Certificate = &retention.Certificate{Number: c.Number, ValidUntil: c.ValidUntil, RevokedAt: c.RevokedAt}
+		cert := *c
+		e.Certificate = &cert
 	}
-	for _, a := range ev.Appeals {
-		e.Appeals = append(e.Appeals, retention.Appeal{ID: a.ID, OpenedAt: a.OpenedAt, ClosedAt: a.ClosedAt})
+	if len(ev.Appeals) > 0 {
+		e.Appeals = slices.Clone(ev.Appeals)
 	}
 	return e
 }
