@@ -1,15 +1,8 @@
 package store_test
 
 import (
-	"context"
 	"errors"
-	"net/url"
-	"strings"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/testenv"
@@ -49,15 +42,7 @@ func TestArchiverRole(t *testing.T) {
 	if err := store.GrantArchiver(ctx, owner, runtimeRole, "", runtimeRole); err == nil {
 		t.Error("the runtime role was made the archiver's role too")
 	}
-	as := func(role, password string) string {
-		u, err := url.Parse(owner)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.User = url.UserPassword(role, password) // testenv's private cluster asks TCP clients for a password
-		return u.String()
-	}
-	archiverDSN := as(archiverRole, "archiver-test-role")
+	archiverDSN := asRole(t, owner, archiverRole, "archiver-test-role")
 	if err := store.Migrate(ctx, archiverDSN); err != nil {
 		t.Fatalf("migrate as the archiver's role on a current schema: %v, want nothing to do", err)
 	}
@@ -66,40 +51,8 @@ func TestArchiverRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	seg := store.ArchiveObject{Key: "site1/cam1/000001.m4s", Kind: store.ArchiveSegment, StreamID: "site1/cam1", Site: "site1",
-		Start: at, End: at.Add(6 * time.Second), InitKey: "site1/cam1/init.mp4", RetainUntil: at, Rule: "unlinked", DecidedAt: at}
-	init := store.ArchiveObject{Key: seg.InitKey, Kind: store.ArchiveInit, StreamID: "site1/cam1", Site: "site1",
-		Start: seg.Start, End: seg.End, RetainUntil: at, Rule: "serves", DecidedAt: at}
-	if err := s.SaveArchivedSegment(ctx, seg, init, store.StreamChain{StreamID: "site1/cam1", Chain: strings.Repeat("0", 64),
-		SegmentID: "s1"}); err != nil {
-		t.Fatalf("archive a segment as the archiver's role: %v", err)
-	}
-	if err := s.RecordDeletion(ctx, seg.Key, at, []byte(`{"rule":"unlinked"}`)); err != nil {
-		t.Fatalf("record a deletion as the archiver's role: %v", err)
-	}
-	if err := s.DeletionReported(ctx, seg.Key, at); err != nil {
-		t.Fatalf("record its report as the archiver's role: %v", err)
-	}
-	if n, err := s.ReportRecords(ctx, 10, at, func(context.Context, string, []byte) error { return nil }); err != nil || n != 3 {
-		t.Fatalf("publish the records as the archiver's role: %d, %v", n, err)
-	}
-	refused := func(dsn, who string, attacks ...string) {
-		t.Helper()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(context.Background())
-		for _, attack := range attacks {
-			_, err := conn.Exec(ctx, attack)
-			var pg *pgconn.PgError
-			if !errors.As(err, &pg) || pg.Code != "42501" {
-				t.Errorf("as %s, %q: %v, want permission denied", who, attack, err)
-			}
-		}
-	}
-	refused(archiverDSN, "the archiver's role",
+	archiverWork(t, s, "the archiver's role")
+	refused(t, archiverDSN, "the archiver's role",
 		`SELECT * FROM public.candidates`,
 		`SELECT * FROM public.documents`,
 		`INSERT INTO public.audit_log (actor_login, action, object) VALUES ('archiver', 'archive.delete', 'x')`,
@@ -109,8 +62,8 @@ func TestArchiverRole(t *testing.T) {
 		`CREATE TABLE archiver.scratch (id int)`,
 		`CREATE TABLE public.scratch (id int)`,
 	)
-	runtimeDSN := as(runtimeRole, "runtime-test-role")
-	refused(runtimeDSN, "the runtime role",
+	runtimeDSN := asRole(t, owner, runtimeRole, "runtime-test-role")
+	refused(t, runtimeDSN, "the runtime role",
 		`SELECT * FROM archiver.archive_objects`,
 		`SELECT * FROM archiver.records`,
 		`INSERT INTO archiver.deletions (object_key, deleted_at, detail) VALUES ('x', now(), '{}')`,

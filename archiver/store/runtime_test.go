@@ -2,14 +2,10 @@ package store_test
 
 import (
 	"context"
-	"errors"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nokstream/nokstream/archiver/store"
 	"github.com/nokstream/nokstream/internal/testenv"
@@ -40,12 +36,7 @@ func TestRuntimeRole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	u, err := url.Parse(owner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.UserPassword(role, "runtime-test-role") // testenv's private cluster asks TCP clients for a password
-	runtime := u.String()
+	runtime := asRole(t, owner, role, "runtime-test-role")
 	if err := store.Migrate(ctx, runtime); err != nil {
 		t.Fatalf("migrate as the runtime role on a current schema: %v, want nothing to do", err)
 	}
@@ -54,31 +45,8 @@ func TestRuntimeRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	seg := store.ArchiveObject{Key: "site1/cam1/000001.m4s", Kind: store.ArchiveSegment, StreamID: "site1/cam1", Site: "site1",
-		Start: at, End: at.Add(6 * time.Second), InitKey: "site1/cam1/init.mp4", RetainUntil: at, Rule: "unlinked", DecidedAt: at}
-	init := store.ArchiveObject{Key: seg.InitKey, Kind: store.ArchiveInit, StreamID: "site1/cam1", Site: "site1",
-		Start: seg.Start, End: seg.End, RetainUntil: at, Rule: "serves", DecidedAt: at}
-	if err := s.SaveArchivedSegment(ctx, seg, init, store.StreamChain{StreamID: "site1/cam1", Chain: strings.Repeat("0", 64),
-		SegmentID: "s1"}); err != nil {
-		t.Fatalf("archive a segment as the runtime role: %v", err)
-	}
-	if err := s.RecordDeletion(ctx, seg.Key, at, []byte(`{"rule":"unlinked"}`)); err != nil {
-		t.Fatalf("record a deletion as the runtime role: %v", err)
-	}
-	if err := s.DeletionReported(ctx, seg.Key, at); err != nil {
-		t.Fatalf("record its report as the runtime role: %v", err)
-	}
-	if n, err := s.ReportRecords(ctx, 10, at, func(context.Context, string, []byte) error { return nil }); err != nil || n != 3 {
-		t.Fatalf("publish the records of the segment, its init and its deletion as the runtime role: %d, %v", n, err)
-	}
-
-	conn, err := pgx.Connect(ctx, runtime)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	for _, attack := range []string{
+	key := archiverWork(t, s, "the runtime role")
+	refused(t, runtime, "the runtime role",
 		`DELETE FROM archiver.deletions`,
 		`TRUNCATE archiver.deletions`,
 		`DELETE FROM archiver.goose_db_version`,
@@ -86,14 +54,8 @@ func TestRuntimeRole(t *testing.T) {
 		`CREATE TABLE archiver.scratch (id int)`,
 		`ALTER TABLE archiver.archive_objects DROP CONSTRAINT archive_objects_kind_check`,
 		`DROP TABLE archiver.seals`,
-	} {
-		_, err := conn.Exec(ctx, attack)
-		var pg *pgconn.PgError
-		if !errors.As(err, &pg) || pg.Code != "42501" {
-			t.Errorf("as the runtime role, %q: %v, want permission denied", attack, err)
-		}
-	}
-	if d, err := s.Deletion(ctx, seg.Key); err != nil || d.ReportedAt == nil {
+	)
+	if d, err := s.Deletion(ctx, key); err != nil || d.ReportedAt == nil {
 		t.Errorf("the deletion after the attempts: %+v, %v; want it kept, reported", d, err)
 	}
 
