@@ -44,6 +44,25 @@ func TestMultiIndustryCenterAPI(t *testing.T) {
 	if r := e.do("POST", "/api/v1/centers/center1/authorisations", c2, map[string]any{"qualifications": []string{"q1"}}); r.code != http.StatusUnprocessableEntity {
 		t.Fatalf("council2 authorising for council1's q1: %d %s, want 422", r.code, r.body)
 	}
+	// What a broken or hostile council sends: each refused, nothing given.
+	for _, bad := range []struct {
+		path string
+		body any
+		code int
+	}{
+		{"/api/v1/centers/center1/authorisations", map[string]any{"qualifications": []string{"q2", "q1"}}, http.StatusUnprocessableEntity}, // one of them council1's
+		{"/api/v1/centers/center1/authorisations", map[string]any{"qualifications": []string{}}, http.StatusUnprocessableEntity},
+		{"/api/v1/centers/center1/authorisations", map[string]any{"qualifications": []string{"q2"}, "council": "council1"}, http.StatusBadRequest},
+		{"/api/v1/centers/center1/authorisations", `{"qualifications": "q2"`, http.StatusBadRequest},
+		{"/api/v1/centers/no-such-center/authorisations", map[string]any{"qualifications": []string{"q2"}}, http.StatusNotFound},
+	} {
+		if r := e.do("POST", bad.path, c2, bad.body); r.code != bad.code {
+			t.Fatalf("POST %s %v as council2: %d %s, want %d", bad.path, bad.body, r.code, r.body, bad.code)
+		}
+	}
+	if r := e.do("GET", "/api/v1/centers/center1", c2, nil); r.code != http.StatusNotFound {
+		t.Fatalf("council2 reads center1 after refused authorisations: %d %s, want 404 (nothing was given)", r.code, r.body)
+	}
 	r := e.do("POST", "/api/v1/centers/center1/authorisations", c2, map[string]any{"qualifications": []string{"q2"}})
 	if r.code != http.StatusOK {
 		t.Fatalf("authorise: %d %s", r.code, r.body)
