@@ -335,8 +335,11 @@ func (in *installation) checkSegments(segs []segment) {
 			t.Errorf("segment %d: served bytes hash to %s, index says %s", i, got, s.SHA256)
 		}
 	}
-	// The archiver compares each stored object with its event.
-	testenv.WaitFor(t, 60*time.Second, "the archiver to check every segment", func() bool {
+	// The archiver compares each stored object with its event. After an
+	// outage it has a backlog of them (a minute of every stream, and their
+	// renditions) to work through beside the other e2e tests: a generous
+	// deadline, since only a check that never comes is a failure.
+	testenv.WaitFor(t, 3*time.Minute, "the archiver to check every segment", func() bool {
 		for _, s := range segs {
 			checks, err := arc.SegmentChecks(context.Background(), s.SegmentID)
 			if err != nil || len(checks) == 0 {
