@@ -214,6 +214,7 @@ func BenchmarkSegmentIndex(b *testing.B) {
 			return total
 		})
 	})
+	benchTable(fmt.Sprintf("index p99: the same 7 200 rows as the review page asks them, three 4-hour playlist queries of every column (%s)", scale), p99, 20*time.Millisecond)
 	b.Run("playlist", func(b *testing.B) {
 		measure(b, func(e benchExam, ws int) int {
 			from := e.start.Add(time.Duration(rng.IntN(3)) * time.Hour)

@@ -395,18 +395,18 @@ func (s *Store) ExamMedia(ctx context.Context, exam, candidate string) ([]MediaR
 	// reason: more rows only grow the slice.
 	out := make([]MediaRef, 0, min(len(ids)*max(0, int(end.Sub(start)/typicalSegment)+1), 1<<16))
 	// Each row is scanned into m, through the same destinations, then
-	// appended. stream and init point into the connection's buffer until
-	// the next row: they are only compared, with ids and the previous
-	// init key.
+	// appended; the text columns point into the connection's buffer until
+	// the next row, and are made strings by rowStrings.
 	var m MediaRef
-	var stream, init pgtype.DriverBytes
-	dest := []any{&stream, &m.Sequence, &m.Start, &m.Duration, &m.ObjectKey, &init, &m.Bytes, &m.SHA256}
+	var stream, object, init, sha pgtype.DriverBytes
+	strs := newRowStrings(3)
+	dest := []any{&stream, &m.Sequence, &m.Start, &m.Duration, &object, &init, &m.Bytes, &sha}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("list media of %s in exam %s: %w", candidate, exam, err)
 		}
 		m.StreamID = sharedString(stream, ids...)
-		m.InitKey = sharedString(init, m.InitKey)
+		m.ObjectKey, m.InitKey, m.SHA256 = strs.get(0, object), strs.get(1, init), strs.get(2, sha)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/nokstream/nokstream/internal/events"
 )
@@ -24,6 +25,45 @@ type Segment struct {
 const segmentColumns = `segment_id, stream_id, source, site, device, sequence, start_at, duration, end_at,
 	codecs, bytes, sha256, prev_chain, chain, object_key, init_key, init_sha256, init_bytes,
 	ingest_node, discontinuity, salvaged, indexed_at, independent`
+
+// collectSegments reads rows of segmentColumns, expecting about hint of
+// them. It is scanSegment for many rows without a string allocated per
+// column and row (rowStrings): a playlist of an hour is 600 rows of
+// fourteen text columns.
+func collectSegments(rows pgx.Rows, hint int) ([]Segment, error) {
+	defer rows.Close()
+	out := make([]Segment, 0, min(max(hint, 0), 1<<16))
+	var txt [12]pgtype.DriverBytes
+	strs := newRowStrings(len(txt))
+	var codecs textArray
+	var g Segment
+	var independent bool
+	dest := []any{&txt[0], &txt[1], &txt[2], &txt[3], &txt[4], &g.Sequence,
+		&g.Start, &g.Duration, &g.End, nil, &g.Bytes, &txt[5], &txt[6], &txt[7],
+		&txt[8], &txt[9], &txt[10], &g.InitBytes, &txt[11], &g.Discontinuity,
+		&g.Salvaged, &g.IndexedAt, &independent}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		c, err := codecs.get(rows, 9, rows.RawValues()[9]) // skipped by Scan (nil)
+		if err != nil {
+			return nil, err
+		}
+		h := g
+		h.Codecs = c
+		h.SegmentID, h.StreamID, h.Source = strs.get(0, txt[0]), strs.get(1, txt[1]), strs.get(2, txt[2])
+		h.Site, h.Device, h.SHA256 = strs.get(3, txt[3]), strs.get(4, txt[4]), strs.get(5, txt[5])
+		h.PrevChain, h.Chain, h.ObjectKey = strs.get(6, txt[6]), strs.get(7, txt[7]), strs.get(8, txt[8])
+		h.InitKey, h.InitSHA256, h.IngestNode = strs.get(9, txt[9]), strs.get(10, txt[10]), strs.get(11, txt[11])
+		h.Independent = nil
+		if !independent {
+			h.Independent = new(bool)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
 
 func scanSegment(row pgx.Row) (Segment, error) {
 	var g Segment
@@ -119,7 +159,7 @@ func (s *Store) Segments(ctx context.Context, site, device string, from, to time
 	if err != nil {
 		return nil, fmt.Errorf("list segments of %s/%s: %w", site, device, err)
 	}
-	segs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Segment, error) { return scanSegment(row) })
+	segs, err := collectSegments(rows, int(to.Sub(from)/typicalSegment)+2)
 	if err != nil {
 		return nil, fmt.Errorf("list segments of %s/%s: %w", site, device, err)
 	}

@@ -93,7 +93,7 @@ func (s *Store) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) 
 		if err != nil {
 			return err
 		}
-		segs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Segment, error) { return scanSegment(r) })
+		segs, err := collectSegments(rows, len(ids)-len(fresh))
 		if err != nil {
 			return err
 		}

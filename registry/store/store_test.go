@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -495,5 +496,55 @@ func TestSweptSegmentStaysOut(t *testing.T) {
 	wrong.DeletedAt = time.Time{}
 	if _, err := s.RecordDeletion(ctx, &wrong); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("a report without its date: %v, want ErrInvalid", err)
+	}
+}
+
+// Segments reads its rows without a string per column (collectSegments):
+// every field of every row must still be what that segment's event said,
+// when values change from one row to the next (codecs, init segment, ingest
+// node, flags) and when they repeat, as SegmentByID reads it one by one.
+func TestSegmentsEveryField(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := open(t)
+	t0 := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	var want []*events.SegmentClosed
+	for seq := range int64(40) {
+		e := segmentEvent(seq, t0.Add(time.Duration(seq)*6*time.Second))
+		switch seq % 4 {
+		case 1:
+			e.Codecs = []string{"avc1.640028"}
+			e.InitKey, e.InitSHA256 = fmt.Sprintf("site1/cam1/init-%d.mp4", seq), strings.Repeat("ab", 32)
+			e.Discontinuity = true
+		case 2:
+			e.Codecs = []string{"avc1.640028"}
+			e.IngestNode = "node2"
+			e.Independent = new(bool)
+		case 3:
+			e.Codecs = nil
+			e.Salvaged = true
+		}
+		if _, err := s.IndexSegment(ctx, e); err != nil {
+			t.Fatalf("index %d: %v", seq, err)
+		}
+		want = append(want, e)
+	}
+	segs, err := s.Segments(ctx, "site1", "cam1", t0, t0.Add(time.Hour))
+	if err != nil || len(segs) != len(want) {
+		t.Fatalf("segments: %d, %v; want %d", len(segs), err, len(want))
+	}
+	for i, g := range segs {
+		one, err := s.SegmentByID(ctx, want[i].SegmentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(g, one) {
+			t.Errorf("segment %d in the list:\n%+v\nalone:\n%+v", i, g, one)
+		}
+		if g.Codecs == nil || g.Sequence != want[i].Sequence || g.InitKey != want[i].InitKey || g.IngestNode != want[i].IngestNode ||
+			g.SHA256 != want[i].SHA256 || g.Chain != want[i].Chain || g.IsIndependent() != want[i].IsIndependent() ||
+			g.Salvaged != want[i].Salvaged || g.Discontinuity != want[i].Discontinuity {
+			t.Errorf("segment %d: %+v, want the event %+v", i, g.SegmentClosed, want[i])
+		}
 	}
 }
