@@ -702,12 +702,14 @@ func TestRenditions(t *testing.T) {
 			Thumbnails: &events.Thumbnails{Sprite: put("thumbs/site1/ws1-cam/"+n+".jpg", "sprite "+n), VTT: put("thumbs/site1/ws1-cam/"+n+".vtt", "vtt "+n),
 				Tiles: 6, Columns: 6, TileWidth: 160, TileHeight: 90, Interval: 1}}
 		b, _ := json.Marshal(r)
+		// The transcoder's manifest beside the rendition: the event.
+		manifest := put("review/site1/ws1-cam/"+n+".json", string(b)).Key
 		for range 2 { // twice: the same
 			if err := e.svc.HandleRendition(ctx, bus.Message{Topic: events.TopicRenditions, Key: ev.StreamID, Value: b}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		return []string{r.Rendition.Object.Key, r.Thumbnails.Sprite.Key, r.Thumbnails.VTT.Key}
+		return []string{r.Rendition.Object.Key, r.Thumbnails.Sprite.Key, r.Thumbnails.VTT.Key, manifest}
 	}
 	inKeys, outKeys := rendition(in), rendition(out)
 	for _, k := range inKeys {
@@ -741,12 +743,42 @@ func TestRenditions(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Set(out.Start.Add(32 * day))
-	if st, err := e.svc.Sweep(ctx); err != nil || st.Deleted != 4 {
-		t.Fatalf("sweep: %+v %v, want the segment and its 3 derived objects deleted", st, err)
+	if st, err := e.svc.Sweep(ctx); err != nil || st.Deleted != 5 {
+		t.Fatalf("sweep: %+v %v, want the segment and its 4 derived objects (rendition, sprite, track, manifest) deleted", st, err)
 	}
 	for _, k := range append(outKeys, out.ObjectKey) {
 		if _, err := d.Stat(ctx, k); !errors.Is(err, blob.ErrNotFound) {
 			t.Errorf("%s not deleted: %v", k, err)
+		}
+	}
+	// An event gives its retention to its own manifest only: what lies
+	// beside another rendition is not archived when it is not that
+	// rendition's manifest (garbage, or another segment's manifest).
+	for i, body := range []string{"not json", ""} {
+		ev := e.segment("ws1-cam", events.SourceWebcam, c.Now().Add(time.Duration(i)*6*time.Second), 6*time.Second)
+		e.deliver(ev)
+		n := fmt.Sprint(ev.Sequence)
+		if body == "" { // in's manifest, copied beside this one
+			rc, err := d.Get(ctx, inKeys[3])
+			if err != nil {
+				t.Fatal(err)
+			}
+			bb, _ := io.ReadAll(rc)
+			_ = rc.Close()
+			body = string(bb)
+		}
+		put("review/site1/ws1-cam/"+n+".json", body)
+		r := events.RenditionReady{SegmentID: ev.SegmentID, StreamID: ev.StreamID, Source: ev.Source, Site: ev.Site,
+			Device: ev.Device, Sequence: ev.Sequence, Start: ev.Start, Duration: ev.Duration, SourceSHA256: ev.SHA256,
+			Variant: events.VariantReview, Transcoder: "t1", Done: c.Now(),
+			Rendition: events.Rendition{Object: put("review/site1/ws1-cam/"+n+".m4s", "review "+n), Init: put("review/site1/ws1-cam/init.mp4", "review init")}}
+		b, _ := json.Marshal(r)
+		if err := e.svc.HandleRendition(ctx, bus.Message{Topic: events.TopicRenditions, Key: ev.StreamID, Value: b}); err != nil {
+			t.Fatal(err)
+		}
+		e.object(r.Rendition.Object.Key) // archived
+		if o, err := e.ast.ArchiveObject(ctx, "review/site1/ws1-cam/"+n+".json"); !errors.Is(err, astore.ErrNotFound) {
+			t.Errorf("%q beside rendition %s is not its manifest, but archived: %+v %v", body[:min(len(body), 20)], n, o, err)
 		}
 	}
 }

@@ -2,9 +2,15 @@ package archiver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"strings"
 
 	"github.com/nokstream/nokstream/archiver/store"
+	"github.com/nokstream/nokstream/internal/blob"
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
 )
@@ -13,8 +19,9 @@ import (
 // a raw segment, its init segment, and its thumbnail sprite and track are
 // footage of the same stream and time, and get the same retention as the
 // segment (the rendition's init, as every init, as long as what uses it).
-// They are not part of the seal: the seal is of the original bytes. The
-// same event twice changes nothing more.
+// So is the transcoder's manifest of the segment (renditionManifest). They
+// are not part of the seal: the seal is of the original bytes. The same
+// event twice changes nothing more.
 func (s *Service) HandleRendition(ctx context.Context, m bus.Message) error {
 	ev, err := events.DecodeRenditionReady(m.Value)
 	if err != nil {
@@ -35,6 +42,15 @@ func (s *Service) HandleRendition(ctx context.Context, m bus.Message) error {
 			o.Key, o.Bytes, o.SHA256 = ref.Key, ref.Bytes, ref.SHA256
 			objs = append(objs, o)
 		}
+	}
+	mf, err := s.renditionManifest(ctx, ev)
+	if err != nil {
+		return err
+	}
+	if mf.Key != "" {
+		o := base
+		o.Key, o.Bytes, o.SHA256 = mf.Key, mf.Bytes, mf.SHA256
+		objs = append(objs, o)
 	}
 	var fresh []store.ArchiveObject
 	for _, o := range objs {
@@ -90,4 +106,58 @@ func (s *Service) HandleRendition(ctx context.Context, m bus.Message) error {
 		}
 	}
 	return nil
+}
+
+// maxManifest is the most of a manifest the archiver reads: the
+// transcoder's are a few kilobytes.
+const maxManifest = 1 << 20
+
+// renditionManifest returns the transcoder's manifest of ev's segment, the
+// object <base>.json beside its rendition <base>.m4s that holds the event
+// itself (the transcoder writes it last, before it publishes, and reads it
+// to know a segment is done): with its size and SHA-256 as the archiver
+// read it, so that it is kept as long as the rendition and deleted with it.
+// Without this it was never deleted. Nothing (a zero ObjectRef) when the
+// rendition key does not end in .m4s, the object is absent (a transcoder
+// from before manifests), larger than maxManifest, or is not this event's
+// manifest (another segment's or rendition's, or not one at all): an event
+// cannot give a retention to an object that is not its manifest.
+func (s *Service) renditionManifest(ctx context.Context, ev *events.RenditionReady) (events.ObjectRef, error) {
+	base, ok := strings.CutSuffix(ev.Rendition.Object.Key, ".m4s")
+	if !ok || base == "" {
+		return events.ObjectRef{}, nil
+	}
+	key := base + ".json"
+	a, err := s.d.Blob.Stat(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return events.ObjectRef{}, nil
+	}
+	if err != nil {
+		return events.ObjectRef{}, fmt.Errorf("stat manifest %s: %w", key, err)
+	}
+	if a.Size > maxManifest {
+		s.d.Log.Warn("rendition manifest too large: not kept with its rendition", "object_key", key, "bytes", a.Size)
+		return events.ObjectRef{}, nil
+	}
+	r, err := s.d.Blob.Get(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return events.ObjectRef{}, nil
+	}
+	if err != nil {
+		return events.ObjectRef{}, fmt.Errorf("get manifest %s: %w", key, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, maxManifest+1))
+	if err != nil {
+		return events.ObjectRef{}, fmt.Errorf("read manifest %s: %w", key, err)
+	}
+	m, err := events.DecodeRenditionReady(b)
+	if err != nil || len(b) > maxManifest || m.SegmentID != ev.SegmentID || m.StreamID != ev.StreamID ||
+		m.Rendition.Object.Key != ev.Rendition.Object.Key {
+		s.d.Log.Warn("object beside a rendition is not its manifest: not kept with it", "object_key", key,
+			"segment_id", ev.SegmentID)
+		return events.ObjectRef{}, nil
+	}
+	sum := sha256.Sum256(b)
+	return events.ObjectRef{Key: key, Bytes: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}, nil
 }

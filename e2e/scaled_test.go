@@ -450,15 +450,16 @@ type lockedBucket struct {
 type bucketObject struct{ key, version string }
 
 // list returns every version of every object but the transcoder's
-// bookkeeping beside its renditions (a manifest per segment and the
-// detectors' state: not evidence, never archived; see docs/NOTES.md).
+// detector state (review/<site>/<device>/state/: scratch, one object per
+// stream, never archived; see docs/NOTES.md). Its manifests, one per
+// segment beside the rendition, are archived with the rendition.
 func (b *lockedBucket) list() []bucketObject {
 	var out []bucketObject
 	for o := range b.raw.ListObjectsIter(b.t.Context(), b.name, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
 		if o.Err != nil {
 			b.t.Fatalf("list %s: %v", b.name, o.Err)
 		}
-		if strings.HasPrefix(o.Key, "review/") && strings.HasSuffix(o.Key, ".json") {
+		if detectorState(o.Key) {
 			continue
 		}
 		out = append(out, bucketObject{o.Key, o.VersionID})
@@ -590,4 +591,10 @@ func (b *lockedBucket) holdsOtherThan(keys []string, on bool) []string {
 		}
 	}
 	return out
+}
+
+// detectorState reports whether key is the transcoder's detector state of a
+// stream (review/<site>/<device>/state/<seq>.json): scratch, not archived.
+func detectorState(key string) bool {
+	return strings.HasPrefix(key, "review/") && strings.Contains(key, "/state/") && strings.HasSuffix(key, ".json")
 }

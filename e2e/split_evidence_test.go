@@ -130,13 +130,11 @@ func TestSplitEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The transcoder's bookkeeping beside its renditions: a manifest per
-	// segment (its RenditionReady event, written last) and the detectors'
-	// state. It is not evidence and the archiver does not know it: it has
-	// no retention, and the sweeper never deletes it (see docs/NOTES.md).
-	bookkeeping := func(key string) bool {
-		return strings.HasPrefix(key, "review/") && strings.HasSuffix(key, ".json")
-	}
+	// The transcoder's detector state (one object a stream) is scratch, not
+	// evidence: the archiver does not know it. Its manifest of each segment
+	// (the RenditionReady event, written last, beside the rendition) is
+	// archived with the rendition, and must be locked as it is.
+	bookkeeping := detectorState
 	type object struct{ key, version string }
 	list := func() []object {
 		var out []object
