@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -151,12 +152,26 @@ func BenchmarkIngestRTSP(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("NOKSTREAM_BENCH_ANCHOR_STREAMS")); err == nil && v > 0 {
 		n = v
 	}
-	ours := runIngestBench(b, clip, n, secs)
-	anchor := runAnchorBench(b, clip, n, secs)
-	b.Logf("N=%d: ingest %.3f CPU-s per stream-minute (held=%v), ffmpeg -c copy to 6 s fMP4 %.3f", n, ours.cpuPerStreamMinute, ours.held, anchor)
-	b.ReportMetric(ours.cpuPerStreamMinute/anchor, "ratio-to-ffmpeg")
-	fmt.Printf("BENCHTABLE|ingest CPU per stream-minute, %d RTSP streams 720p25 2 Mbit/s + AAC|%.3f CPU-s|%.3f CPU-s (ffmpeg -c copy, 6 s fMP4)|%.2f×|≤ 0.8×\n",
-		n, ours.cpuPerStreamMinute, anchor, ours.cpuPerStreamMinute/anchor)
+	// Alternating rounds (NOKSTREAM_BENCH_ROUNDS, 3), the cheapest of each
+	// side: one round a side moved the ratio from 0.67 to 1.03 between two
+	// runs on the same quiet machine, the anchor's figure most.
+	rounds := 3
+	if v, err := strconv.Atoi(os.Getenv("NOKSTREAM_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	ours, anchor := math.Inf(1), math.Inf(1)
+	for r := range rounds {
+		o := runIngestBench(b, clip, n, secs)
+		a := runAnchorBench(b, clip, n, secs)
+		b.Logf("N=%d round %d: ingest %.3f CPU-s per stream-minute (held=%v), ffmpeg -c copy to 6 s fMP4 %.3f", n, r+1, o.cpuPerStreamMinute, o.held, a)
+		if !o.held {
+			b.Errorf("N=%d round %d: ingest did not hold", n, r+1)
+		}
+		ours, anchor = min(ours, o.cpuPerStreamMinute), min(anchor, a)
+	}
+	b.ReportMetric(ours/anchor, "ratio-to-ffmpeg")
+	fmt.Printf("BENCHTABLE|ingest CPU per stream-minute, %d RTSP streams 720p25 2 Mbit/s + AAC (cheapest of %d alternating rounds)|%.3f CPU-s|%.3f CPU-s (ffmpeg -c copy, 6 s fMP4)|%.2f×|≤ 0.8×\n",
+		n, rounds, ours, anchor, ours/anchor)
 }
 
 // runAnchorBench is the anchor of BenchmarkIngestRTSP: one ffmpeg per
