@@ -239,7 +239,7 @@ func BenchmarkSegmentIndex(b *testing.B) {
 	for _, consumers := range []int{3, 32, 256} {
 		rate := batchIndexing(b, s, consumers, 20*time.Second)
 		b.Logf("indexing through the batch consumer, %d consumers: %.0f segments/s", consumers, rate)
-		fmt.Printf("BENCHTABLE|indexing through the batch consumer, %d consumers (%s)|%.0f segments/s|—|—|≥ 5 000/s\n", consumers, scale, rate)
+		fmt.Printf("BENCHTABLE|indexing one event in flight per consumer (before), %d consumers (%s)|%.0f segments/s|—|—|≥ 5 000/s\n", consumers, scale, rate)
 	}
 	local, err := bus.NewLocal("", nil, nil)
 	if err != nil {
