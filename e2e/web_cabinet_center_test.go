@@ -72,6 +72,10 @@ func cabinetCenter(t *testing.T, c *cabinet) {
 	c.run(t, "upload the passport", chromedp.SetUploadFiles("#doc-file", []string{scan}), chromedp.Click("#doc-upload"),
 		chromedp.WaitVisible("#documents tr[data-document] button.open-doc"), chromedp.Click("#documents tr[data-document] button.open-doc"),
 		chromedp.WaitVisible("#doc-view img"))
+	// Visible is not loaded: the picture's size is known once it is decoded
+	// (a fresh run read 0 right after it became visible).
+	c.run(t, "the scan loads", chromedp.Poll[chromedp.Void](`(() => { const i = document.querySelector('#doc-view img');
+		return !!i && i.complete && i.naturalWidth > 0 })()`))
 	if wdt := eval[int](t, c, `document.querySelector('#doc-view img').naturalWidth`); wdt != 120 {
 		t.Errorf("the scan shown is %d pixels wide, want 120", wdt)
 	}
