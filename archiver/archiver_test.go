@@ -753,8 +753,9 @@ func TestRenditions(t *testing.T) {
 	}
 	// An event gives its retention to its own manifest only: what lies
 	// beside another rendition is not archived when it is not that
-	// rendition's manifest (garbage, or another segment's manifest).
-	for i, body := range []string{"not json", ""} {
+	// rendition's manifest (garbage, another segment's manifest, or more
+	// than a manifest can be).
+	for i, body := range []string{"not json", "", strings.Repeat(" ", 1<<20+1)} {
 		ev := e.segment("ws1-cam", events.SourceWebcam, c.Now().Add(time.Duration(i)*6*time.Second), 6*time.Second)
 		e.deliver(ev)
 		n := fmt.Sprint(ev.Sequence)

@@ -118,8 +118,9 @@ const maxManifest = 1 << 20
 // to know a segment is done): with its size and SHA-256 as the archiver
 // read it, so that it is kept as long as the rendition and deleted with it.
 // Without this it was never deleted. Nothing (a zero ObjectRef) when the
-// rendition key does not end in .m4s, the object is absent (a transcoder
-// from before manifests), larger than maxManifest, or is not this event's
+// rendition key does not end in .m4s, the manifest is archived already,
+// the object is absent (a transcoder from before manifests), larger than
+// maxManifest, or is not this event's
 // manifest (another segment's or rendition's, or not one at all): an event
 // cannot give a retention to an object that is not its manifest.
 func (s *Service) renditionManifest(ctx context.Context, ev *events.RenditionReady) (events.ObjectRef, error) {
@@ -128,16 +129,12 @@ func (s *Service) renditionManifest(ctx context.Context, ev *events.RenditionRea
 		return events.ObjectRef{}, nil
 	}
 	key := base + ".json"
-	a, err := s.d.Blob.Stat(ctx, key)
-	if errors.Is(err, blob.ErrNotFound) {
+	// Taken already (the same event again): nothing to read.
+	switch _, err := s.d.Store.ArchiveObject(ctx, key); {
+	case err == nil:
 		return events.ObjectRef{}, nil
-	}
-	if err != nil {
-		return events.ObjectRef{}, fmt.Errorf("stat manifest %s: %w", key, err)
-	}
-	if a.Size > maxManifest {
-		s.d.Log.Warn("rendition manifest too large: not kept with its rendition", "object_key", key, "bytes", a.Size)
-		return events.ObjectRef{}, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return events.ObjectRef{}, err
 	}
 	r, err := s.d.Blob.Get(ctx, key)
 	if errors.Is(err, blob.ErrNotFound) {
@@ -151,8 +148,12 @@ func (s *Service) renditionManifest(ctx context.Context, ev *events.RenditionRea
 	if err != nil {
 		return events.ObjectRef{}, fmt.Errorf("read manifest %s: %w", key, err)
 	}
+	if len(b) > maxManifest {
+		s.d.Log.Warn("rendition manifest too large: not kept with its rendition", "object_key", key)
+		return events.ObjectRef{}, nil
+	}
 	m, err := events.DecodeRenditionReady(b)
-	if err != nil || len(b) > maxManifest || m.SegmentID != ev.SegmentID || m.StreamID != ev.StreamID ||
+	if err != nil || m.SegmentID != ev.SegmentID || m.StreamID != ev.StreamID ||
 		m.Rendition.Object.Key != ev.Rendition.Object.Key {
 		s.d.Log.Warn("object beside a rendition is not its manifest: not kept with it", "object_key", key,
 			"segment_id", ev.SegmentID)

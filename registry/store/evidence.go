@@ -399,14 +399,14 @@ func (s *Store) ExamMedia(ctx context.Context, exam, candidate string) ([]MediaR
 	// the next row, and are made strings by rowStrings.
 	var m MediaRef
 	var stream, object, init, sha pgtype.DriverBytes
-	strs := newRowStrings(3)
+	strs := newRowStrings(4)
 	dest := []any{&stream, &m.Sequence, &m.Start, &m.Duration, &object, &init, &m.Bytes, &sha}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("list media of %s in exam %s: %w", candidate, exam, err)
 		}
-		m.StreamID = sharedString(stream, ids...)
-		m.ObjectKey, m.InitKey, m.SHA256 = strs.get(0, object), strs.get(1, init), strs.get(2, sha)
+		m.StreamID, m.ObjectKey = strs.get(0, stream), strs.get(1, object)
+		m.InitKey, m.SHA256 = strs.get(2, init), strs.get(3, sha)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -419,17 +419,6 @@ func (s *Store) ExamMedia(ctx context.Context, exam, candidate string) ([]MediaR
 // typicalSegment is how long a segment usually is: it is cut on the first
 // keyframe after 6 s.
 const typicalSegment = 6 * time.Second
-
-// sharedString returns b as a string: one of known if it is equal to one,
-// without allocating.
-func sharedString(b []byte, known ...string) string {
-	for _, k := range known {
-		if string(b) == k {
-			return k
-		}
-	}
-	return string(b)
-}
 
 // sortRunsBySequence orders each stream's run of media (its rows are
 // together: the query orders by stream first) by sequence, equal sequences

@@ -20,14 +20,13 @@ import (
 // kept long keeps its chunks (at most chunkSize more than its strings).
 type rowStrings struct {
 	chunk []byte
-	prev  [][]byte // each column's previous value, as returned
-	prevS []string
+	prev  []string // each column's previous value
 }
 
 const rowStringsChunk = 16 << 10
 
 func newRowStrings(columns int) *rowStrings {
-	return &rowStrings{prev: make([][]byte, columns), prevS: make([]string, columns)}
+	return &rowStrings{prev: make([]string, columns)}
 }
 
 // get returns column col's value b, which points into the connection's
@@ -36,12 +35,11 @@ func (a *rowStrings) get(col int, b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if a.prev[col] != nil && bytes.Equal(a.prev[col], b) {
-		return a.prevS[col]
+	if string(b) == a.prev[col] { // compared without a copy
+		return a.prev[col]
 	}
 	s := a.copy(b)
-	a.prev[col] = unsafe.Slice(unsafe.StringData(s), len(s)) //nolint:gosec // read only: compared with the next row's value
-	a.prevS[col] = s
+	a.prev[col] = s
 	return s
 }
 
