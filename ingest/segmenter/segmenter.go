@@ -79,6 +79,10 @@ const dtsShift = 10 * time.Second
 // maxPartBytes bounds the memory held for one part.
 const maxPartBytes = 32 << 20
 
+// keptPartBuf is the largest part buffer a segmenter keeps for the next
+// part: a second of the highest bitrates a site sends, with room to spare.
+const keptPartBuf = 4 << 20
+
 // The hard limits of a segment, whatever the configuration and the
 // keyframes.
 const (
@@ -170,7 +174,8 @@ type Header struct {
 
 // SegmentWriter receives the parts of one open segment.
 type SegmentWriter interface {
-	// WritePart appends one moof+mdat fragment and makes it durable.
+	// WritePart appends one moof+mdat fragment and makes it durable. b is
+	// the segmenter's, reused for the next part: copy what is kept.
 	WritePart(b []byte) error
 	// Close finishes the segment. duration is its media duration.
 	Close(duration time.Duration) error
@@ -224,6 +229,7 @@ type Segmenter struct {
 	discontinuity bool
 	cur           *segment
 	partSeq       uint32
+	partBuf       []byte // the part being written, reused
 	closed        bool
 	onCodec       func(track int, codec string)
 
@@ -470,14 +476,18 @@ func (s *Segmenter) flushPart() error {
 		p.Tracks = append(p.Tracks, seg.part[tr])
 	}
 	s.partSeq++
-	var buf seekablebuffer.Buffer
-	if err := p.Marshal(&buf); err != nil {
+	var err error
+	if s.partBuf, err = appendPart(s.partBuf[:0], p.SequenceNumber, p.Tracks); err != nil {
 		return fmt.Errorf("marshal part: %w", err)
 	}
 	seg.part = map[*track]*fmp4.PartTrack{}
 	seg.order = seg.order[:0]
 	seg.partSize = 0
-	if err := seg.w.WritePart(buf.Bytes()); err != nil {
+	err = seg.w.WritePart(s.partBuf)
+	if cap(s.partBuf) > keptPartBuf {
+		s.partBuf = nil // an outsized part's buffer is not kept for the session
+	}
+	if err != nil {
 		return &OutputError{fmt.Errorf("write part: %w", err)}
 	}
 	return nil
