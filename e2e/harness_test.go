@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,7 +30,34 @@ import (
 // binary is the nokstream binary built once for the package.
 var binary string
 
+// slots are the tests that may run at once: as many as -parallel says (3
+// in make test). parallel takes one; TestIngestOutages does not, and so
+// starts at once beside the others: it is the longest test (6 min: three
+// 60 s outages, mostly waiting for them and the drains) and left to Go's
+// scheduler it was often started among the last, which made the package
+// take its own length more (11.5 min where 7 would do). TestMain lifts
+// -parallel for this package so that the slots, not it, set the pace.
+var slots chan struct{}
+
+// parallel marks t as parallel and waits for a slot, which it holds to its
+// end.
+func parallel(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+	slots <- struct{}{}
+	t.Cleanup(func() { <-slots })
+}
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	n, _ := strconv.Atoi(flag.Lookup("test.parallel").Value.String())
+	slots = make(chan struct{}, max(1, n))
+	// Every test passes Go's own limit and waits here for a slot: one
+	// waiting there would hold a place TestIngestOutages needs.
+	if err := flag.Set("test.parallel", "64"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "nokstream-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

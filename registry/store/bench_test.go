@@ -113,6 +113,13 @@ func BenchmarkSegmentIndex(b *testing.B) {
 	if _, err := db.Exec(ctx, `VACUUM ANALYZE`); err != nil {
 		b.Fatal(err)
 	}
+	// The load leaves gigabytes of dirty pages, which the checkpointer
+	// would write out while the queries are timed (the playlist's p99 went
+	// from 9 to 22 ms between two runs): a register is not bulk-loaded a
+	// minute before it is read, so write them first.
+	if _, err := db.Exec(ctx, `CHECKPOINT`); err != nil {
+		b.Fatal(err)
+	}
 	var size string
 	if err := db.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size); err != nil {
 		b.Fatal(err)
@@ -201,6 +208,7 @@ func BenchmarkSegmentIndex(b *testing.B) {
 			return len(ev)
 		})
 	})
+	p99 = 0
 	b.Run("exam-media", func(b *testing.B) {
 		measure(b, func(e benchExam, ws int) int {
 			media, err := s.ExamMedia(ctx, e.id, fmt.Sprintf("%s-c%d", e.id, ws))
@@ -211,6 +219,7 @@ func BenchmarkSegmentIndex(b *testing.B) {
 		})
 	})
 	benchTable(fmt.Sprintf("index p99: all media of a candidate's 4-hour exam, 7 200 rows (%s)", scale), p99, 20*time.Millisecond)
+	p99 = 0
 	b.Run("exam-all-segments", func(b *testing.B) {
 		measure(b, func(e benchExam, ws int) int {
 			total := 0
@@ -225,6 +234,7 @@ func BenchmarkSegmentIndex(b *testing.B) {
 		})
 	})
 	benchTable(fmt.Sprintf("index p99: the same 7 200 rows as the review page asks them, three 4-hour playlist queries of every column (%s)", scale), p99, 20*time.Millisecond)
+	p99 = 0
 	b.Run("playlist", func(b *testing.B) {
 		measure(b, func(e benchExam, ws int) int {
 			from := e.start.Add(time.Duration(rng.IntN(3)) * time.Hour)
@@ -392,6 +402,9 @@ func (c *newCounter) IndexSegments(ctx context.Context, evs []*events.SegmentClo
 // benchTable prints a line of the make bench table (deploy/local/bench.sh)
 // for a p99 with a goal and no anchor.
 func benchTable(figure string, p99, goal time.Duration) {
+	if p99 == 0 {
+		return // its sub-benchmark did not run (-bench chose others)
+	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	fmt.Printf("BENCHTABLE|%s|%.1f ms|—|—|≤ %.0f ms\n", figure, ms(p99), ms(goal))
 }
@@ -506,6 +519,8 @@ func TestExamMedia(t *testing.T) {
 	index("ws1-screen", 0, 12*time.Second)
 	index("ws1-screen", 11, 6*time.Second)
 	index("room1", 0, time.Hour)
+	index("room1", 1, 2*time.Hour)
+	index("room1", 2, 3*time.Hour)
 	index("ws2-cam", 0, time.Hour) // petrov's
 	media, err := s.ExamMedia(ctx, "exam1", "ivanov")
 	if err != nil {
@@ -515,12 +530,24 @@ func TestExamMedia(t *testing.T) {
 	for _, m := range media {
 		got = append(got, fmt.Sprintf("%s:%d", m.StreamID, m.Sequence))
 	}
-	want := []string{"site1/room1:0", "site1/ws1-cam:8", "site1/ws1-cam:9",
+	want := []string{"site1/room1:0", "site1/room1:1", "site1/room1:2", "site1/ws1-cam:8", "site1/ws1-cam:9",
 		"site1/ws1-screen:0", "site1/ws1-screen:1", "site1/ws1-screen:10", "site1/ws1-screen:11"}
 	if !slices.Equal(got, want) {
 		t.Errorf("media %v, want %v", got, want)
 	}
-	m := media[2]
+	// The streams' rows are gathered in one array, each stream in room
+	// for so many: the same answer whether every stream fits its room
+	// (4: ws1-cam's rows move down), one outgrows it before another that
+	// fits (2: room1's three, then ws1-cam's two), or there is none (0).
+	for _, room := range []int{4, 2, 1, 0} {
+		restore := store.SetExamMediaRegion(room)
+		again, err := s.ExamMedia(ctx, "exam1", "ivanov")
+		restore()
+		if err != nil || !slices.Equal(again, media) {
+			t.Errorf("with room for %d rows a stream: %d media (%v), want the %d above", room, len(again), err, len(media))
+		}
+	}
+	m := media[4]
 	if !m.Start.Equal(examDay.Add(3*time.Second)) || m.Duration != 6 || m.ObjectKey != "site1/ws1-cam/000009-3s.m4s" ||
 		m.InitKey != "site1/ws1-cam/init.mp4" || m.Bytes != 1009 || m.SHA256 != strings.Repeat("09", 32) {
 		t.Errorf("media %+v", m)
