@@ -228,7 +228,7 @@ func TestIngestKill9TenStreams(t *testing.T) {
 // and drains in order when each returns: afterwards every segment is
 // stored, checked by the archiver and indexed exactly once.
 func TestIngestOutages(t *testing.T) {
-	t.Parallel() // not parallel(t): see slots
+	parallelFirst(t)
 	minio := testenv.StartPrivateMinIO(t)
 	kafka := testenv.RestartableKafka(t)
 	devs := devices(10)
