@@ -2,11 +2,14 @@ package rtsp
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // listeners are the sockets of a server, opened by New before Run so that
@@ -14,10 +17,11 @@ import (
 // from the start. gortsplib takes them through its Listen and ListenPacket
 // hooks, each once, and closes them when it closes.
 type listeners struct {
-	mu   sync.Mutex
-	tcp  net.Listener
-	rtp  net.PacketConn // nil without UDP
-	rtcp net.PacketConn
+	guard *guard // nil: connections are not guarded
+	mu    sync.Mutex
+	tcp   net.Listener
+	rtp   net.PacketConn // nil without UDP
+	rtcp  net.PacketConn
 }
 
 // listen opens the TCP listener on addr and, when rtpAddr is set, the UDP
@@ -115,7 +119,7 @@ func (l *listeners) hooks() (func(string, string) (net.Listener, error), func(st
 		}
 		ln := l.tcp
 		l.tcp = nil
-		return bufferedListener{ln}, nil
+		return bufferedListener{Listener: ln, g: l.guard}, nil
 	}
 	listenPacket := func(_, address string) (net.PacketConn, error) {
 		l.mu.Lock()
@@ -150,32 +154,139 @@ func (l *listeners) close() error {
 	return errors.Join(errs...)
 }
 
-// connReadBuffer is how much of a connection's bytes one read takes in.
-// gortsplib reads through a 4 KB buffer: a picture of a 2 Mbit/s camera
-// (~10 KB, a keyframe many times that) arrives in one burst of RTP packets
-// and cost a read system call per 4 KB, each woken by the poller. With a
-// larger buffer below it, one call takes what has arrived.
+// connReadBuffer is how much of a recording connection's bytes one read
+// takes in. gortsplib reads through a 4 KB buffer: a picture of a 2 Mbit/s
+// camera (~10 KB, a keyframe many times that) arrives in one burst of RTP
+// packets and cost a read system call per 4 KB, each woken by the poller.
+// With a larger buffer below it, one call takes what has arrived.
 const connReadBuffer = 64 << 10
 
-// bufferedListener hands out connections whose reads go through a
-// connReadBuffer buffer (below TLS, for RTSPS).
-type bufferedListener struct{ net.Listener }
+// bufferedListener hands out connections that can be given a
+// connReadBuffer buffer (below TLS, for RTSPS) once they record: a
+// connection that has not authenticated, or never records, reads straight
+// from its socket, so that idle or hostile connections cost no more than
+// gortsplib's own buffer. It also bounds what such connections can hold:
+// gortsplib keeps a connection with no session open for ever, so one that
+// has not started recording within guard.handshake is closed, and an
+// address with guard.perAddress such connections open has its next ones
+// closed at accept.
+type bufferedListener struct {
+	net.Listener
+	g *guard
+}
+
+// guard counts the connections that have not started recording, by
+// client address.
+type guard struct {
+	handshake  time.Duration
+	perAddress int
+	refused    func(reason string) // counts a connection closed by the guard
+	mu         sync.Mutex
+	pending    map[string]int
+}
+
+func newGuard(handshake time.Duration, perAddress int, refused func(string)) *guard {
+	return &guard{handshake: handshake, perAddress: perAddress, refused: refused, pending: map[string]int{}}
+}
 
 func (l bufferedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		bc := &bufferedConn{Conn: c, g: l.g, addr: hostOf(c.RemoteAddr().String())}
+		if l.g == nil {
+			return bc, nil
+		}
+		l.g.mu.Lock()
+		full := l.g.pending[bc.addr] >= l.g.perAddress
+		if !full {
+			l.g.pending[bc.addr]++
+		}
+		l.g.mu.Unlock()
+		if full {
+			_ = c.Close()
+			l.g.refused("connection_limit")
+			continue
+		}
+		bc.timer = time.AfterFunc(l.g.handshake, func() {
+			if bc.settle() {
+				_ = c.Close()
+				l.g.refused("handshake_timeout")
+			}
+		})
+		return bc, nil
 	}
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, connReadBuffer)}, nil
 }
 
-// bufferedConn is an accepted connection read through its buffer; the rest
-// (writes, deadlines, addresses, close) is the connection's own. A read
-// deadline still applies: the buffer reads only when it is empty, and then
-// from the connection.
+// bufferedConn is an accepted connection, read through its buffer once
+// bufferReads was called for it; the rest (writes, deadlines, addresses,
+// close) is the connection's own. A read deadline still applies: the buffer
+// reads only when it is empty, and then from the connection.
 type bufferedConn struct {
 	net.Conn
-	r *bufio.Reader
+	want atomic.Bool                  // bufferReads was called
+	r    atomic.Pointer[bufio.Reader] // made by the first Read after want
+
+	g       *guard // nil: no guard
+	addr    string // the client's address, without its port
+	timer   *time.Timer
+	settled atomic.Bool // no longer counted as pending
 }
 
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+// settle takes the connection off its address's pending count, once; it
+// reports whether this call did.
+func (c *bufferedConn) settle() bool {
+	if c.g == nil || !c.settled.CompareAndSwap(false, true) {
+		return false
+	}
+	c.g.mu.Lock()
+	if c.g.pending[c.addr]--; c.g.pending[c.addr] <= 0 {
+		delete(c.g.pending, c.addr)
+	}
+	c.g.mu.Unlock()
+	return true
+}
+
+// recording marks the connection as one that records: read through its
+// buffer, no longer pending, no handshake deadline.
+func (c *bufferedConn) recording() {
+	c.want.Store(true)
+	if c.settle() && c.timer != nil {
+		c.timer.Stop()
+	}
+}
+
+func (c *bufferedConn) Close() error {
+	if c.settle() && c.timer != nil {
+		c.timer.Stop()
+	}
+	return c.Conn.Close()
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	r := c.r.Load()
+	if r == nil {
+		if !c.want.Load() {
+			return c.Conn.Read(p)
+		}
+		// Reads are not concurrent (gortsplib has one reader a
+		// connection, TLS reads under its lock), and nothing was read
+		// ahead so far: the buffer starts where the socket is.
+		r = bufio.NewReaderSize(c.Conn, connReadBuffer)
+		c.r.Store(r)
+	}
+	return r.Read(p)
+}
+
+// bufferReads gives an accepted connection (or a TLS connection over one)
+// its read buffer from its next read on; other connections are left alone.
+func bufferReads(nc net.Conn) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if bc, ok := nc.(*bufferedConn); ok {
+		bc.recording()
+	}
+}

@@ -66,9 +66,16 @@ type Config struct {
 	// MaxSessions and MaxSessionsPerAddress cap the publishers at once, in
 	// all and from one client address; beyond, an ANNOUNCE is refused with
 	// 503 and counted (refusal reason "session_limit").
-	MaxSessions           int              `yaml:"max_sessions"`
-	MaxSessionsPerAddress int              `yaml:"max_sessions_per_address"`
-	Segment               segmenter.Config `yaml:"segment"`
+	MaxSessions           int `yaml:"max_sessions"`
+	MaxSessionsPerAddress int `yaml:"max_sessions_per_address"`
+	// HandshakeTimeout closes a connection that has not started recording
+	// this long after it was accepted (gortsplib would keep it open for
+	// ever), and MaxPendingPerAddress caps such connections from one
+	// client address: beyond, a new one is closed at accept. Both count
+	// as refusals ("handshake_timeout", "connection_limit").
+	HandshakeTimeout     time.Duration    `yaml:"handshake_timeout"`
+	MaxPendingPerAddress int              `yaml:"max_pending_per_address"`
+	Segment              segmenter.Config `yaml:"segment"`
 	// TLSAddr is the RTSPS listen address, served when TLSCert and TLSKey
 	// name a certificate and its key (PEM). gortsplib serves either TLS or
 	// plain RTSP on one server, so RTSPS has its own address, TCP only
@@ -82,7 +89,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{Addr: ":8554", UDPRTPAddr: ":8000", UDPRTCPAddr: ":8001", ReadTimeout: 10 * time.Second,
 		MaxSDPBytes: 64 << 10, Segment: segmenter.DefaultConfig(), TLSAddr: ":8322",
-		TakeoverAfter: 5 * time.Second, MaxSessions: 2000, MaxSessionsPerAddress: 200}
+		TakeoverAfter: 5 * time.Second, MaxSessions: 2000, MaxSessionsPerAddress: 200,
+		HandshakeTimeout: 30 * time.Second, MaxPendingPerAddress: 256}
 }
 
 // Validate checks the configuration.
@@ -102,6 +110,10 @@ func (c Config) Validate() error {
 	if c.TakeoverAfter <= 0 || c.MaxSessions <= 0 || c.MaxSessionsPerAddress <= 0 {
 		return fmt.Errorf("rtsp: takeover_after %v, max_sessions %d and max_sessions_per_address %d must be positive",
 			c.TakeoverAfter, c.MaxSessions, c.MaxSessionsPerAddress)
+	}
+	if c.HandshakeTimeout <= 0 || c.MaxPendingPerAddress <= 0 {
+		return fmt.Errorf("rtsp: handshake_timeout %v and max_pending_per_address %d must be positive",
+			c.HandshakeTimeout, c.MaxPendingPerAddress)
 	}
 	return c.Segment.Validate()
 }
@@ -203,6 +215,8 @@ func New(cfg Config, checker access.Checker, outputs Outputs, log *slog.Logger, 
 		return nil, err
 	}
 	s.ln = ln
+	refused := func(reason string) { s.m.refused.WithLabelValues("rtsp", reason).Inc() }
+	ln.guard = newGuard(cfg.HandshakeTimeout, cfg.MaxPendingPerAddress, refused)
 	s.srv = &gortsplib.Server{
 		Handler:      s,
 		RTSPAddress:  ln.tcp.Addr().String(),
@@ -224,6 +238,7 @@ func New(cfg Config, checker access.Checker, outputs Outputs, log *slog.Logger, 
 			return nil, fmt.Errorf("rtsps: %w", err)
 		}
 		s.tlsLn = tlsLn
+		tlsLn.guard = ln.guard
 		s.tlsSrv = &gortsplib.Server{
 			Handler:      s,
 			RTSPAddress:  tlsLn.tcp.Addr().String(),
@@ -503,6 +518,9 @@ func (s *Server) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respon
 	p.mu.Lock()
 	p.obs = obs
 	p.mu.Unlock()
+	// Authenticated and recording: its media is read in large pieces
+	// from now on.
+	bufferReads(ctx.Conn.NetConn())
 	ss := ctx.Session
 	p.attach(ss, p.obs, func() { ss.Close() })
 	s.m.sessions.WithLabelValues(p.transport, p.pub.Source).Inc()

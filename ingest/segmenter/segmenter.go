@@ -229,7 +229,8 @@ type Segmenter struct {
 	discontinuity bool
 	cur           *segment
 	partSeq       uint32
-	partBuf       []byte // the part being written, reused
+	partBuf       []byte            // the part being written, reused
+	partTracks    []*fmp4.PartTrack // the tracks of the part being written, reused
 	closed        bool
 	onCodec       func(track int, codec string)
 
@@ -471,16 +472,20 @@ func (s *Segmenter) flushPart() error {
 	if len(seg.part) == 0 {
 		return nil
 	}
-	p := fmp4.Part{SequenceNumber: s.partSeq}
+	tracks := s.partTracks[:0]
 	for _, tr := range seg.order {
-		p.Tracks = append(p.Tracks, seg.part[tr])
+		tracks = append(tracks, seg.part[tr])
 	}
+	seq := s.partSeq
 	s.partSeq++
 	var err error
-	if s.partBuf, err = appendPart(s.partBuf[:0], p.SequenceNumber, p.Tracks); err != nil {
+	s.partBuf, err = appendPart(s.partBuf[:0], seq, tracks)
+	clear(tracks) // the samples are not kept alive by the next part's slice
+	s.partTracks = tracks[:0]
+	if err != nil {
 		return fmt.Errorf("marshal part: %w", err)
 	}
-	seg.part = map[*track]*fmp4.PartTrack{}
+	clear(seg.part)
 	seg.order = seg.order[:0]
 	seg.partSize = 0
 	err = seg.w.WritePart(s.partBuf)
