@@ -205,15 +205,17 @@ func (l bufferedListener) Accept() (net.Conn, error) {
 			l.g.pending[bc.addr]++
 		}
 		l.g.mu.Unlock()
+		// Counted before the close, so that the count is there by the
+		// time the client sees the connection end.
 		if full {
-			_ = c.Close()
 			l.g.refused("connection_limit")
+			_ = c.Close()
 			continue
 		}
 		bc.timer = time.AfterFunc(l.g.handshake, func() {
 			if bc.settle() {
-				_ = c.Close()
 				l.g.refused("handshake_timeout")
+				_ = c.Close()
 			}
 		})
 		return bc, nil

@@ -165,6 +165,11 @@ type sim struct {
 	events   []simEvent
 	log      []string
 	stats    simStats
+
+	// Scratch of links and facts, which the oracle calls for every object
+	// at every step: what they return is valid until their next call.
+	linkBuf, candBuf []*simCand
+	factBuf          []*retention.CandidateExam
 }
 
 func newSim(seed uint64) *sim {
@@ -419,7 +424,7 @@ func (s *sim) addSegment(site int, dev string, room bool, start, end time.Time, 
 // every registered exam at the site overlapping it; a webcam only the
 // candidate at that workstation.
 func (s *sim) links(o *simObject) []*simCand {
-	var out []*simCand
+	out := s.linkBuf[:0]
 	for _, ex := range s.exams {
 		if !ex.known || ex.site != o.site || !o.start.Before(ex.end) || !ex.start.Before(o.end) {
 			continue
@@ -430,13 +435,14 @@ func (s *sim) links(o *simObject) []*simCand {
 			}
 		}
 	}
+	s.linkBuf = out[:0]
 	return out
 }
 
 // facts returns the candidate-exams and the end of footage of an object:
 // for an init segment, the union over the kept segments that use it.
-func (s *sim) facts(o *simObject) ([]retention.CandidateExam, time.Time) {
-	var cands []*simCand
+func (s *sim) facts(o *simObject) ([]*retention.CandidateExam, time.Time) {
+	cands := s.candBuf[:0]
 	end := o.end
 	if o.isInit() {
 		for _, u := range o.users {
@@ -447,14 +453,15 @@ func (s *sim) facts(o *simObject) ([]retention.CandidateExam, time.Time) {
 			}
 		}
 	} else {
-		cands = s.links(o)
+		cands = append(cands, s.links(o)...)
 	}
-	var out []retention.CandidateExam
+	out := s.factBuf[:0]
 	for _, c := range cands {
-		if !slices.ContainsFunc(out, func(x retention.CandidateExam) bool { return x.CandidateID == c.facts.CandidateID }) {
-			out = append(out, c.facts)
+		if !slices.ContainsFunc(out, func(x *retention.CandidateExam) bool { return x.CandidateID == c.facts.CandidateID }) {
+			out = append(out, &c.facts)
 		}
 	}
+	s.candBuf, s.factBuf = cands[:0], out[:0]
 	return out, end
 }
 
@@ -554,7 +561,11 @@ func (s *sim) decide(o *simObject) retention.Decision {
 	if o.isInit() {
 		return retention.Serves(s.users(o), o.applied)
 	}
-	exams, end := s.facts(o)
+	facts, end := s.facts(o)
+	exams := make([]retention.CandidateExam, len(facts))
+	for i, f := range facts {
+		exams[i] = *f
+	}
 	return s.settings.Decide(retention.Object{Key: o.key, End: end}, exams, o.applied).At(s.now)
 }
 
