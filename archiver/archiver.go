@@ -68,7 +68,11 @@ type Config struct {
 	FactsMaxAge time.Duration `yaml:"facts_max_age"`
 	// Batch is how many objects are decided and updated together.
 	Batch int `yaml:"batch"`
-	// Parallel is how many blob-store calls run at once.
+	// Parallel is how many blob-store calls run at once, and how many
+	// segment events (and, apart, rendition events) of different
+	// partitions are handled at once on Kafka: one at a time, the checks
+	// and retention calls of each (some ten round trips to MinIO and
+	// PostgreSQL) kept the archiver behind ten 2 s streams.
 	Parallel int `yaml:"parallel"`
 	// Node names this archiver in segment checks.
 	Node string `yaml:"node"`
@@ -289,8 +293,14 @@ func (s *Service) Run(ctx context.Context) error {
 		return errors.New("archiver: no bus")
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicSegments, Group, s.Handle) })
-	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRenditions, RenditionGroup, s.HandleRendition) })
+	// Events of different streams are independent (a stream's are in one
+	// partition, in order): handled side by side, as replicas would.
+	g.Go(func() error {
+		return bus.ConsumeParallel(ctx, s.d.Bus, events.TopicSegments, Group, s.cfg.Parallel, s.Handle)
+	})
+	g.Go(func() error {
+		return bus.ConsumeParallel(ctx, s.d.Bus, events.TopicRenditions, RenditionGroup, s.cfg.Parallel, s.HandleRendition)
+	})
 	g.Go(func() error { return s.d.Bus.Consume(ctx, events.TopicRetentionV2, FactsGroup, s.HandleFacts) })
 	g.Go(func() error { return s.RunSweeper(ctx) })
 	g.Go(func() error { return s.runRecords(ctx) })

@@ -59,6 +59,27 @@ type Bus interface {
 	Close() error
 }
 
+// ParallelConsumer is a bus that can handle the messages of different
+// partitions side by side.
+type ParallelConsumer interface {
+	// ConsumeParallel is Consume with up to lanes messages handled at
+	// once, each from a different partition: a partition's messages are
+	// still handled one after the other, in order, and each is committed
+	// once handled. Messages with the same key are in one partition, so
+	// they keep their order; h must allow calls for different keys at
+	// once.
+	ConsumeParallel(ctx context.Context, topic, group string, lanes int, h Handler) error
+}
+
+// ConsumeParallel runs h with b's ConsumeParallel when it has one, else
+// with Consume (one message at a time).
+func ConsumeParallel(ctx context.Context, b Bus, topic, group string, lanes int, h Handler) error {
+	if pc, ok := b.(ParallelConsumer); ok && lanes > 1 {
+		return pc.ConsumeParallel(ctx, topic, group, lanes, h)
+	}
+	return b.Consume(ctx, topic, group, h)
+}
+
 type permanentError struct{ err error }
 
 func (p permanentError) Error() string { return p.err.Error() }

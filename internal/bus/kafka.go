@@ -189,6 +189,22 @@ func (k *Kafka) Consume(ctx context.Context, topic, group string, h Handler) err
 	})
 }
 
+// ConsumeParallel is Consume handling up to lanes messages at once, from
+// different partitions (bus.ParallelConsumer). kafka-go hands the messages
+// of every partition this member holds in one stream; each partition gets a
+// lane (a goroutine with a queue of laneQueue messages) that handles and
+// commits its messages in order, and at most lanes of them run a handler at
+// once. A partition whose handler retries holds up its own lane, and the
+// others only once its queue is full.
+func (k *Kafka) ConsumeParallel(ctx context.Context, topic, group string, lanes int, h Handler) error {
+	if lanes < 1 {
+		return fmt.Errorf("consume %s: %d lanes", topic, lanes)
+	}
+	return k.run(ctx, topic, group, func(ctx context.Context, r *kafka.Reader) error {
+		return k.consumeParallel(ctx, r, topic, group, lanes, h)
+	})
+}
+
 // ConsumeBatch is Consume handing h batches: up to o.Max messages, or what
 // arrived within o.Linger of the first, from the partitions this member
 // holds (each partition's messages in order). The batch's offsets are
@@ -298,17 +314,81 @@ func (k *Kafka) consume(ctx context.Context, r *kafka.Reader, topic, group strin
 		if !deliver(ctx, k.log, k.m, group, m, h, k.deadLetter) {
 			return nil
 		}
-		// Commit even if ctx ended meanwhile: the message was handled.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kafkaCommitTimeout)
-		err = r.CommitMessages(cctx, km)
+		k.commit(ctx, r, topic, group, km)
+	}
+}
+
+func (k *Kafka) consumeParallel(ctx context.Context, r *kafka.Reader, topic, group string, lanes int, h Handler) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	queues := map[int]chan kafka.Message{}
+	running := make(chan struct{}, lanes) // handlers at once
+	defer func() {
+		// Messages still queued are not committed: they are handled
+		// again by whoever consumes the partition next.
 		cancel()
-		if err != nil {
-			// Most likely a rebalance moved the partition: its new
-			// owner handles the message again, which idempotent
-			// handlers allow.
-			k.log.Warn("commit offset", "topic", topic, "group", group,
-				"partition", km.Partition, "offset", km.Offset, "err", err)
+		for _, q := range queues {
+			close(q)
 		}
+		wg.Wait()
+	}()
+	lane := func(q <-chan kafka.Message) {
+		defer wg.Done()
+		for km := range q {
+			select {
+			case running <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			handled := deliver(ctx, k.log, k.m, group, kafkaMessage(topic, km), h, k.deadLetter)
+			<-running
+			if !handled {
+				return
+			}
+			k.commit(ctx, r, topic, group, km)
+		}
+	}
+	for {
+		km, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("consume %s: fetch: %w", topic, err)
+		}
+		q := queues[km.Partition]
+		if q == nil {
+			q = make(chan kafka.Message, laneQueue)
+			queues[km.Partition] = q
+			wg.Add(1)
+			go lane(q)
+		}
+		select {
+		case q <- km:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// laneQueue is how many fetched messages a partition's lane holds before
+// the fetching waits for it. A few, so that a partition whose handler
+// retries does not stop the others at once; not many, because the queued
+// messages of a partition taken away by a rebalance are handled here while
+// its new owner handles them again.
+const laneQueue = 16
+
+// commit commits km's offset, even if ctx ended meanwhile (the message was
+// handled).
+func (k *Kafka) commit(ctx context.Context, r *kafka.Reader, topic, group string, km kafka.Message) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kafkaCommitTimeout)
+	err := r.CommitMessages(cctx, km)
+	cancel()
+	if err != nil {
+		// Most likely a rebalance moved the partition: its new owner
+		// handles the message again, which idempotent handlers allow.
+		k.log.Warn("commit offset", "topic", topic, "group", group,
+			"partition", km.Partition, "offset", km.Offset, "err", err)
 	}
 }
 
