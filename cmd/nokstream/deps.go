@@ -44,6 +44,9 @@ type deps struct {
 	// blobSecretFile holds the S3 secret key of blobURL (--blob-secret-file).
 	blobSecretFile string
 	kafka          string
+	// passwordHash is the argon2id cost of new password hashes
+	// (--password-hash), empty for the default.
+	passwordHash string
 }
 
 func (d *deps) dataFlag(cmd *cobra.Command) {
@@ -52,6 +55,9 @@ func (d *deps) dataFlag(cmd *cobra.Command) {
 
 func (d *deps) dbFlag(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&d.db, "db", "", "PostgreSQL URL (or NOKSTREAM_DB); `make run` starts a private one")
+	cmd.Flags().StringVar(&d.passwordHash, "password-hash", "",
+		"argon2id cost of new password hashes, m=KiB,t=passes,p=threads (default "+store.DefaultPasswordHashing().String()+
+			"; at least OWASP's minimum, m=7168,t=5,p=1); existing hashes keep theirs")
 }
 
 func (d *deps) blobFlag(cmd *cobra.Command, def string) {
@@ -81,9 +87,20 @@ func (d *deps) openStore(ctx context.Context, migrate bool) (*store.Store, error
 			return nil, err
 		}
 	}
+	cost := store.DefaultPasswordHashing()
+	if d.passwordHash != "" {
+		var err error
+		if cost, err = store.ParsePasswordHashing(d.passwordHash); err != nil {
+			return nil, fmt.Errorf("--password-hash: %w", err)
+		}
+	}
 	st, err := store.Open(ctx, d.db)
 	if err != nil {
 		return nil, fmt.Errorf("open database (is PostgreSQL running? `make run` starts one): %w", err)
+	}
+	if err := st.SetPasswordHashing(cost); err != nil {
+		st.Close()
+		return nil, err
 	}
 	return st, nil
 }

@@ -143,6 +143,11 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(st.Close)
+	// Tests hash at OWASP's minimum cost: the default's 64 MiB and
+	// three passes a login were most of make test's CPU here.
+	if err := st.SetPasswordHashing(store.MinimumPasswordHashing()); err != nil {
+		t.Fatal(err)
+	}
 	e := &env{
 		t:     t,
 		dsn:   dsn,

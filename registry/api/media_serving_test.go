@@ -51,6 +51,11 @@ func newMediaEnv(t *testing.T, segments int) *mediaEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
+	// Tests hash at OWASP's minimum cost: the default's 64 MiB and
+	// three passes a login were most of make test's CPU here.
+	if err := st.SetPasswordHashing(store.MinimumPasswordHashing()); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	blobs, err := blob.NewDir(dir)
 	if err != nil {

@@ -55,6 +55,11 @@ func newDomainEnvWith(t *testing.T, b bus.Publisher, cfg func(*api.Config), wrap
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(st.Close)
+	// Tests hash at OWASP's minimum cost: the default's 64 MiB and
+	// three passes a login were most of make test's CPU here.
+	if err := st.SetPasswordHashing(store.MinimumPasswordHashing()); err != nil {
+		t.Fatal(err)
+	}
 	e := &env{t: t, dsn: dsn, store: st, blobs: &memBlobs{m: map[string][]byte{}}, clock: &clock{t: t0.Add(10 * time.Minute)}}
 	databases.Store(e, db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -8,7 +8,7 @@ import (
 func TestPasswordHashRoundTrip(t *testing.T) {
 	t.Parallel()
 	const password = "correct horse battery staple"
-	phc, err := hashPassword(password)
+	phc, err := hashPassword(DefaultPasswordHashing(), password)
 	if err != nil {
 		t.Fatalf("hash: %v", err)
 	}
@@ -18,7 +18,7 @@ func TestPasswordHashRoundTrip(t *testing.T) {
 	if strings.Contains(phc, password) {
 		t.Errorf("hash contains the password")
 	}
-	other, err := hashPassword(password)
+	other, err := hashPassword(DefaultPasswordHashing(), password)
 	if err != nil {
 		t.Fatalf("hash: %v", err)
 	}
@@ -66,5 +66,38 @@ func TestVerifyPasswordParameters(t *testing.T) {
 		if _, err := verifyPassword(bad, "password"); err == nil {
 			t.Errorf("verify against %q: no error", bad)
 		}
+	}
+}
+
+// The cost of new hashes can be lowered to OWASP's minimum and no further;
+// a hash made at any accepted cost carries it and verifies.
+func TestPasswordHashingCost(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"m=65536,t=3,p=4", "m=7168,t=5,p=1", "m=19456,t=2,p=1", "m=47104,t=1,p=1"} {
+		p, err := ParsePasswordHashing(ok)
+		if err != nil {
+			t.Errorf("%s refused: %v", ok, err)
+			continue
+		}
+		if p.String() != ok {
+			t.Errorf("%s reads back as %s", ok, p)
+		}
+		phc, err := hashPassword(p, "pw")
+		if err != nil || !strings.HasPrefix(phc, "$argon2id$v=19$"+ok+"$") {
+			t.Errorf("hash at %s: %q, %v", ok, phc, err)
+		}
+		if good, err := verifyPassword(phc, "pw"); err != nil || !good {
+			t.Errorf("a hash made at %s does not verify: %v, %v", ok, good, err)
+		}
+	}
+	for _, bad := range []string{"m=7168,t=4,p=1", "m=4096,t=10,p=1", "m=19456,t=1,p=1", "m=65536,t=0,p=4", "m=65536,t=3,p=0",
+		"m=8388608,t=1,p=1", "t=3,m=65536,p=4", "fast"} {
+		if _, err := ParsePasswordHashing(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	var s Store
+	if err := s.SetPasswordHashing(PasswordHashing{Time: 1, MemoryKiB: 1024, Threads: 1}); err == nil {
+		t.Error("a store took a cost below the minimum")
 	}
 }

@@ -67,6 +67,8 @@ type Store struct {
 	hashing chan struct{}
 	// hashes counts the argon2id computations.
 	hashes atomic.Uint64
+	// hashing costs new password hashes (SetPasswordHashing).
+	hashCost PasswordHashing
 
 	// dummyOnce computes dummyHash, which Login verifies against when the
 	// login does not exist, so that a missing user takes as long as a wrong
@@ -93,8 +95,19 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool: pool,
 		// The API bounds logins further (Config.AuthConcurrency), with a
 		// short wait and then 503; this bound covers every other caller.
-		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		hashing:  make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		hashCost: DefaultPasswordHashing(),
 	}, nil
+}
+
+// SetPasswordHashing sets the cost of the password hashes made from now on
+// (DefaultPasswordHashing until then). Call it before the store is used.
+func (s *Store) SetPasswordHashing(p PasswordHashing) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	s.hashCost = p
+	return nil
 }
 
 // Close closes every connection. It waits for queries in progress.

@@ -31,6 +31,11 @@ func open(t *testing.T) (*store.Store, string) {
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(s.Close)
+	// Tests hash at OWASP's minimum cost: the default's 64 MiB and
+	// three passes a login were most of make test's CPU here.
+	if err := s.SetPasswordHashing(store.MinimumPasswordHashing()); err != nil {
+		t.Fatal(err)
+	}
 	storetest.Org(t, s, "council1", "center1", "site1")
 	return s, dsn
 }

@@ -402,7 +402,7 @@ func (s *Store) hashPassword(ctx context.Context, password string) (string, erro
 	}
 	defer func() { <-s.hashing }()
 	s.hashes.Add(1)
-	return hashPassword(password)
+	return hashPassword(s.hashCost, password)
 }
 
 // verifyPassword verifies under the concurrency bound of s.hashing.
@@ -431,7 +431,7 @@ func (s *Store) PasswordHashes() uint64 { return s.hashes.Load() }
 // dummy returns a hash to verify against when a login does not exist.
 func (s *Store) dummy() (string, error) {
 	s.dummyOnce.Do(func() {
-		s.dummyHash, s.dummyErr = hashPassword(newTempPassword())
+		s.dummyHash, s.dummyErr = hashPassword(s.hashCost, newTempPassword())
 	})
 	return s.dummyHash, s.dummyErr
 }
