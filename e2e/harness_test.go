@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +30,15 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// Every nokstream process started here hashes passwords at OWASP's
+	// minimum argon2id cost (--password-hash from the environment): the
+	// default's 64 MiB and three passes for each user added and each login
+	// were a large share of make test's CPU. The default is tested in
+	// registry/store.
+	if err := os.Setenv("NOKSTREAM_PASSWORD_HASH", "m=7168,t=5,p=1"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "nokstream-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -408,17 +418,32 @@ func (a *api) link(path string) string {
 	return out.URL
 }
 
-// publish runs ffmpeg publishing a synthetic stream; it returns ffmpeg's
-// stderr and error.
+// publish runs ffmpeg publishing a synthetic stream of size (25 fps,
+// H.264 in 2 s GOPs, and AAC when audio is "aac") for seconds over RTSP
+// (TCP); it returns ffmpeg's stderr and error.
 func publish(t *testing.T, url string, seconds int, size string, audio string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+60)*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testenv.Tool(t, "ffmpeg"), testenv.PublishArgs(url, seconds, size, 25, audio, "tcp")...)
+	cmd := exec.CommandContext(ctx, testenv.Tool(t, "ffmpeg"), publishArgs(t, url, seconds, size, audio)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
 	return stderr.String(), err
+}
+
+// publishArgs are ffmpeg's arguments to publish a synthetic stream in real
+// time. With AAC audio (every publisher here) they send a clip encoded
+// once, in a loop, with stream copy: a camera sends what it encoded, and
+// encoding every publisher live (1280x720 for a minute in TestSpine) was a
+// large share of make test's CPU. Otherwise the stream is encoded live.
+func publishArgs(t *testing.T, url string, seconds int, size string, audio string) []string {
+	t.Helper()
+	if audio != "aac" {
+		return testenv.PublishArgs(url, seconds, size, 25, audio, "tcp")
+	}
+	return []string{"-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", clipPath(t, size),
+		"-t", strconv.Itoa(seconds), "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", url}
 }
 
 func testLogger(t *testing.T) *slog.Logger {

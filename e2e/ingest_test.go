@@ -46,17 +46,24 @@ var clipOnce = struct {
 	paths map[string]string
 }{paths: map[string]string{}}
 
-// smallClipPath returns a 10 s 320x240 H.264 + AAC clip, encoded once.
-func smallClipPath(t *testing.T) string {
+// clipPath returns a 10 s H.264 (25 fps, 2 s GOPs) + AAC clip of size,
+// encoded once per test binary run.
+func clipPath(t *testing.T, size string) string {
 	t.Helper()
 	clipOnce.Lock()
 	defer clipOnce.Unlock()
-	path := clipOnce.paths["small"]
+	path := clipOnce.paths[size]
 	if path == "" {
-		path = testenv.EncodeClip(t, filepath.Dir(binary), testenv.ClipSpec{Size: "320x240", FPS: 25, Seconds: 10, Audio: true})
-		clipOnce.paths["small"] = path
+		path = testenv.EncodeClip(t, filepath.Dir(binary), testenv.ClipSpec{Size: size, FPS: 25, Seconds: 10, Audio: true})
+		clipOnce.paths[size] = path
 	}
 	return path
+}
+
+// smallClipPath returns the 320x240 clip.
+func smallClipPath(t *testing.T) string {
+	t.Helper()
+	return clipPath(t, "320x240")
 }
 
 func smallClip(t *testing.T) *testenv.Clip {

@@ -32,7 +32,7 @@ func TestWebDesk(t *testing.T) {
 	ep := "/api/v1/exams/" + w.exam
 
 	// The room camera publishes until it is killed.
-	camera := exec.Command(testenv.Tool(t, "ffmpeg"), testenv.PublishArgs(in.publish["room1"], 300, "320x240", 25, "aac", "tcp")...)
+	camera := exec.Command(testenv.Tool(t, "ffmpeg"), publishArgs(t, in.publish["room1"], 300, "320x240", "aac")...)
 	if err := camera.Start(); err != nil {
 		t.Fatalf("room camera: %v", err)
 	}
