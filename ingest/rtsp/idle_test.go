@@ -84,7 +84,7 @@ func options(t *testing.T, c net.Conn, addr string) string {
 func TestConnectionsThatNeverRecordAreBounded(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, func(c *rtsp.Config) {
-		c.HandshakeTimeout = 2 * time.Second
+		c.HandshakeTimeout = 3 * time.Second
 		c.MaxPendingPerAddress = 3
 	})
 	var pubErr error
