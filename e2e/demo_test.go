@@ -81,7 +81,7 @@ func children(pid int) map[int]string {
 // freeze and drop are on the timelines. No secret is on a child's command
 // line or in its environment, and a restart reuses the world.
 func TestDemo(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	dsn := testenv.Postgres(t)
 	env := []string{"NOKSTREAM_DB=" + dsn}
 	cli(t, env, "migrate")

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,56 +29,6 @@ import (
 // binary is the nokstream binary built once for the package.
 var binary string
 
-// slots are the tests that may run at once: as many as -parallel says (3
-// in make test). parallel takes one. TestIngestOutages is the longest test
-// (6 min: three 60 s outages, their drains, mostly waiting), and left to
-// Go's scheduler it was often started among the last, so that the package
-// took its length more (11.5 min where 8 would do): one slot is kept for it
-// from the start (reserved) and given to the others when it ends.
-// TestMain lifts -parallel for this package so that the slots, not it, set
-// the pace; the tests at once stay as many as -parallel said.
-var (
-	slots    chan struct{}
-	reserved bool
-)
-
-// parallel marks t as parallel and waits for a slot, which it holds to its
-// end.
-func parallel(t *testing.T) {
-	t.Helper()
-	t.Parallel()
-	slots <- struct{}{}
-	t.Cleanup(func() { <-slots })
-}
-
-// parallelFirst is parallel for TestIngestOutages: it runs in the slot
-// kept for it, and gives that slot to the others when it ends.
-func parallelFirst(t *testing.T) {
-	t.Helper()
-	t.Parallel()
-	if reserved {
-		t.Cleanup(func() { <-slots })
-		return
-	}
-	slots <- struct{}{}
-	t.Cleanup(func() { <-slots })
-}
-
-// willRun reports whether -run and -skip select top-level test name: a
-// test kept out (go test -run X ./e2e) gets no slot kept for it.
-func willRun(name string) bool {
-	match := func(flagName string, empty bool) bool {
-		pattern := flag.Lookup(flagName).Value.String()
-		if pattern == "" {
-			return empty
-		}
-		top, _, _ := strings.Cut(pattern, "/")
-		re, err := regexp.Compile(top)
-		return err != nil || re.MatchString(name)
-	}
-	return match("test.run", true) && !match("test.skip", false)
-}
-
 func TestMain(m *testing.M) {
 	// Every nokstream process started here hashes passwords at OWASP's
 	// minimum argon2id cost (--password-hash from the environment): the
@@ -88,19 +36,6 @@ func TestMain(m *testing.M) {
 	// were a large share of make test's CPU. The default is tested in
 	// registry/store.
 	if err := os.Setenv("NOKSTREAM_PASSWORD_HASH", "m=7168,t=5,p=1"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	flag.Parse()
-	n, _ := strconv.Atoi(flag.Lookup("test.parallel").Value.String())
-	slots = make(chan struct{}, max(1, n))
-	if n > 1 && willRun("TestIngestOutages") {
-		slots <- struct{}{}
-		reserved = true
-	}
-	// Every test passes Go's own limit and waits here for a slot: one
-	// waiting there would hold a place the others need.
-	if err := flag.Set("test.parallel", "64"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -81,7 +81,7 @@ func smallClip(t *testing.T) *testenv.Clip {
 // about 10 s, and the recording resumes without a restart of ingest. The
 // camera's password appears in no log.
 func TestPullCamera(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	cam := testenv.NewCamera(t, smallClip(t))
 	key := filepath.Join(t.TempDir(), "secrets.key")
 	in := startAllWith(t, 2*time.Second, options{

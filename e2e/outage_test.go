@@ -152,7 +152,7 @@ func devices(n int) []string {
 // segment open at the cut is salvaged (and observed as such), and at most
 // about a second of media per stream is missing at the cut.
 func TestIngestKill9TenStreams(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	devs := devices(10)
 	in := startSplit(t, 2*time.Second, devs...)
 	var urls []string
@@ -228,7 +228,7 @@ func TestIngestKill9TenStreams(t *testing.T) {
 // and drains in order when each returns: afterwards every segment is
 // stored, checked by the archiver and indexed exactly once.
 func TestIngestOutages(t *testing.T) {
-	parallelFirst(t)
+	t.Parallel()
 	minio := testenv.StartPrivateMinIO(t)
 	kafka := testenv.RestartableKafka(t)
 	devs := devices(10)

@@ -23,7 +23,7 @@ import (
 // the exam's clock), marks a violation and confirms the procedure; after
 // the exam the council records a certificate.
 func TestExamEvidence(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	const seconds = 8
 	in := startAll(t, 2*time.Second, "room1")
 	base := fmt.Sprintf("http://127.0.0.1:%d", in.ports.http)

@@ -62,7 +62,7 @@ const scaledReplicasEnv = "NOKSTREAM_E2E_REPLICAS"
 //     candidate-exam (what its seal lists, their renditions, the seal)
 //     under S3 legal hold, read back from MinIO; closing it lifts them.
 func TestScaledOut(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	began := time.Now()
 	m := testenv.MinIO(t)
 	s3 := fmt.Sprintf("s3://%s:%s@%s/%s?ssl=false", url.QueryEscape(m.AccessKey), url.QueryEscape(m.SecretKey), m.Endpoint, m.Bucket)

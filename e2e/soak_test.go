@@ -36,7 +36,7 @@ const soakInterval = 15 * time.Second
 // process that keeps a megabyte per segment; make soak runs 8 cameras for
 // 10 minutes in both shapes, settable to hours.
 func TestSoak(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	cameras, minutes := envInt(t, soakCamerasEnv, 4), envInt(t, soakMinutesEnv, 2)
 	modes := strings.Split(envString(soakModesEnv, "all"), ",")
 	for _, mode := range modes {

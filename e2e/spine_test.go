@@ -418,10 +418,9 @@ func (in *installation) readEvents(want map[string]bool) map[string]*events.Segm
 // review playlist and thumbnails track of the recording are checked too
 // (checkReview).
 func TestSpine(t *testing.T) {
-	t.Parallel() // each mode then waits for a slot (parallel)
 	for _, mode := range []string{"all", "split"} {
 		t.Run(mode, func(t *testing.T) {
-			parallel(t)
+			t.Parallel()
 			var in *installation
 			if mode == "all" {
 				in = startAll(t, 6*time.Second, "cam1", "cam2")
@@ -476,7 +475,7 @@ func TestSpine(t *testing.T) {
 // session from ingest's cache, one it has not seen is refused, and the
 // session is indexed once the registry is back.
 func TestIngestRestart(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	in := startSplit(t, 2*time.Second, "cam1", "cam2")
 	// Session 1, then a graceful restart between segments.
 	if stderr, err := publish(t, in.publish["cam1"], 6, "320x240", "aac"); err != nil {

@@ -57,7 +57,7 @@ const (
 // sweeper deletes exactly its objects, logging each, and nothing of the
 // exam.
 func TestSplitEvidence(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	m := testenv.MinIO(t)
 	s3 := fmt.Sprintf("s3://%s:%s@%s/%s?ssl=false", url.QueryEscape(m.AccessKey), url.QueryEscape(m.SecretKey), m.Endpoint, m.Bucket)
 	c := evidenceClip

@@ -165,7 +165,7 @@ func (c *cabinet) accessible(t *testing.T, page string) {
 // (clicks and typing) and checks the result through the API; every page
 // shown passes axe-core with no serious or critical violation.
 func TestWebCabinets(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	in := startAll(t, 2*time.Second)
 	cli(t, in.env, "qualification", "add", "40.00800.02", "--council", "council1", "--name", "Сварщик (4 уровень)",
 		"--validity-years", "3", "--tool", "ОС-40.008-02 https://nok.example/os/2")

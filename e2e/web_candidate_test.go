@@ -27,7 +27,7 @@ import (
 // longer blip) and records again, the same two streams go on (contiguous
 // and chained), and each blip is on their timelines.
 func TestWebCandidate(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	in := startAll(t, 2*time.Second)
 	base := fmt.Sprintf("http://127.0.0.1:%d", in.ports.http)
 	cli(t, in.env, "qualification", "add", "40.00800.01", "--council", "council1", "--name", "Сварщик (3 уровень)",

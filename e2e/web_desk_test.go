@@ -26,7 +26,7 @@ import (
 // downloaded file; the commission's decision recorded on the page shows as
 // the appeal's state after a reload, the hold still on.
 func TestWebDesk(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	in := startAll(t, 2*time.Second, "room1")
 	w := newWebExam(t, in, 2)
 	ep := "/api/v1/exams/" + w.exam

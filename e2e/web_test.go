@@ -125,7 +125,7 @@ func newWebExamFor(t *testing.T, in *installation, workstations int, length time
 // a 4× speed; the timeline shows the room camera's gap and its gap
 // observation; a mark added is listed after a reload; the verdict is saved.
 func TestWebReview(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	in := startAll(t, 2*time.Second, "room1")
 	w := newWebExam(t, in, 1)
 	base, site, council, expertPW := w.base, w.site, w.council, w.expertPW

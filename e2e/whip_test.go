@@ -162,7 +162,7 @@ type pageResult struct {
 // stream over WHIP for 30 s to `nokstream all`; each served playlist plays
 // 30 ± 1 s with the right tracks, and its segments are whole and chained.
 func TestWHIP(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	const seconds = 30
 	in := startAll(t, 6*time.Second)
 	chromeCam := in.addWHIPDevice("cam-ws01", "webcam")

@@ -77,7 +77,7 @@ func (a *api) send(method, path, contentType, body string, want int) string {
 // the public check finds the registered certificate, with the holder's
 // name and no other personal data.
 func TestWorkflow(t *testing.T) {
-	parallel(t)
+	t.Parallel()
 	ctx := context.Background()
 	dsn := testenv.Postgres(t)
 	if err := store.Migrate(ctx, dsn); err != nil {
