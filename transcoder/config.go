@@ -66,7 +66,7 @@ type Profile struct {
 	Width  int `yaml:"width"`
 	Height int `yaml:"height"`
 	// MaxFPS lowers the frame rate to at most this by keeping every n-th
-	// picture of the source (renditionFPS: 25 fps with 15 gives 12.5);
+	// picture of the source (renditionFPS: 25 fps with 10 gives 8.3);
 	// 0 keeps the source's.
 	MaxFPS float64 `yaml:"max_fps"`
 	// Preset is the libx264 preset.
@@ -95,8 +95,11 @@ type Thumbnails struct {
 	Quality int `yaml:"quality"`
 }
 
-// DefaultConfig returns the defaults: room and webcam 640×360 at up to 15
-// frames a second (every other picture of a 25 or 30 fps camera), screens
+// DefaultConfig returns the defaults: room and webcam 640×360 at up to 10
+// frames a second (every third picture of a 25 or 30 fps camera: 8.3 and
+// 10; a review at 16× shows more than a browser can paint, and the
+// encoding and scaling of the rendition are a third of a camera's CPU after
+// decoding, which no rate spares), screens
 // 1280 wide at up to 2.5 (every 4th picture of a 10 fps screen, every 6th of
 // 15: a screen changes little, and this halves the CPU of its rendition for
 // about the same SSIM; the detectors then look at 2.5 pictures a second of
@@ -105,7 +108,7 @@ type Thumbnails struct {
 // thumbnail every 2 s at 160×90, and the thresholds of
 // detect.DefaultConfig.
 func DefaultConfig() Config {
-	camera := Profile{Width: 640, Height: 360, MaxFPS: 15, Preset: "superfast", CRF: 29, MaxRate: 800_000,
+	camera := Profile{Width: 640, Height: 360, MaxFPS: 10, Preset: "superfast", CRF: 29, MaxRate: 800_000,
 		Keyint: 2 * time.Second, AudioBitrate: 64_000}
 	screen := Profile{Width: 1280, MaxFPS: 2.5, Preset: "superfast", CRF: 29, MaxRate: 1_000_000,
 		Keyint: 2 * time.Second, AudioBitrate: 64_000}
