@@ -22,13 +22,20 @@ const (
 	soakReportEnv  = "NOKSTREAM_SOAK_REPORT"  // a file to append the figures to
 )
 
-// soakInterval is how often each process is sampled.
-const soakInterval = 15 * time.Second
+// soakInterval is how often each process is sampled: every 15 s, or often
+// enough for 24 samples in a shorter run. The resident size of a process
+// moving segments swings by tens of MiB from one moment to the next (frames
+// and segments in flight), and a third of a 2-minute run at 15 s is two
+// samples: too few to average that out.
+func soakInterval(length time.Duration) time.Duration {
+	return min(15*time.Second, length/24)
+}
 
 // TestSoak runs the pipeline under a steady load of RTSP cameras (640×360
 // 25 fps 600 kbit/s + AAC, as a room camera's second stream) and samples
 // each process every 15 s: its resident memory (/proc) and its live Go heap
-// (a heap profile taken after a collection, from the admin address). It
+// (a heap profile taken after a collection, from the admin address); a
+// short run samples every 5 s (soakInterval). It
 // fails when, for any process, the last third of the run averages more than
 // 10% above the middle third (plus 4 MiB for small heaps, whose sampling
 // jitter is a larger share), or when a segment is lost. make test runs the
@@ -83,7 +90,8 @@ func soak(t *testing.T, mode string, cameras int, length time.Duration) {
 
 	type sample struct{ rss, heap float64 }
 	samples := map[string][]sample{}
-	tick := time.NewTicker(soakInterval)
+	interval := soakInterval(length)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	end := time.Now().Add(length)
 	for now := time.Now(); now.Before(end); now = <-tick.C {
@@ -114,12 +122,17 @@ func soak(t *testing.T, mode string, cameras int, length time.Duration) {
 	}
 
 	var report strings.Builder
-	fmt.Fprintf(&report, "soak %s: %d cameras, %v, %d segments, sampled every %v\n", mode, cameras, length, total, soakInterval)
+	fmt.Fprintf(&report, "soak %s: %d cameras, %v, %d segments, sampled every %v\n", mode, cameras, length, total, interval)
 	for _, s := range services {
 		ss := samples[s]
 		if len(ss) < 3 {
 			t.Fatalf("%s: %d samples, want at least 3 (a longer soak)", s, len(ss))
 		}
+		var series strings.Builder
+		for _, x := range ss {
+			fmt.Fprintf(&series, " %.0f/%.1f", x.rss/(1<<20), x.heap/(1<<20))
+		}
+		fmt.Fprintf(&report, "  %-10s samples (resident/go heap, MiB):%s\n", s, series.String())
 		third := len(ss) / 3
 		mid, last := ss[third:2*third], ss[len(ss)-third:]
 		avg := func(xs []sample, f func(sample) float64) float64 {

@@ -8,6 +8,7 @@ package transcoder
 /*
 #cgo pkg-config: libavutil
 #include <malloc.h>
+#include <stdlib.h>
 #include <libavutil/frame.h>
 #include <libavutil/pixdesc.h>
 #include <libavutil/samplefmt.h>
@@ -100,14 +101,23 @@ static size_t nok_malloc_in_use(void) {
 	return m.uordblks + m.hblkhd;
 }
 
-// nok_fix_mmap_threshold makes the C allocator hand blocks of 128 KiB or
-// more (decoded and encoder frames) back to the system when they are freed.
-// By default glibc raises that threshold after each such free, and the
-// frames of the next segments then come from its arenas, one per thread
-// calling FFmpeg, which only grow: the resident size of a transcoder rose
-// by tens of kilobytes a segment for hundreds of segments with nothing in
-// use (TestMemoryFlat).
-static void nok_fix_mmap_threshold(void) { mallopt(M_MMAP_THRESHOLD, 128 * 1024); }
+// nok_tune_allocator makes the C allocator hand blocks of 128 KiB or more
+// (decoded and encoder frames) back to the system when they are freed. By
+// default glibc raises that threshold after each such free, and the frames
+// of the next segments then come from its arenas, one per thread calling
+// FFmpeg, which only grow: the resident size of a transcoder rose by tens of
+// kilobytes a segment for hundreds of segments with nothing in use
+// (TestMemoryFlat). It also caps the arenas at two, unless MALLOC_ARENA_MAX
+// says otherwise: glibc makes up to eight a core, one for each new thread
+// that calls malloc, and Go runs cgo calls on whichever threads it has, so
+// the resident size kept climbing for minutes as new threads each grew an
+// arena of their own (TestSoak: +27 MiB over its two minutes with the
+// default, flat after 30 s with two). The transcoder's workers are few,
+// so two arenas cost them no measurable waiting.
+static void nok_tune_allocator(void) {
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	if (getenv("MALLOC_ARENA_MAX") == NULL) mallopt(M_ARENA_MAX, 2);
+}
 */
 import "C"
 
@@ -158,6 +168,6 @@ func blit(dst, src *astiav.Frame, x, y int) error {
 // what the allocator keeps for reuse.
 func cHeapBytes() int64 { return int64(C.nok_malloc_in_use()) }
 
-// fixMmapThreshold: see nok_fix_mmap_threshold. It sets a process-wide
-// setting of the C allocator, the same every time.
-func fixMmapThreshold() { C.nok_fix_mmap_threshold() }
+// tuneAllocator: see nok_tune_allocator. It sets process-wide settings of
+// the C allocator, the same every time.
+func tuneAllocator() { C.nok_tune_allocator() }

@@ -45,7 +45,12 @@ type harness struct {
 	announced    int
 	observations []events.Observation
 	dead         []bus.Message
+	// barriers counts the markers settle put on the observations topic.
+	barriers int
 }
+
+// barrierKey marks the harness's own messages on the observations topic.
+const barrierKey = "test-barrier"
 
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
@@ -98,6 +103,10 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		return nil
 	})
 	collect(events.TopicObservations, func(m bus.Message) error {
+		if m.Key == barrierKey {
+			h.barriers++
+			return nil
+		}
 		o, err := events.DecodeObservation(m.Value)
 		if err != nil {
 			t.Errorf("bad observation: %v", err)
@@ -190,6 +199,23 @@ func (h *harness) waitDone(segs []rawSegment) {
 		}
 		return true
 	})
+	h.settle()
+}
+
+// settle waits until the observations collector has read everything
+// published on its topic so far. The transcoder publishes a segment's
+// observations before its rendition, but the two topics are read by
+// different collectors: without this, a test that saw the last rendition
+// could look at the observations before they were read.
+func (h *harness) settle() {
+	h.t.Helper()
+	h.mu.Lock()
+	want := h.barriers + 1
+	h.mu.Unlock()
+	if err := h.bus.Publish(context.Background(), events.TopicObservations, barrierKey, []byte("{}")); err != nil {
+		h.t.Fatal(err)
+	}
+	h.wait("the observations read", func() bool { return h.barriers >= want })
 }
 
 func (h *harness) get(key string) []byte {

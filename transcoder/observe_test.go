@@ -195,6 +195,7 @@ func TestSkipAndRestart(t *testing.T) {
 	h.start()
 	h.publish(segs[0], segs[1])
 	h.wait("three announcements", func() bool { return h.announced == 3 })
+	h.settle()
 	if again := h.get(h.renditions[segs[0].event.SegmentID].Thumbnails.Sprite.Key); !bytes.Equal(again, sprite) {
 		t.Errorf("segment 0 was transcoded again")
 	}

@@ -154,7 +154,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		s.now = time.Now
 	}
 	routeFFmpegLog(d.Log)
-	fixMmapThreshold()
+	tuneAllocator()
 	return s, nil
 }
 
