@@ -166,7 +166,10 @@ func plays(t testing.TB, target string, sessions bool) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Tool(t, "ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-xerror",
+	// repeat+: every message on a line of its own, never collapsed into
+	// "Last message repeated n times", which would hide what it repeats
+	// from the filter below.
+	cmd := exec.CommandContext(ctx, Tool(t, "ffmpeg"), "-hide_banner", "-nostdin", "-v", "repeat+error", "-xerror",
 		"-i", target, "-map", "0", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-nostats", "-")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
