@@ -39,6 +39,7 @@ type recorder struct {
 	seg       *segmenter.Segmenter
 	medias    []mediaWriter
 	codecs    []string
+	now       func() time.Time
 
 	mu        sync.Mutex
 	closed    bool
@@ -56,6 +57,56 @@ type mediaWriter struct {
 	media  *description.Media
 	format format.Format
 	w      formatWriter
+	clock  *mediaClock
+}
+
+// The RTP clock of a track may leap ahead of the time between its packets'
+// arrivals by maxTimestampJump, or fall back by maxTimestampBack (B-frames
+// are sent out of presentation order), before it is taken as a jump of the
+// sender's clock (an encoder restarted, a clock set) and re-anchored to the
+// arrival time. Otherwise a jump back would drop everything the camera
+// sends until its clock caught up again, and a jump ahead would make one
+// segment last hours and date the rest hours from when they were captured.
+// As WHIP's timeline does (whip.maxTimestampJump).
+const (
+	maxTimestampJump = 10 * time.Second
+	maxTimestampBack = 3 * time.Second
+)
+
+// mediaClock re-anchors one track's presentation timestamps (gortsplib's,
+// in the clock rate) when the sender's RTP clock jumps.
+type mediaClock struct {
+	rate    int64
+	started bool
+	offset  int64     // added to gortsplib's timestamps
+	max     int64     // the latest timestamp given out
+	arrival time.Time // of the last packet
+}
+
+// pts returns the session time of a packet gortsplib timed at raw that
+// arrived at arrival. jumped reports that the clock was re-anchored.
+func (c *mediaClock) pts(raw int64, arrival time.Time) (pts int64, jumped bool) {
+	if !c.started {
+		c.started, c.max, c.arrival = true, raw, arrival
+		return raw, false
+	}
+	elapsed := max(arrival.Sub(c.arrival), 0)
+	c.arrival = arrival
+	pts = raw + c.offset
+	if pts > c.max+ticks(elapsed+maxTimestampJump, c.rate) || pts < c.max-ticks(maxTimestampBack, c.rate) {
+		pts = c.max + max(ticks(elapsed, c.rate), 1)
+		c.offset = pts - raw
+		jumped = true
+	}
+	c.max = max(c.max, pts)
+	return pts, jumped
+}
+
+// ticks converts a duration into ticks of rate.
+func ticks(d time.Duration, rate int64) int64 {
+	sec := int64(d / time.Second)
+	rem := int64(d % time.Second)
+	return sec*rate + rem*rate/int64(time.Second)
 }
 
 // errNoMedia is returned for a description with nothing ingest can record.
@@ -65,7 +116,7 @@ var errNoMedia = errors.New("no supported media: need H.264 or H.265 video and/o
 // writing to out.
 func newRecorder(stream, transport string, desc *description.Session, cfg segmenter.Config, out segmenter.Output,
 	log *slog.Logger, m *Metrics, now func() time.Time) (*recorder, error) {
-	r := &recorder{stream: stream, transport: transport, log: log, m: m, lastWarn: map[string]time.Time{}}
+	r := &recorder{stream: stream, transport: transport, log: log, m: m, now: now, lastWarn: map[string]time.Time{}}
 	var tracks []segmenter.Track
 	var pend []mediaWriter
 	hasVideo, hasAudio := false, false
@@ -81,7 +132,7 @@ func newRecorder(stream, transport string, desc *description.Session, cfg segmen
 				hasAudio = true
 			}
 			tracks = append(tracks, w.track())
-			pend = append(pend, mediaWriter{media: md, format: f, w: w})
+			pend = append(pend, mediaWriter{media: md, format: f, w: w, clock: &mediaClock{rate: int64(f.ClockRate())}})
 		}
 	}
 	if !hasVideo && !hasAudio {
@@ -152,6 +203,11 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 	}
 	if r.session != nil {
 		r.session.Media()
+	}
+	pts, jumped := mw.clock.pts(pts, r.now())
+	if jumped {
+		r.m.errors.WithLabelValues(r.transport, "timestamp").Inc()
+		r.warnLocked("timestamp", fmt.Errorf("%s: RTP timestamp jumped, re-anchored to arrival time", mw.format.Codec()))
 	}
 	err := mw.w.write(pkt, pts)
 	if err == nil {
