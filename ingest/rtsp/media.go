@@ -110,7 +110,7 @@ func ticks(d time.Duration, rate int64) int64 {
 }
 
 // errNoMedia is returned for a description with nothing ingest can record.
-var errNoMedia = errors.New("no supported media: need H.264 or H.265 video and/or AAC or Opus audio")
+var errNoMedia = errors.New("no supported media: need H.264 or H.265 video and/or AAC (7.35–96 kHz) or Opus audio")
 
 // newRecorder builds the per-media writers of desc over one segmenter
 // writing to out.
