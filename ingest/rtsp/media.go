@@ -213,13 +213,19 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 	if err == nil {
 		return
 	}
-	if errors.Is(err, segmenter.ErrBitrate) {
-		// One publisher may not fill the spool: end the session, once,
-		// and say why in its stop observation.
+	if errors.Is(err, segmenter.ErrBitrate) || errors.Is(err, segmenter.ErrCodecChanges) {
+		// One publisher may not fill the spool, nor cut a segment of
+		// every frame: end the session, once, and say why in its stop
+		// observation.
 		if r.stopReason == "" {
-			r.m.errors.WithLabelValues(r.transport, "bitrate").Inc()
-			r.stopReason = "publisher sent above the session bitrate cap: " + err.Error()
-			r.log.Warn("publisher above the bitrate cap, closing session", "stream", r.stream, "err", err)
+			kind, why, msg := "bitrate", "publisher sent above the session bitrate cap: ", "publisher above the bitrate cap, closing session"
+			if errors.Is(err, segmenter.ErrCodecChanges) {
+				kind, why, msg = "codec", "publisher changed its codec configuration too often: ",
+					"publisher changed its codec configuration too often, closing session"
+			}
+			r.m.errors.WithLabelValues(r.transport, kind).Inc()
+			r.stopReason = why + err.Error()
+			r.log.Warn(msg, "stream", r.stream, "err", err)
 			if r.onFailure != nil {
 				go r.onFailure()
 			}

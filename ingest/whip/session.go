@@ -34,6 +34,7 @@ const (
 	endNoMedia   = "no_media"
 	endSpool     = "spool_error"
 	endBitrate   = "bitrate_cap"
+	endCodec     = "codec_changes"
 	endExamOver  = "exam_over"
 )
 
@@ -47,6 +48,7 @@ var endDetails = map[string]string{
 	endNoMedia:   "publisher sent no media",
 	endSpool:     "spool could not take the media",
 	endBitrate:   "publisher sent above the session bitrate cap",
+	endCodec:     "publisher changed its codec configuration too often",
 	endExamOver:  "the candidate's exam window ended",
 }
 
@@ -63,6 +65,7 @@ var stopCauses = map[string]string{
 	endStopping:  events.CauseIngest,
 	endSpool:     events.CauseIngest,
 	endBitrate:   events.CauseIngest,
+	endCodec:     events.CauseIngest,
 }
 
 // endCause carries an end reason through a context's cause.
