@@ -19,6 +19,7 @@ package observe
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,6 +73,22 @@ type Continuity struct {
 	log  *slog.Logger
 	m    *Metrics
 	now  func() time.Time
+
+	mu      sync.Mutex
+	refused map[string]*refusals // by stream: known streams only
+}
+
+// refusedEvery is the least time between two refused observations of a
+// stream: a publisher holding a stream's secret can be refused as fast as
+// it asks, and each observation is an fsync'd file, a message and a row.
+// The refusals in between are folded into the next observation (its
+// detail says how many); the transports' metrics count each one.
+const refusedEvery = 10 * time.Second
+
+// refusals is the refused observations of a stream.
+type refusals struct {
+	last   time.Time // of the last one reported
+	folded int       // refusals since, not reported
 }
 
 // New returns a Continuity. gap is the threshold of a gap (2 s by
@@ -83,7 +100,7 @@ func New(sink Sink, gap time.Duration, log *slog.Logger, m *Metrics, now func() 
 	if gap <= 0 {
 		gap = 2 * time.Second
 	}
-	return &Continuity{sink: sink, gap: gap, log: log, m: m, now: now}
+	return &Continuity{sink: sink, gap: gap, log: log, m: m, now: now, refused: map[string]*refusals{}}
 }
 
 // Report stores one observation of a stream. Errors are logged and counted:
@@ -131,9 +148,27 @@ func (c *Continuity) Reconnect(site, device string, t time.Time, detail string) 
 
 // Refused reports a refused publisher of a known stream. Refusals of
 // unknown streams are only logged and counted by the transport: they would
-// let anyone write to any timeline.
+// let anyone write to any timeline. At most one refusal of a stream is
+// reported every refusedEvery; the next one says how many were folded.
 func (c *Continuity) Refused(site, device, reason string) {
 	t := c.now()
+	stream := site + "/" + device
+	c.mu.Lock()
+	r := c.refused[stream]
+	if r == nil {
+		r = &refusals{}
+		c.refused[stream] = r
+	} else if t.Sub(r.last) < refusedEvery {
+		r.folded++
+		c.mu.Unlock()
+		return
+	}
+	folded := r.folded
+	r.last, r.folded = t, 0
+	c.mu.Unlock()
+	if folded > 0 {
+		reason = fmt.Sprintf("%s (and %d more refusals of the stream since the last one reported)", reason, folded)
+	}
 	c.Report(site, device, events.ObsRefused, t, t, 0, reason)
 }
 
