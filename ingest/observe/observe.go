@@ -17,6 +17,7 @@
 package observe
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -75,8 +76,29 @@ type Continuity struct {
 	now  func() time.Time
 
 	mu      sync.Mutex
-	refused map[string]*refusals // by stream: known streams only
+	refused map[string]*refusals   // by stream: known streams only
+	starts  map[string]*startQuota // by stream: known streams only
 }
+
+// A stream may start sessionBurst sessions in a row, then one every
+// sessionRefill: each session is a start and a stop observation and, with
+// a keyframe, a segment, so a publisher that connects, sends a frame and
+// hangs up in a loop would otherwise write them as fast as it can loop. A
+// camera that reconnects after each network failure stays well inside.
+const (
+	sessionBurst  = 10
+	sessionRefill = 6 * time.Second
+)
+
+// startQuota is a stream's token bucket of session starts.
+type startQuota struct {
+	tokens float64
+	at     time.Time
+}
+
+// ErrTooManySessions is returned by Admit for a stream that started too
+// many sessions of late.
+var ErrTooManySessions = errors.New("too many sessions started")
 
 // refusedEvery is the least time between two refused observations of a
 // stream: a publisher holding a stream's secret can be refused as fast as
@@ -100,7 +122,8 @@ func New(sink Sink, gap time.Duration, log *slog.Logger, m *Metrics, now func() 
 	if gap <= 0 {
 		gap = 2 * time.Second
 	}
-	return &Continuity{sink: sink, gap: gap, log: log, m: m, now: now, refused: map[string]*refusals{}}
+	return &Continuity{sink: sink, gap: gap, log: log, m: m, now: now, refused: map[string]*refusals{},
+		starts: map[string]*startQuota{}}
 }
 
 // Report stores one observation of a stream. Errors are logged and counted:
@@ -144,6 +167,33 @@ func (c *Continuity) Outage(site, device string, start, end time.Time, detail st
 // Reconnect reports that a pulled camera was reached again at t.
 func (c *Continuity) Reconnect(site, device string, t time.Time, detail string) {
 	c.Report(site, device, events.ObsReconnect, t, t, 0, detail)
+}
+
+// Admit takes one session start of a known stream from its quota
+// (sessionBurst in a row, then one every sessionRefill), or returns
+// ErrTooManySessions, wrapped with when the next may start. Transports ask
+// after authenticating a publisher and before taking it.
+func (c *Continuity) Admit(site, device string) error {
+	now := c.now()
+	stream := site + "/" + device
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.starts[stream]
+	if q == nil {
+		q = &startQuota{tokens: sessionBurst, at: now}
+		c.starts[stream] = q
+	}
+	if now.After(q.at) {
+		q.tokens = min(sessionBurst, q.tokens+float64(now.Sub(q.at))/float64(sessionRefill))
+		q.at = now
+	}
+	if q.tokens < 1 {
+		wait := time.Duration((1 - q.tokens) * float64(sessionRefill))
+		return fmt.Errorf("%w: %s started %d sessions in a row; the next may start in %s", ErrTooManySessions, stream,
+			sessionBurst, wait.Round(100*time.Millisecond))
+	}
+	q.tokens--
+	return nil
 }
 
 // Refused reports a refused publisher of a known stream. Refusals of
