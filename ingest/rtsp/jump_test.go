@@ -1,6 +1,7 @@
 package rtsp_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
+	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/testenv"
 )
 
@@ -125,4 +127,70 @@ func TestTimestampJumpsAreReanchored(t *testing.T) {
 func joinedSpool(t *testing.T, s *server, stream string) (string, int) {
 	path, pend := joined(t, &env{spool: s.spool}, stream)
 	return path, len(pend)
+}
+
+// TestMediaAheadOfRealTimeEndsTheSession: a publisher advancing its clock
+// 9 s a frame — each step under what is taken as a jump — would have an
+// hour of media dated into the future within a second. Once its media runs
+// 30 s ahead of real time ingest ends the session and says why; nothing
+// recorded is dated more than that ahead.
+func TestMediaAheadOfRealTimeEndsTheSession(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	clip, err := testenv.ReadClip(testenv.EncodeClip(t, t.TempDir(), testenv.ClipSpec{Size: "160x120", FPS: 25, Seconds: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := clip.Description()
+	enc, err := desc.Medias[0].Formats[0].(*format.H264).CreateEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := gortsplib.TransportTCP
+	c := &gortsplib.Client{Transport: &tcp, WriteQueueSize: 8192}
+	began := time.Now()
+	if err := c.StartRecording("rtsp://cam1:s3cret-cam1@"+s.cfg.Addr+"/site1/cam1", desc); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const frames = 400
+	for i := range frames {
+		pkts, err := enc.Encode(clip.Frames[0].AU) // the keyframe
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pkts {
+			p.Timestamp = uint32(i * 9 * 90000)
+			if err := c.WritePacketRTP(desc.Medias[0], p); err != nil {
+				break // ended by the server
+			}
+		}
+	}
+	var stop *events.Observation
+	testenv.WaitFor(t, 20*time.Second, "the session to be ended, or an hour recorded", func() bool {
+		pend, err := s.spool.PendingObservations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pend {
+			if p.Observation.Kind == events.ObsStop && p.Observation.StreamID == "site1/cam1" {
+				stop = &p.Observation
+			}
+		}
+		return stop != nil || s.streamSeconds(t, "site1/cam1") > 3000
+	})
+	if stop == nil || stop.Cause != events.CauseIngest || !strings.Contains(stop.Detail, "ahead of real time") {
+		t.Fatalf("stop observation %+v, want the session ended by ingest for media ahead of real time", stop)
+	}
+	pend, err := s.spool.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := time.Now().Add(40 * time.Second)
+	for _, p := range pend {
+		if p.Event.StreamID == "site1/cam1" && p.Event.Start.After(limit) {
+			t.Errorf("segment %d is dated %s, %s after it was received", p.Event.Sequence, p.Event.Start.Format(time.TimeOnly),
+				p.Event.Start.Sub(began).Round(time.Second))
+		}
+	}
 }

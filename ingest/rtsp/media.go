@@ -68,9 +68,15 @@ type mediaWriter struct {
 // sends until its clock caught up again, and a jump ahead would make one
 // segment last hours and date the rest hours from when they were captured.
 // As WHIP's timeline does (whip.maxTimestampJump).
+//
+// A publisher whose media runs ahead of real time by more than
+// maxMediaAhead over its session (it sends faster than it captures, one
+// step under maxTimestampJump after another) is ended: its media would be
+// dated ever further into the future.
 const (
 	maxTimestampJump = 10 * time.Second
 	maxTimestampBack = 3 * time.Second
+	maxMediaAhead    = 30 * time.Second
 )
 
 // mediaClock re-anchors one track's presentation timestamps (gortsplib's,
@@ -81,6 +87,17 @@ type mediaClock struct {
 	offset  int64     // added to gortsplib's timestamps
 	max     int64     // the latest timestamp given out
 	arrival time.Time // of the last packet
+	// The first packet's timestamp and arrival.
+	pts0     int64
+	arrival0 time.Time
+}
+
+// ahead returns how far the track's media time at pts, which arrived at
+// arrival, has run ahead of the time since its first packet arrived.
+func (c *mediaClock) ahead(pts int64, arrival time.Time) time.Duration {
+	d := pts - c.pts0
+	media := time.Duration(d/c.rate)*time.Second + time.Duration(d%c.rate)*time.Second/time.Duration(c.rate)
+	return media - arrival.Sub(c.arrival0)
 }
 
 // pts returns the session time of a packet gortsplib timed at raw that
@@ -88,6 +105,7 @@ type mediaClock struct {
 func (c *mediaClock) pts(raw int64, arrival time.Time) (pts int64, jumped bool) {
 	if !c.started {
 		c.started, c.max, c.arrival = true, raw, arrival
+		c.pts0, c.arrival0 = raw, arrival
 		return raw, false
 	}
 	elapsed := max(arrival.Sub(c.arrival), 0)
@@ -204,10 +222,19 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 	if r.session != nil {
 		r.session.Media()
 	}
-	pts, jumped := mw.clock.pts(pts, r.now())
+	arrival := r.now()
+	pts, jumped := mw.clock.pts(pts, arrival)
 	if jumped {
 		r.m.errors.WithLabelValues(r.transport, "timestamp").Inc()
 		r.warnLocked("timestamp", fmt.Errorf("%s: RTP timestamp jumped, re-anchored to arrival time", mw.format.Codec()))
+	}
+	if ahead := mw.clock.ahead(pts, arrival); ahead > maxMediaAhead {
+		// Dropped: it would be dated in the future.
+		r.endLocked("timestamp", "publisher's media runs ahead of real time: ",
+			"publisher's media runs ahead of real time, closing session",
+			fmt.Errorf("%s: %s ahead after %s, at most %s", mw.format.Codec(), ahead.Round(time.Millisecond),
+				arrival.Sub(mw.clock.arrival0).Round(time.Millisecond), maxMediaAhead))
+		return
 	}
 	err := mw.w.write(pkt, pts)
 	if err == nil {
@@ -215,20 +242,12 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 	}
 	if errors.Is(err, segmenter.ErrBitrate) || errors.Is(err, segmenter.ErrCodecChanges) {
 		// One publisher may not fill the spool, nor cut a segment of
-		// every frame: end the session, once, and say why in its stop
-		// observation.
-		if r.stopReason == "" {
-			kind, why, msg := "bitrate", "publisher sent above the session bitrate cap: ", "publisher above the bitrate cap, closing session"
-			if errors.Is(err, segmenter.ErrCodecChanges) {
-				kind, why, msg = "codec", "publisher changed its codec configuration too often: ",
-					"publisher changed its codec configuration too often, closing session"
-			}
-			r.m.errors.WithLabelValues(r.transport, kind).Inc()
-			r.stopReason = why + err.Error()
-			r.log.Warn(msg, "stream", r.stream, "err", err)
-			if r.onFailure != nil {
-				go r.onFailure()
-			}
+		// every frame.
+		if errors.Is(err, segmenter.ErrCodecChanges) {
+			r.endLocked("codec", "publisher changed its codec configuration too often: ",
+				"publisher changed its codec configuration too often, closing session", err)
+		} else {
+			r.endLocked("bitrate", "publisher sent above the session bitrate cap: ", "publisher above the bitrate cap, closing session", err)
 		}
 		return
 	}
@@ -252,6 +271,21 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 	}
 	r.m.errors.WithLabelValues(r.transport, kind).Inc()
 	r.warnLocked(kind, err)
+}
+
+// endLocked ends the session, once, for what the publisher did: it is
+// counted as a media error of kind, logged with msg and err, and the stop
+// observation says why and err.
+func (r *recorder) endLocked(kind, why, msg string, err error) {
+	if r.stopReason != "" {
+		return
+	}
+	r.m.errors.WithLabelValues(r.transport, kind).Inc()
+	r.stopReason = why + err.Error()
+	r.log.Warn(msg, "stream", r.stream, "err", err)
+	if r.onFailure != nil {
+		go r.onFailure()
+	}
 }
 
 func (r *recorder) warn(kind string, err error) {
