@@ -17,8 +17,10 @@
 package observe
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,6 +74,43 @@ type Continuity struct {
 	log  *slog.Logger
 	m    *Metrics
 	now  func() time.Time
+
+	mu      sync.Mutex
+	refused map[string]*refusals   // by stream: known streams only
+	starts  map[string]*startQuota // by stream: known streams only
+}
+
+// A stream may start sessionBurst sessions in a row, then one every
+// sessionRefill: each session is a start and a stop observation and, with
+// a keyframe, a segment, so a publisher that connects, sends a frame and
+// hangs up in a loop would otherwise write them as fast as it can loop. A
+// camera that reconnects after each network failure stays well inside.
+const (
+	sessionBurst  = 10
+	sessionRefill = 6 * time.Second
+)
+
+// startQuota is a stream's token bucket of session starts.
+type startQuota struct {
+	tokens float64
+	at     time.Time
+}
+
+// ErrTooManySessions is returned by Admit for a stream that started too
+// many sessions of late.
+var ErrTooManySessions = errors.New("too many sessions started")
+
+// refusedEvery is the least time between two refused observations of a
+// stream: a publisher holding a stream's secret can be refused as fast as
+// it asks, and each observation is an fsync'd file, a message and a row.
+// The refusals in between are folded into the next observation (its
+// detail says how many); the transports' metrics count each one.
+const refusedEvery = 10 * time.Second
+
+// refusals is the refused observations of a stream.
+type refusals struct {
+	last   time.Time // of the last one reported
+	folded int       // refusals since, not reported
 }
 
 // New returns a Continuity. gap is the threshold of a gap (2 s by
@@ -83,7 +122,8 @@ func New(sink Sink, gap time.Duration, log *slog.Logger, m *Metrics, now func() 
 	if gap <= 0 {
 		gap = 2 * time.Second
 	}
-	return &Continuity{sink: sink, gap: gap, log: log, m: m, now: now}
+	return &Continuity{sink: sink, gap: gap, log: log, m: m, now: now, refused: map[string]*refusals{},
+		starts: map[string]*startQuota{}}
 }
 
 // Report stores one observation of a stream. Errors are logged and counted:
@@ -129,11 +169,56 @@ func (c *Continuity) Reconnect(site, device string, t time.Time, detail string) 
 	c.Report(site, device, events.ObsReconnect, t, t, 0, detail)
 }
 
+// Admit takes one session start of a known stream from its quota
+// (sessionBurst in a row, then one every sessionRefill), or returns
+// ErrTooManySessions, wrapped with when the next may start. Transports ask
+// after authenticating a publisher and before taking it.
+func (c *Continuity) Admit(site, device string) error {
+	now := c.now()
+	stream := site + "/" + device
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.starts[stream]
+	if q == nil {
+		q = &startQuota{tokens: sessionBurst, at: now}
+		c.starts[stream] = q
+	}
+	if now.After(q.at) {
+		q.tokens = min(sessionBurst, q.tokens+float64(now.Sub(q.at))/float64(sessionRefill))
+		q.at = now
+	}
+	if q.tokens < 1 {
+		wait := time.Duration((1 - q.tokens) * float64(sessionRefill))
+		return fmt.Errorf("%w: %s started %d sessions in a row; the next may start in %s", ErrTooManySessions, stream,
+			sessionBurst, wait.Round(100*time.Millisecond))
+	}
+	q.tokens--
+	return nil
+}
+
 // Refused reports a refused publisher of a known stream. Refusals of
 // unknown streams are only logged and counted by the transport: they would
-// let anyone write to any timeline.
+// let anyone write to any timeline. At most one refusal of a stream is
+// reported every refusedEvery; the next one says how many were folded.
 func (c *Continuity) Refused(site, device, reason string) {
 	t := c.now()
+	stream := site + "/" + device
+	c.mu.Lock()
+	r := c.refused[stream]
+	if r == nil {
+		r = &refusals{}
+		c.refused[stream] = r
+	} else if t.Sub(r.last) < refusedEvery {
+		r.folded++
+		c.mu.Unlock()
+		return
+	}
+	folded := r.folded
+	r.last, r.folded = t, 0
+	c.mu.Unlock()
+	if folded > 0 {
+		reason = fmt.Sprintf("%s (and %d more refusals of the stream since the last one reported)", reason, folded)
+	}
 	c.Report(site, device, events.ObsRefused, t, t, 0, reason)
 }
 

@@ -21,6 +21,12 @@ type formatWriter interface {
 	write(pkt *rtp.Packet, pts int64) error
 }
 
+// The sample rates of MPEG-4 audio's table (ISO/IEC 14496-3 1.6.3.4).
+const (
+	minAACSampleRate = 7350
+	maxAACSampleRate = 96000
+)
+
 // newFormatWriter returns the writer of a format ingest records and
 // whether it is video, or nil for a format it does not record.
 func newFormatWriter(f format.Format) (formatWriter, bool) {
@@ -30,7 +36,10 @@ func newFormatWriter(f format.Format) (formatWriter, bool) {
 	case *format.H265:
 		return &h265Writer{f: f}, true
 	case *format.MPEG4Audio:
-		if f.Config == nil {
+		// The sample rate is the track's clock: one no encoder uses (an
+		// explicit 1 Hz in the configuration) would make each access unit
+		// last minutes and a segment hours.
+		if f.Config == nil || f.Config.SampleRate < minAACSampleRate || f.Config.SampleRate > maxAACSampleRate {
 			return nil, false
 		}
 		return &aacWriter{f: f}, false

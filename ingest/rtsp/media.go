@@ -39,6 +39,7 @@ type recorder struct {
 	seg       *segmenter.Segmenter
 	medias    []mediaWriter
 	codecs    []string
+	now       func() time.Time
 
 	mu        sync.Mutex
 	closed    bool
@@ -56,16 +57,84 @@ type mediaWriter struct {
 	media  *description.Media
 	format format.Format
 	w      formatWriter
+	clock  *mediaClock
+}
+
+// The RTP clock of a track may leap ahead of the time between its packets'
+// arrivals by maxTimestampJump, or fall back by maxTimestampBack (B-frames
+// are sent out of presentation order), before it is taken as a jump of the
+// sender's clock (an encoder restarted, a clock set) and re-anchored to the
+// arrival time. Otherwise a jump back would drop everything the camera
+// sends until its clock caught up again, and a jump ahead would make one
+// segment last hours and date the rest hours from when they were captured.
+// As WHIP's timeline does (whip.maxTimestampJump).
+//
+// A publisher whose media runs ahead of real time by more than
+// maxMediaAhead over its session (it sends faster than it captures, one
+// step under maxTimestampJump after another) is ended: its media would be
+// dated ever further into the future.
+const (
+	maxTimestampJump = 10 * time.Second
+	maxTimestampBack = 3 * time.Second
+	maxMediaAhead    = 30 * time.Second
+)
+
+// mediaClock re-anchors one track's presentation timestamps (gortsplib's,
+// in the clock rate) when the sender's RTP clock jumps.
+type mediaClock struct {
+	rate    int64
+	started bool
+	offset  int64     // added to gortsplib's timestamps
+	max     int64     // the latest timestamp given out
+	arrival time.Time // of the last packet
+	// The first packet's timestamp and arrival.
+	pts0     int64
+	arrival0 time.Time
+}
+
+// ahead returns how far the track's media time at pts, which arrived at
+// arrival, has run ahead of the time since its first packet arrived.
+func (c *mediaClock) ahead(pts int64, arrival time.Time) time.Duration {
+	d := pts - c.pts0
+	media := time.Duration(d/c.rate)*time.Second + time.Duration(d%c.rate)*time.Second/time.Duration(c.rate)
+	return media - arrival.Sub(c.arrival0)
+}
+
+// pts returns the session time of a packet gortsplib timed at raw that
+// arrived at arrival. jumped reports that the clock was re-anchored.
+func (c *mediaClock) pts(raw int64, arrival time.Time) (pts int64, jumped bool) {
+	if !c.started {
+		c.started, c.max, c.arrival = true, raw, arrival
+		c.pts0, c.arrival0 = raw, arrival
+		return raw, false
+	}
+	elapsed := max(arrival.Sub(c.arrival), 0)
+	c.arrival = arrival
+	pts = raw + c.offset
+	if pts > c.max+ticks(elapsed+maxTimestampJump, c.rate) || pts < c.max-ticks(maxTimestampBack, c.rate) {
+		pts = c.max + max(ticks(elapsed, c.rate), 1)
+		c.offset = pts - raw
+		jumped = true
+	}
+	c.max = max(c.max, pts)
+	return pts, jumped
+}
+
+// ticks converts a duration into ticks of rate.
+func ticks(d time.Duration, rate int64) int64 {
+	sec := int64(d / time.Second)
+	rem := int64(d % time.Second)
+	return sec*rate + rem*rate/int64(time.Second)
 }
 
 // errNoMedia is returned for a description with nothing ingest can record.
-var errNoMedia = errors.New("no supported media: need H.264 or H.265 video and/or AAC or Opus audio")
+var errNoMedia = errors.New("no supported media: need H.264 or H.265 video and/or AAC (7.35–96 kHz) or Opus audio")
 
 // newRecorder builds the per-media writers of desc over one segmenter
 // writing to out.
 func newRecorder(stream, transport string, desc *description.Session, cfg segmenter.Config, out segmenter.Output,
 	log *slog.Logger, m *Metrics, now func() time.Time) (*recorder, error) {
-	r := &recorder{stream: stream, transport: transport, log: log, m: m, lastWarn: map[string]time.Time{}}
+	r := &recorder{stream: stream, transport: transport, log: log, m: m, now: now, lastWarn: map[string]time.Time{}}
 	var tracks []segmenter.Track
 	var pend []mediaWriter
 	hasVideo, hasAudio := false, false
@@ -81,7 +150,7 @@ func newRecorder(stream, transport string, desc *description.Session, cfg segmen
 				hasAudio = true
 			}
 			tracks = append(tracks, w.track())
-			pend = append(pend, mediaWriter{media: md, format: f, w: w})
+			pend = append(pend, mediaWriter{media: md, format: f, w: w, clock: &mediaClock{rate: int64(f.ClockRate())}})
 		}
 	}
 	if !hasVideo && !hasAudio {
@@ -153,20 +222,32 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 	if r.session != nil {
 		r.session.Media()
 	}
+	arrival := r.now()
+	pts, jumped := mw.clock.pts(pts, arrival)
+	if jumped {
+		r.m.errors.WithLabelValues(r.transport, "timestamp").Inc()
+		r.warnLocked("timestamp", fmt.Errorf("%s: RTP timestamp jumped, re-anchored to arrival time", mw.format.Codec()))
+	}
+	if ahead := mw.clock.ahead(pts, arrival); ahead > maxMediaAhead {
+		// Dropped: it would be dated in the future.
+		r.endLocked("timestamp", "publisher's media runs ahead of real time: ",
+			"publisher's media runs ahead of real time, closing session",
+			fmt.Errorf("%s: %s ahead after %s, at most %s", mw.format.Codec(), ahead.Round(time.Millisecond),
+				arrival.Sub(mw.clock.arrival0).Round(time.Millisecond), maxMediaAhead))
+		return
+	}
 	err := mw.w.write(pkt, pts)
 	if err == nil {
 		return
 	}
-	if errors.Is(err, segmenter.ErrBitrate) {
-		// One publisher may not fill the spool: end the session, once,
-		// and say why in its stop observation.
-		if r.stopReason == "" {
-			r.m.errors.WithLabelValues(r.transport, "bitrate").Inc()
-			r.stopReason = "publisher sent above the session bitrate cap: " + err.Error()
-			r.log.Warn("publisher above the bitrate cap, closing session", "stream", r.stream, "err", err)
-			if r.onFailure != nil {
-				go r.onFailure()
-			}
+	if errors.Is(err, segmenter.ErrBitrate) || errors.Is(err, segmenter.ErrCodecChanges) {
+		// One publisher may not fill the spool, nor cut a segment of
+		// every frame.
+		if errors.Is(err, segmenter.ErrCodecChanges) {
+			r.endLocked("codec", "publisher changed its codec configuration too often: ",
+				"publisher changed its codec configuration too often, closing session", err)
+		} else {
+			r.endLocked("bitrate", "publisher sent above the session bitrate cap: ", "publisher above the bitrate cap, closing session", err)
 		}
 		return
 	}
@@ -190,6 +271,21 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 	}
 	r.m.errors.WithLabelValues(r.transport, kind).Inc()
 	r.warnLocked(kind, err)
+}
+
+// endLocked ends the session, once, for what the publisher did: it is
+// counted as a media error of kind, logged with msg and err, and the stop
+// observation says why and err.
+func (r *recorder) endLocked(kind, why, msg string, err error) {
+	if r.stopReason != "" {
+		return
+	}
+	r.m.errors.WithLabelValues(r.transport, kind).Inc()
+	r.stopReason = why + err.Error()
+	r.log.Warn(msg, "stream", r.stream, "err", err)
+	if r.onFailure != nil {
+		go r.onFailure()
+	}
 }
 
 func (r *recorder) warn(kind string, err error) {

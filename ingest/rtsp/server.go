@@ -452,6 +452,11 @@ func (s *Server) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Re
 		s.cont.Refused(site, device, err.Error())
 		return s.refuse("stream_busy", base.StatusNotEnoughBandwidth, err)
 	}
+	if err := s.cont.Admit(site, device); err != nil {
+		s.log.Warn("rtsp publisher refused", "reason", err.Error(), "stream", stream, "remote_addr", remote)
+		s.cont.Refused(site, device, err.Error())
+		return s.refuse("session_rate", base.StatusServiceUnavailable, err)
+	}
 	if len(ctx.Request.Body) > s.cfg.MaxSDPBytes {
 		reason := fmt.Sprintf("SDP of %d bytes is larger than %d", len(ctx.Request.Body), s.cfg.MaxSDPBytes)
 		s.log.Warn("rtsp publisher refused", "reason", reason, "stream", stream, "remote_addr", remote)

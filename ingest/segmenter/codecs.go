@@ -2,6 +2,7 @@ package segmenter
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -67,10 +68,14 @@ func (v *avc) Write(pts int64, au [][]byte) error {
 		return nil // waiting for parameter sets
 	}
 	if v.dirty || !v.configured() {
-		if err := v.s.SetCodec(v.track, v.c.codec(v.params)); err != nil {
+		err := v.s.SetCodec(v.track, v.c.codec(v.params))
+		if err != nil && !errors.Is(err, ErrCodecChanges) {
 			return err
 		}
-		v.dirty = false
+		v.dirty = false // applied, also with ErrCodecChanges
+		if err != nil {
+			return err
+		}
 	}
 	if len(nalus) == 0 {
 		return nil

@@ -62,6 +62,21 @@ func (e *BitrateError) Unwrap() error { return ErrBitrate }
 // used (for example an H.264 SPS that does not parse). The sample is dropped.
 var ErrCodec = errors.New("bad codec configuration")
 
+// ErrCodecChanges is returned when a session changes a track's codec
+// configuration more than maxCodecChanges times within codecChangeWindow:
+// each change cuts a segment and writes a new init, so a publisher whose
+// parameter sets flip at every keyframe would make a segment of every
+// frame (a file, an fsync and an event each). The change is applied; the
+// transport ends the session and says why.
+var ErrCodecChanges = errors.New("codec configuration changes too often")
+
+// A resolution that adapts to the network (WebRTC senders) changes the
+// configuration every few seconds at worst.
+const (
+	maxCodecChanges   = 30
+	codecChangeWindow = time.Minute
+)
+
 // OutputError wraps a failure of the Output (the spool): the media was fine
 // but could not be stored. Transports stop the publisher on it.
 type OutputError struct{ Err error }
@@ -233,6 +248,7 @@ type Segmenter struct {
 	partTracks    []*fmp4.PartTrack // the tracks of the part being written, reused
 	closed        bool
 	onCodec       func(track int, codec string)
+	codecChanges  []time.Time // of the changes within codecChangeWindow
 
 	// The session's bitrate over the current window of media time.
 	rateStart time.Duration
@@ -273,9 +289,13 @@ func New(cfg Config, tracks []Track, out Output, now func() time.Time) (*Segment
 // SetCodec changes the codec configuration of a track (for example new
 // H.264 parameter sets). The open segment is closed and the next one starts
 // with a new init segment, as a discontinuity.
+//
+// A session that changes codec configurations more than 30 times a minute
+// gets ErrCodecChanges (wrapped) after the change: it should be ended.
 func (s *Segmenter) SetCodec(trackIndex int, c mp4.Codec) error {
 	tr := s.tracks[trackIndex]
-	if s.onCodec != nil && tr.started {
+	changed := tr.started
+	if s.onCodec != nil && changed {
 		s.onCodec(trackIndex, CodecString(c))
 	}
 	tr.codec = c
@@ -287,6 +307,20 @@ func (s *Segmenter) SetCodec(trackIndex int, c mp4.Codec) error {
 		return err
 	}
 	s.discontinuity = true
+	if !changed {
+		return nil
+	}
+	now := s.now()
+	kept := s.codecChanges[:0]
+	for _, t := range s.codecChanges {
+		if now.Sub(t) < codecChangeWindow {
+			kept = append(kept, t)
+		}
+	}
+	s.codecChanges = append(kept, now)
+	if n := len(s.codecChanges); n > maxCodecChanges {
+		return fmt.Errorf("%w: %d changes within %s, at most %d are taken", ErrCodecChanges, n, codecChangeWindow, maxCodecChanges)
+	}
 	return nil
 }
 

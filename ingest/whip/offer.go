@@ -85,9 +85,18 @@ type offerTrack struct {
 
 // offer is a parsed and checked WHIP offer.
 type offer struct {
-	sdp    string // the offer as given to pion: one codec per media section
-	tracks []offerTrack
+	sdp        string // the offer as given to pion: one codec per media section
+	tracks     []offerTrack
+	candidates int // ICE candidates in the offer
 }
+
+// maxRemoteCandidates bounds the ICE candidates a publisher gives a session,
+// in its offer and trickled (PATCH) together. A browser on a machine with
+// many interfaces gives a few dozen; each one held costs memory and sends
+// connectivity checks to the address it names, so a publisher may not add
+// them without end (thousands from one session: megabytes held, and ingest
+// sending STUN to every address named).
+const maxRemoteCandidates = 100
 
 // httpError is a refusal with its HTTP status, the reason sent to the
 // client and the bounded reason label of the refused metric.
@@ -120,6 +129,22 @@ func parseOffer(b []byte) (*offer, *httpError) {
 		return nil, refusal(http.StatusBadRequest, "bad_sdp", "SDP offer has no media sections")
 	}
 	o := &offer{}
+	for _, a := range sd.Attributes {
+		if a.Key == "candidate" {
+			o.candidates++
+		}
+	}
+	for _, md := range sd.MediaDescriptions {
+		for _, a := range md.Attributes {
+			if a.Key == "candidate" {
+				o.candidates++
+			}
+		}
+	}
+	if o.candidates > maxRemoteCandidates {
+		return nil, refusal(http.StatusBadRequest, "bad_sdp", "the offer has %d ICE candidates: at most %d are taken",
+			o.candidates, maxRemoteCandidates)
+	}
 	var video, audio int
 	for i, md := range sd.MediaDescriptions {
 		kind := webrtc.NewRTPCodecType(md.MediaName.Media)

@@ -358,6 +358,10 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 		refuseKnown(herr)
 		return
 	}
+	if err := s.cont.Admit(site, device); err != nil {
+		refuseKnown(refusal(http.StatusServiceUnavailable, "session_rate", "%v; try again then", err))
+		return
+	}
 	if s.gate != nil {
 		if err := s.gate(); err != nil {
 			refuseKnown(refusal(http.StatusServiceUnavailable, "spool_full", "%v", err))

@@ -34,6 +34,7 @@ const (
 	endNoMedia   = "no_media"
 	endSpool     = "spool_error"
 	endBitrate   = "bitrate_cap"
+	endCodec     = "codec_changes"
 	endExamOver  = "exam_over"
 )
 
@@ -47,6 +48,7 @@ var endDetails = map[string]string{
 	endNoMedia:   "publisher sent no media",
 	endSpool:     "spool could not take the media",
 	endBitrate:   "publisher sent above the session bitrate cap",
+	endCodec:     "publisher changed its codec configuration too often",
 	endExamOver:  "the candidate's exam window ended",
 }
 
@@ -63,6 +65,7 @@ var stopCauses = map[string]string{
 	endStopping:  events.CauseIngest,
 	endSpool:     events.CauseIngest,
 	endBitrate:   events.CauseIngest,
+	endCodec:     events.CauseIngest,
 }
 
 // endCause carries an end reason through a context's cause.
@@ -93,6 +96,9 @@ type session struct {
 	etag       string
 	offer      *offer
 	remoteUfrg string
+	// candidates counts the remote ICE candidates given, in the offer
+	// and trickled (maxRemoteCandidates); under mu.
+	candidates int
 	pc         *webrtc.PeerConnection
 	answered   time.Time
 
@@ -148,6 +154,7 @@ func (s *Server) newSession(pub access.Publisher, off *offer, remote string) (*s
 	}
 	ss.etag = `"` + ss.id + `"`
 	ss.remoteUfrg = sdpAttribute(off.sdp, "ice-ufrag")
+	ss.candidates = off.candidates
 	api, err := s.api(ss.stream)
 	if err != nil {
 		cancel(err)
@@ -563,7 +570,22 @@ func (ss *session) addCandidates(frag string) (int, error) {
 	if len(ss.offer.tracks) > 0 {
 		mid = ss.offer.tracks[0].mid
 	}
-	for _, line := range strings.Split(frag, "\n") {
+	lines := strings.Split(frag, "\n")
+	n := 0
+	for _, line := range lines {
+		if strings.HasPrefix(strings.TrimSpace(line), "a=candidate:") {
+			n++
+		}
+	}
+	ss.mu.Lock()
+	if ss.candidates+n > maxRemoteCandidates {
+		had := ss.candidates
+		ss.mu.Unlock()
+		return http.StatusBadRequest, fmt.Errorf("%d more ICE candidates after %d: a session takes at most %d", n, had, maxRemoteCandidates)
+	}
+	ss.candidates += n
+	ss.mu.Unlock()
+	for _, line := range lines {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, "a=ice-ufrag:"):

@@ -161,6 +161,13 @@ func (ss *session) writePackets(rt *recTrack, pkts []*rtp.Packet, arrival time.T
 				ss.end(endBitrate)
 				return true
 			}
+			if errors.Is(err, segmenter.ErrCodecChanges) {
+				// Nor cut a segment of every frame.
+				ss.s.m.pub.Errors.WithLabelValues(transport, "codec").Inc()
+				ss.s.log.Warn("publisher changed its codec configuration too often, closing it", "stream", ss.stream, "err", err)
+				ss.end(endCodec)
+				return true
+			}
 			if rt == ss.video && errors.Is(err, segmenter.ErrWaitingKeyframe) {
 				ss.needKey = true
 			}
