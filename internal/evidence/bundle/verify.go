@@ -176,7 +176,10 @@ func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 	// Objects are hashed through v.buf, whose large reads pass the bufio
 	// buffer by; the buffer serves the headers and the small files.
 	end := &endReader{r: bufio.NewReaderSize(cr, 64<<10)}
-	tr := tar.NewReader(end)
+	// walker follows the headers archive/tar reads, to refuse a file whose
+	// name tar readers disagree on.
+	walker := &headerWalker{r: end}
+	tr := tar.NewReader(walker)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -185,11 +188,22 @@ func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 			if end.zeros < 512 && v.last != "" {
 				v.problem(Format, v.last, "cut short: the tar ends after %s without its end-of-archive blocks", v.lastOr("its start"))
 			}
+			v.trailing(end)
 			break
 		}
 		if err != nil {
 			v.problem(Format, v.last, "not a readable tar file after %s: %v", v.lastOr("its start"), err)
 			break
+		}
+		eh, err := walker.next()
+		if err != nil {
+			v.problem(Format, v.below(h.Name), "cannot follow the tar's headers: %v", err)
+			break
+		}
+		if eh.ambiguous != "" {
+			v.problem(Format, v.below(h.Name), "tar readers disagree on this file's name: %s. Another tar reader "+
+				"could unpack it under another name than the one checked", eh.ambiguous)
+			continue
 		}
 		name, ok := v.place(h)
 		if !ok {
@@ -203,6 +217,41 @@ func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 	v.finish()
 	v.r.Read = cr.n
 	return v.r, nil
+}
+
+// below returns a tar entry's name below the bundle's directory, or the
+// whole name if it is not in it.
+func (v *verifier) below(name string) string {
+	if v.dir != "" {
+		if rest, ok := strings.CutPrefix(name, v.dir); ok && rest != "" {
+			return rest
+		}
+	}
+	return name
+}
+
+// trailing reads what follows the tar's end-of-archive blocks: zeros, as
+// tar pads an archive to its record size, or nothing. Anything else is a
+// bundle with more in it than was checked: GNU tar -i, and readers of
+// concatenated archives, unpack files written after the end.
+func (v *verifier) trailing(r io.Reader) {
+	buf := v.bufFor(1 << 20)
+	var at int64
+	for {
+		n, err := r.Read(buf)
+		for i, c := range buf[:n] {
+			if c != 0 {
+				v.problem(Format, "(after the end of the tar)", "a non-zero byte %d bytes past the end-of-archive blocks: "+
+					"a bundle ends there, and a tar reader that reads on (tar -i, concatenated archives) would unpack files that were never checked",
+					at+int64(i))
+				return
+			}
+		}
+		at += int64(n)
+		if err != nil {
+			return // io.EOF, or an error reading: the server reports its reader's error itself.
+		}
+	}
 }
 
 func (v *verifier) lastOr(s string) string {
