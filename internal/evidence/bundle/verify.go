@@ -400,17 +400,30 @@ func (v *verifier) setManifest(m *seal.Manifest) {
 	v.objSeen = make([]bool, len(m.Entries))
 	// The chains, as the manifest states them: every break must be one
 	// the seal declares.
-	declared := map[string]bool{}
-	for _, g := range m.Gaps {
-		declared[fmt.Sprintf("%s/%d/%d", g.Stream, g.After, g.Next)] = true
-		v.r.Warnings = append(v.r.Warnings, fmt.Sprintf("stream %s: %s (declared by the seal)", g.Stream, g.Detail))
+	breaks := seal.Breaks(m.Entries)
+	if len(breaks) == 0 {
+		return
 	}
-	for _, g := range seal.Breaks(m.Entries) {
-		if !declared[fmt.Sprintf("%s/%d/%d", g.Stream, g.After, g.Next)] {
+	declared := make(map[seal.Gap]bool, len(m.Gaps))
+	for _, g := range m.Gaps {
+		declared[seal.Gap{Stream: g.Stream, After: g.After, Next: g.Next}] = true
+	}
+	for _, g := range breaks {
+		if !declared[seal.Gap{Stream: g.Stream, After: g.After, Next: g.Next}] {
 			v.problem(Chain, fileManifest, "stream %s: %s", g.Stream, g.Detail)
 		}
 	}
-	for _, p := range m.Problems {
+}
+
+// sealWarnings reports the breaks and problems the seal declares, once its
+// signature verified with the key checked with: what a manifest unsigned,
+// or signed by another key, declares is no one's word,
+// and would make the report as large as the manifest allows.
+func (v *verifier) sealWarnings() {
+	for _, g := range v.m.Gaps {
+		v.r.Warnings = append(v.r.Warnings, fmt.Sprintf("stream %s: %s (declared by the seal)", g.Stream, g.Detail))
+	}
+	for _, p := range v.m.Problems {
 		v.r.Warnings = append(v.r.Warnings, fmt.Sprintf("%s: %s (declared by the seal)", p.Key, p.Detail))
 	}
 }
@@ -436,6 +449,7 @@ func (v *verifier) checkSeal(sig []byte) {
 	switch {
 	case seal.Verify(v.manifest, sig, key) == nil:
 		v.signedBy = key
+		v.sealWarnings()
 	case v.key != nil && v.bundled != nil && !v.key.Equal(v.bundled) && seal.Verify(v.manifest, sig, v.bundled) == nil:
 		v.problem(WrongKey, fileManifest, "signed by key %s (the bundle's seal/seal.pub), not by the given key %s",
 			seal.KeyID(v.bundled), seal.KeyID(v.key))
