@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -94,3 +96,40 @@ func TestVerifyUnsignedDeclarations(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyReportCounts: the objects and bytes a report counts are those
+// whose bytes match the manifest (an altered segment is not among them), and
+// a bundle whose end could not be read is not valid: what follows its
+// end-of-archive blocks was not checked.
+func TestVerifyReportCounts(t *testing.T) {
+	t.Parallel()
+	pub := seedKey(1).Public().(ed25519.PublicKey)
+	genuine := seedBundle(t, "c1")
+	forgeries, err := bundletest.Forge(bundletest.Genuine{Bundle: genuine, Other: seedBundle(t, "c2"), Key: seedKey(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := bundle.Verify(bytes.NewReader(genuine), pub)
+	if err != nil || !good.OK() || good.Objects != 5 {
+		t.Fatalf("genuine: %v %+v", err, good)
+	}
+	for _, f := range forgeries {
+		if f.Name != "flip a byte in a media segment" {
+			continue
+		}
+		rep, err := bundle.Verify(bytes.NewReader(f.Bundle), pub)
+		if err != nil || rep.OK() || rep.Objects != 4 || rep.Bytes != good.Bytes-34 {
+			t.Errorf("%s: %d objects, %d bytes (the genuine bundle: %d, %d), want the altered one not counted: %v", f.Name,
+				rep.Objects, rep.Bytes, good.Objects, good.Bytes, rep.Problems)
+		}
+	}
+	rep, err := bundle.Verify(io.MultiReader(bytes.NewReader(genuine), failing{}), pub)
+	if err != nil || rep.OK() || rep.Problems[0].Kind != bundle.Format || !strings.Contains(rep.Problems[0].Detail, "disk gone") {
+		t.Errorf("a bundle whose end could not be read: %v %v", err, rep.Problems)
+	}
+}
+
+// failing is a reader that fails.
+type failing struct{}
+
+func (failing) Read([]byte) (int, error) { return 0, errors.New("disk gone") }

@@ -57,9 +57,10 @@ type Report struct {
 	// was used: integrity is proved, origin is not.
 	KeyFromBundle bool
 	MerkleRoot    string
-	Objects       int
-	Bytes         int64 // of the objects
-	Read          int64 // of the tar
+	// Objects and Bytes count the objects whose bytes match the manifest.
+	Objects int
+	Bytes   int64 // of the objects
+	Read    int64 // of the tar
 	// Problems, in the order found; the first is the first bad file.
 	Problems []Problem
 	// MoreProblems counts the problems found after the first maxProblems.
@@ -248,8 +249,13 @@ func (v *verifier) trailing(r io.Reader) {
 			}
 		}
 		at += int64(n)
+		if errors.Is(err, io.EOF) {
+			return
+		}
 		if err != nil {
-			return // io.EOF, or an error reading: the server reports its reader's error itself.
+			// What follows the end was not read: it may hold files.
+			v.problem(Format, "(after the end of the tar)", "cannot read what follows the end of the tar, %d bytes past it: %v", at, err)
+			return
 		}
 	}
 }
@@ -508,8 +514,6 @@ func (v *verifier) object(key string, size int64, r io.Reader) error {
 		return nil
 	}
 	v.objSeen[i] = true
-	v.r.Objects++
-	v.r.Bytes += n
 	switch {
 	case i == v.next:
 		v.next++
@@ -521,12 +525,16 @@ func (v *verifier) object(key string, size int64, r io.Reader) error {
 	}
 	v.lastSeen = max(v.lastSeen, i)
 	e := v.m.Entries[i]
-	if sum != e.SHA256 || n != e.Size {
-		if j, ok := v.bySHA[sum]; ok && j != i {
-			v.problem(Reordered, name, "holds the bytes of %s%s (sha256 %s): objects were swapped", objectsDir, v.m.Entries[j].Key, sum[:16])
-		} else {
-			v.problem(Altered, name, "%d bytes with sha256 %s; the manifest says %d bytes with sha256 %s", n, sum, e.Size, e.SHA256)
-		}
+	switch j, swapped := v.bySHA[sum]; {
+	case sum == e.SHA256 && n == e.Size:
+		// Counted only as it matches: the report's objects and bytes are
+		// those the manifest vouches for.
+		v.r.Objects++
+		v.r.Bytes += n
+	case swapped && j != i:
+		v.problem(Reordered, name, "holds the bytes of %s%s (sha256 %s): objects were swapped", objectsDir, v.m.Entries[j].Key, sum[:16])
+	default:
+		v.problem(Altered, name, "%d bytes with sha256 %s; the manifest says %d bytes with sha256 %s", n, sum, e.Size, e.SHA256)
 	}
 	return nil
 }
