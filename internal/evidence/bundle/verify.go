@@ -236,7 +236,7 @@ func (v *verifier) below(name string) string {
 // bundle with more in it than was checked: GNU tar -i, and readers of
 // concatenated archives, unpack files written after the end.
 func (v *verifier) trailing(r io.Reader) {
-	buf := v.bufFor(1 << 20)
+	buf := v.bufFor(0)
 	var at int64
 	for {
 		n, err := r.Read(buf)
