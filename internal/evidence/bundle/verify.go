@@ -14,6 +14,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
@@ -57,6 +58,13 @@ type Report struct {
 	// was used: integrity is proved, origin is not.
 	KeyFromBundle bool
 	MerkleRoot    string
+	// SealVersion and SealedAt are the seal's version (0: made at export)
+	// and time; Previous counts the earlier versions it names. A later
+	// version may list more: only the archive tells whether this one is
+	// its latest.
+	SealVersion int
+	SealedAt    time.Time
+	Previous    int
 	// Objects and Bytes count the objects whose bytes match the manifest.
 	Objects int
 	Bytes   int64 // of the objects
@@ -397,6 +405,7 @@ func (v *verifier) file(name string, size int64, r io.Reader) error {
 func (v *verifier) setManifest(m *seal.Manifest) {
 	v.m = m
 	v.r.ExamID, v.r.CandidateID, v.r.MerkleRoot = m.ExamID, m.CandidateID, m.MerkleRoot
+	v.r.SealVersion, v.r.SealedAt, v.r.Previous = m.Version, m.SealedAt, len(m.Previous)
 	v.pos = make(map[string]int, len(m.Entries))
 	v.bySHA = make(map[string]int, len(m.Entries))
 	for i, e := range m.Entries {
