@@ -1,7 +1,9 @@
 package bundle_test
 
 import (
+	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -133,3 +135,46 @@ func TestVerifyReportCounts(t *testing.T) {
 type failing struct{}
 
 func (failing) Read([]byte) (int, error) { return 0, errors.New("disk gone") }
+
+// TestVerifyCompressed: a bundle sent compressed (gzip, as mail and chat
+// tools do) is not a tar, and the report says what it is and how to get
+// the tar out, rather than that the tar header is invalid.
+func TestVerifyCompressed(t *testing.T) {
+	t.Parallel()
+	pub := seedKey(1).Public().(ed25519.PublicKey)
+	genuine := seedBundle(t, "c1")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(genuine); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var z bytes.Buffer
+	w := zip.NewWriter(&z)
+	f, err := w.Create("bundle.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(genuine); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"gzip", gz.Bytes(), "a gzip file, not a tar: an evidence bundle is the plain tar the archive exported; decompress it first (gunzip -k FILE)"},
+		{"zip", z.Bytes(), "a zip file, not a tar: "},
+	} {
+		rep, err := bundle.Verify(bytes.NewReader(tc.b), pub)
+		if err != nil || rep.OK() || len(rep.Problems) != 1 || rep.Problems[0].Kind != bundle.Format ||
+			!strings.HasPrefix(rep.Problems[0].Detail, tc.want) {
+			t.Errorf("%s: %v %v, want %q", tc.name, err, rep.Problems, tc.want)
+		}
+	}
+}

@@ -184,7 +184,14 @@ func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 		lastSeen: -1, sealProblem: -1}
 	// Objects are hashed through v.buf, whose large reads pass the bufio
 	// buffer by; the buffer serves the headers and the small files.
-	end := &endReader{r: bufio.NewReaderSize(cr, 64<<10)}
+	br := bufio.NewReaderSize(cr, 64<<10)
+	if head, _ := br.Peek(6); compressed(head) != "" {
+		v.problem(Format, "", "%s, not a tar: an evidence bundle is the plain tar the archive exported; %s",
+			compressed(head), unpackAdvice(compressed(head)))
+		v.r.Read = cr.n
+		return v.r, nil
+	}
+	end := &endReader{r: br}
 	// walker follows the headers archive/tar reads, to refuse a file whose
 	// name tar readers disagree on.
 	walker := &headerWalker{r: end}
@@ -266,6 +273,35 @@ func (v *verifier) trailing(r io.Reader) {
 			return
 		}
 	}
+}
+
+// compressed names the kind of a compressed or zip file by its first
+// bytes, or returns "".
+func compressed(head []byte) string {
+	for _, k := range []struct{ magic, name string }{
+		{"\x1f\x8b", "a gzip file"}, {"\xfd7zXZ\x00", "an xz file"}, {"\x28\xb5\x2f\xfd", "a zstd file"},
+		{"BZh", "a bzip2 file"}, {"PK\x03\x04", "a zip file"}, {"PK\x05\x06", "a zip file"},
+	} {
+		if bytes.HasPrefix(head, []byte(k.magic)) {
+			return k.name
+		}
+	}
+	return ""
+}
+
+// unpackAdvice says what to do with a compressed bundle.
+func unpackAdvice(kind string) string {
+	switch kind {
+	case "a gzip file":
+		return "decompress it first (gunzip -k FILE) and verify the .tar"
+	case "an xz file":
+		return "decompress it first (unxz -k FILE) and verify the .tar"
+	case "a zstd file":
+		return "decompress it first (unzstd FILE) and verify the .tar"
+	case "a bzip2 file":
+		return "decompress it first (bunzip2 -k FILE) and verify the .tar"
+	}
+	return "a zip made of a bundle's files cannot be verified; if it holds the bundle's .tar, unzip it and verify that"
 }
 
 func (v *verifier) lastOr(s string) string {
