@@ -448,8 +448,12 @@ func ambiguousHeaders(p *parsed, a, b string) ([]Forgery, error) {
 	if err != nil {
 		return nil, err
 	}
+	whole, err := Write(p.files)
+	if err != nil {
+		return nil, err
+	}
 	out = append(out, Forgery{Name: "another tar after the end, with other bytes for a segment",
-		Bundle: append(bytes.Clone(mustWrite(p.files)), tail...), Kind: bundle.Format, File: "(after the end of the tar)"})
+		Bundle: append(whole, tail...), Kind: bundle.Format, File: "(after the end of the tar)"})
 	// Swapped for GNU tar: a long name and a PAX path on each.
 	named := func(f File, long, path string) []byte {
 		var raw []byte
@@ -485,14 +489,6 @@ func ambiguousHeaders(p *parsed, a, b string) ([]Forgery, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-func mustWrite(files []File) []byte {
-	b, err := Write(files)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 // splice returns the tar of files with drop of them, from the i-th, replaced
