@@ -6,6 +6,8 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"strings"
@@ -176,5 +178,44 @@ func TestVerifyCompressed(t *testing.T) {
 			!strings.HasPrefix(rep.Problems[0].Detail, tc.want) {
 			t.Errorf("%s: %v %v, want %q", tc.name, err, rep.Problems, tc.want)
 		}
+	}
+}
+
+// TestVerifyWarnsOfCaseCollisions: two objects whose keys differ only in
+// case (two cameras named cam1 and CAM1) verify, but unpacked on Windows or
+// macOS one is written over the other: the report warns of it.
+func TestVerifyWarnsOfCaseCollisions(t *testing.T) {
+	t.Parallel()
+	key := seedKey(1)
+	d, err := blob.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var entries []seal.Entry
+	for _, k := range []string{"raw/site1/cam1/init/a.mp4", "raw/site1/CAM1/init/a.mp4"} {
+		data := []byte("ftyp moov of " + k)
+		if err := d.Put(context.Background(), k, bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		entries = append(entries, seal.Entry{Kind: seal.KindInit, Key: k, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
+			Stream: "site1/" + strings.Split(k, "/")[2], Start: t0, End: t0})
+	}
+	manifest, sig, err := seal.Seal(&seal.Manifest{ExamID: "e1", CandidateID: "c1", Version: 1, SealedAt: t0, Entries: entries}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if _, err := bundle.Write(context.Background(), &b, d, bundle.Request{Purpose: "check", ExportedBy: "test", ExportedAt: t0,
+		Manifest: manifest, Signature: sig, Timeline: map[string]any{}, Audit: []any{}, Key: key}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := bundle.Verify(bytes.NewReader(b.Bytes()), key.Public().(ed25519.PublicKey))
+	if err != nil || !rep.OK() {
+		t.Fatalf("%v %v", err, rep.Problems)
+	}
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "objects/raw/site1/cam1/init/a.mp4 differ only in case") {
+		t.Errorf("warnings %q, want one of the keys that differ only in case", rep.Warnings)
 	}
 }

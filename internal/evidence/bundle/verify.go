@@ -477,6 +477,19 @@ func (v *verifier) sealWarnings() {
 	for _, p := range v.m.Problems {
 		v.r.Warnings = append(v.r.Warnings, fmt.Sprintf("%s: %s (declared by the seal)", p.Key, p.Detail))
 	}
+	// Keys that differ only in case are two files in the tar and one on a
+	// file system that ignores case: unpacked there, one object's bytes
+	// stand under the other's name.
+	folded := make(map[string]string, len(v.m.Entries))
+	for _, e := range v.m.Entries {
+		f := strings.ToLower(e.Key)
+		if other, ok := folded[f]; ok {
+			v.r.Warnings = append(v.r.Warnings, fmt.Sprintf("%s%s and %s%s differ only in case: unpacked on a file system that "+
+				"ignores case (Windows, macOS) one is written over the other; look at them on Linux, or from the tar", objectsDir, other, objectsDir, e.Key))
+			continue
+		}
+		folded[f] = e.Key
+	}
 }
 
 // checkSeal checks the manifest's signature with the given key, or the
