@@ -3,6 +3,7 @@ package archiver
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,8 +48,10 @@ func (s *Service) Seal(ctx context.Context, ce facts.EvidenceExam, force bool) (
 	var previous []seal.Previous
 	switch {
 	case err == nil:
-		// Append-only: what the latest version listed stays listed.
-		prev, err := s.readManifest(ctx, latest.ManifestKey)
+		// Append-only: what the latest version listed stays listed, and
+		// is signed again; so only a version this archive sealed is
+		// carried.
+		prev, err := s.readSealed(ctx, latest)
 		if err != nil {
 			return store.Seal{}, err
 		}
@@ -104,20 +107,62 @@ func (s *Service) Seal(ctx context.Context, ce facts.EvidenceExam, force bool) (
 	return rec, nil
 }
 
-// readManifest reads and parses a stored seal manifest.
-func (s *Service) readManifest(ctx context.Context, key string) (*seal.Manifest, error) {
-	rc, err := s.d.Blob.Get(ctx, key)
+// readSealed reads a stored version of a seal and checks that it is the
+// one sealed: the manifest its record names, of its candidate-exam and
+// version, with the Merkle root recorded, and signed by the archive's key if
+// that signed it (a seal of an earlier key has the recorded root to go by).
+// A new version carries the old one's entries and signs them again: an
+// earlier manifest altered in the blob store would otherwise come out of
+// the next seal signed. A mismatch is an ALERT and an error; nothing is
+// sealed over it.
+func (s *Service) readSealed(ctx context.Context, rec store.Seal) (*seal.Manifest, error) {
+	b, err := s.readObject(ctx, rec.ManifestKey, bundle.MaxManifestSize)
 	if err != nil {
-		return nil, fmt.Errorf("read seal manifest %s: %w", key, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, bundle.MaxManifestSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read seal manifest %s: %w", key, err)
+		return nil, fmt.Errorf("read seal manifest: %w", err)
 	}
 	m, err := seal.Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("seal manifest %s: %w", key, err)
+		return nil, fmt.Errorf("seal manifest %s: %w", rec.ManifestKey, err)
+	}
+	var why string
+	pub := s.d.SealKey.Public().(ed25519.PublicKey)
+	switch {
+	case m.ExamID != rec.ExamID || m.CandidateID != rec.CandidateID || m.Version != rec.Version:
+		why = fmt.Sprintf("it is version %d of exam %s, candidate %s", m.Version, m.ExamID, m.CandidateID)
+	case m.MerkleRoot != rec.MerkleRoot:
+		why = fmt.Sprintf("its Merkle root is %s, the seal recorded %s", m.MerkleRoot, rec.MerkleRoot)
+	case rec.KeyID == seal.KeyID(pub):
+		sig, err := s.readObject(ctx, rec.SignatureKey, 1<<10)
+		if err != nil {
+			return nil, fmt.Errorf("read seal signature: %w", err)
+		}
+		if err := seal.Verify(b, sig, pub); err != nil {
+			why = fmt.Sprintf("its signature %s: %v", rec.SignatureKey, err)
+		}
+	}
+	if why != "" {
+		s.d.Log.Error("ALERT stored seal is not the one sealed", "exam_id", rec.ExamID, "candidate_id", rec.CandidateID,
+			"version", rec.Version, "manifest", rec.ManifestKey, "detail", why)
+		return nil, fmt.Errorf("seal version %d of exam %s, candidate %s (%s) is not the seal this archive made: %s; "+
+			"not sealing over it: restore it from a bundle or a backup, and find who changed it", rec.Version, rec.ExamID,
+			rec.CandidateID, rec.ManifestKey, why)
 	}
 	return m, nil
+}
+
+// readObject reads a stored object of at most limit bytes.
+func (s *Service) readObject(ctx context.Context, key string, limit int64) ([]byte, error) {
+	rc, err := s.d.Blob.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("read %s: more than %d bytes", key, limit)
+	}
+	return b, nil
 }

@@ -180,6 +180,12 @@ func verifyKey(cmd *cobra.Command, env verifyEnv, pubkey string, pin bool, out i
 func printReport(w io.Writer, r *bundle.Report, source string) {
 	fmt.Fprintf(w, "bundle of exam %s, candidate %s\n", esc(r.ExamID), esc(r.CandidateID))
 	fmt.Fprintf(w, "  %d objects, %d bytes of media, %d bytes read; Merkle root %s\n", r.Objects, r.Bytes, r.Read, esc(r.MerkleRoot))
+	if r.MerkleRoot != "" {
+		// A later version of the seal may list more (footage or a document
+		// that came late): the version says which one this bundle is.
+		fmt.Fprintf(w, "  seal version %d, sealed %s, naming %d earlier versions; ask the archive whether it has a later one\n",
+			r.SealVersion, r.SealedAt.UTC().Format("2006-01-02 15:04:05Z07:00"), r.Previous)
+	}
 	switch {
 	case r.KeyFromBundle:
 		fmt.Fprintf(w, "  checked with the key inside the bundle (%s): that proves it intact, not who made it; "+
@@ -194,6 +200,13 @@ func printReport(w io.Writer, r *bundle.Report, source string) {
 		fmt.Fprintf(w, "  warning: %s\n", esc(s))
 	}
 	if r.OK() {
+		if len(r.Warnings) > 0 {
+			// Verified as the seal states it, and the seal states its own
+			// breaks: the OK is not a claim that nothing is missing.
+			fmt.Fprintf(w, "OK: every hash, chain, the Merkle root and the signatures verify, with warnings (%d, above): "+
+				"breaks and problems the seal or the export declares of the evidence itself\n", len(r.Warnings))
+			return
+		}
 		fmt.Fprintln(w, "OK: every hash, chain, the Merkle root and the signatures verify")
 		return
 	}

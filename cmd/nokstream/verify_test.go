@@ -13,9 +13,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nokstream/nokstream/internal/blob"
+	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
@@ -204,6 +207,67 @@ func TestEsc(t *testing.T) {
 	} {
 		if got := esc(in); got != want {
 			t.Errorf("esc(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestVerifyReportsSealVersion: the report says which version of the seal
+// the bundle holds and when it was sealed (an older version lists less, and
+// verifies as well: only the archive knows its latest), and an OK that comes
+// with warnings the seal declares says so on the OK line.
+func TestVerifyReportsSealVersion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))
+	keyFile := write(t, dir, "seal.pub", seal.MarshalPublicKey(key.Public().(ed25519.PublicKey)))
+	store := filepath.Join(dir, "store")
+	small, err := bundletest.Small(store, "c1", "appeal 12", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runVerify(t, t.TempDir(), http.DefaultClient, write(t, dir, "b.tar", small), "--pubkey", keyFile)
+	if r.status != 0 || !strings.Contains(r.stdout, "  seal version 1, sealed 2026-03-02 10:00:00Z, naming 0 earlier versions") ||
+		!strings.Contains(r.stdout, "\nOK: every hash, chain, the Merkle root and the signatures verify\n") {
+		t.Errorf("exit %d:\n%s", r.status, r.stdout)
+	}
+
+	// Version 2 of the seal, declaring a problem of its own.
+	files, err := bundletest.Read(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m *seal.Manifest
+	for _, f := range files {
+		if strings.HasSuffix(f.Header.Name, "/seal/manifest.json") {
+			if m, err = seal.Parse(f.Data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	m.Previous = []seal.Previous{{Version: 1, MerkleRoot: m.MerkleRoot, SealedAt: m.SealedAt}}
+	m.Version, m.SealedAt = 2, m.SealedAt.Add(24*time.Hour)
+	m.Problems = []seal.Problem{{Key: m.Entries[1].Key, Detail: "the stored bytes did not match ingest's announcement on arrival"}}
+	manifest, sig, err := seal.Seal(m, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := blob.NewDir(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if _, err := bundle.Write(context.Background(), &b, objs, bundle.Request{Purpose: "appeal 12", ExportedBy: "council1",
+		ExportedAt: m.SealedAt.Add(time.Hour), Manifest: manifest, Signature: sig, Timeline: map[string]any{}, Audit: []any{}, Key: key}); err != nil {
+		t.Fatal(err)
+	}
+	r = runVerify(t, t.TempDir(), http.DefaultClient, write(t, dir, "v2.tar", b.Bytes()), "--pubkey", keyFile)
+	for _, want := range []string{
+		"  seal version 2, sealed 2026-03-03 10:00:00Z, naming 1 earlier versions",
+		"  warning: " + m.Entries[1].Key + ": the stored bytes did not match ingest's announcement on arrival (declared by the seal)\n",
+		"\nOK: every hash, chain, the Merkle root and the signatures verify, with warnings (1, above): breaks and problems the seal or the export declares",
+	} {
+		if r.status != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("exit %d, want %q in:\n%s", r.status, want, r.stdout)
 		}
 	}
 }

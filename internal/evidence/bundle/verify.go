@@ -14,6 +14,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nokstream/nokstream/internal/evidence/seal"
 )
@@ -57,9 +58,17 @@ type Report struct {
 	// was used: integrity is proved, origin is not.
 	KeyFromBundle bool
 	MerkleRoot    string
-	Objects       int
-	Bytes         int64 // of the objects
-	Read          int64 // of the tar
+	// SealVersion and SealedAt are the seal's version (0: made at export)
+	// and time; Previous counts the earlier versions it names. A later
+	// version may list more: only the archive tells whether this one is
+	// its latest.
+	SealVersion int
+	SealedAt    time.Time
+	Previous    int
+	// Objects and Bytes count the objects whose bytes match the manifest.
+	Objects int
+	Bytes   int64 // of the objects
+	Read    int64 // of the tar
 	// Problems, in the order found; the first is the first bad file.
 	Problems []Problem
 	// MoreProblems counts the problems found after the first maxProblems.
@@ -175,8 +184,18 @@ func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 		lastSeen: -1, sealProblem: -1}
 	// Objects are hashed through v.buf, whose large reads pass the bufio
 	// buffer by; the buffer serves the headers and the small files.
-	end := &endReader{r: bufio.NewReaderSize(cr, 64<<10)}
-	tr := tar.NewReader(end)
+	br := bufio.NewReaderSize(cr, 64<<10)
+	if head, _ := br.Peek(6); compressed(head) != "" {
+		v.problem(Format, "", "%s, not a tar: an evidence bundle is the plain tar the archive exported; %s",
+			compressed(head), unpackAdvice(compressed(head)))
+		v.r.Read = cr.n
+		return v.r, nil
+	}
+	end := &endReader{r: br}
+	// walker follows the headers archive/tar reads, to refuse a file whose
+	// name tar readers disagree on.
+	walker := &headerWalker{r: end}
+	tr := tar.NewReader(walker)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -185,11 +204,22 @@ func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 			if end.zeros < 512 && v.last != "" {
 				v.problem(Format, v.last, "cut short: the tar ends after %s without its end-of-archive blocks", v.lastOr("its start"))
 			}
+			v.trailing(end)
 			break
 		}
 		if err != nil {
 			v.problem(Format, v.last, "not a readable tar file after %s: %v", v.lastOr("its start"), err)
 			break
+		}
+		eh, err := walker.next()
+		if err != nil {
+			v.problem(Format, v.below(h.Name), "cannot follow the tar's headers: %v", err)
+			break
+		}
+		if eh.ambiguous != "" {
+			v.problem(Format, v.below(h.Name), "tar readers disagree on this file's name: %s. Another tar reader "+
+				"could unpack it under another name than the one checked", eh.ambiguous)
+			continue
 		}
 		name, ok := v.place(h)
 		if !ok {
@@ -203,6 +233,75 @@ func Verify(r io.Reader, key ed25519.PublicKey) (*Report, error) {
 	v.finish()
 	v.r.Read = cr.n
 	return v.r, nil
+}
+
+// below returns a tar entry's name below the bundle's directory, or the
+// whole name if it is not in it.
+func (v *verifier) below(name string) string {
+	if v.dir != "" {
+		if rest, ok := strings.CutPrefix(name, v.dir); ok && rest != "" {
+			return rest
+		}
+	}
+	return name
+}
+
+// trailing reads what follows the tar's end-of-archive blocks: zeros, as
+// tar pads an archive to its record size, or nothing. Anything else is a
+// bundle with more in it than was checked: GNU tar -i, and readers of
+// concatenated archives, unpack files written after the end.
+func (v *verifier) trailing(r io.Reader) {
+	buf := v.bufFor(0)
+	var at int64
+	for {
+		n, err := r.Read(buf)
+		for i, c := range buf[:n] {
+			if c != 0 {
+				v.problem(Format, "(after the end of the tar)", "a non-zero byte %d bytes past the end-of-archive blocks: "+
+					"a bundle ends there, and a tar reader that reads on (tar -i, concatenated archives) would unpack files that were never checked",
+					at+int64(i))
+				return
+			}
+		}
+		at += int64(n)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			// What follows the end was not read: it may hold files.
+			v.problem(Format, "(after the end of the tar)", "cannot read what follows the end of the tar, %d bytes past it: %v", at, err)
+			return
+		}
+	}
+}
+
+// compressed names the kind of a compressed or zip file by its first
+// bytes, or returns "".
+func compressed(head []byte) string {
+	for _, k := range []struct{ magic, name string }{
+		{"\x1f\x8b", "a gzip file"}, {"\xfd7zXZ\x00", "an xz file"}, {"\x28\xb5\x2f\xfd", "a zstd file"},
+		{"BZh", "a bzip2 file"}, {"PK\x03\x04", "a zip file"}, {"PK\x05\x06", "a zip file"},
+	} {
+		if bytes.HasPrefix(head, []byte(k.magic)) {
+			return k.name
+		}
+	}
+	return ""
+}
+
+// unpackAdvice says what to do with a compressed bundle.
+func unpackAdvice(kind string) string {
+	switch kind {
+	case "a gzip file":
+		return "decompress it first (gunzip -k FILE) and verify the .tar"
+	case "an xz file":
+		return "decompress it first (unxz -k FILE) and verify the .tar"
+	case "a zstd file":
+		return "decompress it first (unzstd FILE) and verify the .tar"
+	case "a bzip2 file":
+		return "decompress it first (bunzip2 -k FILE) and verify the .tar"
+	}
+	return "a zip made of a bundle's files cannot be verified; if it holds the bundle's .tar, unzip it and verify that"
 }
 
 func (v *verifier) lastOr(s string) string {
@@ -342,6 +441,7 @@ func (v *verifier) file(name string, size int64, r io.Reader) error {
 func (v *verifier) setManifest(m *seal.Manifest) {
 	v.m = m
 	v.r.ExamID, v.r.CandidateID, v.r.MerkleRoot = m.ExamID, m.CandidateID, m.MerkleRoot
+	v.r.SealVersion, v.r.SealedAt, v.r.Previous = m.Version, m.SealedAt, len(m.Previous)
 	v.pos = make(map[string]int, len(m.Entries))
 	v.bySHA = make(map[string]int, len(m.Entries))
 	for i, e := range m.Entries {
@@ -351,18 +451,44 @@ func (v *verifier) setManifest(m *seal.Manifest) {
 	v.objSeen = make([]bool, len(m.Entries))
 	// The chains, as the manifest states them: every break must be one
 	// the seal declares.
-	declared := map[string]bool{}
-	for _, g := range m.Gaps {
-		declared[fmt.Sprintf("%s/%d/%d", g.Stream, g.After, g.Next)] = true
-		v.r.Warnings = append(v.r.Warnings, fmt.Sprintf("stream %s: %s (declared by the seal)", g.Stream, g.Detail))
+	breaks := seal.Breaks(m.Entries)
+	if len(breaks) == 0 {
+		return
 	}
-	for _, g := range seal.Breaks(m.Entries) {
-		if !declared[fmt.Sprintf("%s/%d/%d", g.Stream, g.After, g.Next)] {
+	declared := make(map[seal.Gap]bool, len(m.Gaps))
+	for _, g := range m.Gaps {
+		declared[seal.Gap{Stream: g.Stream, After: g.After, Next: g.Next}] = true
+	}
+	for _, g := range breaks {
+		if !declared[seal.Gap{Stream: g.Stream, After: g.After, Next: g.Next}] {
 			v.problem(Chain, fileManifest, "stream %s: %s", g.Stream, g.Detail)
 		}
 	}
-	for _, p := range m.Problems {
+}
+
+// sealWarnings reports the breaks and problems the seal declares, once its
+// signature verified with the key checked with: what a manifest unsigned,
+// or signed by another key, declares is no one's word,
+// and would make the report as large as the manifest allows.
+func (v *verifier) sealWarnings() {
+	for _, g := range v.m.Gaps {
+		v.r.Warnings = append(v.r.Warnings, fmt.Sprintf("stream %s: %s (declared by the seal)", g.Stream, g.Detail))
+	}
+	for _, p := range v.m.Problems {
 		v.r.Warnings = append(v.r.Warnings, fmt.Sprintf("%s: %s (declared by the seal)", p.Key, p.Detail))
+	}
+	// Keys that differ only in case are two files in the tar and one on a
+	// file system that ignores case: unpacked there, one object's bytes
+	// stand under the other's name.
+	folded := make(map[string]string, len(v.m.Entries))
+	for _, e := range v.m.Entries {
+		f := strings.ToLower(e.Key)
+		if other, ok := folded[f]; ok {
+			v.r.Warnings = append(v.r.Warnings, fmt.Sprintf("%s%s and %s%s differ only in case: unpacked on a file system that "+
+				"ignores case (Windows, macOS) one is written over the other; look at them on Linux, or from the tar", objectsDir, other, objectsDir, e.Key))
+			continue
+		}
+		folded[f] = e.Key
 	}
 }
 
@@ -387,6 +513,7 @@ func (v *verifier) checkSeal(sig []byte) {
 	switch {
 	case seal.Verify(v.manifest, sig, key) == nil:
 		v.signedBy = key
+		v.sealWarnings()
 	case v.key != nil && v.bundled != nil && !v.key.Equal(v.bundled) && seal.Verify(v.manifest, sig, v.bundled) == nil:
 		v.problem(WrongKey, fileManifest, "signed by key %s (the bundle's seal/seal.pub), not by the given key %s",
 			seal.KeyID(v.bundled), seal.KeyID(v.key))
@@ -445,8 +572,6 @@ func (v *verifier) object(key string, size int64, r io.Reader) error {
 		return nil
 	}
 	v.objSeen[i] = true
-	v.r.Objects++
-	v.r.Bytes += n
 	switch {
 	case i == v.next:
 		v.next++
@@ -458,12 +583,16 @@ func (v *verifier) object(key string, size int64, r io.Reader) error {
 	}
 	v.lastSeen = max(v.lastSeen, i)
 	e := v.m.Entries[i]
-	if sum != e.SHA256 || n != e.Size {
-		if j, ok := v.bySHA[sum]; ok && j != i {
-			v.problem(Reordered, name, "holds the bytes of %s%s (sha256 %s): objects were swapped", objectsDir, v.m.Entries[j].Key, sum[:16])
-		} else {
-			v.problem(Altered, name, "%d bytes with sha256 %s; the manifest says %d bytes with sha256 %s", n, sum, e.Size, e.SHA256)
-		}
+	switch j, swapped := v.bySHA[sum]; {
+	case sum == e.SHA256 && n == e.Size:
+		// Counted only as it matches: the report's objects and bytes are
+		// those the manifest vouches for.
+		v.r.Objects++
+		v.r.Bytes += n
+	case swapped && j != i:
+		v.problem(Reordered, name, "holds the bytes of %s%s (sha256 %s): objects were swapped", objectsDir, v.m.Entries[j].Key, sum[:16])
+	default:
+		v.problem(Altered, name, "%d bytes with sha256 %s; the manifest says %d bytes with sha256 %s", n, sum, e.Size, e.SHA256)
 	}
 	return nil
 }

@@ -180,7 +180,8 @@ func sha256Hex(b []byte) string {
 // manifest edited to name another candidate; a metadata file after the
 // objects began; a file outside the bundle's directory; the seal of another
 // candidate; export.json of another bundle; an object as a sparse file; and
-// the bundle re-signed whole with another key.
+// the bundle re-signed whole with another key; and the forgeries of
+// ambiguousHeaders.
 func Forge(g Genuine) ([]Forgery, error) {
 	p, err := parse(g.Bundle)
 	if err != nil {
@@ -325,6 +326,11 @@ func Forge(g Genuine) ([]Forgery, error) {
 		return nil, err
 	}
 	out = append(out, Forgery{Name: "an object as a sparse file of 1 TiB of holes", Bundle: sparse, Kind: bundle.Format, File: obj(seg)})
+	headerForgeries, err := ambiguousHeaders(p, obj(seg), obj(seg+1))
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, headerForgeries...)
 	resigned, err := resign(p, g.Key)
 	if err != nil {
 		return nil, err
@@ -410,4 +416,140 @@ func resign(p *parsed, key ed25519.PrivateKey) ([]byte, error) {
 	f[p.at(Export)].Data = xb
 	f[p.at(ExportSig)].Data = ed25519.Sign(key, xb)
 	return Write(f)
+}
+
+// ambiguousHeaders returns the forgeries of p that archive/tar reads as the
+// genuine bundle and another tar reader as something else: another tar
+// after the end-of-archive blocks, holding other bytes for segment a (GNU
+// tar -i unpacks them over the checked ones); segments a and b swapped for
+// GNU tar and Python's tarfile, each with a GNU long name (which
+// archive/tar takes) and a PAX path (which they take) naming the other;
+// a with two PAX headers, the first naming b (archive/tar keeps the last,
+// Python merges them); a with two GNU long names, the first naming b
+// (Python takes the first, archive/tar and GNU tar the last); and a with
+// digits in the prefix field of a GNU header (Python puts it in another
+// directory). Each fails as format of a, or of what follows the end.
+func ambiguousHeaders(p *parsed, a, b string) ([]Forgery, error) {
+	ia, ib := p.at(a), p.at(b)
+	fa, fb := p.files[ia], p.files[ib]
+	var out []Forgery
+	add := func(name, file string, raw []byte, drop int) error {
+		b, err := splice(p.files, ia, drop, raw)
+		if err != nil {
+			return fmt.Errorf("forge %s: %w", name, err)
+		}
+		out = append(out, Forgery{Name: name, Bundle: b, Kind: bundle.Format, File: file})
+		return nil
+	}
+	// Another tar after the end.
+	other := fa
+	other.Data = []byte("moof mdat: other footage")
+	tail, err := Write([]File{other})
+	if err != nil {
+		return nil, err
+	}
+	whole, err := Write(p.files)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, Forgery{Name: "another tar after the end, with other bytes for a segment",
+		Bundle: append(whole, tail...), Kind: bundle.Format, File: "(after the end of the tar)"})
+	// Swapped for GNU tar: a long name and a PAX path on each.
+	named := func(f File, long, path string) []byte {
+		var raw []byte
+		raw = append(raw, rawFile(rawHeader("././@LongLink", 'L', len(long)+1, true), []byte(long+"\x00"))...)
+		x := paxRecord("path", path)
+		raw = append(raw, rawFile(rawHeader("PaxHeaders/x", 'x', len(x), false), []byte(x))...)
+		return append(raw, rawFile(rawHeader(f.Header.Name, '0', len(f.Data), false), f.Data)...)
+	}
+	if err := add("two segments swapped for GNU tar: GNU long names and PAX paths that disagree", a,
+		append(named(fa, fa.Header.Name, fb.Header.Name), named(fb, fb.Header.Name, fa.Header.Name)...), ib-ia+1); err != nil {
+		return nil, err
+	}
+	// Two PAX headers.
+	x1, x2 := paxRecord("path", fb.Header.Name), paxRecord("comment", "genuine")
+	raw := rawFile(rawHeader("PaxHeaders/1", 'x', len(x1), false), []byte(x1))
+	raw = append(raw, rawFile(rawHeader("PaxHeaders/2", 'x', len(x2), false), []byte(x2))...)
+	raw = append(raw, rawFile(rawHeader(fa.Header.Name, '0', len(fa.Data), false), fa.Data)...)
+	if err := add("a segment with two PAX headers, the first naming another segment", a, raw, 1); err != nil {
+		return nil, err
+	}
+	// Two GNU long names.
+	raw = rawFile(rawHeader("././@LongLink", 'L', len(fb.Header.Name)+1, true), []byte(fb.Header.Name+"\x00"))
+	raw = append(raw, rawFile(rawHeader("././@LongLink", 'L', len(fa.Header.Name)+1, true), []byte(fa.Header.Name+"\x00"))...)
+	raw = append(raw, rawFile(rawHeader("x", '0', len(fa.Data), true), fa.Data)...)
+	if err := add("a segment with two GNU long names, the first naming another segment", a, raw, 1); err != nil {
+		return nil, err
+	}
+	// Digits in the prefix field of a GNU header.
+	h := rawHeader(fa.Header.Name, '0', len(fa.Data), true)
+	copy(h[345:], "00000000000")
+	checksum(h)
+	if err := add("a segment in another directory for Python: the prefix field of a GNU header", a, rawFile(h, fa.Data), 1); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// splice returns the tar of files with drop of them, from the i-th, replaced
+// by raw, tar blocks as they are.
+func splice(files []File, i, drop int, raw []byte) ([]byte, error) {
+	head, err := Write(files[:i])
+	if err != nil {
+		return nil, err
+	}
+	rest, err := Write(files[i+drop:])
+	if err != nil {
+		return nil, err
+	}
+	head = head[:len(head)-1024] // its end-of-archive blocks
+	return append(append(head, raw...), rest...), nil
+}
+
+// rawHeader returns a tar header block: a POSIX one, or a GNU one.
+func rawHeader(name string, typ byte, size int, gnu bool) []byte {
+	b := make([]byte, 512)
+	copy(b, name)
+	copy(b[100:], "0000444\x00")
+	copy(b[108:], "0000000\x00")
+	copy(b[116:], "0000000\x00")
+	copy(b[124:], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:], "00000000000\x00")
+	b[156] = typ
+	if gnu {
+		copy(b[257:], "ustar  \x00")
+	} else {
+		copy(b[257:], "ustar\x0000")
+	}
+	checksum(b)
+	return b
+}
+
+// checksum sets the checksum of a header block.
+func checksum(b []byte) {
+	copy(b[148:156], "        ") // the checksum counts its own field as spaces
+	sum := 0
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+}
+
+// rawFile is a header block and its data, padded to a block.
+func rawFile(header, data []byte) []byte {
+	out := append(bytes.Clone(header), data...)
+	if n := len(data) % 512; n != 0 {
+		out = append(out, make([]byte, 512-n)...)
+	}
+	return out
+}
+
+// paxRecord is one record of a PAX extended header.
+func paxRecord(k, v string) string {
+	n := len(k) + len(v) + 3 // space, '=', newline
+	d := len(strconv.Itoa(n))
+	if len(strconv.Itoa(n+d)) > d {
+		d++
+	}
+	return fmt.Sprintf("%d %s=%s\n", n+d, k, v)
 }
