@@ -199,6 +199,14 @@ func printReport(w io.Writer, r *bundle.Report, source string) {
 	for _, s := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", esc(s))
 	}
+	if r.OK() && r.KeyFromBundle {
+		// Anyone can re-sign a bundle whole with a key of their own: with
+		// the bundle's key the OK would be a forger's as much as the
+		// archive's, so it is not said.
+		fmt.Fprintln(w, "INTACT, ORIGIN NOT PROVEN: every hash, chain and the Merkle root verify, and the signatures "+
+			"verify with the key inside the bundle, which anyone could have made; give --pubkey")
+		return
+	}
 	if r.OK() {
 		if len(r.Warnings) > 0 {
 			// Verified as the seal states it, and the seal states its own

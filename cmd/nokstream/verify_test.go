@@ -122,14 +122,14 @@ func TestVerifyExitStatus(t *testing.T) {
 		{"genuine, key file", noPin, []string{good, "--pubkey", keyFile}, 0, "OK: every hash", ""},
 		{"genuine, key URL", noPin, []string{good, "--pubkey", keyURL}, 0, "checked with key " + seal.KeyID(pub) + ", given with --pubkey " + keyURL, ""},
 		{"genuine, pinned key", pinned, []string{good}, 0, "checked with key " + seal.KeyID(pub) + ", pinned in " + pinned, ""},
-		{"genuine, the bundle's own key", noPin, []string{good}, 3, "OK: every hash", originNotProven(archive)},
+		{"genuine, the bundle's own key", noPin, []string{good}, 3, "INTACT, ORIGIN NOT PROVEN", originNotProven(archive)},
 		{"second manifest, key file", noPin, []string{second, "--pubkey", keyFile}, 1,
 			"FAILED: format: seal/manifest.json: appears twice", "nokstream: the bundle did not verify\n"},
 		{"second manifest, the bundle's own key", noPin, []string{second}, 1,
 			"FAILED: format: seal/manifest.json: appears twice", "nokstream: the bundle did not verify\n"},
 		{"signed whole by a forger, pinned key", pinned, []string{resigned}, 1,
 			"FAILED: key: seal/manifest.json: signed by key " + seal.KeyID(forger.Public().(ed25519.PublicKey)), "nokstream: the bundle did not verify\n"},
-		{"signed whole by a forger, the bundle's own key", noPin, []string{resigned}, 3, "OK: every hash", originNotProven(forger)},
+		{"signed whole by a forger, the bundle's own key", noPin, []string{resigned}, 3, "INTACT, ORIGIN NOT PROVEN", originNotProven(forger)},
 		{"genuine, a pinned file that is no key", badPin, []string{good}, 1, "",
 			"nokstream: the pinned key " + filepath.Join(badPin, "nokstream", "seal.pub") + ": public key: want PEM, or the base64 or hex of 32 bytes\n"},
 		{"key over plain http", noPin, []string{good, "--pubkey", "http://" + strings.TrimPrefix(srv.URL, "https://")}, 1, "",
@@ -140,6 +140,11 @@ func TestVerifyExitStatus(t *testing.T) {
 			if r.status != tc.status || !strings.Contains(r.stdout, tc.stdout) || r.stderr != tc.stderr {
 				t.Errorf("exit %d, stdout:\n%s\nstderr: %q\nwant exit %d, %q in stdout, stderr %q", r.status, r.stdout, r.stderr,
 					tc.status, tc.stdout, tc.stderr)
+			}
+			// A forger's key inside the bundle verifies as well as the
+			// archive's: nothing may read as OK then.
+			if tc.status == 3 && strings.Contains(r.stdout, "OK:") {
+				t.Errorf("checked with the bundle's own key, the report says OK:\n%s", r.stdout)
 			}
 		})
 	}
