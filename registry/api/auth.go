@@ -332,6 +332,9 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Fragment != "" {
 		return errorf(http.StatusBadRequest, "path must be an absolute path such as /api/v1/streams/<site>/<device>/playlist.m3u8?from=...&to=...")
 	}
+	if !cleanText(u.Path) || !cleanQuery(u.Query()) {
+		return errorf(http.StatusBadRequest, "path has a NUL character or is not valid UTF-8")
+	}
 	if path.Clean(u.Path) != u.Path || !signable(u.Path) {
 		return errorf(http.StatusBadRequest, "path must be under /api/v1/streams/ or /api/v1/media/")
 	}

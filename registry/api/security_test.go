@@ -603,3 +603,62 @@ func TestSlowClientsDoNotStopLogins(t *testing.T) {
 		t.Errorf("the server dropped %d of %d slow connections", dropped, len(conns))
 	}
 }
+
+// TestMalformedTextRefused: a NUL character or invalid UTF-8 in a path,
+// a query or a JSON string (which PostgreSQL does not keep in text) is a
+// 400 naming the problem, from anyone, before and after logging in; it
+// used to reach the database and answer 500 (an error in the log for each
+// request). Nothing is stored, and the next requests are served.
+func TestMalformedTextRefused(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	o := w.orgs[1]
+	center := o.tokens[store.RoleCenter]
+	for _, c := range []struct{ method, path, token, body string }{
+		{"POST", "/api/v1/auth/login", "", `{"login":"nark\u0000","password":"guess"}`},
+		{"POST", "/api/v1/exam/login", "", `{"password":"ABCD-EFGH-JKM\u0000"}`},
+		{"GET", "/api/v1/register/certificates?number=CERT-1%00", "", ""},
+		{"GET", "/api/v1/register/certificates?number=CERT-%FF", "", ""},
+		{"GET", "/api/v1/exams/" + o.exam + "%00", center, ""},
+		{"GET", "/api/v1/candidates/%FF", center, ""},
+		{"GET", "/api/v1/documents/%00", center, ""},
+		{"GET", "/api/v1/media/" + o.media + "%00", center, ""},
+		{"GET", "/api/v1/appeals?exam=%00", center, ""},
+		{"GET", "/api/v1/audit?object=%FF", w.nark, ""},
+		{"POST", "/api/v1/candidates/search", center, `{"q":"Фам\u0000"}`},
+		{"POST", "/api/v1/candidates", center, `{"last_name":"Фамилия\u0000","first_name":"Имя","document":"паспорт 99"}`},
+		{"PUT", "/api/v1/centers/" + o.center, center, `{"name":"ЦОК\u0000"}`},
+		{"POST", "/api/v1/links", center, `{"path":"/api/v1/media/a%00b"}`},
+		{"POST", "/api/v1/exam/consent", w.candidate, `{"version":"1\u0000","page":"/ui/exam.html"}`},
+	} {
+		r := e.do(c.method, c.path, c.token, c.body)
+		if r.code != http.StatusBadRequest {
+			t.Errorf("%s %s %s: %d %s, want 400", c.method, c.path, c.body, r.code, r.body)
+			continue
+		}
+		if msg := r.errorMessage(t); !strings.Contains(msg, "NUL") && !strings.Contains(msg, "UTF-8") {
+			t.Errorf("%s %s: error %q does not name the NUL or the UTF-8", c.method, c.path, msg)
+		}
+	}
+	// A backslash before u0000 is text, not a NUL.
+	if r := e.do("POST", "/api/v1/candidates/search", center, `{"q":"\\u0000"}`); r.code != http.StatusOK {
+		t.Errorf("search for the text \\u0000: %d %s", r.code, r.body)
+	}
+	if strings.Contains(e.metrics(), `code="500"`) {
+		t.Errorf("some request answered 500:\n%s", e.metrics())
+	}
+	list, err := e.store.Candidates(context.Background(), store.Scope{Center: o.center})
+	must(t, err)
+	for _, k := range list {
+		if strings.HasPrefix(k.LastName, "Фамилия\x00") {
+			t.Errorf("candidate %s stored with a NUL in the name", k.ID)
+		}
+	}
+	if r := e.do("GET", "/api/v1/register/certificates?number="+o.cert, "", nil); r.code != http.StatusOK {
+		t.Errorf("the public check after them: %d %s", r.code, r.body)
+	}
+	if r := e.do("GET", "/api/v1/exams/"+o.exam, center, nil); r.code != http.StatusOK {
+		t.Errorf("GET the exam after them: %d %s", r.code, r.body)
+	}
+}
