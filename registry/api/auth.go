@@ -171,7 +171,7 @@ func (s *Server) verifySigned(r *http.Request) (store.User, int64, error) {
 	}
 	u, err := s.sessionUser(r.Context(), sid, uid)
 	if errors.Is(err, store.ErrBadCredentials) {
-		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: its session has ended (logout, password change or reset, or the user is disabled)")
+		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: its session has ended (expired, logout, password change or reset, or the user is disabled)")
 	}
 	if err != nil {
 		return store.User{}, 0, err

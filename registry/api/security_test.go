@@ -496,6 +496,52 @@ func TestSignedLinkRevoked(t *testing.T) {
 	}
 }
 
+// TestSignedLinkEndsWithItsSession: a session that expires ends its
+// signed links, the media URLs inside its playlists too, as a logout does:
+// they used to work on until their own expiry, up to MaxLinkTTL after the
+// session that made them.
+func TestSignedLinkEndsWithItsSession(t *testing.T) {
+	t.Parallel()
+	// Sessions shorter than links: a link made at login outlives it.
+	e := newDomainEnv(t, nil, func(c *api.Config) { c.TokenTTL = 30 * time.Minute })
+	w := newWorld(t, e)
+	ctx := context.Background()
+	council := w.orgs[1].users[store.RoleCouncil]
+	temp, err := e.store.ResetPassword(ctx, council.Login)
+	must(t, err)
+	must(t, e.store.ChangePassword(ctx, council.ID, temp, "a long enough password"))
+	must(t, markPasswordChanged(ctx, e, council.ID))
+	token, _ := e.login(council.Login, "a long enough password")
+	r := e.do("POST", "/api/v1/links", token, map[string]string{"path": "/api/v1/streams/" + w.orgs[1].site + "/room1/playlist.m3u8" + win()})
+	if r.code != http.StatusOK {
+		t.Fatalf("create link: %d %s", r.code, r.body)
+	}
+	link := decode[struct {
+		URL       string    `json:"url"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}](t, r)
+	r = e.do("GET", link.URL, "", nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("GET the link: %d %s", r.code, r.body)
+	}
+	media := parsePlaylist(t, r.body).entries[0].uri
+	if r := e.do("GET", media, "", nil); r.code != http.StatusOK {
+		t.Fatalf("GET a media URL of the playlist: %d %s", r.code, r.body)
+	}
+	e.clock.Set(e.clock.Now().Add(31 * time.Minute))
+	if !e.clock.Now().Before(link.ExpiresAt) {
+		t.Fatalf("the link expires at %v, before the session", link.ExpiresAt)
+	}
+	if r := e.do("GET", "/api/v1/auth/me", token, nil); r.code != http.StatusUnauthorized {
+		t.Errorf("the expired session's token: %d, want 401", r.code)
+	}
+	for _, p := range []string{link.URL, media} {
+		if r := e.do("GET", p, "", nil); r.code != http.StatusForbidden {
+			t.Errorf("GET %s after its session expired: %d %s, want 403", p, r.code, r.body)
+		}
+	}
+}
+
 // TestSecurityHeaders: every answer says nosniff; a document, even one
 // whose bytes are a page, downloads as an attachment in a sandbox; the web
 // pages may not be framed.
