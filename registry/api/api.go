@@ -474,10 +474,14 @@ func (s *Server) Handler() http.Handler {
 // gets no read or write deadline from the HTTP server
 // (httpserver.New): a media object, an evidence bundle to download or to
 // verify. Every other route answers within the server's deadlines.
+//
+// Only the methods of those routes stream: another method's answer (a 405)
+// gets the deadlines, and so does a refused request's unread body (route).
 func Streaming(r *http.Request) bool {
 	p := r.URL.Path
-	return strings.HasPrefix(p, "/api/v1/media/") || p == "/api/v1/evidence/verify" ||
-		(strings.HasPrefix(p, "/api/v1/exams/") && strings.HasSuffix(p, "/evidence"))
+	get := r.Method == http.MethodGet || r.Method == http.MethodHead
+	return (get && strings.HasPrefix(p, "/api/v1/media/")) || (r.Method == http.MethodPost && p == "/api/v1/evidence/verify") ||
+		(get && strings.HasPrefix(p, "/api/v1/exams/") && strings.HasSuffix(p, "/evidence"))
 }
 
 // headerOnly keeps the status and headers of a response and drops its body.
@@ -548,6 +552,15 @@ func (s *Server) route(pattern string, mode authMode, h handlerFunc) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		err := s.serve(sw, r, mode, h)
+		if err != nil && r.ContentLength != 0 && Streaming(r) {
+			// A streaming route has no read deadline (httpserver.New),
+			// and the server reads what is left of a body before it
+			// answers: a refused request's body (a stranger's, before
+			// authentication) is not waited for. The connection closes
+			// after the answer.
+			w.Header().Set("Connection", "close")
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		}
 		if err != nil {
 			var ae *apiError
 			switch {

@@ -708,3 +708,51 @@ func TestMalformedTextRefused(t *testing.T) {
 		t.Errorf("GET the exam after them: %d %s", r.code, r.body)
 	}
 }
+
+// TestRefusedStreamsAreNotHeld: the routes that stream (media, evidence
+// bundles) have no read deadline, and the server reads what is left of a
+// request's body before it answers; a stranger's request to them with a
+// body it never finishes sending used to be held open for ever, without
+// even its 401. Now the refusal is answered at once and the connection
+// closed, and another method on those paths gets the usual deadlines.
+func TestRefusedStreamsAreNotHeld(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	cfg := httpserver.DefaultConfig()
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout = time.Second, time.Second
+	srv := httpserver.New(e.srv.Handler(), cfg, api.Streaming)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	o := w.orgs[1]
+	for _, c := range []struct {
+		request string
+		want    string
+	}{
+		{"GET /api/v1/media/" + o.media + " HTTP/1.1", "401"},
+		{"HEAD /api/v1/media/" + o.media + " HTTP/1.1", "401"},
+		{"POST /api/v1/evidence/verify HTTP/1.1", "401"},
+		{"GET /api/v1/exams/" + o.exam + "/candidates/" + o.cand + "/evidence?purpose=x HTTP/1.1", "401"},
+		{"POST /api/v1/media/" + o.media + " HTTP/1.1", "405"},
+	} {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		must(t, err)
+		t.Cleanup(func() { _ = conn.Close() })
+		_, err = io.WriteString(conn, c.request+"\r\nHost: registry\r\nContent-Length: 100000\r\n\r\nthe first bytes of many")
+		must(t, err)
+		// The answer and the end of the connection, or a timeout here
+		// if the server holds it.
+		must(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
+		b, err := io.ReadAll(conn)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("%s with a body never finished: held open (read %q)", c.request, b)
+			continue
+		}
+		if !strings.HasPrefix(string(b), "HTTP/1.1 "+c.want+" ") {
+			t.Errorf("%s with a body never finished: %q, want %s", c.request, b, c.want)
+		}
+	}
+}
