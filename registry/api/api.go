@@ -45,6 +45,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -55,10 +56,13 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -470,10 +474,14 @@ func (s *Server) Handler() http.Handler {
 // gets no read or write deadline from the HTTP server
 // (httpserver.New): a media object, an evidence bundle to download or to
 // verify. Every other route answers within the server's deadlines.
+//
+// Only the methods of those routes stream: another method's answer (a 405)
+// gets the deadlines, and so does a refused request's unread body (route).
 func Streaming(r *http.Request) bool {
 	p := r.URL.Path
-	return strings.HasPrefix(p, "/api/v1/media/") || p == "/api/v1/evidence/verify" ||
-		(strings.HasPrefix(p, "/api/v1/exams/") && strings.HasSuffix(p, "/evidence"))
+	get := r.Method == http.MethodGet || r.Method == http.MethodHead
+	return (get && strings.HasPrefix(p, "/api/v1/media/")) || (r.Method == http.MethodPost && p == "/api/v1/evidence/verify") ||
+		(get && strings.HasPrefix(p, "/api/v1/exams/") && strings.HasSuffix(p, "/evidence"))
 }
 
 // headerOnly keeps the status and headers of a response and drops its body.
@@ -544,6 +552,15 @@ func (s *Server) route(pattern string, mode authMode, h handlerFunc) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		err := s.serve(sw, r, mode, h)
+		if err != nil && r.ContentLength != 0 && Streaming(r) {
+			// A streaming route has no read deadline (httpserver.New),
+			// and the server reads what is left of a body before it
+			// answers: a refused request's body (a stranger's, before
+			// authentication) is not waited for. The connection closes
+			// after the answer.
+			w.Header().Set("Connection", "close")
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		}
 		if err != nil {
 			var ae *apiError
 			switch {
@@ -575,6 +592,9 @@ func (s *Server) route(pattern string, mode authMode, h handlerFunc) {
 
 // serve authenticates the caller as mode requires and calls h.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, mode authMode, h handlerFunc) error {
+	if err := checkText(r); err != nil {
+		return err
+	}
 	if mode == authNone {
 		return h(w, r, nil)
 	}
@@ -655,13 +675,42 @@ func writeErrorWith(w http.ResponseWriter, status int, msg string, extra map[str
 	writeJSON(w, status, v)
 }
 
+// checkText refuses a request whose path or query has a NUL character or
+// is not valid UTF-8: PostgreSQL keeps neither in text, and would fail the
+// query that an id or a search term goes to (a 500 for anyone's request,
+// with an error in the log).
+func checkText(r *http.Request) error {
+	if !cleanText(r.URL.Path) {
+		return errorf(http.StatusBadRequest, "the path has a NUL character or is not valid UTF-8")
+	}
+	if !cleanQuery(r.URL.Query()) {
+		return errorf(http.StatusBadRequest, "the query has a NUL character or is not valid UTF-8")
+	}
+	return nil
+}
+
+// cleanQuery reports whether every name and value of q is cleanText.
+func cleanQuery(q url.Values) bool {
+	for k, vs := range q {
+		if !cleanText(k) || slices.ContainsFunc(vs, func(v string) bool { return !cleanText(v) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanText reports whether s is valid UTF-8 without a NUL character.
+func cleanText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
 // decodeJSON decodes a request body of at most 64 KiB into v, refusing
-// unknown fields and trailing data.
+// unknown fields, trailing data and strings with a NUL character (which
+// PostgreSQL does not keep in text; invalid UTF-8 the decoder replaces).
 func decodeJSON(r *http.Request, v any) error {
 	if mt := r.Header.Get("Content-Type"); mt != "" && !isJSON(mt) {
 		return errorf(http.StatusUnsupportedMediaType, "content type %q is not application/json", mt)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
+	var body bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(http.MaxBytesReader(nil, r.Body, 64<<10), &body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errorf(http.StatusBadRequest, "invalid JSON body: %v", err)
@@ -669,7 +718,26 @@ func decodeJSON(r *http.Request, v any) error {
 	if dec.More() {
 		return errorf(http.StatusBadRequest, "invalid JSON body: data after the object")
 	}
+	if escapedNUL(body.Bytes()) {
+		return errorf(http.StatusBadRequest, "invalid JSON body: a string has a NUL character (\\u0000)")
+	}
 	return nil
+}
+
+// escapedNUL reports whether JSON text b has the escape \u0000 in a
+// string: raw control characters are not JSON, so it is the only way a NUL
+// arrives.
+func escapedNUL(b []byte) bool {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if b[i+1] == 'u' && bytes.HasPrefix(b[i+2:], []byte("0000")) {
+			return true
+		}
+		i++ // the escaped character, a backslash among them
+	}
+	return false
 }
 
 func isJSON(contentType string) bool {

@@ -171,7 +171,7 @@ func (s *Server) verifySigned(r *http.Request) (store.User, int64, error) {
 	}
 	u, err := s.sessionUser(r.Context(), sid, uid)
 	if errors.Is(err, store.ErrBadCredentials) {
-		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: its session has ended (logout, password change or reset, or the user is disabled)")
+		return store.User{}, 0, errorf(http.StatusForbidden, "signed URL: its session has ended (expired, logout, password change or reset, or the user is disabled)")
 	}
 	if err != nil {
 		return store.User{}, 0, err
@@ -331,6 +331,9 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, c *caller) e
 	u, err := url.Parse(req.Path)
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Fragment != "" {
 		return errorf(http.StatusBadRequest, "path must be an absolute path such as /api/v1/streams/<site>/<device>/playlist.m3u8?from=...&to=...")
+	}
+	if !cleanText(u.Path) || !cleanQuery(u.Query()) {
+		return errorf(http.StatusBadRequest, "path has a NUL character or is not valid UTF-8")
 	}
 	if path.Clean(u.Path) != u.Path || !signable(u.Path) {
 		return errorf(http.StatusBadRequest, "path must be under /api/v1/streams/ or /api/v1/media/")

@@ -381,6 +381,9 @@ func (s *Server) candidateMedia(w http.ResponseWriter, r *http.Request, c *calle
 		return err
 	}
 	window := url.Values{"from": {e.Start.UTC().Format(time.RFC3339)}, "to": {e.End.UTC().Format(time.RFC3339)}}
+	if p := purpose(r); p != "" {
+		window.Set("purpose", p) // and the media URLs in them: purposeQuery
+	}
 	// The links must outlive watching the whole exam.
 	expires := s.now().Add(s.cfg.LinkTTL + e.End.Sub(e.Start))
 	out := []evidenceStreamJSON{}

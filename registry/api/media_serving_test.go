@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -382,5 +384,85 @@ func TestMediaAuditGrouped(t *testing.T) {
 	must(t, err)
 	if brk != nil {
 		t.Errorf("audit chain broken: %v", brk)
+	}
+}
+
+// TestMediaAuditKeepsPurpose: the purpose declared for a playlist, a
+// segment list or a candidate's evidence (query or X-Purpose) is carried
+// by the signed media URLs in the answer, so that the player's fetches of
+// them, which send no header, are audited with it. They used to be
+// media.get rows without a purpose.
+func TestMediaAuditKeepsPurpose(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	o := w.orgs[1]
+	expert := o.tokens[store.RoleExpert]
+	window := rangeQuery(examStart, examEnd)
+	fetch := func(what, uri string) {
+		t.Helper()
+		if r := e.do("GET", uri, "", nil); r.code != http.StatusOK {
+			t.Fatalf("%s %s: %d %s", what, uri, r.code, r.body)
+		}
+	}
+
+	// A playlist asked for with ?purpose=: its segment and init URLs.
+	r := e.do("GET", "/api/v1/streams/"+o.site+"/room1/playlist.m3u8"+window+"&purpose="+url.QueryEscape("апелляция 9"), expert, nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("playlist: %d %s", r.code, r.body)
+	}
+	p := parsePlaylist(t, r.body)
+	fetch("segment of the playlist", p.entries[0].uri)
+	fetch("init of the playlist", p.entries[0].mapURI)
+
+	// A segment list asked for with X-Purpose.
+	r = e.do("GET", "/api/v1/streams/"+o.site+"/ws1-cam/segments"+window, expert, nil, "X-Purpose", "review 3")
+	if r.code != http.StatusOK {
+		t.Fatalf("segments: %d %s", r.code, r.body)
+	}
+	segs := decode[[]struct {
+		URL string `json:"url"`
+	}](t, r)
+	fetch("segment of the list", segs[1].URL)
+
+	// A candidate's evidence: its signed playlist, then a segment of it.
+	r = e.do("GET", "/api/v1/exams/"+o.exam+"/candidates/"+o.cand+"/media?purpose=check", expert, nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("media: %d %s", r.code, r.body)
+	}
+	ev := decode[struct {
+		Streams []struct {
+			Stream      string `json:"stream"`
+			PlaylistURL string `json:"playlist_url"`
+		} `json:"streams"`
+	}](t, r)
+	i := slices.IndexFunc(ev.Streams, func(s struct {
+		Stream      string `json:"stream"`
+		PlaylistURL string `json:"playlist_url"`
+	}) bool {
+		return s.Stream == o.site+"/ws1-screen"
+	})
+	if i < 0 {
+		t.Fatalf("no stream %s/ws1-screen in %s", o.site, r.body)
+	}
+	r = e.do("GET", ev.Streams[i].PlaylistURL, "", nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("signed playlist: %d %s", r.code, r.body)
+	}
+	fetch("segment of the evidence playlist", parsePlaylist(t, r.body).entries[2].uri)
+
+	must(t, e.srv.CloseMediaAudit(context.Background()))
+	log, err := e.store.AuditLog(context.Background(), 0, 100000)
+	must(t, err)
+	got := map[string]float64{}
+	for _, a := range log {
+		if a.Action == "media.get" {
+			f, _ := a.Detail["fetches"].(float64)
+			got[a.Object+" "+a.Purpose] += f
+		}
+	}
+	want := map[string]float64{o.site + "/room1 апелляция 9": 2, o.site + "/ws1-cam review 3": 1, o.site + "/ws1-screen check": 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("media.get fetches by stream and purpose: %v, want %v", got, want)
 	}
 }

@@ -21,7 +21,7 @@ import (
 
 // mediaStore lists what the media route call of the registry's database.
 type mediaStore interface {
-	UserBySession(ctx context.Context, sid, uid int64) (store.User, error)
+	UserBySession(ctx context.Context, sid, uid int64, now time.Time) (store.User, error)
 	ExpertStreamWindows(ctx context.Context, expert int64, site, device string) ([]store.Window, error)
 	StreamExamWindows(ctx context.Context, site, device string) ([]store.ExamWindow, error)
 	Site(ctx context.Context, id string) (store.Site, error)
@@ -109,7 +109,7 @@ func (s *Server) sessionUser(ctx context.Context, sid, uid int64) (store.User, e
 	if u, ok := s.serving.sessions.get(k, s.now()); ok {
 		return u, nil
 	}
-	u, err := s.db.media.UserBySession(ctx, sid, uid)
+	u, err := s.db.media.UserBySession(ctx, sid, uid, s.now())
 	if err != nil {
 		return store.User{}, err
 	}

@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"testing"
 
@@ -56,5 +58,44 @@ func TestCouncilRegistersCenters(t *testing.T) {
 		if r := e.do("GET", p, council, nil); r.code != http.StatusOK {
 			t.Errorf("council1 reads %s: %d", p, r.code)
 		}
+	}
+}
+
+// TestOrganisationIDsAreOne: a council or a center cannot register a
+// center or a site under the id of another organisation of another kind.
+// Users name their organisation by id alone, so a site registered as
+// "council2" would have made its admin (once an operator added one) the
+// manager of council2's accounts: listing their names and contacts and
+// disabling them.
+func TestOrganisationIDsAreOne(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	ctx := context.Background()
+	o1, o2 := w.orgs[1], w.orgs[2]
+	council, center := o1.tokens[store.RoleCouncil], o1.tokens[store.RoleCenter]
+	for _, id := range []string{o2.council, o1.council, o2.center} {
+		if r := e.do("POST", "/api/v1/sites", center, map[string]any{"id": id, "name": "ЭП"}); r.code != http.StatusConflict {
+			t.Errorf("center1 registers site %s: %d %s, want 409", id, r.code, r.body)
+		}
+		if _, err := e.store.Site(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("site %s: %v, want none", id, err)
+		}
+	}
+	for _, id := range []string{o2.council, o2.site} {
+		if r := e.do("POST", "/api/v1/centers", council, map[string]any{"id": id, "name": "ЦОК"}); r.code != http.StatusConflict {
+			t.Errorf("council1 registers center %s: %d %s, want 409", id, r.code, r.body)
+		}
+		if _, err := e.store.Center(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("center %s: %v, want none", id, err)
+		}
+	}
+	// No site admin can be made for council2's id, so none manages its
+	// accounts.
+	if _, err := e.store.AddUser(ctx, "intruder", store.RoleSite, o2.council); err == nil {
+		tok, _ := userToken(t, e, "intruder2", store.RoleSite, o2.council)
+		must(t, e.store.SetOrgAdmin(ctx, "intruder2", true))
+		r := e.do("GET", "/api/v1/users", tok, nil)
+		t.Errorf("a site admin of id %s was made; its accounts list: %d %s", o2.council, r.code, r.body)
 	}
 }

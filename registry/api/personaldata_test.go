@@ -215,3 +215,41 @@ func TestAppointOnlyOwnExperts(t *testing.T) {
 		t.Errorf("council2's expert reads exam1: %d", r.code)
 	}
 }
+
+// TestAppointExpertTellsNoLogins: a center trying logins as experts of its
+// exam gets one answer for a login that does not exist, one of another
+// role (its own council's, another council's), a disabled expert and
+// another council's expert, so it cannot learn who has an account and in
+// which role. It used to answer "no user", "is not an expert" and "is
+// registered with neither ... nor ..." apart.
+func TestAppointExpertTellsNoLogins(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	ctx := context.Background()
+	o1, o2 := w.orgs[1], w.orgs[2]
+	_, err := e.store.AddUser(ctx, "retired-expert", store.RoleExpert, o1.council)
+	must(t, err)
+	must(t, e.store.SetUserDisabled(ctx, "retired-expert", true))
+	center := o1.tokens[store.RoleCenter]
+	path := "/api/v1/exams/" + o1.exam + "/experts"
+	answers := map[string][]string{}
+	for _, login := range []string{"no-such-login", o1.users[store.RoleCouncil].Login, o2.users[store.RoleCouncil].Login,
+		o2.users[store.RoleSite].Login, "nark", "retired-expert", o2.users[store.RoleExpert].Login} {
+		r := e.do("POST", path, center, map[string]string{"login": login})
+		if r.code != http.StatusUnprocessableEntity {
+			t.Errorf("appoint %s: %d %s, want 422", login, r.code, r.body)
+			continue
+		}
+		msg := strings.Replace(r.errorMessage(t), login, "LOGIN", 1)
+		answers[msg] = append(answers[msg], login)
+	}
+	if len(answers) != 1 {
+		t.Errorf("the answers tell the logins apart: %q", answers)
+	}
+	x, err := e.store.Exam(ctx, o1.exam)
+	must(t, err)
+	if len(x.Experts) != 1 {
+		t.Errorf("experts of %s: %+v, want only its own", o1.exam, x.Experts)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func TestStaffProfiles(t *testing.T) {
 	o := w.orgs[1]
 	ctx := context.Background()
 	clerk := o.tokens[store.RoleCenter]
-	for _, bad := range []map[string]string{{"email": "not an address"}, {"phone": "call me"}, {"full_name": string(make([]byte, 201))}} {
+	for _, bad := range []map[string]string{{"email": "not an address"}, {"phone": "call me"}, {"full_name": strings.Repeat("я", 201)}} {
 		if r := e.do("PUT", "/api/v1/auth/profile", clerk, bad); r.code != http.StatusUnprocessableEntity {
 			t.Errorf("PUT /auth/profile %v: %d %s", bad, r.code, r.body)
 		}

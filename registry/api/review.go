@@ -185,7 +185,7 @@ func (s *Server) master(w http.ResponseWriter, r *http.Request, c *caller) error
 
 	expires := now.Add(s.cfg.LinkTTL + time.Duration(rawTotal*float64(time.Second)))
 	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
-	if p := r.URL.Query().Get("purpose"); p != "" {
+	if p := purpose(r); p != "" {
 		q.Set("purpose", p)
 	}
 	playlist := "/api/v1/streams/" + site + "/" + device + "/playlist.m3u8"
@@ -257,6 +257,7 @@ func (s *Server) thumbnails(w http.ResponseWriter, r *http.Request, c *caller) e
 		total += time.Duration(math.Round(g.Duration*1000)) * time.Millisecond
 	}
 	expires := now.Add(s.cfg.LinkTTL + total)
+	pq := purposeQuery(r)
 	frags := make([][]webvtt.Cue, len(segs))
 	g, gctx := errgroup.WithContext(r.Context())
 	g.SetLimit(maxFragmentReads)
@@ -266,7 +267,7 @@ func (s *Server) thumbnails(w http.ResponseWriter, r *http.Request, c *caller) e
 			continue
 		}
 		g.Go(func() error {
-			cues, err := s.fragment(gctx, rr, offsets[i], seg.Duration, c.user.ID, c.session, expires)
+			cues, err := s.fragment(gctx, rr, offsets[i], seg.Duration, pq, c.user.ID, c.session, expires)
 			if err != nil {
 				return err
 			}
@@ -290,9 +291,9 @@ func (s *Server) thumbnails(w http.ResponseWriter, r *http.Request, c *caller) e
 // fragment reads the thumbnails fragment of a rendition and moves its cues
 // from the stream's media timeline to the playlist timeline, where the
 // segment starts at offset and lasts seconds, pointing them at the sprite
-// by a signed URL.
+// by a signed URL with query q (the declared purpose).
 func (s *Server) fragment(ctx context.Context, rr store.RenditionMedia, offset time.Duration, seconds float64,
-	uid, sid int64, expires time.Time) ([]webvtt.Cue, error) {
+	q url.Values, uid, sid int64, expires time.Time) ([]webvtt.Cue, error) {
 	th := rr.Thumbnails
 	b, err := s.readFragment(ctx, th.VTT)
 	if err != nil {
@@ -302,7 +303,7 @@ func (s *Server) fragment(ctx context.Context, rr store.RenditionMedia, offset t
 	if err != nil {
 		return nil, fmt.Errorf("thumbnails of segment %s: %w", rr.SegmentID, err)
 	}
-	sprite := s.sign(mediaPrefix+th.Sprite.Key, nil, uid, sid, expires)
+	sprite := s.sign(mediaPrefix+th.Sprite.Key, q, uid, sid, expires)
 	base := time.Duration(math.Round(rr.MediaStart*1000)) * time.Millisecond
 	end := offset + time.Duration(math.Round(seconds*1000))*time.Millisecond
 	out := make([]webvtt.Cue, 0, len(cues))

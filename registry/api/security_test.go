@@ -496,6 +496,52 @@ func TestSignedLinkRevoked(t *testing.T) {
 	}
 }
 
+// TestSignedLinkEndsWithItsSession: a session that expires ends its
+// signed links, the media URLs inside its playlists too, as a logout does:
+// they used to work on until their own expiry, up to MaxLinkTTL after the
+// session that made them.
+func TestSignedLinkEndsWithItsSession(t *testing.T) {
+	t.Parallel()
+	// Sessions shorter than links: a link made at login outlives it.
+	e := newDomainEnv(t, nil, func(c *api.Config) { c.TokenTTL = 30 * time.Minute })
+	w := newWorld(t, e)
+	ctx := context.Background()
+	council := w.orgs[1].users[store.RoleCouncil]
+	temp, err := e.store.ResetPassword(ctx, council.Login)
+	must(t, err)
+	must(t, e.store.ChangePassword(ctx, council.ID, temp, "a long enough password"))
+	must(t, markPasswordChanged(ctx, e, council.ID))
+	token, _ := e.login(council.Login, "a long enough password")
+	r := e.do("POST", "/api/v1/links", token, map[string]string{"path": "/api/v1/streams/" + w.orgs[1].site + "/room1/playlist.m3u8" + win()})
+	if r.code != http.StatusOK {
+		t.Fatalf("create link: %d %s", r.code, r.body)
+	}
+	link := decode[struct {
+		URL       string    `json:"url"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}](t, r)
+	r = e.do("GET", link.URL, "", nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("GET the link: %d %s", r.code, r.body)
+	}
+	media := parsePlaylist(t, r.body).entries[0].uri
+	if r := e.do("GET", media, "", nil); r.code != http.StatusOK {
+		t.Fatalf("GET a media URL of the playlist: %d %s", r.code, r.body)
+	}
+	e.clock.Set(e.clock.Now().Add(31 * time.Minute))
+	if !e.clock.Now().Before(link.ExpiresAt) {
+		t.Fatalf("the link expires at %v, before the session", link.ExpiresAt)
+	}
+	if r := e.do("GET", "/api/v1/auth/me", token, nil); r.code != http.StatusUnauthorized {
+		t.Errorf("the expired session's token: %d, want 401", r.code)
+	}
+	for _, p := range []string{link.URL, media} {
+		if r := e.do("GET", p, "", nil); r.code != http.StatusForbidden {
+			t.Errorf("GET %s after its session expired: %d %s, want 403", p, r.code, r.body)
+		}
+	}
+}
+
 // TestSecurityHeaders: every answer says nosniff; a document, even one
 // whose bytes are a page, downloads as an attachment in a sandbox; the web
 // pages may not be framed.
@@ -601,5 +647,112 @@ func TestSlowClientsDoNotStopLogins(t *testing.T) {
 	}
 	if dropped != len(conns) {
 		t.Errorf("the server dropped %d of %d slow connections", dropped, len(conns))
+	}
+}
+
+// TestMalformedTextRefused: a NUL character or invalid UTF-8 in a path,
+// a query or a JSON string (which PostgreSQL does not keep in text) is a
+// 400 naming the problem, from anyone, before and after logging in; it
+// used to reach the database and answer 500 (an error in the log for each
+// request). Nothing is stored, and the next requests are served.
+func TestMalformedTextRefused(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	o := w.orgs[1]
+	center := o.tokens[store.RoleCenter]
+	for _, c := range []struct{ method, path, token, body string }{
+		{"POST", "/api/v1/auth/login", "", `{"login":"nark\u0000","password":"guess"}`},
+		{"POST", "/api/v1/exam/login", "", `{"password":"ABCD-EFGH-JKM\u0000"}`},
+		{"GET", "/api/v1/register/certificates?number=CERT-1%00", "", ""},
+		{"GET", "/api/v1/register/certificates?number=CERT-%FF", "", ""},
+		{"GET", "/api/v1/exams/" + o.exam + "%00", center, ""},
+		{"GET", "/api/v1/candidates/%FF", center, ""},
+		{"GET", "/api/v1/documents/%00", center, ""},
+		{"GET", "/api/v1/media/" + o.media + "%00", center, ""},
+		{"GET", "/api/v1/appeals?exam=%00", center, ""},
+		{"GET", "/api/v1/audit?object=%FF", w.nark, ""},
+		{"POST", "/api/v1/candidates/search", center, `{"q":"Фам\u0000"}`},
+		{"POST", "/api/v1/candidates", center, `{"last_name":"Фамилия\u0000","first_name":"Имя","document":"паспорт 99"}`},
+		{"PUT", "/api/v1/centers/" + o.center, center, `{"name":"ЦОК\u0000"}`},
+		{"POST", "/api/v1/links", center, `{"path":"/api/v1/media/a%00b"}`},
+		{"POST", "/api/v1/exam/consent", w.candidate, `{"version":"1\u0000","page":"/ui/exam.html"}`},
+	} {
+		r := e.do(c.method, c.path, c.token, c.body)
+		if r.code != http.StatusBadRequest {
+			t.Errorf("%s %s %s: %d %s, want 400", c.method, c.path, c.body, r.code, r.body)
+			continue
+		}
+		if msg := r.errorMessage(t); !strings.Contains(msg, "NUL") && !strings.Contains(msg, "UTF-8") {
+			t.Errorf("%s %s: error %q does not name the NUL or the UTF-8", c.method, c.path, msg)
+		}
+	}
+	// A backslash before u0000 is text, not a NUL.
+	if r := e.do("POST", "/api/v1/candidates/search", center, `{"q":"\\u0000"}`); r.code != http.StatusOK {
+		t.Errorf("search for the text \\u0000: %d %s", r.code, r.body)
+	}
+	if strings.Contains(e.metrics(), `code="500"`) {
+		t.Errorf("some request answered 500:\n%s", e.metrics())
+	}
+	list, err := e.store.Candidates(context.Background(), store.Scope{Center: o.center})
+	must(t, err)
+	for _, k := range list {
+		if strings.HasPrefix(k.LastName, "Фамилия\x00") {
+			t.Errorf("candidate %s stored with a NUL in the name", k.ID)
+		}
+	}
+	if r := e.do("GET", "/api/v1/register/certificates?number="+o.cert, "", nil); r.code != http.StatusOK {
+		t.Errorf("the public check after them: %d %s", r.code, r.body)
+	}
+	if r := e.do("GET", "/api/v1/exams/"+o.exam, center, nil); r.code != http.StatusOK {
+		t.Errorf("GET the exam after them: %d %s", r.code, r.body)
+	}
+}
+
+// TestRefusedStreamsAreNotHeld: the routes that stream (media, evidence
+// bundles) have no read deadline, and the server reads what is left of a
+// request's body before it answers; a stranger's request to them with a
+// body it never finishes sending used to be held open for ever, without
+// even its 401. Now the refusal is answered at once and the connection
+// closed, and another method on those paths gets the usual deadlines.
+func TestRefusedStreamsAreNotHeld(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, nil)
+	w := newWorld(t, e)
+	cfg := httpserver.DefaultConfig()
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout = time.Second, time.Second
+	srv := httpserver.New(e.srv.Handler(), cfg, api.Streaming)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	o := w.orgs[1]
+	for _, c := range []struct {
+		request string
+		want    string
+	}{
+		{"GET /api/v1/media/" + o.media + " HTTP/1.1", "401"},
+		{"HEAD /api/v1/media/" + o.media + " HTTP/1.1", "401"},
+		{"POST /api/v1/evidence/verify HTTP/1.1", "401"},
+		{"GET /api/v1/exams/" + o.exam + "/candidates/" + o.cand + "/evidence?purpose=x HTTP/1.1", "401"},
+		{"POST /api/v1/media/" + o.media + " HTTP/1.1", "405"},
+	} {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		must(t, err)
+		t.Cleanup(func() { _ = conn.Close() })
+		_, err = io.WriteString(conn, c.request+"\r\nHost: registry\r\nContent-Length: 100000\r\n\r\nthe first bytes of many")
+		must(t, err)
+		// The answer and the end of the connection, or a timeout here
+		// if the server holds it.
+		must(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
+		b, err := io.ReadAll(conn)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("%s with a body never finished: held open (read %q)", c.request, b)
+			continue
+		}
+		if !strings.HasPrefix(string(b), "HTTP/1.1 "+c.want+" ") {
+			t.Errorf("%s with a body never finished: %q, want %s", c.request, b, c.want)
+		}
 	}
 }

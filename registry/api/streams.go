@@ -134,6 +134,7 @@ func (s *Server) segments(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	expires := now.Add(s.cfg.LinkTTL)
+	pq := purposeQuery(r)
 	out := make([]segmentJSON, 0, len(segs))
 	for _, g := range segs {
 		codecs := g.Codecs
@@ -157,9 +158,9 @@ func (s *Server) segments(w http.ResponseWriter, r *http.Request, c *caller) err
 			Salvaged:      g.Salvaged,
 			Independent:   g.Independent,
 			ObjectKey:     g.ObjectKey,
-			URL:           s.sign(mediaPrefix+g.ObjectKey, nil, c.user.ID, c.session, expires),
+			URL:           s.sign(mediaPrefix+g.ObjectKey, pq, c.user.ID, c.session, expires),
 			InitKey:       g.InitKey,
-			InitURL:       s.sign(mediaPrefix+g.InitKey, nil, c.user.ID, c.session, expires),
+			InitURL:       s.sign(mediaPrefix+g.InitKey, pq, c.user.ID, c.session, expires),
 			InitBytes:     g.InitBytes,
 			InitSHA256:    g.InitSHA256,
 		})
@@ -195,13 +196,25 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, c *caller) err
 	// A player fetches a VOD playlist once and its segments as it plays:
 	// their URLs must outlive watching the whole playlist.
 	expires := now.Add(s.cfg.LinkTTL + time.Duration(total*float64(time.Second)))
+	pq := purposeQuery(r)
 	body := renderPlaylist(segs, func(key string) string {
-		return s.sign(mediaPrefix+key, nil, c.user.ID, c.session, expires)
+		return s.sign(mediaPrefix+key, pq, c.user.ID, c.session, expires)
 	})
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 	w.Header().Set("Cache-Control", "no-store")
 	_, err = w.Write(body)
 	return err
+}
+
+// purposeQuery is the query that carries the purpose declared with r
+// into the signed URLs its answer names (nil when none was declared): a
+// player fetches them without headers, and each fetch is audited with the
+// purpose it was made for (media.get rows are kept per purpose).
+func purposeQuery(r *http.Request) url.Values {
+	if p := purpose(r); p != "" {
+		return url.Values{"purpose": {p}}
+	}
+	return nil
 }
 
 func rangeDetail(from, to time.Time, n int) map[string]any {

@@ -244,18 +244,8 @@ func (s *Store) ExamOwner(ctx context.Context, id string) (Owner, error) {
 // an expert registered with neither the exam's center nor its council, is
 // ErrInvalid.
 func (s *Store) AppointExpert(ctx context.Context, exam, login string, by int64) (Expert, error) {
-	u, err := s.UserByLogin(ctx, login)
-	if errors.Is(err, ErrNotFound) {
-		return Expert{}, fmt.Errorf("appoint expert to %s: %w: no user %q", exam, ErrInvalid, login)
-	}
-	if err != nil {
-		return Expert{}, fmt.Errorf("appoint expert to %s: %w", exam, err)
-	}
-	if u.Role != RoleExpert || u.Disabled {
-		return Expert{}, fmt.Errorf("appoint expert to %s: %w: %s is not an expert", exam, ErrInvalid, u.Login)
-	}
 	var center, council string
-	err = s.pool.QueryRow(ctx, `SELECT c.id, e.council_id FROM exams e JOIN centers c ON c.id = e.center_id WHERE e.id = $1`, exam).
+	err := s.pool.QueryRow(ctx, `SELECT c.id, e.council_id FROM exams e JOIN centers c ON c.id = e.center_id WHERE e.id = $1`, exam).
 		Scan(&center, &council)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Expert{}, fmt.Errorf("appoint expert to %s: %w", exam, ErrNotFound)
@@ -263,9 +253,16 @@ func (s *Store) AppointExpert(ctx context.Context, exam, login string, by int64)
 	if err != nil {
 		return Expert{}, fmt.Errorf("appoint expert to %s: %w", exam, err)
 	}
-	if u.OrgID == "" || (u.OrgID != center && u.OrgID != council) {
-		return Expert{}, fmt.Errorf("appoint expert to %s: %w: %s is registered with neither center %s nor council %s",
-			exam, ErrInvalid, u.Login, center, council)
+	u, err := s.UserByLogin(ctx, login)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Expert{}, fmt.Errorf("appoint expert to %s: %w", exam, err)
+	}
+	// One answer whether the login is unknown, not an expert's, disabled
+	// or another organisation's: the center learns no other logins and
+	// roles by trying them.
+	if err != nil || u.Role != RoleExpert || u.Disabled || u.OrgID == "" || (u.OrgID != center && u.OrgID != council) {
+		return Expert{}, fmt.Errorf("appoint expert to %s: %w: %q is not an expert registered with center %s or council %s",
+			exam, ErrInvalid, login, center, council)
 	}
 	x := Expert{ID: u.ID, Login: u.Login}
 	err = s.pool.QueryRow(ctx, `

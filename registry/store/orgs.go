@@ -164,6 +164,27 @@ func (s Site) Owner() Owner {
 	return Owner{Council: s.CouncilID, Councils: s.Councils, Center: s.CenterID, Site: s.ID}
 }
 
+// orgIDFree returns ErrExists if an organisation of a kind other than
+// kind (OrgCouncil, OrgCenter, OrgSite) has id: users.org_id names an
+// organisation by its id alone (an expert's is a council's or a center's),
+// so that an organisation's admin, the appointment of experts and the
+// suspensions would otherwise mistake one for the other.
+func orgIDFree(ctx context.Context, q interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, id, kind string) error {
+	var taken bool
+	err := q.QueryRow(ctx, `SELECT ($2 <> 'council' AND EXISTS (SELECT 1 FROM councils WHERE id = $1))
+		OR ($2 <> 'center' AND EXISTS (SELECT 1 FROM centers WHERE id = $1))
+		OR ($2 <> 'site' AND EXISTS (SELECT 1 FROM sites WHERE id = $1))`, id, kind).Scan(&taken)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return fmt.Errorf("%w: id %s is taken by another organisation", ErrExists, id)
+	}
+	return nil
+}
+
 // SaveCouncil creates the council c, or updates the name and commission of
 // an existing one, and reports whether it was created.
 func (s *Store) SaveCouncil(ctx context.Context, c Council) (created bool, err error) {
@@ -172,6 +193,15 @@ func (s *Store) SaveCouncil(ctx context.Context, c Council) (created bool, err e
 	}
 	if strings.TrimSpace(c.Name) == "" {
 		return false, fmt.Errorf("save council %s: %w: a name is required", c.ID, ErrInvalid)
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM councils WHERE id = $1)`, c.ID).Scan(&exists); err != nil {
+		return false, fmt.Errorf("save council %s: %w", c.ID, err)
+	}
+	if !exists {
+		if err := orgIDFree(ctx, s.pool, c.ID, OrgCouncil); err != nil {
+			return false, fmt.Errorf("save council %s: %w", c.ID, err)
+		}
 	}
 	err = s.pool.QueryRow(ctx, `
 		INSERT INTO councils (id, name, commission_members, commission_address, commission_email, commission_phones)
@@ -250,6 +280,9 @@ func (s *Store) SaveCenter(ctx context.Context, c Center) (created bool, err err
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			created = true
+			if err := orgIDFree(ctx, tx, c.ID, OrgCenter); err != nil {
+				return err
+			}
 		case err != nil:
 			return err
 		case was != c.CouncilID:
@@ -385,6 +418,9 @@ func (s *Store) SaveSite(ctx context.Context, st Site) (created bool, err error)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			created = true
+			if err := orgIDFree(ctx, tx, st.ID, OrgSite); err != nil {
+				return err
+			}
 			_, err = tx.Exec(ctx, `INSERT INTO sites (id, center_id, name, address, email, phones, time_zone) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 				st.ID, st.CenterID, strings.TrimSpace(st.Name), strings.TrimSpace(st.Address), strings.TrimSpace(st.Email), cleanList(st.Phones),
 				cmp.Or(st.TimeZone, DefaultTimeZone))

@@ -363,14 +363,14 @@ func (s *Store) SessionByToken(ctx context.Context, token string, now time.Time)
 	return u, sid, nil
 }
 
-// UserBySession returns user uid if session sid is still one of theirs:
-// not ended by logout, a password change or reset, and the user not
-// disabled, nor their organisation suspended. Otherwise it is
+// UserBySession returns user uid if session sid is still one of theirs at
+// now: not expired, not ended by logout, a password change or reset, and
+// the user not disabled, nor their organisation suspended. Otherwise it is
 // ErrBadCredentials.
-func (s *Store) UserBySession(ctx context.Context, sid, uid int64) (User, error) {
+func (s *Store) UserBySession(ctx context.Context, sid, uid int64, now time.Time) (User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx,
 		`SELECT `+userColumns+` FROM sessions s JOIN users u ON u.id = s.user_id
-		 WHERE s.id = $1 AND s.user_id = $2 AND `+userActive, sid, uid))
+		 WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at > $3 AND `+userActive, sid, uid, now))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, fmt.Errorf("check session %d: %w", sid, ErrBadCredentials)
 	}
