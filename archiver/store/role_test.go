@@ -56,7 +56,7 @@ func TestArchiverRole(t *testing.T) {
 		`SELECT * FROM public.candidates`,
 		`SELECT * FROM public.documents`,
 		`INSERT INTO public.audit_log (actor_login, action, object) VALUES ('archiver', 'archive.delete', 'x')`,
-		`UPDATE public.segments SET bytes = 0`,
+		`UPDATE public.segment_rows SET bytes = 0`,
 		`DELETE FROM archiver.deletions`,
 		`INSERT INTO archiver.goose_db_version (version_id, is_applied) VALUES (99999, true)`,
 		`CREATE TABLE archiver.scratch (id int)`,

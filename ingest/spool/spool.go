@@ -310,7 +310,7 @@ func (s *Spool) finish(m openMeta, sha string, size int64, d time.Duration, salv
 		SHA256:        sha,
 		PrevChain:     st.Chain,
 		Chain:         value,
-		ObjectKey:     fmt.Sprintf("raw/%s/%s/%s/%010d-%s.m4s", m.Site, m.Device, m.Start.UTC().Format("2006-01-02"), seq, m.SegmentID),
+		ObjectKey:     events.SegmentObjectKey(m.Site, m.Device, m.Start, seq, m.SegmentID),
 		InitKey:       fmt.Sprintf("raw/%s/%s/init/%s.mp4", m.Site, m.Device, m.InitSHA256),
 		InitSHA256:    m.InitSHA256,
 		InitBytes:     m.InitBytes,

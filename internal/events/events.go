@@ -7,7 +7,9 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Topic names. The suffix is the schema version.
@@ -83,6 +85,55 @@ func (e *SegmentClosed) Validate() error {
 		return fmt.Errorf("segment event %s: missing object keys", e.SegmentID)
 	case e.Start.IsZero() || e.Duration <= 0:
 		return fmt.Errorf("segment event %s: bad start or duration", e.SegmentID)
+	}
+	// Lengths and text the index can hold: a field it cannot store would
+	// fail the database's insert of the whole batch, again at every retry.
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{
+		{"segment_id", e.SegmentID, 128}, {"site", e.Site, 128}, {"device", e.Device, 128}, {"source", e.Source, 32},
+		{"sha256", e.SHA256, 64}, {"chain", e.Chain, 64}, {"prev_chain", e.PrevChain, 128},
+		{"object_key", e.ObjectKey, MaxObjectKey}, {"init_key", e.InitKey, MaxObjectKey},
+		{"init_sha256", e.InitSHA256, 128}, {"ingest_node", e.IngestNode, 255},
+	} {
+		if err := checkText(f.name, f.v, f.max); err != nil {
+			return fmt.Errorf("segment event %.128q: %w", e.SegmentID, err)
+		}
+	}
+	if len(e.Codecs) > 16 {
+		return fmt.Errorf("segment event %.128q: %d codecs, at most 16", e.SegmentID, len(e.Codecs))
+	}
+	for _, c := range e.Codecs {
+		if err := checkText("codec", c, 64); err != nil {
+			return fmt.Errorf("segment event %.128q: %w", e.SegmentID, err)
+		}
+	}
+	return nil
+}
+
+// SegmentObjectKey is the object key ingest stores a segment under:
+// raw/<site>/<device>/<UTC date of its start>/<sequence, ten digits>-<id>.m4s.
+// The registry's index derives it from those fields rather than store it
+// (migration 00120's segment_object_key), and stores only a key of
+// another form.
+func SegmentObjectKey(site, device string, start time.Time, sequence int64, segmentID string) string {
+	return fmt.Sprintf("raw/%s/%s/%s/%010d-%s.m4s", site, device, start.UTC().Format("2006-01-02"), sequence, segmentID)
+}
+
+// MaxObjectKey is the longest object key in bytes, S3's limit.
+const MaxObjectKey = 1024
+
+// checkText refuses a field longer than max bytes, with a NUL byte
+// (PostgreSQL's text cannot hold one) or not UTF-8.
+func checkText(name, v string, max int) error {
+	switch {
+	case len(v) > max:
+		return fmt.Errorf("%s of %d bytes, at most %d", name, len(v), max)
+	case strings.IndexByte(v, 0) >= 0:
+		return fmt.Errorf("%s has a NUL byte", name)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%s is not UTF-8", name)
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func (s *Store) RecordDeletion(ctx context.Context, e *events.ObjectDeleted) (re
 			e.ObjectKey, auditArchiveDelete).Scan(&before); err != nil || before {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM segments WHERE object_key = $1`, e.ObjectKey); err != nil {
+		if err := deleteSegmentByKey(ctx, tx, e.ObjectKey); err != nil {
 			return err
 		}
 		if err := auditIn(ctx, tx, entry); err != nil {

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/nokstream/nokstream/internal/bus"
 	"github.com/nokstream/nokstream/internal/events"
@@ -105,7 +108,7 @@ func BenchmarkSegmentIndex(b *testing.B) {
 		}
 	}
 	rows := loadSegments(b, db, examList)
-	if _, err := db.Exec(ctx, `INSERT INTO segment_ids (segment_id, start_at) SELECT segment_id, start_at FROM segments`); err != nil {
+	if _, err := db.Exec(ctx, `INSERT INTO segment_ids (segment_id, start_at) SELECT segment_id, start_at FROM segment_rows`); err != nil {
 		b.Fatal(err)
 	}
 	// What autovacuum does to a table that only grows, so that index-only
@@ -124,9 +127,15 @@ func BenchmarkSegmentIndex(b *testing.B) {
 	if err := db.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size); err != nil {
 		b.Fatal(err)
 	}
+	// What a row takes: the partitions with their indexes, and segment_ids.
+	var indexBytes int64
+	if err := db.QueryRow(ctx, `SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c
+		WHERE c.relkind = 'r' AND (c.relname LIKE 'segment\_rows\_%' OR c.relname = 'segment_ids')`).Scan(&indexBytes); err != nil {
+		b.Fatal(err)
+	}
 	loadTime := time.Since(start)
-	b.Logf("loaded %d segments of %d exams at %d sites in %v (%.0f rows/s with the partition, segment_ids and VACUUM ANALYZE); database %s",
-		rows, len(examList), benchSites, loadTime.Round(time.Second), float64(rows)/loadTime.Seconds(), size)
+	b.Logf("loaded %d segments of %d exams at %d sites in %v (%.0f rows/s with the partition, segment_ids and VACUUM ANALYZE); database %s, %.0f bytes a segment",
+		rows, len(examList), benchSites, loadTime.Round(time.Second), float64(rows)/loadTime.Seconds(), size, float64(indexBytes)/float64(rows))
 	scale := fmt.Sprintf("%.3g M rows", float64(rows)/1e6)
 	if asked > n {
 		scale += fmt.Sprintf(", %.0f M asked did not fit", float64(asked)/1e6)
@@ -622,14 +631,46 @@ func benchWorld(b *testing.B, s *store.Store, exams int) []benchExam {
 // through its window and returns how many.
 func loadSegments(b *testing.B, db *pgx.Conn, exams []benchExam) int64 {
 	b.Helper()
+	ctx := context.Background()
 	devices := []string{"room1"}
 	for w := 1; w <= benchWorkstations; w++ {
 		devices = append(devices, fmt.Sprintf("ws%d-cam", w), fmt.Sprintf("ws%d-screen", w))
 	}
+	sourceOf := func(dev string) string {
+		switch {
+		case dev == "room1":
+			return events.SourceRoom
+		case strings.HasSuffix(dev, "-cam"):
+			return events.SourceWebcam
+		}
+		return events.SourceScreen
+	}
+	// Rows shaped like ingest's: ULID segment ids, object keys of ingest's
+	// form (derived, not stored), init keys named by the init's hash, one
+	// init a stream (a profile of segment_profiles), hashes of 32 bytes.
+	hex := func(x int64) string { return fmt.Sprintf("%064x", x) }
+	profiles := map[string]int32{}
+	for _, e := range exams {
+		if _, ok := profiles[e.site+"/room1"]; ok {
+			continue
+		}
+		for di, dev := range devices {
+			var id int32
+			err := db.QueryRow(ctx, `INSERT INTO segment_profiles (site, device, source, codecs, init_key, init_sha256, init_bytes,
+					ingest_node, segment_id)
+				VALUES ($1, $2, $3, '{avc1.64001f,mp4a.40.2}', $4, $5, 900, $6, '') RETURNING profile_id`,
+				e.site, dev, sourceOf(dev), fmt.Sprintf("raw/%s/%s/init/%s.mp4", e.site, dev, hex(int64(di))), hex(int64(di)),
+				"node-"+e.site).Scan(&id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			profiles[e.site+"/"+dev] = id
+		}
+	}
 	perStream := int(benchExamHours * time.Hour / benchSegment)
 	seqs := map[string]int64{}
 	ei, di, k := 0, 0, 0
-	hex := func(x int64) string { return fmt.Sprintf("%064x", x) }
+	entropy := rand.NewChaCha8([32]byte{3, 4})
 	var row []any
 	src := pgx.CopyFromFunc(func() ([]any, error) {
 		if k == perStream {
@@ -645,21 +686,19 @@ func loadSegments(b *testing.B, db *pgx.Conn, exams []benchExam) int64 {
 		stream := e.site + "/" + dev
 		seq := seqs[stream]
 		seqs[stream] = seq + 1
-		source := "room"
-		if dev != "room1" {
-			source = map[bool]string{true: "webcam", false: "screen"}[len(dev) > 4 && dev[len(dev)-3:] == "cam"]
-		}
 		at := e.start.Add(time.Duration(k) * benchSegment)
-		id := fmt.Sprintf("%s-%08d", stream, seq)
-		row = append(row[:0], id, stream, source, e.site, dev, seq, at, benchSegment.Seconds(), at.Add(benchSegment),
-			[]string{"avc1.64001f", "mp4a.40.2"}, int64(750_000), hex(seq*7919+int64(ei)), hex(seq), hex(seq+1),
-			fmt.Sprintf("%s/%012d.m4s", stream, seq), stream+"/init-0.mp4", hex(int64(di)), int64(900), "bench", k == 0, false)
+		id := ulid.MustNew(ulid.Timestamp(at), entropy).String()
+		sum := func(x int64) []byte {
+			v := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(x)))
+			return v[:]
+		}
+		row = append(row[:0], seq, at, benchSegment.Seconds(), at.Add(benchSegment), int64(750_000), profiles[stream], k == 0,
+			id, stream, sum(seq*7919+int64(ei)), sum(seq), sum(seq+1))
 		k++
 		return row, nil
 	})
-	n, err := db.CopyFrom(context.Background(), pgx.Identifier{"segments"}, []string{"segment_id", "stream_id", "source", "site", "device",
-		"sequence", "start_at", "duration", "end_at", "codecs", "bytes", "sha256", "prev_chain", "chain", "object_key", "init_key",
-		"init_sha256", "init_bytes", "ingest_node", "discontinuity", "salvaged"}, src)
+	n, err := db.CopyFrom(ctx, pgx.Identifier{"segment_rows"}, []string{"sequence", "start_at", "duration", "end_at", "bytes",
+		"profile_id", "discontinuity", "segment_id", "stream_id", "sha256", "prev_chain", "chain"}, src)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -450,29 +450,53 @@ const examMediaQueries = 3
 // to out.
 func (s *Store) streamMedia(ctx context.Context, id string, w Window, out []MediaRef) ([]MediaRef, error) {
 	start, end := w.Start, w.End
-	rows, err := s.pool.Query(ctx, `SELECT sequence, start_at, duration, object_key, init_key, bytes, sha256 FROM segments
-		WHERE stream_id = $1 AND start_at >= $2 AND start_at < $3 AND end_at > $4
+	// segment_rows itself, not the view: its index holds every column
+	// read, and the keys are derived here (segments_read.go).
+	rows, err := s.pool.Query(ctx, `SELECT sequence, start_at, duration, segment_id, object_key, profile_id, bytes, sha256, hashes_text
+		FROM segment_rows WHERE stream_id = $1 AND start_at >= $2 AND start_at < $3 AND end_at > $4
 		ORDER BY start_at`, id, start.Add(-maxSegmentSpan), end, start)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", id, err)
 	}
-	defer rows.Close()
-	// Each row is scanned into m, through the same destinations, then
-	// appended; the text columns point into the connection's buffer until
-	// the next row, and are made strings by rowStrings.
-	m := MediaRef{StreamID: id}
-	var object, init, sha pgtype.DriverBytes
-	strs := newRowStrings(3)
-	dest := []any{&m.Sequence, &m.Start, &m.Duration, &object, &init, &m.Bytes, &sha}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("stream %s: %w", id, err)
+	first := len(out)
+	profiles := map[int32]*segmentProfile{}
+	var pids []int32 // each row's profile
+	err = func() error {
+		defer rows.Close()
+		// Each row is scanned into m, through the same destinations, then
+		// appended; the text columns point into the connection's buffer
+		// until the next row, and are made strings by rowStrings.
+		m := MediaRef{StreamID: id}
+		var segment, object, sha, hashes pgtype.DriverBytes
+		var profile int32
+		strs := newRowStrings(1)
+		d := derivedKeys{strs: strs}
+		dest := []any{&m.Sequence, &m.Start, &m.Duration, &segment, &object, &profile, &m.Bytes, &sha, &hashes}
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			d.hashes = nil
+			if m.SHA256, err = d.hash(rows, 0, sha, hashes, 8); err != nil {
+				return err
+			}
+			m.ObjectKey = d.objectKey(object, id, m.Start, m.Sequence, strs.get(0, segment))
+			if len(pids) == 0 || pids[len(pids)-1] != profile {
+				profiles[profile] = nil
+			}
+			pids = append(pids, profile)
+			out = append(out, m)
 		}
-		m.ObjectKey, m.InitKey, m.SHA256 = strs.get(0, object), strs.get(1, init), strs.get(2, sha)
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
+		return rows.Err()
+	}()
+	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", id, err)
+	}
+	if err := s.profilesByID(ctx, profiles); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", id, err)
+	}
+	for i, p := range pids {
+		out[first+i].InitKey = profiles[p].initKey
 	}
 	sortRunsBySequence(out)
 	return out, nil

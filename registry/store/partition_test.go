@@ -27,7 +27,7 @@ func TestSegmentPartitions(t *testing.T) {
 	partitionOf := func(id string) string {
 		t.Helper()
 		var p string
-		if err := db.QueryRow(ctx, `SELECT tableoid::regclass::text FROM segments WHERE segment_id = $1`, id).Scan(&p); err != nil {
+		if err := db.QueryRow(ctx, `SELECT tableoid::regclass::text FROM segment_rows WHERE segment_id = $1`, id).Scan(&p); err != nil {
 			t.Fatal(err)
 		}
 		return p
@@ -36,7 +36,7 @@ func TestSegmentPartitions(t *testing.T) {
 	if _, err := s.IndexSegment(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	if p := partitionOf(e.SegmentID); p != "segments_default" {
+	if p := partitionOf(e.SegmentID); p != "segment_rows_default" {
 		t.Errorf("footage of a month without a partition is in %s", p)
 	}
 	made, err := s.EnsureSegmentPartitions(ctx, may)
@@ -46,7 +46,7 @@ func TestSegmentPartitions(t *testing.T) {
 	if made, err := s.EnsureSegmentPartitions(ctx, may); err != nil || made != 0 {
 		t.Errorf("ensure again: %d %v, want none", made, err)
 	}
-	if p := partitionOf(e.SegmentID); p != "segments_y2031m05" {
+	if p := partitionOf(e.SegmentID); p != "segment_rows_y2031m05" {
 		t.Errorf("after the partition is made the footage is in %s", p)
 	}
 	if inserted, err := s.IndexSegment(ctx, e); err != nil || inserted {

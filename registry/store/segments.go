@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -84,60 +85,11 @@ func scanSegment(row pgx.Row) (Segment, error) {
 // reuses an indexed segment's id for other bytes, keys or another place in
 // its stream is ErrConflict. Both are permanent: retrying cannot help.
 func (s *Store) IndexSegment(ctx context.Context, e *events.SegmentClosed) (inserted bool, err error) {
-	if err := e.Validate(); err != nil {
-		return false, fmt.Errorf("index segment: %w: %w", ErrInvalid, err)
-	}
-	end := e.Start.Add(time.Duration(e.Duration * float64(time.Second)))
-	codecs := e.Codecs
-	if codecs == nil {
-		codecs = []string{}
-	}
-	// segment_ids makes the same event twice one row: the segments table
-	// is partitioned by time and cannot hold a unique index on segment_id
-	// alone (migration 00006).
-	tag, err := s.pool.Exec(ctx, `
-		WITH id AS (INSERT INTO segment_ids (segment_id, start_at) VALUES ($1, $7) ON CONFLICT DO NOTHING RETURNING segment_id)
-		INSERT INTO segments (segment_id, stream_id, source, site, device, sequence, start_at, duration, end_at,
-			codecs, bytes, sha256, prev_chain, chain, object_key, init_key, init_sha256, init_bytes,
-			ingest_node, discontinuity, salvaged, independent)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22 FROM id`,
-		e.SegmentID, e.StreamID, e.Source, e.Site, e.Device, e.Sequence, e.Start, e.Duration, end,
-		codecs, e.Bytes, e.SHA256, e.PrevChain, e.Chain, e.ObjectKey, e.InitKey, e.InitSHA256, e.InitBytes,
-		e.IngestNode, e.Discontinuity, e.Salvaged, e.IsIndependent())
+	ins, errs, err := s.IndexSegments(ctx, []*events.SegmentClosed{e})
 	if err != nil {
-		return false, fmt.Errorf("index segment %s: %w", e.SegmentID, err)
+		return false, err
 	}
-	if tag.RowsAffected() == 1 {
-		return true, nil
-	}
-
-	// A duplicate: harmless if it is the same segment, which is what
-	// at-least-once delivery produces.
-	var g Segment
-	err = s.pool.QueryRow(ctx,
-		`SELECT stream_id, sequence, bytes, sha256, chain, object_key, init_key FROM segments
-		 WHERE segment_id = $1 AND start_at = (SELECT start_at FROM segment_ids WHERE segment_id = $1)`,
-		e.SegmentID).Scan(&g.StreamID, &g.Sequence, &g.Bytes, &g.SHA256, &g.Chain, &g.ObjectKey, &g.InitKey)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Indexed once, then deleted by the sweeper when its retention
-		// ended (RecordDeletion): a replay must not bring it back.
-		swept, err := s.sweptSegments(ctx, s.pool, []*events.SegmentClosed{e})
-		if err != nil {
-			return false, fmt.Errorf("index segment %s: %w", e.SegmentID, err)
-		}
-		if sum, ok := swept[e.ObjectKey]; !ok || sum != e.SHA256 {
-			return false, fmt.Errorf("index segment %s: %w", e.SegmentID, ErrConflict)
-		}
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("index segment %s: read indexed duplicate: %w", e.SegmentID, err)
-	}
-	if g.StreamID != e.StreamID || g.Sequence != e.Sequence || g.Bytes != e.Bytes || g.SHA256 != e.SHA256 ||
-		g.Chain != e.Chain || g.ObjectKey != e.ObjectKey || g.InitKey != e.InitKey {
-		return false, fmt.Errorf("index segment %s: %w", e.SegmentID, ErrConflict)
-	}
-	return false, nil
+	return ins[0], errs[0]
 }
 
 // Segments returns the segments of stream <site>/<device> that overlap the
@@ -149,17 +101,17 @@ func (s *Store) IndexSegment(ctx context.Context, e *events.SegmentClosed) (inse
 // the partitions of the interval, whatever the length of the stream's
 // history.
 func (s *Store) Segments(ctx context.Context, site, device string, from, to time.Time) ([]Segment, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+segmentColumns+` FROM (
-			(SELECT * FROM segments WHERE stream_id = $1 AND start_at < $2 ORDER BY start_at DESC LIMIT 1)
+	rows, err := s.pool.Query(ctx, `SELECT `+rawSegmentColumns+` FROM (
+			(SELECT * FROM segment_rows WHERE stream_id = $1 AND start_at < $2 ORDER BY start_at DESC LIMIT 1)
 			UNION ALL
-			(SELECT * FROM segments WHERE stream_id = $1 AND start_at >= $2 AND start_at < $3)
+			(SELECT * FROM segment_rows WHERE stream_id = $1 AND start_at >= $2 AND start_at < $3)
 		) g WHERE end_at > $2
 		ORDER BY sequence, start_at`,
 		site+"/"+device, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("list segments of %s/%s: %w", site, device, err)
 	}
-	segs, err := collectSegments(rows, int(to.Sub(from)/typicalSegment)+2)
+	segs, err := s.collectRawSegments(ctx, rows, int(to.Sub(from)/typicalSegment)+2)
 	if err != nil {
 		return nil, fmt.Errorf("list segments of %s/%s: %w", site, device, err)
 	}
@@ -207,13 +159,25 @@ type Object struct {
 
 // ObjectByKey returns the indexed object stored under key, or ErrNotFound if
 // no indexed segment has it as its object or init key.
+//
+// A key of ingest's form names its segment ("…/<sequence>-<id>.m4s"): the
+// index finds it by that id and compares the key it derives; a key of
+// another form is stored and found by itself; an init key is a profile's.
 func (s *Store) ObjectByKey(ctx context.Context, key string) (Object, error) {
 	o := Object{Key: key}
 	err := s.pool.QueryRow(ctx, `
-		(SELECT false, site, device, segment_id, bytes, sha256 FROM segments WHERE object_key = $1 LIMIT 1)
+		(SELECT false, p.site, p.device, r.segment_id, r.bytes,
+			CASE WHEN r.hashes_text IS NULL THEN encode(r.sha256, 'hex') ELSE r.hashes_text[1] END
+		FROM segment_rows r JOIN segment_profiles p USING (profile_id)
+		WHERE r.segment_id = $2 AND r.start_at = (SELECT start_at FROM segment_ids WHERE segment_id = $2)
+			AND coalesce(r.object_key, segment_object_key(r.stream_id, r.start_at, r.sequence, r.segment_id)) = $1 LIMIT 1)
 		UNION ALL
-		(SELECT true, site, device, segment_id, init_bytes, init_sha256 FROM segments WHERE init_key = $1 LIMIT 1)
-		LIMIT 1`, key).Scan(&o.Init, &o.Site, &o.Device, &o.SegmentID, &o.Bytes, &o.SHA256)
+		(SELECT false, p.site, p.device, r.segment_id, r.bytes,
+			CASE WHEN r.hashes_text IS NULL THEN encode(r.sha256, 'hex') ELSE r.hashes_text[1] END
+		FROM segment_rows r JOIN segment_profiles p USING (profile_id) WHERE r.object_key = $1 LIMIT 1)
+		UNION ALL
+		(SELECT true, site, device, segment_id, init_bytes, init_sha256 FROM segment_profiles WHERE init_key = $1 LIMIT 1)
+		LIMIT 1`, key, keySegmentID(key)).Scan(&o.Init, &o.Site, &o.Device, &o.SegmentID, &o.Bytes, &o.SHA256)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Object{}, fmt.Errorf("look up object %s: %w", key, ErrNotFound)
 	}
@@ -221,6 +185,31 @@ func (s *Store) ObjectByKey(ctx context.Context, key string) (Object, error) {
 		return Object{}, fmt.Errorf("look up object %s: %w", key, err)
 	}
 	return o, nil
+}
+
+// keySegmentID returns the segment id that an object key of ingest's form
+// names (raw/<site>/<device>/<date>/<sequence>-<id>.m4s), or "".
+func keySegmentID(key string) string {
+	base, ok := strings.CutSuffix(key[strings.LastIndexByte(key, '/')+1:], ".m4s")
+	if !ok {
+		return ""
+	}
+	_, id, _ := strings.Cut(base, "-")
+	return id
+}
+
+// deleteSegmentByKey deletes the index row of the segment stored under key
+// (see ObjectByKey); its segment_ids row stays, so that a replay of its
+// event is known.
+func deleteSegmentByKey(ctx context.Context, tx pgx.Tx, key string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM segment_rows r
+		WHERE r.segment_id = $2 AND r.start_at = (SELECT start_at FROM segment_ids WHERE segment_id = $2)
+			AND coalesce(r.object_key, segment_object_key(r.stream_id, r.start_at, r.sequence, r.segment_id)) = $1`,
+		key, keySegmentID(key)); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM segment_rows WHERE object_key = $1`, key)
+	return err
 }
 
 // EnsureSegmentPartitions makes the monthly partitions of the segment index

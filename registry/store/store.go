@@ -76,6 +76,10 @@ type Store struct {
 	dummyOnce sync.Once
 	dummyHash string
 	dummyErr  error
+
+	// profiles caches segment_profiles: profileKey → profile_id, and
+	// profileRows profile_id → *segmentProfile.
+	profiles, profileRows sync.Map
 }
 
 // Open returns a Store on the database at dsn, which Migrate has brought up

@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// The segment index's rows are compact (migration 00120): the fields a
+// stream's segments share are a profile, hashes are bytes, and an object
+// key of ingest's form is derived. The view segments shows them as they
+// came, computing that per row in SQL; the queries that read thousands of
+// rows (playlists, an exam's media) read segment_rows itself and do it
+// here, with the profiles cached.
+
+// segmentProfile is a row of segment_profiles.
+type segmentProfile struct {
+	site, device, source string
+	codecs               []string
+	initKey, initSHA256  string
+	initBytes            int64
+	ingestNode           string
+}
+
+// profilesByID returns the profiles of ids, from the cache or, for those it
+// lacks, in one query. A profile never changes once made.
+func (s *Store) profilesByID(ctx context.Context, ids map[int32]*segmentProfile) error {
+	var missing []int32
+	for id := range ids {
+		if p, ok := s.profileRows.Load(id); ok {
+			ids[id] = p.(*segmentProfile)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT profile_id, site, device, source, codecs, init_key, init_sha256, init_bytes, ingest_node
+		FROM segment_profiles WHERE profile_id = ANY($1)`, missing)
+	if err != nil {
+		return fmt.Errorf("segment profiles: %w", err)
+	}
+	var id int32
+	var p segmentProfile
+	_, err = pgx.ForEachRow(rows, []any{&id, &p.site, &p.device, &p.source, &p.codecs, &p.initKey, &p.initSHA256, &p.initBytes,
+		&p.ingestNode}, func() error {
+		q := p
+		if q.codecs == nil {
+			q.codecs = []string{}
+		}
+		ids[id] = &q
+		s.profileRows.Store(id, &q)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("segment profiles: %w", err)
+	}
+	for id, p := range ids {
+		if p == nil {
+			return fmt.Errorf("segment profiles: profile %d of an indexed segment is missing", id)
+		}
+	}
+	return nil
+}
+
+// derivedKeys decodes the hashes and object key of a row of segment_rows
+// (see the migration) into strings of strs.
+type derivedKeys struct {
+	strs    *rowStrings
+	scratch []byte
+	hashes  []string
+}
+
+// hash returns hash i of the row (0 sha256, 1 prev_chain, 2 chain): the
+// bytes in hex, or the text it came as (hashesText, a text[] or NULL).
+func (d *derivedKeys) hash(rows pgx.Rows, i int, b []byte, hashesText []byte, col int) (string, error) {
+	if hashesText != nil {
+		if d.hashes == nil {
+			fd := rows.FieldDescriptions()[col]
+			if err := rows.Conn().TypeMap().Scan(fd.DataTypeOID, fd.Format, hashesText, &d.hashes); err != nil {
+				return "", fmt.Errorf("column %s: %w", fd.Name, err)
+			}
+			if len(d.hashes) != 3 {
+				return "", fmt.Errorf("column %s: %d hashes", fd.Name, len(d.hashes))
+			}
+		}
+		return d.hashes[i], nil
+	}
+	d.scratch = hex.AppendEncode(d.scratch[:0], b)
+	return d.strs.copy(d.scratch), nil
+}
+
+// objectKey returns the row's object key: the stored one, or ingest's form
+// when none is stored. The index stores none only for a key equal to
+// segment_object_key's, which has one only for a start in the years
+// 1000-9999 and a sequence not negative, where it and this give the same
+// (TestIndexSegmentsHostileFields).
+func (d *derivedKeys) objectKey(stored []byte, streamID string, start time.Time, sequence int64, segmentID string) string {
+	if stored != nil {
+		return d.strs.copy(stored)
+	}
+	b := append(d.scratch[:0], "raw/"...)
+	b = append(b, streamID...)
+	b = append(b, '/')
+	b = start.UTC().AppendFormat(b, "2006-01-02")
+	b = append(b, '/')
+	var num [20]byte
+	digits := strconv.AppendInt(num[:0], sequence, 10) // not negative: Validate
+	for range 10 - len(digits) {
+		b = append(b, '0')
+	}
+	b = append(b, digits...)
+	b = append(b, '-')
+	b = append(b, segmentID...)
+	b = append(b, ".m4s"...)
+	d.scratch = b
+	return d.strs.copy(b)
+}
+
+// rawSegmentColumns are the columns of segment_rows collectRawSegments
+// reads, in its order.
+const rawSegmentColumns = `segment_id, stream_id, sequence, start_at, duration, end_at, bytes, sha256, prev_chain, chain,
+	object_key, hashes_text, profile_id, discontinuity, salvaged, indexed_at, independent`
+
+// collectRawSegments reads rows of rawSegmentColumns, expecting about hint
+// of them, as collectSegments reads the view's.
+func (s *Store) collectRawSegments(ctx context.Context, rows pgx.Rows, hint int) ([]Segment, error) {
+	out := make([]Segment, 0, min(max(hint, 0), 1<<16))
+	var pids []int32 // each row's profile
+	profiles, err := func() (map[int32]*segmentProfile, error) {
+		defer rows.Close()
+		var id, stream, sha, prev, chain, key, hashes pgtype.DriverBytes
+		strs := newRowStrings(2)
+		d := derivedKeys{strs: strs}
+		var g Segment
+		var profile int32
+		var independent bool
+		dest := []any{&id, &stream, &g.Sequence, &g.Start, &g.Duration, &g.End, &g.Bytes, &sha, &prev, &chain, &key, &hashes,
+			&profile, &g.Discontinuity, &g.Salvaged, &g.IndexedAt, &independent}
+		profiles := map[int32]*segmentProfile{}
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return nil, err
+			}
+			h := g
+			h.SegmentID, h.StreamID = strs.get(0, id), strs.get(1, stream)
+			var err error
+			d.hashes = nil
+			if h.SHA256, err = d.hash(rows, 0, sha, hashes, 11); err != nil {
+				return nil, err
+			}
+			if h.PrevChain, err = d.hash(rows, 1, prev, hashes, 11); err != nil {
+				return nil, err
+			}
+			if h.Chain, err = d.hash(rows, 2, chain, hashes, 11); err != nil {
+				return nil, err
+			}
+			h.ObjectKey = d.objectKey(key, h.StreamID, h.Start, h.Sequence, h.SegmentID)
+			h.Independent = nil
+			if !independent {
+				h.Independent = new(bool)
+			}
+			if len(pids) == 0 || pids[len(pids)-1] != profile {
+				profiles[profile] = nil
+			}
+			pids = append(pids, profile)
+			out = append(out, h)
+		}
+		return profiles, rows.Err()
+	}()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.profilesByID(ctx, profiles); err != nil {
+		return nil, err
+	}
+	for i, id := range pids {
+		p := profiles[id]
+		g := &out[i]
+		g.Source, g.Site, g.Device, g.Codecs = p.source, p.site, p.device, p.codecs
+		g.InitKey, g.InitSHA256, g.InitBytes, g.IngestNode = p.initKey, p.initSHA256, p.initBytes, p.ingestNode
+	}
+	return out, nil
+}
