@@ -467,7 +467,8 @@ func (s *Store) streamMedia(ctx context.Context, id string, w Window, out []Medi
 		// appended; the text columns point into the connection's buffer
 		// until the next row, and are made strings by rowStrings.
 		m := MediaRef{StreamID: id}
-		var segment, object, sha, hashes pgtype.DriverBytes
+		var segment, object, sha pgtype.DriverBytes
+		var hashes []string // a text[] into DriverBytes is planned again at every row
 		var profile int32
 		strs := newRowStrings(1)
 		d := derivedKeys{strs: strs}
@@ -476,8 +477,7 @@ func (s *Store) streamMedia(ctx context.Context, id string, w Window, out []Medi
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
-			d.hashes = nil
-			if m.SHA256, err = d.hash(rows, 0, sha, hashes, 8); err != nil {
+			if m.SHA256, err = d.hash(0, sha, hashes); err != nil {
 				return err
 			}
 			m.ObjectKey = d.objectKey(object, id, m.Start, m.Sequence, strs.get(0, segment))

@@ -121,7 +121,7 @@ func (s *Store) Segments(ctx context.Context, site, device string, from, to time
 // SegmentByID returns the indexed segment with id, or ErrNotFound.
 func (s *Store) SegmentByID(ctx context.Context, id string) (Segment, error) {
 	g, err := scanSegment(s.pool.QueryRow(ctx, `SELECT `+segmentColumns+` FROM segments
-		WHERE segment_id = $1 AND start_at = (SELECT start_at FROM segment_ids WHERE segment_id = $1)`, id))
+		WHERE (stream_id, start_at) = (SELECT stream_id, start_at FROM segment_ids WHERE segment_id = $1) AND segment_id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Segment{}, fmt.Errorf("get segment %s: %w", id, ErrNotFound)
 	}
@@ -169,7 +169,7 @@ func (s *Store) ObjectByKey(ctx context.Context, key string) (Object, error) {
 		(SELECT false, p.site, p.device, r.segment_id, r.bytes,
 			CASE WHEN r.hashes_text IS NULL THEN encode(r.sha256, 'hex') ELSE r.hashes_text[1] END
 		FROM segment_rows r JOIN segment_profiles p USING (profile_id)
-		WHERE r.segment_id = $2 AND r.start_at = (SELECT start_at FROM segment_ids WHERE segment_id = $2)
+		WHERE (r.stream_id, r.start_at) = (SELECT stream_id, start_at FROM segment_ids WHERE segment_id = $2) AND r.segment_id = $2
 			AND coalesce(r.object_key, segment_object_key(r.stream_id, r.start_at, r.sequence, r.segment_id)) = $1 LIMIT 1)
 		UNION ALL
 		(SELECT false, p.site, p.device, r.segment_id, r.bytes,
@@ -203,7 +203,7 @@ func keySegmentID(key string) string {
 // event is known.
 func deleteSegmentByKey(ctx context.Context, tx pgx.Tx, key string) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM segment_rows r
-		WHERE r.segment_id = $2 AND r.start_at = (SELECT start_at FROM segment_ids WHERE segment_id = $2)
+		WHERE (r.stream_id, r.start_at) = (SELECT stream_id, start_at FROM segment_ids WHERE segment_id = $2) AND r.segment_id = $2
 			AND coalesce(r.object_key, segment_object_key(r.stream_id, r.start_at, r.sequence, r.segment_id)) = $1`,
 		key, keySegmentID(key)); err != nil {
 		return err

@@ -64,7 +64,7 @@ func (s *Store) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) 
 		}
 		rows, err := tx.Query(ctx, `
 			WITH ids AS (
-				INSERT INTO segment_ids (segment_id, start_at) SELECT * FROM unnest($1::text[], $3::timestamptz[])
+				INSERT INTO segment_ids (segment_id, start_at, stream_id) SELECT * FROM unnest($1::text[], $3::timestamptz[], $2::text[])
 				ON CONFLICT DO NOTHING RETURNING segment_id
 			)
 			INSERT INTO segment_rows (sequence, start_at, duration, end_at, bytes, profile_id, discontinuity, salvaged,
@@ -94,8 +94,8 @@ func (s *Store) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) 
 			return nil
 		}
 		// Duplicates: harmless if they are the same segment.
-		rows, err = tx.Query(ctx, `SELECT `+segmentColumns+` FROM segments g JOIN segment_ids i USING (segment_id, start_at)
-			WHERE i.segment_id = ANY($1)`, ids)
+		rows, err = tx.Query(ctx, `SELECT `+segmentColumns+` FROM segments
+			WHERE (stream_id, start_at, segment_id) IN (SELECT stream_id, start_at, segment_id FROM segment_ids WHERE segment_id = ANY($1))`, ids)
 		if err != nil {
 			return err
 		}

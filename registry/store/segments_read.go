@@ -74,23 +74,16 @@ func (s *Store) profilesByID(ctx context.Context, ids map[int32]*segmentProfile)
 type derivedKeys struct {
 	strs    *rowStrings
 	scratch []byte
-	hashes  []string
 }
 
 // hash returns hash i of the row (0 sha256, 1 prev_chain, 2 chain): the
-// bytes in hex, or the text it came as (hashesText, a text[] or NULL).
-func (d *derivedKeys) hash(rows pgx.Rows, i int, b []byte, hashesText []byte, col int) (string, error) {
+// bytes b in hex, or the text it came as (hashesText, NULL or three).
+func (d *derivedKeys) hash(i int, b []byte, hashesText []string) (string, error) {
 	if hashesText != nil {
-		if d.hashes == nil {
-			fd := rows.FieldDescriptions()[col]
-			if err := rows.Conn().TypeMap().Scan(fd.DataTypeOID, fd.Format, hashesText, &d.hashes); err != nil {
-				return "", fmt.Errorf("column %s: %w", fd.Name, err)
-			}
-			if len(d.hashes) != 3 {
-				return "", fmt.Errorf("column %s: %d hashes", fd.Name, len(d.hashes))
-			}
+		if len(hashesText) != 3 {
+			return "", fmt.Errorf("hashes_text of %d hashes", len(hashesText))
 		}
-		return d.hashes[i], nil
+		return hashesText[i], nil
 	}
 	d.scratch = hex.AppendEncode(d.scratch[:0], b)
 	return d.strs.copy(d.scratch), nil
@@ -135,7 +128,8 @@ func (s *Store) collectRawSegments(ctx context.Context, rows pgx.Rows, hint int)
 	var pids []int32 // each row's profile
 	profiles, err := func() (map[int32]*segmentProfile, error) {
 		defer rows.Close()
-		var id, stream, sha, prev, chain, key, hashes pgtype.DriverBytes
+		var id, stream, sha, prev, chain, key pgtype.DriverBytes
+		var hashes []string // a text[] into DriverBytes is planned again at every row
 		strs := newRowStrings(2)
 		d := derivedKeys{strs: strs}
 		var g Segment
@@ -151,14 +145,13 @@ func (s *Store) collectRawSegments(ctx context.Context, rows pgx.Rows, hint int)
 			h := g
 			h.SegmentID, h.StreamID = strs.get(0, id), strs.get(1, stream)
 			var err error
-			d.hashes = nil
-			if h.SHA256, err = d.hash(rows, 0, sha, hashes, 11); err != nil {
+			if h.SHA256, err = d.hash(0, sha, hashes); err != nil {
 				return nil, err
 			}
-			if h.PrevChain, err = d.hash(rows, 1, prev, hashes, 11); err != nil {
+			if h.PrevChain, err = d.hash(1, prev, hashes); err != nil {
 				return nil, err
 			}
-			if h.Chain, err = d.hash(rows, 2, chain, hashes, 11); err != nil {
+			if h.Chain, err = d.hash(2, chain, hashes); err != nil {
 				return nil, err
 			}
 			h.ObjectKey = d.objectKey(key, h.StreamID, h.Start, h.Sequence, h.SegmentID)

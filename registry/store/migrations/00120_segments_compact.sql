@@ -15,7 +15,10 @@
 --   - the view joins the profiles with a left join, which the planner
 --     leaves out of a query that reads none of their columns;
 --   - the site's index goes (no query reads segments by site; the archiver
---     keeps its own copy of what it needs).
+--     keeps its own copy of what it needs);
+--   - so does the index of segment ids: segment_ids, which holds each id
+--     once, says the segment's stream as well as its start, and the
+--     stream's index finds the row.
 --
 -- The view segments shows the rows exactly as before, so every reader sees
 -- the same values; writers write segment_rows (store.IndexSegments).
@@ -91,8 +94,6 @@ CREATE TABLE segment_rows_default PARTITION OF segment_rows DEFAULT;
 -- alone (the view's join adds a profile, a few a stream).
 CREATE INDEX segment_rows_stream_start ON segment_rows (stream_id, start_at)
     INCLUDE (end_at, sequence, duration, bytes, sha256, segment_id, profile_id, object_key, hashes_text);
--- A segment by id (segment_ids says in which partition).
-CREATE INDEX segment_rows_segment_id ON segment_rows (segment_id);
 -- Media requests for an object key of a form other than ingest's.
 CREATE INDEX segment_rows_object_key ON segment_rows USING hash (object_key) WHERE object_key IS NOT NULL;
 
@@ -147,6 +148,10 @@ JOIN segment_profiles p ON p.fingerprint = segment_profile_key(s.site, s.device,
     s.init_bytes, s.ingest_node),
 LATERAL (SELECT s.sha256 ~ '^([0-9a-f]{2})*$' AND s.prev_chain ~ '^([0-9a-f]{2})*$' AND s.chain ~ '^([0-9a-f]{2})*$') AS h(hex);
 
+-- Rows of segments the sweeper deleted keep a NULL stream: they have no row.
+ALTER TABLE segment_ids ADD COLUMN stream_id text;
+UPDATE segment_ids i SET stream_id = s.stream_id FROM segments s WHERE s.segment_id = i.segment_id AND s.start_at = i.start_at;
+
 DROP TABLE segments;
 
 CREATE VIEW segments AS
@@ -160,6 +165,7 @@ FROM segment_rows r LEFT JOIN segment_profiles p USING (profile_id);
 
 -- +goose Down
 CREATE TABLE segments_wide AS SELECT * FROM segments;
+ALTER TABLE segment_ids DROP COLUMN stream_id;
 DROP VIEW segments;
 DROP TABLE segment_rows;
 DROP TABLE segment_profiles;
