@@ -1,5 +1,9 @@
--- The index's bytes a row, as it is and in a compact layout: a measurement
--- for issue 16 (100 M rows on one disk), not a migration. Run it against a
+-- The index's bytes a row, as it was and in a compact layout: the
+-- measurement for issue 16 (100 M rows on one disk) that led to migration
+-- 00120 (registry/store/migrations), whose layout differs in detail: the
+-- segment id stays text (ids need not be ULIDs), the profile holds site,
+-- device, source and ingest node too, and segment_ids says the stream so
+-- that no index of segment ids is needed. Run it against a
 -- scratch PostgreSQL (psql -f docs/index-layout.sql); it creates and fills the
 -- database "layout" (1 M rows of real-shaped segments: ULID segment ids,
 -- ingest's object keys raw/<site>/<device>/<date>/<seq>-<ulid>.m4s, init keys
