@@ -225,6 +225,9 @@ func (s *Store) segmentProfiles(ctx context.Context, tx pgx.Tx, evs []*events.Se
 	if len(missing) == 0 {
 		return out, nil, nil
 	}
+	// In one order, so that two transactions making the same profiles
+	// wait for each other rather than deadlock.
+	slices.SortFunc(missing, func(a, b *events.SegmentClosed) int { return strings.Compare(profileKey(a), profileKey(b)) })
 	var sites, devices, sources, inits, initSHA, nodes, segs []string
 	var initBytes []int64
 	codecs := make([][]string, 0, len(missing))
