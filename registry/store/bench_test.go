@@ -156,16 +156,19 @@ func BenchmarkSegmentIndex(b *testing.B) {
 
 	if os.Getenv("NOKSTREAM_BENCH_EXPLAIN") != "" {
 		e := examList[0]
-		// ExamMedia's query.
-		rows, err := db.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) SELECT stream_id, sequence, start_at, duration, object_key, init_key, bytes, sha256 FROM segments
-			WHERE stream_id = ANY($1) AND start_at >= $2 AND start_at < $3 AND end_at > $4 ORDER BY stream_id, start_at`,
-			[]string{e.site + "/ws1-cam", e.site + "/ws1-screen", e.site + "/room1"}, e.start.Add(-10*time.Minute), e.start.Add(4*time.Hour), e.start)
-		if err != nil {
-			b.Fatal(err)
-		}
-		lines, _ := pgx.CollectRows(rows, pgx.RowTo[string])
-		for _, l := range lines {
-			b.Log(l)
+		// ExamMedia's query of one stream, and CandidateEvidence's.
+		for _, q := range []string{`SELECT sequence, start_at, duration, segment_id, object_key, profile_id, bytes, sha256, hashes_text
+			FROM segment_rows WHERE stream_id = $1 AND start_at >= $2 AND start_at < $3 AND end_at > $4 ORDER BY start_at`,
+			`SELECT stream_id, count(*), sum(bytes)::bigint, min(start_at), max(end_at) FROM segments
+			WHERE stream_id = ANY(ARRAY[$1]) AND start_at >= $2 AND start_at < $3 AND end_at > $4 GROUP BY stream_id`} {
+			rows, err := db.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+q, e.site+"/ws1-cam", e.start.Add(-10*time.Minute), e.start.Add(4*time.Hour), e.start)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lines, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+			for _, l := range lines {
+				b.Log(l)
+			}
 		}
 	}
 	// ExamMedia orders by sequence in Go: its answer is what ordering by
