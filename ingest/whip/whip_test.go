@@ -635,3 +635,49 @@ func TestTrickleCandidates(t *testing.T) {
 		t.Errorf("DELETE: %d", status)
 	}
 }
+
+// TestSessionRate: a stream may start ten sessions in a row, then one every
+// 6 s (a publisher reconnecting in a loop must not flood the stream's
+// timeline and spool with sessions): the eleventh start in a row is refused
+// with a 503 that says when to try again, and counted.
+func TestSessionRate(t *testing.T) {
+	t.Parallel()
+	e := start(t, map[string]string{"site1/cam-ws01": "webcam"}, func(c *whip.Config) {
+		c.HandshakeTimeout = time.Second // the sessions never connect
+		c.MaxSessionsPerAddress = 100
+	})
+	offer, err := testenv.NewWHIPClient(t, testenv.WHIPMedia{Video: "h264", Audio: true}).Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := e.srv.Handler()
+	for i := range 11 {
+		req := httptest.NewRequest(http.MethodPost, "/whip/site1/cam-ws01", strings.NewReader(offer))
+		req.Header.Set("Content-Type", "application/sdp")
+		req.Header.Set("Authorization", "Bearer s3cret-cam-ws01")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		body := strings.TrimSpace(rec.Body.String())
+		switch {
+		case i < 10 && rec.Code != http.StatusCreated:
+			t.Fatalf("start %d: %d %q, want 201", i+1, rec.Code, body)
+		case i == 10 && (rec.Code != http.StatusServiceUnavailable || !strings.Contains(body, "too many sessions started") ||
+			!strings.Contains(body, "try again")):
+			t.Errorf("the eleventh start in a row: %d %q, want 503 saying when to try again", rec.Code, body)
+		}
+		if rec.Code == http.StatusCreated {
+			// Ended at once, as a publisher reconnecting in a loop does:
+			// a live session is not taken over (409).
+			del := httptest.NewRequest(http.MethodDelete, rec.Header().Get("Location"), nil)
+			del.Header.Set("Authorization", "Bearer s3cret-cam-ws01")
+			drec := httptest.NewRecorder()
+			h.ServeHTTP(drec, del)
+			if drec.Code != http.StatusOK {
+				t.Fatalf("DELETE %s: %d %q", rec.Header().Get("Location"), drec.Code, drec.Body.String())
+			}
+		}
+	}
+	if v := metric(t, e.reg, "nokstream_ingest_publishers_refused_total", "reason", "session_rate"); v != 1 {
+		t.Errorf("session-rate refusals counted: %v, want 1", v)
+	}
+}
