@@ -7,6 +7,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -118,7 +119,29 @@ func (e *SegmentClosed) Validate() error {
 // (migration 00120's segment_object_key), and stores only a key of
 // another form.
 func SegmentObjectKey(site, device string, start time.Time, sequence int64, segmentID string) string {
-	return fmt.Sprintf("raw/%s/%s/%s/%010d-%s.m4s", site, device, start.UTC().Format("2006-01-02"), sequence, segmentID)
+	return string(AppendSegmentObjectKey(nil, site+"/"+device, start, sequence, segmentID))
+}
+
+// AppendSegmentObjectKey appends SegmentObjectKey of stream <site>/<device>
+// to b, without allocating when b has room (the registry derives a key for
+// every row of a playlist).
+func AppendSegmentObjectKey(b []byte, streamID string, start time.Time, sequence int64, segmentID string) []byte {
+	b = append(b, "raw/"...)
+	b = append(b, streamID...)
+	b = append(b, '/')
+	b = start.UTC().AppendFormat(b, "2006-01-02")
+	b = append(b, '/')
+	var num [20]byte
+	digits := strconv.AppendInt(num[:0], sequence, 10)
+	if sequence >= 0 {
+		for range 10 - len(digits) {
+			b = append(b, '0')
+		}
+	}
+	b = append(b, digits...)
+	b = append(b, '-')
+	b = append(b, segmentID...)
+	return append(b, ".m4s"...)
 }
 
 // MaxObjectKey is the longest object key in bytes, S3's limit.

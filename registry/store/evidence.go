@@ -459,8 +459,7 @@ func (s *Store) streamMedia(ctx context.Context, id string, w Window, out []Medi
 		return nil, fmt.Errorf("stream %s: %w", id, err)
 	}
 	first := len(out)
-	profiles := map[int32]*segmentProfile{}
-	var pids []int32 // each row's profile
+	var refs profileRefs
 	err = func() error {
 		defer rows.Close()
 		// Each row is scanned into m, through the same destinations, then
@@ -481,10 +480,7 @@ func (s *Store) streamMedia(ctx context.Context, id string, w Window, out []Medi
 				return err
 			}
 			m.ObjectKey = d.objectKey(object, id, m.Start, m.Sequence, strs.get(0, segment))
-			if len(pids) == 0 || pids[len(pids)-1] != profile {
-				profiles[profile] = nil
-			}
-			pids = append(pids, profile)
+			refs.add(profile)
 			out = append(out, m)
 		}
 		return rows.Err()
@@ -492,11 +488,8 @@ func (s *Store) streamMedia(ctx context.Context, id string, w Window, out []Medi
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", id, err)
 	}
-	if err := s.profilesByID(ctx, profiles); err != nil {
+	if err := refs.resolve(ctx, s, func(i int, p *segmentProfile) { out[first+i].InitKey = p.initKey }); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", id, err)
-	}
-	for i, p := range pids {
-		out[first+i].InitKey = profiles[p].initKey
 	}
 	sortRunsBySequence(out)
 	return out, nil

@@ -202,13 +202,15 @@ func keySegmentID(key string) string {
 // (see ObjectByKey); its segment_ids row stays, so that a replay of its
 // event is known.
 func deleteSegmentByKey(ctx context.Context, tx pgx.Tx, key string) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM segment_rows r
+	tag, err := tx.Exec(ctx, `DELETE FROM segment_rows r
 		WHERE (r.stream_id, r.start_at) = (SELECT stream_id, start_at FROM segment_ids WHERE segment_id = $2) AND r.segment_id = $2
 			AND coalesce(r.object_key, segment_object_key(r.stream_id, r.start_at, r.sequence, r.segment_id)) = $1`,
-		key, keySegmentID(key)); err != nil {
+		key, keySegmentID(key))
+	if err != nil || tag.RowsAffected() > 0 {
 		return err
 	}
-	_, err := tx.Exec(ctx, `DELETE FROM segment_rows WHERE object_key = $1`, key)
+	// A key of another form: stored, found through its hash index.
+	_, err = tx.Exec(ctx, `DELETE FROM segment_rows WHERE object_key = $1`, key)
 	return err
 }
 

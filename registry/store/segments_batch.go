@@ -123,7 +123,7 @@ func (s *Store) IndexSegments(ctx context.Context, evs []*events.SegmentClosed) 
 		return nil, nil, fmt.Errorf("index %d segments: %w", len(ids), err)
 	}
 	for k, id := range made {
-		s.profiles.Store(k, id)
+		s.cacheProfileID(k, id)
 	}
 	isNew := make(map[string]bool, len(fresh))
 	for _, id := range fresh {
@@ -211,7 +211,11 @@ func profileKey(e *events.SegmentClosed) string {
 func (s *Store) segmentProfiles(ctx context.Context, tx pgx.Tx, evs []*events.SegmentClosed) ([]int32, map[string]int32, error) {
 	out := make([]int32, len(evs))
 	keys := make([]string, len(evs))
-	var missing []*events.SegmentClosed
+	type pending struct {
+		key string
+		e   *events.SegmentClosed
+	}
+	var missing []pending
 	seen := map[string]bool{}
 	for i, e := range evs {
 		keys[i] = profileKey(e)
@@ -219,7 +223,7 @@ func (s *Store) segmentProfiles(ctx context.Context, tx pgx.Tx, evs []*events.Se
 			out[i] = id.(int32)
 		} else if !seen[keys[i]] {
 			seen[keys[i]] = true
-			missing = append(missing, e)
+			missing = append(missing, pending{keys[i], e})
 		}
 	}
 	if len(missing) == 0 {
@@ -227,11 +231,12 @@ func (s *Store) segmentProfiles(ctx context.Context, tx pgx.Tx, evs []*events.Se
 	}
 	// In one order, so that two transactions making the same profiles
 	// wait for each other rather than deadlock.
-	slices.SortFunc(missing, func(a, b *events.SegmentClosed) int { return strings.Compare(profileKey(a), profileKey(b)) })
+	slices.SortFunc(missing, func(a, b pending) int { return strings.Compare(a.key, b.key) })
 	var sites, devices, sources, inits, initSHA, nodes, segs []string
 	var initBytes []int64
 	codecs := make([][]string, 0, len(missing))
-	for _, e := range missing {
+	for _, m := range missing {
+		e := m.e
 		sites, devices, sources = append(sites, e.Site), append(devices, e.Device), append(sources, e.Source)
 		inits, initSHA, nodes = append(inits, e.InitKey), append(initSHA, e.InitSHA256), append(nodes, e.IngestNode)
 		initBytes, segs = append(initBytes, e.InitBytes), append(segs, e.SegmentID)
@@ -262,7 +267,7 @@ func (s *Store) segmentProfiles(ctx context.Context, tx pgx.Tx, evs []*events.Se
 	var i int64
 	var id int32
 	if _, err := pgx.ForEachRow(rows, []any{&i, &id}, func() error {
-		made[profileKey(missing[i-1])] = id
+		made[missing[i-1].key] = id
 		return nil
 	}); err != nil {
 		return nil, nil, fmt.Errorf("segment profiles: %w", err)

@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/nokstream/nokstream/internal/events"
 )
 
 // The segment index's rows are compact (migration 00120): the fields a
@@ -27,8 +28,55 @@ type segmentProfile struct {
 	ingestNode           string
 }
 
-// profilesByID returns the profiles of ids, from the cache or, for those it
-// lacks, in one query. A profile never changes once made.
+// maxCachedProfiles bounds each of the profile caches: a profile is a
+// stream's init segment from one ingest node, and a registry that runs for
+// months sees new ones every day. Past it, a cache starts again empty.
+const maxCachedProfiles = 100_000
+
+// cacheProfileID remembers the id of the profile of key.
+func (s *Store) cacheProfileID(key string, id int32) {
+	if s.profileIDs.Add(1) > maxCachedProfiles {
+		s.profiles.Clear()
+		s.profileIDs.Store(1)
+	}
+	s.profiles.Store(key, id)
+}
+
+// profileRefs collects the profiles of a query's rows, in their order, and
+// then reads them (profilesByID).
+type profileRefs struct {
+	ids  []int32 // each row's
+	byID map[int32]*segmentProfile
+}
+
+func (r *profileRefs) add(id int32) {
+	if r.byID == nil {
+		r.byID = map[int32]*segmentProfile{}
+	}
+	if len(r.ids) == 0 || r.ids[len(r.ids)-1] != id {
+		if _, ok := r.byID[id]; !ok {
+			r.byID[id] = nil
+		}
+	}
+	r.ids = append(r.ids, id)
+}
+
+// resolve reads the profiles and returns row i's as each(i, profile).
+func (r *profileRefs) resolve(ctx context.Context, s *Store, each func(i int, p *segmentProfile)) error {
+	if len(r.ids) == 0 {
+		return nil
+	}
+	if err := s.profilesByID(ctx, r.byID); err != nil {
+		return err
+	}
+	for i, id := range r.ids {
+		each(i, r.byID[id])
+	}
+	return nil
+}
+
+// profilesByID fills ids with their profiles, from the cache or, for those
+// it lacks, in one query. A profile never changes once made.
 func (s *Store) profilesByID(ctx context.Context, ids map[int32]*segmentProfile) error {
 	var missing []int32
 	for id := range ids {
@@ -55,6 +103,10 @@ func (s *Store) profilesByID(ctx context.Context, ids map[int32]*segmentProfile)
 			q.codecs = []string{}
 		}
 		ids[id] = &q
+		if s.profileRowsN.Add(1) > maxCachedProfiles {
+			s.profileRows.Clear()
+			s.profileRowsN.Store(1)
+		}
 		s.profileRows.Store(id, &q)
 		return nil
 	})
@@ -98,20 +150,7 @@ func (d *derivedKeys) objectKey(stored []byte, streamID string, start time.Time,
 	if stored != nil {
 		return d.strs.copy(stored)
 	}
-	b := append(d.scratch[:0], "raw/"...)
-	b = append(b, streamID...)
-	b = append(b, '/')
-	b = start.UTC().AppendFormat(b, "2006-01-02")
-	b = append(b, '/')
-	var num [20]byte
-	digits := strconv.AppendInt(num[:0], sequence, 10) // not negative: Validate
-	for range 10 - len(digits) {
-		b = append(b, '0')
-	}
-	b = append(b, digits...)
-	b = append(b, '-')
-	b = append(b, segmentID...)
-	b = append(b, ".m4s"...)
+	b := events.AppendSegmentObjectKey(d.scratch[:0], streamID, start, sequence, segmentID)
 	d.scratch = b
 	return d.strs.copy(b)
 }
@@ -125,8 +164,8 @@ const rawSegmentColumns = `segment_id, stream_id, sequence, start_at, duration, 
 // of them, as collectSegments reads the view's.
 func (s *Store) collectRawSegments(ctx context.Context, rows pgx.Rows, hint int) ([]Segment, error) {
 	out := make([]Segment, 0, min(max(hint, 0), 1<<16))
-	var pids []int32 // each row's profile
-	profiles, err := func() (map[int32]*segmentProfile, error) {
+	var refs profileRefs
+	err := func() error {
 		defer rows.Close()
 		var id, stream, sha, prev, chain, key pgtype.DriverBytes
 		var hashes []string // a text[] into DriverBytes is planned again at every row
@@ -137,47 +176,42 @@ func (s *Store) collectRawSegments(ctx context.Context, rows pgx.Rows, hint int)
 		var independent bool
 		dest := []any{&id, &stream, &g.Sequence, &g.Start, &g.Duration, &g.End, &g.Bytes, &sha, &prev, &chain, &key, &hashes,
 			&profile, &g.Discontinuity, &g.Salvaged, &g.IndexedAt, &independent}
-		profiles := map[int32]*segmentProfile{}
 		for rows.Next() {
 			if err := rows.Scan(dest...); err != nil {
-				return nil, err
+				return err
 			}
 			h := g
 			h.SegmentID, h.StreamID = strs.get(0, id), strs.get(1, stream)
 			var err error
 			if h.SHA256, err = d.hash(0, sha, hashes); err != nil {
-				return nil, err
+				return err
 			}
 			if h.PrevChain, err = d.hash(1, prev, hashes); err != nil {
-				return nil, err
+				return err
 			}
 			if h.Chain, err = d.hash(2, chain, hashes); err != nil {
-				return nil, err
+				return err
 			}
 			h.ObjectKey = d.objectKey(key, h.StreamID, h.Start, h.Sequence, h.SegmentID)
 			h.Independent = nil
 			if !independent {
 				h.Independent = new(bool)
 			}
-			if len(pids) == 0 || pids[len(pids)-1] != profile {
-				profiles[profile] = nil
-			}
-			pids = append(pids, profile)
+			refs.add(profile)
 			out = append(out, h)
 		}
-		return profiles, rows.Err()
+		return rows.Err()
 	}()
 	if err != nil {
 		return nil, err
 	}
-	if err := s.profilesByID(ctx, profiles); err != nil {
-		return nil, err
-	}
-	for i, id := range pids {
-		p := profiles[id]
+	err = refs.resolve(ctx, s, func(i int, p *segmentProfile) {
 		g := &out[i]
 		g.Source, g.Site, g.Device, g.Codecs = p.source, p.site, p.device, p.codecs
 		g.InitKey, g.InitSHA256, g.InitBytes, g.IngestNode = p.initKey, p.initSHA256, p.initBytes, p.ingestNode
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

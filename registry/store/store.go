@@ -78,8 +78,10 @@ type Store struct {
 	dummyErr  error
 
 	// profiles caches segment_profiles: profileKey → profile_id, and
-	// profileRows profile_id → *segmentProfile.
-	profiles, profileRows sync.Map
+	// profileRows profile_id → *segmentProfile; each holds at most
+	// maxCachedProfiles (counted in profileIDs and profileRowsN).
+	profiles, profileRows    sync.Map
+	profileIDs, profileRowsN atomic.Int64
 }
 
 // Open returns a Store on the database at dsn, which Migrate has brought up
