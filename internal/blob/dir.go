@@ -148,12 +148,15 @@ func (d *Dir) put(ctx context.Context, key string, r io.Reader, size int64) (err
 func (d *Dir) createTemp(dir string) (*os.File, error) {
 	for attempt := 0; ; attempt++ {
 		f, err := os.CreateTemp(dir, tempPrefix+"*")
-		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 10 {
 			return f, err
 		}
 		// The directory is missing: never made, or pruned by a concurrent
-		// Delete of its last object since it was made.
-		if err := d.mkdirs(dir); err != nil {
+		// Delete of its last object since it was made. A Delete may also
+		// prune a parent while mkdirs makes the path (fresh run 71: "mkdir
+		// …/race/d: no such file or directory"): that is the same race,
+		// tried again.
+		if err := d.mkdirs(dir); err != nil && (!errors.Is(err, fs.ErrNotExist) || attempt == 10) {
 			return nil, err
 		}
 	}
