@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -79,6 +80,54 @@ at the archiver's role.`,
 		"database role of the archiver alone: its own schema, nothing of the registry's (env NOKSTREAM_ARCHIVER_ROLE)")
 	cmd.Flags().StringVar(&archiverPasswordFile, "archiver-password-file", "",
 		"file holding the archiver role's password (its first line), set when the role is created or given")
+	return cmd
+}
+
+func indexCommand(_ *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "index", Short: "Maintain the registry's segment index"}
+	var d deps
+	var grace time.Duration
+	compact := &cobra.Command{
+		Use:   "compact --db OWNER_URL [--grace 168h]",
+		Short: "Rebuild the segment index of each month ended more than --grace ago, once, as the schema's owner",
+		Long: `Rebuild the covering index of each monthly partition of the segment index
+that ended more than --grace ago and was not rebuilt before, oldest first.
+Footage from every stream at once leaves a month's index half full and
+scattered; rebuilt, each stream's entries are dense and in order, so an
+exam's media reads fewer pages. Reads and writes go on during a rebuild
+(REINDEX CONCURRENTLY). It needs free disk for the new index beside the old
+one, up to the old one's size; a rebuild that fails leaves the old index as
+it was. Run it as the schema's owner (--db as for nokstream migrate), from a
+timer once a month or so; only one runs at a time.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := d.requireDB(); err != nil {
+				return err
+			}
+			if err := migrateAll(cmd.Context(), d.db); err != nil {
+				return fmt.Errorf("index compact: %w", err)
+			}
+			done, err := store.CompactSegmentIndex(cmd.Context(), d.db, time.Now(), grace, func(p store.CompactedPartition) {
+				if p.Took == 0 {
+					fmt.Fprintf(os.Stderr, "rebuilding %s (%d MB)…\n", p.Partition, p.BytesBefore>>20)
+					return
+				}
+				fmt.Fprintf(os.Stderr, "rebuilt %s: %d rows, %d MB → %d MB in %v\n", p.Partition, p.Rows, p.BytesBefore>>20, p.BytesAfter>>20,
+					p.Took.Round(time.Second))
+			})
+			if err != nil {
+				return err
+			}
+			if len(done) == 0 {
+				fmt.Fprintln(os.Stderr, "nothing to rebuild: every month ended more than --grace ago is rebuilt already")
+			}
+			return nil
+		},
+	}
+	d.dbFlag(compact)
+	compact.Flags().DurationVar(&grace, "grace", store.CompactionGrace,
+		"how long after a month ends its footage may still arrive (a site's spool uploading late) before it is rebuilt")
+	cmd.AddCommand(compact)
 	return cmd
 }
 

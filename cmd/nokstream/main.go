@@ -113,7 +113,7 @@ Every flag can also be set from the environment: --db is NOKSTREAM_DB,
 		allCommand(g), ingestCommand(g), transcoderCommand(g), archiverCommand(g), registryCommand(g),
 		migrateCommand(g), simCommand(g), deviceCommand(g), userCommand(g), linkCommand(g),
 		orgCommand(g), qualificationCommand(g), importCommand(g),
-		retentionCommand(g), evidenceCommand(g), verifyCommand(g), auditCommand(g), nodeCommand(g),
+		retentionCommand(g), evidenceCommand(g), verifyCommand(g), auditCommand(g), nodeCommand(g), indexCommand(g),
 	)
 	return root
 }

@@ -107,7 +107,34 @@ func BenchmarkSegmentIndex(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	rows := loadSegments(b, db, examList)
+	// Month by month, each month's index rebuilt (nokstream index compact)
+	// once it has ended and its grace passed, as the owner's monthly timer
+	// would have; NOKSTREAM_BENCH_COMPACT=0 leaves them as footage left
+	// them.
+	ld := &segmentLoader{profiles: map[string]int32{}, seqs: map[string]int64{}}
+	var rows int64
+	for i := 0; i < len(examList); {
+		j := i
+		y, m, _ := examList[i].start.Date()
+		for j < len(examList) && examList[j].start.Year() == y && examList[j].start.Month() == m {
+			j++
+		}
+		rows += loadSegments(b, db, examList[i:j], ld)
+		i = j
+		if os.Getenv("NOKSTREAM_BENCH_COMPACT") == "0" {
+			continue
+		}
+		timer := time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC).Add(store.CompactionGrace)
+		_, err := store.CompactSegmentIndex(ctx, dsn, timer, store.CompactionGrace, func(p store.CompactedPartition) {
+			if p.Took > 0 && p.Rows > 0 {
+				b.Logf("compacted %s: %d rows, %.0f → %.0f bytes a row, in %v", p.Partition, p.Rows,
+					float64(p.BytesBefore)/float64(p.Rows), float64(p.BytesAfter)/float64(p.Rows), p.Took.Round(time.Second))
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 	rows0 := rows
 	if _, err := db.Exec(ctx, `INSERT INTO segment_ids (segment_id, start_at, stream_id) SELECT segment_id, start_at, stream_id FROM segment_rows`); err != nil {
 		b.Fatal(err)
@@ -155,7 +182,7 @@ func BenchmarkSegmentIndex(b *testing.B) {
 	}
 
 	if os.Getenv("NOKSTREAM_BENCH_EXPLAIN") != "" {
-		e := examList[0]
+		e := examList[len(examList)*3/4] // a stream's later days: its first inserted alone
 		// ExamMedia's query of one stream, and CandidateEvidence's.
 		for _, q := range []string{`SELECT sequence, start_at, duration, segment_id, object_key, profile_id, bytes, sha256, hashes_text
 			FROM segment_rows WHERE stream_id = $1 AND start_at >= $2 AND start_at < $3 AND end_at > $4 ORDER BY start_at`,
@@ -644,9 +671,16 @@ func benchWorld(b *testing.B, s *store.Store, exams int) []benchExam {
 	return out
 }
 
+// segmentLoader is what loadSegments keeps from one call to the next: the
+// streams' profiles and next sequence numbers.
+type segmentLoader struct {
+	profiles map[string]int32
+	seqs     map[string]int64
+}
+
 // loadSegments COPYs the segments of every stream of every exam's site
 // through its window and returns how many.
-func loadSegments(b *testing.B, db *pgx.Conn, exams []benchExam) int64 {
+func loadSegments(b *testing.B, db *pgx.Conn, exams []benchExam, ld *segmentLoader) int64 {
 	b.Helper()
 	ctx := context.Background()
 	devices := []string{"room1"}
@@ -666,7 +700,7 @@ func loadSegments(b *testing.B, db *pgx.Conn, exams []benchExam) int64 {
 	// form (derived, not stored), init keys named by the init's hash, one
 	// init a stream (a profile of segment_profiles), hashes of 32 bytes.
 	hex := func(x int64) string { return fmt.Sprintf("%064x", x) }
-	profiles := map[string]int32{}
+	profiles := ld.profiles
 	for _, e := range exams {
 		if _, ok := profiles[e.site+"/room1"]; ok {
 			continue
@@ -685,7 +719,7 @@ func loadSegments(b *testing.B, db *pgx.Conn, exams []benchExam) int64 {
 		}
 	}
 	perStream := int(benchExamHours * time.Hour / benchSegment)
-	seqs := map[string]int64{}
+	seqs := ld.seqs
 	ei, di, k := 0, 0, 0
 	entropy := rand.NewChaCha8([32]byte{3, 4})
 	var row []any

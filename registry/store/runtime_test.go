@@ -98,6 +98,19 @@ func TestRuntimeRole(t *testing.T) {
 		t.Errorf("audit chain after the attempts: break %v, head %+v, %v; want intact", brk, head, err)
 	}
 
+	// Rebuilding the segment index is the owner's (nokstream index
+	// compact): the runtime role is told so, and the owner may.
+	if _, err := st.EnsureSegmentPartitions(ctx, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CompactSegmentIndex(ctx, runtime, time.Now(), store.CompactionGrace, nil); err == nil ||
+		!strings.Contains(err.Error(), "only the schema's owner") {
+		t.Errorf("compact the segment index as the runtime role: %v, want an error that says to connect as the owner", err)
+	}
+	if done, err := store.CompactSegmentIndex(ctx, owner, time.Now(), store.CompactionGrace, nil); err != nil || len(done) < 4 {
+		t.Errorf("compact the segment index as the owner: %d rebuilt, %v; want 2024's first four months", len(done), err)
+	}
+
 	// A build ahead of the schema: the runtime role is told what to do.
 	oc, err := pgx.Connect(ctx, owner)
 	if err != nil {
