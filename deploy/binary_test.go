@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -56,7 +57,7 @@ func subcommandFlags(t *testing.T, cmd string) map[string]bool {
 		return f
 	}
 	var stdout, stderr bytes.Buffer
-	c := exec.Command(nokstreamBinary(t), cmd, "--help")
+	c := exec.Command(nokstreamBinary(t), append(strings.Fields(cmd), "--help")...)
 	c.Stdout, c.Stderr = &stdout, &stderr
 	if err := c.Run(); err != nil {
 		t.Fatalf("nokstream %s --help: %v\n%s", cmd, err, stderr.String())

@@ -2,9 +2,11 @@ package deploy
 
 import (
 	"bufio"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -101,4 +103,49 @@ func TestSystemd(t *testing.T) {
 			settings["NOKSTREAM_REGISTRY"], settings["NOKSTREAM_REGISTRY_TOKEN_FILE"])
 	}
 	checkEnv(t, envPath+" and "+unitPath, "ingest", keys(settings))
+}
+
+// TestSystemdIndexCompact checks the owner's monthly unit: a timer runs
+// `nokstream index compact` once a month (and after a missed run), the
+// settings are flags of that command, and the owner's password is in no
+// URL or setting, only in a loaded credential libpq reads (PGPASSFILE).
+func TestSystemdIndexCompact(t *testing.T) {
+	unitPath := filepath.Join("systemd", "nokstream-index-compact.service")
+	envPath := filepath.Join("systemd", "index-compact.env")
+	unit := unitFile(t, unitPath)
+	env := unitFile(t, envPath)
+	timer := unitFile(t, filepath.Join("systemd", "nokstream-index-compact.timer"))
+	if exec := unit["Service.ExecStart"]; len(exec) != 1 || !slices.Equal(strings.Fields(exec[0])[1:], []string{"index", "compact"}) {
+		t.Errorf("%s: ExecStart=%v, want one `…/nokstream index compact`", unitPath, exec)
+	}
+	if got := unit["Service.Type"]; len(got) != 1 || got[0] != "oneshot" {
+		t.Errorf("%s: Type=%v, want oneshot (a timer's job)", unitPath, got)
+	}
+	if len(timer["Timer.OnCalendar"]) != 1 || len(timer["Timer.Persistent"]) != 1 || timer["Timer.Persistent"][0] != "true" ||
+		timer["Install.WantedBy"] == nil {
+		t.Errorf("the timer: %v, want one OnCalendar, Persistent=true and an [Install]", timer)
+	}
+	settings := map[string]string{}
+	for k, v := range env {
+		settings[k] = v[len(v)-1]
+	}
+	for _, e := range unit["Service.Environment"] {
+		k, v, _ := strings.Cut(e, "=")
+		settings[k] = v
+	}
+	u, err := url.Parse(settings["NOKSTREAM_DB"])
+	if err != nil || u.Scheme != "postgres" || u.User == nil {
+		t.Errorf("NOKSTREAM_DB=%q: want the owner's postgres:// URL (%v)", settings["NOKSTREAM_DB"], err)
+	} else if _, has := u.User.Password(); has {
+		t.Errorf("NOKSTREAM_DB holds a password: it belongs in the credential PGPASSFILE names")
+	}
+	loaded := map[string]bool{}
+	for _, c := range unit["Service.LoadCredential"] {
+		name, _, _ := strings.Cut(c, ":")
+		loaded[name] = true
+	}
+	if m := credentialRef.FindStringSubmatch(settings["PGPASSFILE"]); m == nil || !loaded[m[1]] {
+		t.Errorf("PGPASSFILE=%q: want a credential the unit loads", settings["PGPASSFILE"])
+	}
+	checkEnv(t, envPath+" and "+unitPath, "index compact", keys(settings))
 }
