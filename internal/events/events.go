@@ -129,7 +129,14 @@ func AppendSegmentObjectKey(b []byte, streamID string, start time.Time, sequence
 	b = append(b, "raw/"...)
 	b = append(b, streamID...)
 	b = append(b, '/')
-	b = start.UTC().AppendFormat(b, "2006-01-02")
+	// The date as "2006-01-02" gives it, by hand where that is four
+	// digits of year: AppendFormat was a tenth of a playlist's Go side.
+	if y, m, d := start.UTC().Date(); y >= 1000 && y <= 9999 {
+		b = append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+			byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10))
+	} else {
+		b = start.UTC().AppendFormat(b, "2006-01-02")
+	}
 	b = append(b, '/')
 	var num [20]byte
 	digits := strconv.AppendInt(num[:0], sequence, 10)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -469,8 +470,7 @@ func (s *Store) streamMedia(ctx context.Context, id string, w Window, out []Medi
 		var segment, object, sha pgtype.DriverBytes
 		var hashes []string // a text[] into DriverBytes is planned again at every row
 		var profile int32
-		strs := newRowStrings(1)
-		d := derivedKeys{strs: strs}
+		d := derivedKeys{strs: newRowStrings(0)}
 		dest := []any{&m.Sequence, &m.Start, &m.Duration, &segment, &object, &profile, &m.Bytes, &sha, &hashes}
 		for rows.Next() {
 			if err := rows.Scan(dest...); err != nil {
@@ -479,7 +479,10 @@ func (s *Store) streamMedia(ctx context.Context, id string, w Window, out []Medi
 			if m.SHA256, err = d.hash(0, sha, hashes); err != nil {
 				return err
 			}
-			m.ObjectKey = d.objectKey(object, id, m.Start, m.Sequence, strs.get(0, segment))
+			// The segment id only makes the key: read where it lies, not
+			// copied (objectKey keeps nothing of it).
+			m.ObjectKey = d.objectKey(object, id, m.Start, m.Sequence, unsafe.String(unsafe.SliceData(segment), len(segment))) //nolint:gosec // audited: read only, before the next row
+
 			refs.add(profile)
 			out = append(out, m)
 		}

@@ -55,6 +55,20 @@ func (a *rowStrings) copy(b []byte) string {
 	return unsafe.String(&a.chunk[n], len(b)) //nolint:gosec // audited: those bytes of the chunk are never written again (see rowStrings)
 }
 
+// appendString makes a string of what fill appends to its argument, about
+// n bytes, written straight into a chunk (a hash's hex, a derived key)
+// rather than built elsewhere and copied. fill must only append.
+func (a *rowStrings) appendString(n int, fill func([]byte) []byte) string {
+	if cap(a.chunk)-len(a.chunk) < n {
+		a.chunk = make([]byte, 0, max(rowStringsChunk, n))
+	}
+	start := len(a.chunk)
+	a.chunk = fill(a.chunk)
+	// Had fill outgrown the chunk, append moved it: the strings made
+	// before still point into the old one, which nothing writes again.
+	return unsafe.String(unsafe.SliceData(a.chunk[start:]), len(a.chunk)-start) //nolint:gosec // audited: as copy
+}
+
 // textArray decodes column col of rows, a text[] whose raw value is b, into
 // a []string, which is the previous row's slice again when the bytes are
 // the same (a stream's codecs rarely change). Callers must not modify it.

@@ -124,8 +124,7 @@ func (s *Store) profilesByID(ctx context.Context, ids map[int32]*segmentProfile)
 // derivedKeys decodes the hashes and object key of a row of segment_rows
 // (see the migration) into strings of strs.
 type derivedKeys struct {
-	strs    *rowStrings
-	scratch []byte
+	strs *rowStrings
 }
 
 // hash returns hash i of the row (0 sha256, 1 prev_chain, 2 chain): the
@@ -137,22 +136,23 @@ func (d *derivedKeys) hash(i int, b []byte, hashesText []string) (string, error)
 		}
 		return hashesText[i], nil
 	}
-	d.scratch = hex.AppendEncode(d.scratch[:0], b)
-	return d.strs.copy(d.scratch), nil
+	return d.strs.appendString(2*len(b), func(dst []byte) []byte { return hex.AppendEncode(dst, b) }), nil
 }
 
 // objectKey returns the row's object key: the stored one, or ingest's form
 // when none is stored. The index stores none only for a key equal to
 // segment_object_key's, which has one only for a start in the years
 // 1000-9999 and a sequence not negative, where it and this give the same
-// (TestIndexSegmentsHostileFields).
+// (TestIndexSegmentsHostileFields). segmentID is only read.
 func (d *derivedKeys) objectKey(stored []byte, streamID string, start time.Time, sequence int64, segmentID string) string {
 	if stored != nil {
 		return d.strs.copy(stored)
 	}
-	b := events.AppendSegmentObjectKey(d.scratch[:0], streamID, start, sequence, segmentID)
-	d.scratch = b
-	return d.strs.copy(b)
+	// raw/ stream / date / ten digits - id .m4s
+	n := len(streamID) + len(segmentID) + 4 + 1 + 10 + 1 + 10 + 1 + 4
+	return d.strs.appendString(n, func(dst []byte) []byte {
+		return events.AppendSegmentObjectKey(dst, streamID, start, sequence, segmentID)
+	})
 }
 
 // rawSegmentColumns are the columns of segment_rows collectRawSegments
