@@ -85,8 +85,10 @@ func CompactSegmentIndex(ctx context.Context, ownerDSN string, now time.Time, gr
 	}
 	var todo []candidate
 	var c candidate
-	_, err = pgx.ForEachRow(rows, []any{&c.c.Partition, &c.c.Index, &c.c.Rows, &c.c.BytesBefore, &c.end}, func() error {
-		if !c.end.Add(grace).After(now) {
+	var end *time.Time // NULL: a bound with no end (MAXVALUE), never closed
+	_, err = pgx.ForEachRow(rows, []any{&c.c.Partition, &c.c.Index, &c.c.Rows, &c.c.BytesBefore, &end}, func() error {
+		if end != nil && !end.Add(grace).After(now) {
+			c.end = *end
 			todo = append(todo, c)
 		}
 		return nil
