@@ -44,6 +44,30 @@ func unitFile(t *testing.T, path string) map[string][]string {
 	return out
 }
 
+// unitSettings returns the environment a unit's service runs with: its
+// environment file's, then its own Environment= lines over them.
+func unitSettings(unit, env map[string][]string) map[string]string {
+	settings := map[string]string{}
+	for k, v := range env {
+		settings[k] = v[len(v)-1]
+	}
+	for _, e := range unit["Service.Environment"] {
+		k, v, _ := strings.Cut(e, "=")
+		settings[k] = v
+	}
+	return settings
+}
+
+// loadedCredentials returns the names of the credentials a unit loads.
+func loadedCredentials(unit map[string][]string) map[string]bool {
+	loaded := map[string]bool{}
+	for _, c := range unit["Service.LoadCredential"] {
+		name, _, _ := strings.Cut(c, ":")
+		loaded[name] = true
+	}
+	return loaded
+}
+
 var credentialRef = regexp.MustCompile(`%d/([A-Za-z0-9._-]+)`)
 
 // TestSystemd checks the exam-site ingest unit and its environment file:
@@ -66,19 +90,8 @@ func TestSystemd(t *testing.T) {
 		t.Errorf("%s: no [Install] WantedBy", unitPath)
 	}
 
-	loaded := map[string]bool{}
-	for _, c := range unit["Service.LoadCredential"] {
-		name, _, _ := strings.Cut(c, ":")
-		loaded[name] = true
-	}
-	settings := map[string]string{}
-	for k, v := range env {
-		settings[k] = v[len(v)-1]
-	}
-	for _, e := range unit["Service.Environment"] {
-		k, v, _ := strings.Cut(e, "=")
-		settings[k] = v
-	}
+	loaded := loadedCredentials(unit)
+	settings := unitSettings(unit, env)
 	for k, v := range settings {
 		for _, m := range credentialRef.FindAllStringSubmatch(v, -1) {
 			if !loaded[m[1]] {
@@ -125,25 +138,14 @@ func TestSystemdIndexCompact(t *testing.T) {
 		timer["Install.WantedBy"] == nil {
 		t.Errorf("the timer: %v, want one OnCalendar, Persistent=true and an [Install]", timer)
 	}
-	settings := map[string]string{}
-	for k, v := range env {
-		settings[k] = v[len(v)-1]
-	}
-	for _, e := range unit["Service.Environment"] {
-		k, v, _ := strings.Cut(e, "=")
-		settings[k] = v
-	}
+	settings := unitSettings(unit, env)
 	u, err := url.Parse(settings["NOKSTREAM_DB"])
 	if err != nil || u.Scheme != "postgres" || u.User == nil {
 		t.Errorf("NOKSTREAM_DB=%q: want the owner's postgres:// URL (%v)", settings["NOKSTREAM_DB"], err)
 	} else if _, has := u.User.Password(); has {
 		t.Errorf("NOKSTREAM_DB holds a password: it belongs in the credential PGPASSFILE names")
 	}
-	loaded := map[string]bool{}
-	for _, c := range unit["Service.LoadCredential"] {
-		name, _, _ := strings.Cut(c, ":")
-		loaded[name] = true
-	}
+	loaded := loadedCredentials(unit)
 	if m := credentialRef.FindStringSubmatch(settings["PGPASSFILE"]); m == nil || !loaded[m[1]] {
 		t.Errorf("PGPASSFILE=%q: want a credential the unit loads", settings["PGPASSFILE"])
 	}

@@ -79,16 +79,11 @@ func CompactSegmentIndex(ctx context.Context, ownerDSN string, now time.Time, gr
 	if err != nil {
 		return nil, fmt.Errorf("compact the segment index: list partitions: %w", err)
 	}
-	type candidate struct {
-		c   CompactedPartition
-		end time.Time
-	}
-	var todo []candidate
-	var c candidate
+	var todo []CompactedPartition
+	var c CompactedPartition
 	var end *time.Time // NULL: a bound with no end (MAXVALUE), never closed
-	_, err = pgx.ForEachRow(rows, []any{&c.c.Partition, &c.c.Index, &c.c.Rows, &c.c.BytesBefore, &end}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&c.Partition, &c.Index, &c.Rows, &c.BytesBefore, &end}, func() error {
 		if end != nil && !end.Add(grace).After(now) {
-			c.end = *end
 			todo = append(todo, c)
 		}
 		return nil
@@ -97,8 +92,7 @@ func CompactSegmentIndex(ctx context.Context, ownerDSN string, now time.Time, gr
 		return nil, fmt.Errorf("compact the segment index: list partitions: %w", err)
 	}
 	var done []CompactedPartition
-	for _, c := range todo {
-		p := c.c
+	for _, p := range todo {
 		if progress != nil {
 			progress(p)
 		}
@@ -137,9 +131,8 @@ func CompactSegmentIndex(ctx context.Context, ownerDSN string, now time.Time, gr
 
 // dropUnfinishedRebuild drops what a REINDEX CONCURRENTLY of index on table
 // partition left when it failed: an invalid copy named …_ccnew (the name
-// shortened to fit), which
-// every write to the partition would otherwise keep up to date for
-// nothing. It connects anew: the failed statement's connection may be gone
+// shortened to fit), which every write to the partition would otherwise
+// keep up to date for nothing. It connects anew: the failed statement's connection may be gone
 // with its context. Dropping it waits for the partition's writers of the
 // moment, as the rebuild did.
 func dropUnfinishedRebuild(ctx context.Context, ownerDSN, partition, index string) error {

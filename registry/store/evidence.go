@@ -482,7 +482,6 @@ func (s *Store) streamMedia(ctx context.Context, id string, w Window, out []Medi
 			// The segment id only makes the key: read where it lies, not
 			// copied (objectKey keeps nothing of it).
 			m.ObjectKey = d.objectKey(object, id, m.Start, m.Sequence, unsafe.String(unsafe.SliceData(segment), len(segment))) //nolint:gosec // audited: read only, before the next row
-
 			refs.add(profile)
 			out = append(out, m)
 		}

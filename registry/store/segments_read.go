@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,11 +37,17 @@ const maxCachedProfiles = 100_000
 
 // cacheProfileID remembers the id of the profile of key.
 func (s *Store) cacheProfileID(key string, id int32) {
-	if s.profileIDs.Add(1) > maxCachedProfiles {
-		s.profiles.Clear()
-		s.profileIDs.Store(1)
+	storeBounded(&s.profiles, &s.profileIDs, key, id)
+}
+
+// storeBounded stores k → v in m, which holds n entries: emptied first
+// when that reaches maxCachedProfiles.
+func storeBounded(m *sync.Map, n *atomic.Int64, k, v any) {
+	if n.Add(1) > maxCachedProfiles {
+		m.Clear()
+		n.Store(1)
 	}
-	s.profiles.Store(key, id)
+	m.Store(k, v)
 }
 
 // profileRefs collects the profiles of a query's rows, in their order, and
@@ -103,11 +111,7 @@ func (s *Store) profilesByID(ctx context.Context, ids map[int32]*segmentProfile)
 			q.codecs = []string{}
 		}
 		ids[id] = &q
-		if s.profileRowsN.Add(1) > maxCachedProfiles {
-			s.profileRows.Clear()
-			s.profileRowsN.Store(1)
-		}
-		s.profileRows.Store(id, &q)
+		storeBounded(&s.profileRows, &s.profileRowsN, id, &q)
 		return nil
 	})
 	if err != nil {
