@@ -367,10 +367,7 @@ type MediaRef struct {
 // exam is ErrNotFound.
 //
 // A 4-hour exam is some 7 200 rows, so what each row costs counts
-// (BenchmarkSegmentIndex, exam-media). The hours that have closed are read
-// from their packs (segment_packs, PackSegments: an hour of a stream in one
-// value), which PostgreSQL sends without making each row's columns; the
-// others from the rows, as follows. Each stream is one query on the
+// (BenchmarkSegmentIndex, exam-media). Each stream is one query on the
 // window's partitions, examMediaQueries of them side by side on their own
 // connections: one query of all streams kept one PostgreSQL backend and
 // one goroutine busy in turn (an index-only scan, then decoding its rows)

@@ -99,15 +99,17 @@ var errBadPack = errors.New("segment pack does not decode")
 // packReader reads a pack's rows in order; the byte slices of a row point
 // into the pack.
 type packReader struct {
-	b      []byte
-	left   int
-	prev   packRow
-	err    error
-	hashes []string
+	b        []byte
+	left     int
+	prev     packRow
+	err      error
+	hashes   []string
+	started  bool
+	wantRows int
 }
 
 func newPackReader(b []byte, rows int) *packReader {
-	p := &packReader{b: b}
+	p := &packReader{b: b, wantRows: rows}
 	if len(b) == 0 || b[0] != packFormat {
 		p.err = fmt.Errorf("%w: format %v", errBadPack, b[:min(1, len(b))])
 		return p
