@@ -126,8 +126,6 @@ func registryParts(f *registryFlags, data string, st *store.Store, blobStore blo
 		// The node authentication audit.
 		g.Go(func() error { return node.Run(gctx) })
 		g.Go(func() error { return index.MaintainPartitions(gctx, st, time.Now, log) })
-		// Closed hours of the index packed for the exams' media.
-		g.Go(func() error { return index.MaintainPacks(gctx, st, time.Now, log) })
 		return g.Wait()
 	}
 	return mux, consume, nil

@@ -111,12 +111,6 @@ func BenchmarkSegmentIndex(b *testing.B) {
 	// once it has ended and its grace passed, as the owner's monthly timer
 	// would have; NOKSTREAM_BENCH_COMPACT=0 leaves them as footage left
 	// them.
-	// The load is one COPY a month: its trigger would list every hour of
-	// it in one statement (a transition table of tens of millions of rows).
-	// The hours are listed after it, as the trigger would have listed them.
-	if _, err := db.Exec(ctx, `ALTER TABLE segment_rows DISABLE TRIGGER segment_rows_packs_insert`); err != nil {
-		b.Fatal(err)
-	}
 	ld := &segmentLoader{profiles: map[string]int32{}, seqs: map[string]int64{}}
 	var rows int64
 	for i := 0; i < len(examList); {
@@ -144,30 +138,6 @@ func BenchmarkSegmentIndex(b *testing.B) {
 		}
 	}
 	rows0 := rows
-	if _, err := db.Exec(ctx, `ALTER TABLE segment_rows ENABLE TRIGGER segment_rows_packs_insert`); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := db.Exec(ctx, `INSERT INTO segment_pack_todo SELECT DISTINCT stream_id, date_trunc('hour', start_at, 'UTC') FROM segment_rows`); err != nil {
-		b.Fatal(err)
-	}
-	// The registry packs the hours as they close (index.MaintainPacks).
-	lastReport := time.Now()
-	packed, err := s.PackSegments(ctx, time.Now(), func(p store.PackStats) {
-		if time.Since(lastReport) > time.Minute {
-			lastReport = time.Now()
-			b.Logf("packing: %d stream-hours, %d rows, %v", p.Hours, p.Rows, p.Took.Round(time.Second))
-		}
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if packed.Rows != rows {
-		b.Fatalf("packed %d rows of %d (%d stream-hours skipped)", packed.Rows, rows, packed.Skipped)
-	}
-	b.Logf("packed %d rows in %d stream-hours, %.0f bytes a row, in %v", packed.Rows, packed.Hours,
-		float64(packed.Bytes)/float64(max(packed.Rows, 1)), packed.Took.Round(time.Second))
-	fmt.Printf("BENCHTABLE|packing the index's hours for the exams' media (store.PackSegments): %.3g M rows, %.0f bytes a row|%v|—|—|—\n",
-		float64(packed.Rows)/1e6, float64(packed.Bytes)/float64(max(packed.Rows, 1)), packed.Took.Round(time.Second))
 	if _, err := db.Exec(ctx, `INSERT INTO segment_ids (segment_id, start_at, stream_id) SELECT segment_id, start_at, stream_id FROM segment_rows`); err != nil {
 		b.Fatal(err)
 	}

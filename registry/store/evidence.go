@@ -448,132 +448,53 @@ var examMediaRegion = func(w Window) int { return max(0, int(w.End.Sub(w.Start)/
 const examMediaQueries = 3
 
 // streamMedia appends the segments of stream id in window w, by sequence,
-// to out: from the packs of its hours that are current (segment_packs),
-// and the rows of the others.
+// to out.
 func (s *Store) streamMedia(ctx context.Context, id string, w Window, out []MediaRef) ([]MediaRef, error) {
 	start, end := w.Start, w.End
-	lo := start.Add(-maxSegmentSpan)
-	first := len(out)
-	var refs profileRefs
-	d := derivedKeys{strs: newRowStrings(0)}
-	out, covered, err := s.packedMedia(ctx, id, lo, start, end, out, &d, &refs)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", id, err)
-	}
-	// The hours no pack covers: the rows from the first to the last of
-	// them, but those of hours covered.
-	from, to := lo, end
-	for h := lo.UTC().Truncate(time.Hour); h.Before(end) && covered[h]; h = h.Add(time.Hour) {
-		from = h.Add(time.Hour)
-	}
-	for h := end.Add(-time.Nanosecond).UTC().Truncate(time.Hour); !h.Before(from) && covered[h]; h = h.Add(-time.Hour) {
-		to = h
-	}
-	if from.Before(lo) {
-		from = lo
-	}
-	if from.Before(to) {
-		if out, err = s.rowMedia(ctx, id, from, to, start, covered, out, &d, &refs); err != nil {
-			return nil, fmt.Errorf("stream %s: %w", id, err)
-		}
-	}
-	if err := refs.resolve(ctx, s, func(i int, p *segmentProfile) { out[first+i].InitKey = p.initKey }); err != nil {
-		return nil, fmt.Errorf("stream %s: %w", id, err)
-	}
-	sortRunsBySequence(out[first:])
-	return out, nil
-}
-
-// packedMedia appends the segments of stream id that start in [lo, end) and
-// end after start from the current packs of those hours, and returns the
-// hours it read. A pack that does not decode is not used: its hour is
-// read from the rows.
-func (s *Store) packedMedia(ctx context.Context, id string, lo, start, end time.Time, out []MediaRef, d *derivedKeys,
-	refs *profileRefs) ([]MediaRef, map[time.Time]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT p.hour, p.rows, p.data FROM segment_packs p
-		WHERE p.stream_id = $1 AND p.hour >= $2 AND p.hour < $3
-			AND NOT EXISTS (SELECT 1 FROM segment_pack_todo t WHERE t.stream_id = p.stream_id AND t.hour = p.hour)
-		ORDER BY p.hour`, id, lo.UTC().Truncate(time.Hour), end)
-	if err != nil {
-		return out, nil, err
-	}
-	defer rows.Close()
-	var covered map[time.Time]bool
-	loUS, startUS, endUS := lo.UnixMicro(), start.UnixMicro(), end.UnixMicro()
-	var hour time.Time
-	var n int32
-	var data pgtype.DriverBytes
-	var r packRow
-	for rows.Next() {
-		if err := rows.Scan(&hour, &n, &data); err != nil {
-			return out, nil, err
-		}
-		keep, keepRefs := len(out), len(refs.ids)
-		p := newPackReader(data, int(n))
-		for p.next(&r) {
-			if r.start < loUS || r.start >= endUS || r.end <= startUS {
-				continue
-			}
-			m := MediaRef{StreamID: id, Sequence: r.sequence, Start: time.UnixMicro(r.start), Duration: r.duration, Bytes: r.bytes}
-			if m.SHA256, err = d.hash(0, r.sha256, r.hashesText); err != nil {
-				p.err = err
-				break
-			}
-			m.ObjectKey = d.objectKey(r.objectKey, id, m.Start, m.Sequence, unsafe.String(unsafe.SliceData(r.segmentID), len(r.segmentID))) //nolint:gosec // audited: read only, before the next row
-			refs.add(r.profile)
-			out = append(out, m)
-		}
-		if p.err != nil {
-			// Its hour is read from the rows.
-			out, refs.ids = out[:keep], refs.ids[:keepRefs]
-			continue
-		}
-		if covered == nil {
-			covered = map[time.Time]bool{}
-		}
-		covered[hour.UTC()] = true
-	}
-	return out, covered, rows.Err()
-}
-
-// rowMedia appends the segments of stream id that start in [from, to) and
-// end after start, but those of the hours covered, from its rows.
-func (s *Store) rowMedia(ctx context.Context, id string, from, to, start time.Time, covered map[time.Time]bool, out []MediaRef,
-	d *derivedKeys, refs *profileRefs) ([]MediaRef, error) {
 	// segment_rows itself, not the view: its index holds every column
 	// read, and the keys are derived here (segments_read.go).
 	rows, err := s.pool.Query(ctx, `SELECT sequence, start_at, duration, segment_id, object_key, profile_id, bytes, sha256, hashes_text
 		FROM segment_rows WHERE stream_id = $1 AND start_at >= $2 AND start_at < $3 AND end_at > $4
-		ORDER BY start_at`, id, from, to, start)
+		ORDER BY start_at`, id, start.Add(-maxSegmentSpan), end, start)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stream %s: %w", id, err)
 	}
-	defer rows.Close()
-	// Each row is scanned into m, through the same destinations, then
-	// appended; the text columns point into the connection's buffer until
-	// the next row, and are made strings by rowStrings.
-	m := MediaRef{StreamID: id}
-	var segment, object, sha pgtype.DriverBytes
-	var hashes []string // a text[] into DriverBytes is planned again at every row
-	var profile int32
-	dest := []any{&m.Sequence, &m.Start, &m.Duration, &segment, &object, &profile, &m.Bytes, &sha, &hashes}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
+	first := len(out)
+	var refs profileRefs
+	err = func() error {
+		defer rows.Close()
+		// Each row is scanned into m, through the same destinations, then
+		// appended; the text columns point into the connection's buffer
+		// until the next row, and are made strings by rowStrings.
+		m := MediaRef{StreamID: id}
+		var segment, object, sha pgtype.DriverBytes
+		var hashes []string // a text[] into DriverBytes is planned again at every row
+		var profile int32
+		d := derivedKeys{strs: newRowStrings(0)}
+		dest := []any{&m.Sequence, &m.Start, &m.Duration, &segment, &object, &profile, &m.Bytes, &sha, &hashes}
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			if m.SHA256, err = d.hash(0, sha, hashes); err != nil {
+				return err
+			}
+			// The segment id only makes the key: read where it lies, not
+			// copied (objectKey keeps nothing of it).
+			m.ObjectKey = d.objectKey(object, id, m.Start, m.Sequence, unsafe.String(unsafe.SliceData(segment), len(segment))) //nolint:gosec // audited: read only, before the next row
+			refs.add(profile)
+			out = append(out, m)
 		}
-		if covered[m.Start.UTC().Truncate(time.Hour)] {
-			continue
-		}
-		if m.SHA256, err = d.hash(0, sha, hashes); err != nil {
-			return nil, err
-		}
-		// The segment id only makes the key: read where it lies, not
-		// copied (objectKey keeps nothing of it).
-		m.ObjectKey = d.objectKey(object, id, m.Start, m.Sequence, unsafe.String(unsafe.SliceData(segment), len(segment))) //nolint:gosec // audited: read only, before the next row
-		refs.add(profile)
-		out = append(out, m)
+		return rows.Err()
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", id, err)
 	}
-	return out, rows.Err()
+	if err := refs.resolve(ctx, s, func(i int, p *segmentProfile) { out[first+i].InitKey = p.initKey }); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", id, err)
+	}
+	sortRunsBySequence(out)
+	return out, nil
 }
 
 // typicalSegment is how long a segment usually is: it is cut on the first
