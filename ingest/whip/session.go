@@ -127,12 +127,7 @@ type session struct {
 	// 0 before any.
 	lastPacket atomic.Int64
 	lastWarn   map[string]time.Time
-	// keyframe requests
-	gotKey       bool
-	needKey      bool  // video was lost: ask for a keyframe now
-	cutPTS       int64 // PTS of the keyframe that opened the current segment
-	lastVideoPTS int64
-	lastPLI      time.Time
+	kf         keyframes // when to ask for a keyframe
 }
 
 type remoteTrack struct {
@@ -435,6 +430,11 @@ func (ss *session) startRecording(got []remoteTrack) error {
 		// bandwidth; each change is a new SPS and so a new init segment.
 		ss.s.log.Warn("codec configuration changed mid-stream, starting a new init segment",
 			"stream", ss.stream, "track", track, "codec", codec)
+		// Called inside a write, under ss.mu: the segmenter closed its
+		// segment, and the video's next keyframe opens one.
+		if ss.video != nil && track == ss.video.idx {
+			ss.kf.codecChanged()
+		}
 	})
 	now := ss.s.now()
 	ss.mu.Lock()
@@ -453,6 +453,7 @@ func (ss *session) startRecording(got []remoteTrack) error {
 		codecs = append(codecs, strings.TrimPrefix(strings.TrimPrefix(t.spec.codec.mime, "video/"), "audio/"))
 	}
 	if ss.video != nil {
+		ss.kf.segment = ticks(ss.s.cfg.Segment.SegmentDuration, ss.video.clock.rate)
 		ss.tl.setReference(ss.video.clock)
 	} else {
 		ss.tl.setReference(ss.rec[0].clock)
@@ -495,21 +496,8 @@ func (ss *session) tick(now time.Time) string {
 	ss.mu.Lock()
 	silent := now.Sub(ss.lastMedia)
 	var ssrc webrtc.SSRC
-	if v := ss.video; v != nil {
-		due := false
-		if ss.needKey {
-			due = now.Sub(ss.lastPLI) >= keyframeRetry
-		} else if !ss.gotKey {
-			due = now.Sub(ss.lastPLI) >= firstKeyframeRetry
-		} else if ss.lastVideoPTS-ss.cutPTS >= ticks(ss.s.cfg.Segment.SegmentDuration, v.clock.rate) {
-			// The segment is long enough: the segmenter cuts at the next
-			// keyframe, and a browser sends one only when asked.
-			due = now.Sub(ss.lastPLI) >= keyframeRetry
-		}
-		if due {
-			ss.lastPLI = now
-			ssrc = v.remote.SSRC()
-		}
+	if v := ss.video; v != nil && ss.kf.due(now) {
+		ssrc = v.remote.SSRC()
 	}
 	ss.mu.Unlock()
 	if until := ss.pub.Until; !until.IsZero() && now.After(until) {

@@ -118,7 +118,7 @@ func (ss *session) readRTP(rt *recTrack) {
 			ss.s.m.lost.Add(float64(lost))
 			if rt.video {
 				ss.mu.Lock()
-				ss.needKey = true
+				ss.kf.lost()
 				ss.mu.Unlock()
 			}
 		}
@@ -169,7 +169,7 @@ func (ss *session) writePackets(rt *recTrack, pkts []*rtp.Packet, arrival time.T
 				return true
 			}
 			if rt == ss.video && errors.Is(err, segmenter.ErrWaitingKeyframe) {
-				ss.needKey = true
+				ss.kf.lost()
 			}
 			kind := "decode"
 			switch {
@@ -183,18 +183,7 @@ func (ss *session) writePackets(rt *recTrack, pkts []*rtp.Packet, arrival time.T
 			continue
 		}
 		if smp.written && rt == ss.video {
-			ss.lastVideoPTS = smp.pts
-			if smp.key {
-				ss.needKey = false
-				// Mirror the segmenter's cut: the first keyframe opens a
-				// segment, and so does each keyframe a segment duration
-				// after the one that opened the current segment.
-				if !ss.gotKey {
-					ss.gotKey, ss.cutPTS = true, smp.pts
-				} else if smp.pts-ss.cutPTS >= ticks(ss.s.cfg.Segment.SegmentDuration, rt.clock.rate) {
-					ss.cutPTS = smp.pts
-				}
-			}
+			ss.kf.written(smp.pts, smp.key)
 		}
 	}
 	return false
