@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nokstream/nokstream/ingest/access"
+	"github.com/nokstream/nokstream/ingest/observe"
 	"github.com/nokstream/nokstream/ingest/segmenter"
 	"github.com/nokstream/nokstream/ingest/spool"
 	"github.com/nokstream/nokstream/ingest/whip"
@@ -81,7 +82,10 @@ func start(t testing.TB, devices map[string]string, tweak ...func(*whip.Config))
 	}
 	reg := prometheus.NewRegistry()
 	out := func(site, device, source string) segmenter.Output { return sp.Stream(site, device, source) }
-	srv, err := whip.New(cfg, checker{devices}, out, log, whip.NewMetrics(reg), time.Now)
+	// The sessions' observations (start, stop, gaps) go to the spool, as
+	// ingest wires them.
+	cont := observe.New(sp, 0, log, nil, time.Now)
+	srv, err := whip.New(cfg, checker{devices}, out, log, whip.NewMetrics(reg), time.Now, whip.Options{Continuity: cont})
 	if err != nil {
 		t.Fatal(err)
 	}
