@@ -163,6 +163,11 @@ type Config struct {
 	// /api/v1/evidence/verify reads. The bundle is checked as it streams
 	// in, so this bounds the time a request may take, not memory.
 	MaxBundleBytes int64 `yaml:"max_bundle_bytes"`
+	// VerifyConcurrency is how many evidence bundles are verified at once.
+	// Each holds its manifest (up to 64 MiB) and what parsing it takes
+	// (~400 MiB for a hostile one of that size) and a core to hash; one
+	// more is answered 503 with Retry-After.
+	VerifyConcurrency int `yaml:"verify_concurrency"`
 	// RetentionFloors are the legal floors of retention periods, the
 	// archiver's (retention.DefaultFloors): a council's or qualification's
 	// period below one is refused with 422 naming it.
@@ -178,13 +183,14 @@ type Config struct {
 // outbox checked every second, documents
 // of up to 20 MiB, and evidence bundles of up to 64 GiB to verify (a
 // candidate's webcam, screen and room camera at 8 Mbit/s together make
-// about 3.6 GB an hour of exam). There is no default signing key.
+// about 3.6 GB an hour of exam), two at once. There is no default signing
+// key.
 func DefaultConfig() Config {
 	return Config{TokenTTL: 12 * time.Hour, LinkTTL: time.Hour, PasswordMaxAge: 90 * 24 * time.Hour,
 		LoginFailuresPerLoginAddress: 5, LoginFailuresPerLogin: 10, LoginFailuresPerAddress: 20,
 		LoginFailureWindow: 15 * time.Minute, LoginBackoff: time.Minute, LoginKnownInterval: 30 * time.Second,
 		AuthConcurrency: runtime.NumCPU(), AuthQueueWait: 2 * time.Second,
-		OutboxInterval: time.Second, MaxDocumentBytes: 20 << 20, MaxBundleBytes: 64 << 30,
+		OutboxInterval: time.Second, MaxDocumentBytes: 20 << 20, MaxBundleBytes: 64 << 30, VerifyConcurrency: 2,
 		RetentionFloors: retention.DefaultFloors()}
 }
 
@@ -214,6 +220,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("registry api: max_document_bytes %d is not positive", c.MaxDocumentBytes)
 	case c.MaxBundleBytes <= 0:
 		return fmt.Errorf("registry api: max_bundle_bytes %d is not positive", c.MaxBundleBytes)
+	case c.VerifyConcurrency <= 0:
+		return fmt.Errorf("registry api: verify_concurrency %d is not positive", c.VerifyConcurrency)
 	}
 	return nil
 }
@@ -352,6 +360,8 @@ type Server struct {
 	lastWatermark events.FactsWatermark
 	// hashSlots bounds the password hashes of logins (AuthConcurrency).
 	hashSlots chan struct{}
+	// verifySlots bounds the bundles verified at once (VerifyConcurrency).
+	verifySlots chan struct{}
 	// serving is the media route's caches and audit (mediaread.go).
 	serving *mediaServing
 
@@ -390,8 +400,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 		sealKey: deps.SealKey,
 
-		outboxKick: make(chan struct{}, 1),
-		hashSlots:  make(chan struct{}, cfg.AuthConcurrency),
+		outboxKick:  make(chan struct{}, 1),
+		hashSlots:   make(chan struct{}, cfg.AuthConcurrency),
+		verifySlots: make(chan struct{}, cfg.VerifyConcurrency),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nokstream_registry_outbox_events_total",
 			Help: "Events of the registry's outbox, by outcome: published, or failed (kept for the next try).",
@@ -421,6 +432,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			Help: "argon2id password hashes computed (64 MiB and a core each), to check or to set a password.",
 		}, func() float64 { return float64(h.PasswordHashes()) }))
 	}
+	collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nokstream_registry_evidence_verifications",
+		Help: "Evidence bundles being verified (POST /api/v1/evidence/verify), at most verify_concurrency.",
+	}, func() float64 { return float64(len(s.verifySlots)) }))
 	for _, c := range collectors {
 		if err := deps.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("registry api: register metrics: %w", err)

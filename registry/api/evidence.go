@@ -173,6 +173,17 @@ func (s *Server) verifyEvidence(w http.ResponseWriter, r *http.Request, c *calle
 	if r.ContentLength > s.cfg.MaxBundleBytes {
 		return tooBig
 	}
+	// What one verification holds is bounded (the manifest, parsed), not
+	// how many run: the slots bound that.
+	select {
+	case s.verifySlots <- struct{}{}:
+		defer func() { <-s.verifySlots }()
+	default:
+		w.Header().Set("Retry-After", "60")
+		w.Header().Set("Connection", "close") // the body is not read
+		return errorf(http.StatusServiceUnavailable, "%d evidence bundles are being verified, the most at once: try again in a minute",
+			cap(s.verifySlots))
+	}
 	pub := s.sealKey.Public().(ed25519.PublicKey)
 	body := &errReader{r: http.MaxBytesReader(nil, r.Body, s.cfg.MaxBundleBytes)}
 	rep, verr := bundle.Verify(body, pub)

@@ -21,6 +21,7 @@ import (
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
 	"github.com/nokstream/nokstream/internal/evidence/bundle/bundletest"
 	"github.com/nokstream/nokstream/internal/evidence/chain"
+	"github.com/nokstream/nokstream/internal/testenv"
 	"github.com/nokstream/nokstream/registry/api"
 	"github.com/nokstream/nokstream/registry/index"
 	"github.com/nokstream/nokstream/registry/store"
@@ -194,6 +195,70 @@ func TestVerifyEvidenceLimit(t *testing.T) {
 				t.Errorf("%d %s, want 413", res.StatusCode, msg)
 			}
 		})
+	}
+}
+
+// TestVerifyEvidenceConcurrency: at most verify_concurrency bundles are
+// verified at once (each holds up to its parsed manifest, ~400 MiB for a
+// hostile one): one more is answered 503 with Retry-After, unread, and
+// the slots come free as the verifications end.
+func TestVerifyEvidenceConcurrency(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, func(c *api.Config) { c.VerifyConcurrency = 2 })
+	nark := e.operator("nark")
+	post := func(body io.Reader) (int, http.Header, string) {
+		req, err := http.NewRequest("POST", e.url+"/api/v1/evidence/verify", body)
+		if err != nil {
+			return 0, nil, err.Error()
+		}
+		req.Header.Set("Authorization", "Bearer "+nark)
+		req.Header.Set("Content-Type", "application/x-tar")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil, err.Error()
+		}
+		defer res.Body.Close()
+		msg, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header, string(msg)
+	}
+	// Two verifications whose bundles are still coming.
+	var senders []*io.PipeWriter
+	done := make(chan int, 2)
+	for range 2 {
+		pr, pw := io.Pipe()
+		senders = append(senders, pw)
+		t.Cleanup(func() { _ = pw.CloseWithError(io.ErrUnexpectedEOF) }) // also when the test fails before the end
+		go func() {
+			code, _, _ := post(pr)
+			done <- code
+		}()
+	}
+	var hdr http.Header
+	var msg string
+	testenv.WaitFor(t, 20*time.Second, "a third verification to be refused while two run", func() bool {
+		var code int
+		code, hdr, msg = post(strings.NewReader("not a tar"))
+		return code == http.StatusServiceUnavailable
+	})
+	if hdr.Get("Retry-After") == "" || !strings.Contains(msg, "2 evidence bundles are being verified") {
+		t.Errorf("the refusal: Retry-After %q, %s; want when to try again and why", hdr.Get("Retry-After"), msg)
+	}
+	// The two end (a bundle cut short is a report, not an error of the
+	// server), and the next one is verified.
+	for _, pw := range senders {
+		_ = pw.Close()
+	}
+	for range senders {
+		if code := <-done; code != http.StatusOK && code != http.StatusUnprocessableEntity {
+			t.Errorf("a verification whose bundle ended early: %d, want a report (200) or 422", code)
+		}
+	}
+	testenv.WaitFor(t, 20*time.Second, "a verification once the others ended", func() bool {
+		code, _, _ := post(strings.NewReader("not a tar"))
+		return code != http.StatusServiceUnavailable
+	})
+	if code, _, msg := post(strings.NewReader("not a tar")); code != http.StatusOK || !strings.Contains(msg, `"valid":false`) {
+		t.Errorf("garbage after the others ended: %d %s, want 200 with valid false", code, limitBody([]byte(msg)))
 	}
 }
 
