@@ -176,7 +176,7 @@ func BenchmarkTranscoderVsFFmpeg(b *testing.B) {
 	// Each source's media is as long as the others', so the mix's CPU per
 	// stream-hour is the total CPU over the total media.
 	ratio := sumOurs / sumTheirs
-	fmt.Printf("BENCHTABLE|transcoder CPU s per stream-hour (mix)|%.0f|%.0f|%.2f|≤ 0.5\n",
+	fmt.Printf("BENCHTABLE|transcoder CPU s per stream-hour (mix)|%.0f|%.0f|%.3f|≤ 0.5\n",
 		perHour(sumOurs, sumMedia), perHour(sumTheirs, sumMedia), ratio)
 	b.ReportMetric(perHour(sumOurs, sumMedia), "transcoder-cpu-s/stream-h")
 	b.ReportMetric(perHour(sumTheirs, sumMedia), "ffmpeg-cpu-s/stream-h")
