@@ -168,6 +168,9 @@ type Config struct {
 	// (~400 MiB for a hostile one of that size) and a core to hash; one
 	// more is answered 503 with Retry-After.
 	VerifyConcurrency int `yaml:"verify_concurrency"`
+	// VerifyIdleTimeout is how long a bundle being verified may send
+	// nothing before the verification ends (408), freeing its slot.
+	VerifyIdleTimeout time.Duration `yaml:"verify_idle_timeout"`
 	// RetentionFloors are the legal floors of retention periods, the
 	// archiver's (retention.DefaultFloors): a council's or qualification's
 	// period below one is refused with 422 naming it.
@@ -183,14 +186,14 @@ type Config struct {
 // outbox checked every second, documents
 // of up to 20 MiB, and evidence bundles of up to 64 GiB to verify (a
 // candidate's webcam, screen and room camera at 8 Mbit/s together make
-// about 3.6 GB an hour of exam), two at once. There is no default signing
-// key.
+// about 3.6 GB an hour of exam), two at once, each sending something every
+// 30 s. There is no default signing key.
 func DefaultConfig() Config {
 	return Config{TokenTTL: 12 * time.Hour, LinkTTL: time.Hour, PasswordMaxAge: 90 * 24 * time.Hour,
 		LoginFailuresPerLoginAddress: 5, LoginFailuresPerLogin: 10, LoginFailuresPerAddress: 20,
 		LoginFailureWindow: 15 * time.Minute, LoginBackoff: time.Minute, LoginKnownInterval: 30 * time.Second,
 		AuthConcurrency: runtime.NumCPU(), AuthQueueWait: 2 * time.Second,
-		OutboxInterval: time.Second, MaxDocumentBytes: 20 << 20, MaxBundleBytes: 64 << 30, VerifyConcurrency: 2,
+		OutboxInterval: time.Second, MaxDocumentBytes: 20 << 20, MaxBundleBytes: 64 << 30, VerifyConcurrency: 2, VerifyIdleTimeout: 30 * time.Second,
 		RetentionFloors: retention.DefaultFloors()}
 }
 
@@ -220,8 +223,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("registry api: max_document_bytes %d is not positive", c.MaxDocumentBytes)
 	case c.MaxBundleBytes <= 0:
 		return fmt.Errorf("registry api: max_bundle_bytes %d is not positive", c.MaxBundleBytes)
-	case c.VerifyConcurrency <= 0:
-		return fmt.Errorf("registry api: verify_concurrency %d is not positive", c.VerifyConcurrency)
+	case c.VerifyConcurrency <= 0 || c.VerifyIdleTimeout <= 0:
+		return fmt.Errorf("registry api: verify_concurrency %d and verify_idle_timeout %v must be positive", c.VerifyConcurrency, c.VerifyIdleTimeout)
 	}
 	return nil
 }

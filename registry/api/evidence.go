@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/nokstream/nokstream/internal/evidence/bundle"
@@ -174,18 +175,22 @@ func (s *Server) verifyEvidence(w http.ResponseWriter, r *http.Request, c *calle
 		return tooBig
 	}
 	// What one verification holds is bounded (the manifest, parsed), not
-	// how many run: the slots bound that.
+	// how many run: the slots bound that. The route closes a refused
+	// request's connection without reading its body.
 	select {
 	case s.verifySlots <- struct{}{}:
 		defer func() { <-s.verifySlots }()
 	default:
 		w.Header().Set("Retry-After", "60")
-		w.Header().Set("Connection", "close") // the body is not read
 		return errorf(http.StatusServiceUnavailable, "%d evidence bundles are being verified, the most at once: try again in a minute",
 			cap(s.verifySlots))
 	}
 	pub := s.sealKey.Public().(ed25519.PublicKey)
-	body := &errReader{r: http.MaxBytesReader(nil, r.Body, s.cfg.MaxBundleBytes)}
+	// A streaming route has no read deadline: a body that stops coming
+	// would hold its slot for ever. Each read must come within
+	// VerifyIdleTimeout.
+	body := &errReader{r: http.MaxBytesReader(nil, r.Body, s.cfg.MaxBundleBytes), rc: http.NewResponseController(w),
+		idle: s.cfg.VerifyIdleTimeout}
 	rep, verr := bundle.Verify(body, pub)
 	// The verifier stops at the first thing that is not a bundle; read the
 	// rest, so that the client, still sending, gets the answer rather than
@@ -195,6 +200,8 @@ func (s *Server) verifyEvidence(w http.ResponseWriter, r *http.Request, c *calle
 	switch {
 	case errors.As(body.err, &maxErr):
 		return tooBig
+	case errors.Is(body.err, os.ErrDeadlineExceeded):
+		return errorf(http.StatusRequestTimeout, "the bundle stopped coming for %v: send it again", s.cfg.VerifyIdleTimeout)
 	case body.err != nil && r.Context().Err() != nil:
 		return r.Context().Err()
 	case body.err != nil:
@@ -245,9 +252,15 @@ func (s *Server) verifyEvidence(w http.ResponseWriter, r *http.Request, c *calle
 type errReader struct {
 	r   io.Reader
 	err error
+	// With rc, each read must come within idle.
+	rc   *http.ResponseController
+	idle time.Duration
 }
 
 func (e *errReader) Read(p []byte) (int, error) {
+	if e.rc != nil {
+		_ = e.rc.SetReadDeadline(time.Now().Add(e.idle)) // a test recorder takes none
+	}
 	n, err := e.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
 		e.err = err

@@ -233,15 +233,14 @@ func TestVerifyEvidenceConcurrency(t *testing.T) {
 			done <- code
 		}()
 	}
-	var hdr http.Header
-	var msg string
-	testenv.WaitFor(t, 20*time.Second, "a third verification to be refused while two run", func() bool {
-		var code int
-		code, hdr, msg = post(strings.NewReader("not a tar"))
-		return code == http.StatusServiceUnavailable
+	// Both hold their slots (the gauge operators watch), before a third
+	// comes: asked earlier, one of the two could be the one refused.
+	testenv.WaitFor(t, 20*time.Second, "two verifications to run", func() bool {
+		return strings.Contains(e.metrics(), "\nnokstream_registry_evidence_verifications 2\n")
 	})
-	if hdr.Get("Retry-After") == "" || !strings.Contains(msg, "2 evidence bundles are being verified") {
-		t.Errorf("the refusal: Retry-After %q, %s; want when to try again and why", hdr.Get("Retry-After"), msg)
+	code, hdr, msg := post(strings.NewReader("not a tar"))
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || !strings.Contains(msg, "2 evidence bundles are being verified") {
+		t.Errorf("a third while two run: %d, Retry-After %q, %s; want 503 saying when to try again and why", code, hdr.Get("Retry-After"), msg)
 	}
 	// The two end (a bundle cut short is a report, not an error of the
 	// server), and the next one is verified.
@@ -259,6 +258,49 @@ func TestVerifyEvidenceConcurrency(t *testing.T) {
 	})
 	if code, _, msg := post(strings.NewReader("not a tar")); code != http.StatusOK || !strings.Contains(msg, `"valid":false`) {
 		t.Errorf("garbage after the others ended: %d %s, want 200 with valid false", code, limitBody([]byte(msg)))
+	}
+}
+
+// TestVerifyEvidenceStalledBody: a bundle that stops coming does not hold
+// its verification slot for ever (a streaming route has no read deadline):
+// after verify_idle_timeout without a byte it is answered 408 and the
+// next bundle is verified.
+func TestVerifyEvidenceStalledBody(t *testing.T) {
+	t.Parallel()
+	e := newDomainEnv(t, nil, func(c *api.Config) { c.VerifyConcurrency, c.VerifyIdleTimeout = 1, time.Second })
+	nark := e.operator("nark")
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { _ = pw.CloseWithError(io.ErrUnexpectedEOF) })
+	req, err := http.NewRequest("POST", e.url+"/api/v1/evidence/verify", pr)
+	must(t, err)
+	req.Header.Set("Authorization", "Bearer "+nark)
+	req.Header.Set("Content-Type", "application/x-tar")
+	stalled := make(chan string, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			stalled <- err.Error()
+			return
+		}
+		defer res.Body.Close()
+		msg, _ := io.ReadAll(res.Body)
+		stalled <- fmt.Sprintf("%d %s", res.StatusCode, msg)
+	}()
+	// A tar header's worth, then nothing.
+	if _, err := pw.Write(make([]byte, 512)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-stalled:
+		if !strings.HasPrefix(got, "408 ") || !strings.Contains(got, "stopped coming") {
+			t.Errorf("a stalled bundle: %s, want 408 saying it stopped coming", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a bundle that stopped coming still holds its verification after 30 s")
+	}
+	r := e.do("POST", "/api/v1/evidence/verify", nark, "not a tar", "Content-Type", "application/x-tar")
+	if r.code != http.StatusOK {
+		t.Errorf("the next verification: %d %s, want 200", r.code, limitBody(r.body))
 	}
 }
 
