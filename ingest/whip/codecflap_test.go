@@ -5,7 +5,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,27 +19,12 @@ import (
 // parameter sets, of two resolutions in turn.
 func flappingMedia(t *testing.T, frames int) testenv.WHIPMedia {
 	t.Helper()
-	dir := t.TempDir()
-	var one [2][]byte
-	for i, size := range []string{"160x120", "176x144"} {
-		path := filepath.Join(dir, size+".h264")
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		out, err := exec.CommandContext(ctx, testenv.Tool(t, "ffmpeg"), "-hide_banner", "-loglevel", "error", "-y",
-			"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=25", "-frames:v", "1", "-pix_fmt", "yuv420p",
-			"-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-bf", "0", "-f", "h264", path).CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Fatalf("ffmpeg: %v: %s", err, out)
-		}
-		if one[i], err = os.ReadFile(path); err != nil {
-			t.Fatal(err)
-		}
-	}
+	one := [2][]byte{testenv.H264Frame(t, "160x120"), testenv.H264Frame(t, "176x144")}
 	var buf bytes.Buffer
 	for i := range frames {
 		buf.Write(one[i%2])
 	}
-	path := filepath.Join(dir, "flapping.h264")
+	path := filepath.Join(t.TempDir(), "flapping.h264")
 	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,8 @@ package whip
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,21 +19,7 @@ import (
 // (baseline, no B-frames) stream of size.
 func paramSets(t *testing.T, size string) (sps, pps []byte) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "v.h264")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, testenv.Tool(t, "ffmpeg"), "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=25", "-frames:v", "1", "-pix_fmt", "yuv420p",
-		"-c:v", "libx264", "-profile:v", "baseline", "-bf", "0", "-f", "h264", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffmpeg: %v: %s", err, out)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := h264reader.NewReader(f)
+	r, err := h264reader.NewReader(bytes.NewReader(testenv.H264Frame(t, size)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -430,3 +430,24 @@ func (c *WHIPClient) Delete(ctx context.Context) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// H264Frame encodes one picture of size (e.g. "320x240") as a browser's
+// encoder would (baseline, no B-frames): an IDR access unit with its SPS
+// and PPS, in Annex-B.
+func H264Frame(t testing.TB, size string) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), size+".h264")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, Tool(t, "ffmpeg"), "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=25", "-frames:v", "1", "-pix_fmt", "yuv420p",
+		"-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-bf", "0", "-f", "h264", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg %s frame: %v: %s", size, err, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
