@@ -171,13 +171,26 @@ func (p *pipeline) picture(f *astiav.Frame) error {
 		}
 	}
 	at := p.videoAt(f.Pts())
-	if last := p.det.SampledAt(); last.IsZero() || at.Sub(last) >= time.Duration(float64(time.Second)/p.analysisFPS)-time.Millisecond {
+	if last := p.det.SampledAt(); last.IsZero() || at.Sub(last) >= p.analysisStep() {
 		p.events = append(p.events, p.det.Video(at, lumaGrid(p.v.scaled, gridW, gridH))...)
 	}
 	if err := p.th.picture(p.v.scaled, rel); err != nil {
 		return err
 	}
 	return p.v.encode(p.v.scaled)
+}
+
+// analysisStep is how long after the picture the detectors last compared
+// the next one is compared: 1/analysisFPS, less half a picture of the
+// rendition, so that they compare the rendition's pictures at the rate
+// nearest analysisFPS (every second picture of 10 fps at 5; every picture
+// of 6.25 fps, where taking every second would halve the rate).
+func (p *pipeline) analysisStep() time.Duration {
+	step := float64(time.Second) / p.analysisFPS
+	if p.v.outFPS > 0 {
+		step -= float64(time.Second) / (2 * p.v.outFPS)
+	}
+	return time.Duration(step) - time.Millisecond
 }
 
 // sound handles one decoded block of audio: its level feeds the detectors.

@@ -48,18 +48,18 @@ func TestRendition(t *testing.T) {
 	}{
 		{name: "room 720p25 with AAC", source: events.SourceRoom, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=1280x720:rate=25", audio: "sine=frequency=440:sample_rate=48000", seconds: 9, bframes: 2},
-			wantW: 640, wantH: 360, fps: 25.0 / 3, audio: true},
+			wantW: 640, wantH: 360, fps: 6.25, audio: true},
 		{name: "room 360p25 B-frames ultrafast, as ffmpeg publishes", source: events.SourceRoom, segment: 6 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=640x360:rate=25", audio: "sine=frequency=440:sample_rate=48000", seconds: 13, bframes: 2, preset: "ultrafast"},
-			wantW: 640, wantH: 360, fps: 25.0 / 3, audio: true},
+			wantW: 640, wantH: 360, fps: 6.25, audio: true},
 		{name: "webcam 4:3 30 fps with Opus", source: events.SourceWebcam, segment: 4 * time.Second,
 			// Keyframes every 1.5 s: the segments (4.5 s) are no
 			// multiple of the rendition's keyframe interval (2 s).
 			clip:  clipSpec{video: "testsrc2=size=640x480:rate=30", audio: "sine=frequency=300:sample_rate=48000", audioEnc: "opus", seconds: 8, gop: 45},
-			wantW: 480, wantH: 360, fps: 10, audio: true, keep: true},
+			wantW: 480, wantH: 360, fps: 6, audio: true, keep: true},
 		{name: "webcam VP9 with Opus", source: events.SourceWebcam, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=640x360:rate=30", codec: "vp9", audio: "sine=frequency=300:sample_rate=48000", audioEnc: "opus", seconds: 8, gop: 60},
-			wantW: 640, wantH: 360, fps: 10, audio: true},
+			wantW: 640, wantH: 360, fps: 6, audio: true},
 		{name: "screen AV1", source: events.SourceScreen, segment: 4 * time.Second,
 			clip:  clipSpec{video: "testsrc2=size=1280x720:rate=10", codec: "av1", seconds: 8, gop: 20},
 			wantW: 1280, wantH: 720, fps: 2.5},
@@ -166,7 +166,7 @@ func checkRendition(t *testing.T, h *harness, s rawSegment, rr *events.Rendition
 		t.Errorf("event says %dx%d, want %dx%d", rr.Rendition.Width, rr.Rendition.Height, wantW, wantH)
 	}
 	// Within a picture of the rate over the segment: a 1 s segment of a
-	// 25 fps source at 8.3 has 9 pictures (every third, from the first).
+	// 25 fps source at 6.25 has 7 pictures (every 4th, from the first).
 	if secs := ev.Duration; math.Abs(rr.Rendition.FrameRate-fps)*secs > 1.01 {
 		t.Errorf("rendition has %.2f frames a second over %.2f s, want %.2f", rr.Rendition.FrameRate, secs, fps)
 	}

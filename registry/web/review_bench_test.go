@@ -192,7 +192,9 @@ func BenchmarkReviewPage(b *testing.B) {
 	token, _, err := st.CreateSession(ctx, expert.ID, now, 24*time.Hour)
 	must(err)
 
-	// The footage, indexed and stored.
+	// The footage, indexed and stored. The cameras' renditions are at twice
+	// the transcoder's default rates (6.25 and 6 fps), as a site that asks
+	// for smoother ones has them: more for the browser to decode.
 	fixtures := []reviewFixture{
 		makeReviewFixture(b, dir, events.SourceRoom, "room1", 640, 360, 12.5, true),
 		makeReviewFixture(b, dir, events.SourceWebcam, "ws1-cam", 640, 360, 15, true),
