@@ -260,6 +260,11 @@ func (s *Session) Media() {
 	}
 }
 
+// Refused reports that the session's media is refused while the session
+// goes on (none of it can be recorded): a refused observation on the
+// stream's timeline, at most one every refusedEvery, as Continuity.Refused.
+func (s *Session) Refused(reason string) { s.c.Refused(s.site, s.device, reason) }
+
 // LastMedia returns when media last arrived (the session start before any).
 func (s *Session) LastMedia() time.Time { return time.Unix(0, s.last.Load()) }
 

@@ -58,6 +58,9 @@ type mediaWriter struct {
 	format format.Format
 	w      formatWriter
 	clock  *mediaClock
+	// prog tells when the track's media keeps arriving with none of it
+	// recorded.
+	prog *segmenter.Progress
 }
 
 // The RTP clock of a track may leap ahead of the time between its packets'
@@ -165,6 +168,7 @@ func newRecorder(stream, transport string, desc *description.Session, cfg segmen
 		if err := mw.w.open(seg, i); err != nil {
 			return nil, fmt.Errorf("media %d: %w", i, err)
 		}
+		mw.prog = seg.Progress(i, mw.format.Codec())
 		r.medias = append(r.medias, mw)
 		r.codecs = append(r.codecs, mw.format.Codec())
 	}
@@ -237,6 +241,9 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 		return
 	}
 	err := mw.w.write(pkt, pts)
+	if why := mw.prog.Packet(arrival, err); why != "" {
+		r.unrecordedLocked(why)
+	}
 	if err == nil {
 		return
 	}
@@ -271,6 +278,18 @@ func (r *recorder) packet(mw mediaWriter, pkt *rtp.Packet, pts int64) {
 	}
 	r.m.errors.WithLabelValues(r.transport, kind).Inc()
 	r.warnLocked(kind, err)
+}
+
+// unrecordedLocked reports a track whose media keeps arriving with none of
+// it recorded (segmenter.Progress): the session stays (valid parameter sets
+// or a keyframe may still come), and the stream's timeline shows why it
+// has no footage, as a refused observation.
+func (r *recorder) unrecordedLocked(why string) {
+	r.m.errors.WithLabelValues(r.transport, "unrecorded").Inc()
+	r.log.Warn("rtsp media arriving but not recorded", "stream", r.stream, "transport", r.transport, "reason", why)
+	if r.session != nil {
+		r.session.Refused(why)
+	}
 }
 
 // endLocked ends the session, once, for what the publisher did: it is

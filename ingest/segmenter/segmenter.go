@@ -124,13 +124,20 @@ type Config struct {
 	// MaxBitrate is the most a session may send, in bits per second over
 	// 5 s of media; -1 sets no cap.
 	MaxBitrate int64 `yaml:"max_bitrate"`
+	// UnrecordedAfter is how long a track's media may keep arriving with
+	// none of it recorded (parameter sets that do not parse and none in
+	// band, no keyframe, every frame refused) before the transport reports
+	// it on the stream's timeline (Progress); 15 s by default, longer than
+	// a camera's keyframe interval.
+	UnrecordedAfter time.Duration `yaml:"unrecorded_after"`
 }
 
 // DefaultConfig returns 6 s segments of 1 s parts, cut at 60 s or 256 MiB
 // whatever the keyframes, and a cap of 40 Mbit/s per session.
 func DefaultConfig() Config {
 	return Config{SegmentDuration: 6 * time.Second, PartDuration: time.Second,
-		MaxSegmentDuration: LimitSegmentDuration, MaxSegmentBytes: LimitSegmentBytes, MaxBitrate: 40_000_000}
+		MaxSegmentDuration: LimitSegmentDuration, MaxSegmentBytes: LimitSegmentBytes, MaxBitrate: 40_000_000,
+		UnrecordedAfter: 15 * time.Second}
 }
 
 // withDefaults fills the zero fields from DefaultConfig.
@@ -144,6 +151,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBitrate == 0 {
 		c.MaxBitrate = d.MaxBitrate
+	}
+	if c.UnrecordedAfter == 0 {
+		c.UnrecordedAfter = d.UnrecordedAfter
 	}
 	return c
 }
@@ -165,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBitrate < -1 || (c.MaxBitrate > 0 && c.MaxBitrate < 1_000_000) {
 		return fmt.Errorf("max bitrate %d: must be at least 1 Mbit/s, or -1 for no cap", c.MaxBitrate)
+	}
+	if c.UnrecordedAfter < time.Second || c.UnrecordedAfter > 10*time.Minute {
+		return fmt.Errorf("unrecorded after %s: must be between 1s and 10m", c.UnrecordedAfter)
 	}
 	return nil
 }
@@ -212,6 +225,7 @@ type track struct {
 	scale   uint32
 	video   bool
 	next    *sample // held until the following sample gives its duration
+	samples int64   // taken so far
 	lastDur uint32
 	lastDTS int64
 	started bool
@@ -324,6 +338,9 @@ func (s *Segmenter) SetCodec(trackIndex int, c mp4.Codec) error {
 	return nil
 }
 
+// Samples returns how many samples a track has taken.
+func (s *Segmenter) Samples(trackIndex int) int64 { return s.tracks[trackIndex].samples }
+
 // Codec returns the current codec of a track.
 func (s *Segmenter) Codec(trackIndex int) mp4.Codec { return s.tracks[trackIndex].codec }
 
@@ -349,6 +366,7 @@ func (s *Segmenter) WriteSample(trackIndex int, dts int64, ptsOffset int32, sync
 	tr.started = true
 	tr.lastDTS = shifted
 	smp := &sample{Sample: fmp4.Sample{PTSOffset: ptsOffset, IsNonSyncSample: !sync, Payload: payload}, dts: shifted}
+	tr.samples++
 	prev := tr.next
 	tr.next = smp
 	if prev == nil {

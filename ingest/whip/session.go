@@ -446,11 +446,13 @@ func (ss *session) startRecording(got []remoteTrack) error {
 			ss.mu.Unlock()
 			return err
 		}
+		name := strings.TrimPrefix(strings.TrimPrefix(t.spec.codec.mime, "video/"), "audio/")
+		rt.prog = seg.Progress(i, name)
 		ss.rec = append(ss.rec, rt)
 		if rt.video && ss.video == nil {
 			ss.video = rt
 		}
-		codecs = append(codecs, strings.TrimPrefix(strings.TrimPrefix(t.spec.codec.mime, "video/"), "audio/"))
+		codecs = append(codecs, name)
 	}
 	if ss.video != nil {
 		ss.kf.segment = ticks(ss.s.cfg.Segment.SegmentDuration, ss.video.clock.rate)

@@ -38,6 +38,9 @@ type recTrack struct {
 	// by a resync: they would overlap what was written.
 	floor    int64
 	hasFloor bool
+	// prog tells when the track's media keeps arriving with none of it
+	// recorded.
+	prog *segmenter.Progress
 }
 
 // initialCodec is a track's codec before its first keyframe tells the
@@ -144,6 +147,14 @@ func (ss *session) writePackets(rt *recTrack, pkts []*rtp.Packet, arrival time.T
 			continue
 		}
 		smp, err := rt.w.write(rt, p, arrival)
+		if why := rt.prog.Packet(arrival, err); why != "" {
+			// Nothing of the track is recorded (parameter sets that do
+			// not parse, every frame refused): the session stays, and
+			// the stream's timeline says why it has no footage.
+			ss.s.m.pub.Errors.WithLabelValues(transport, "unrecorded").Inc()
+			ss.s.log.Warn("whip media arriving but not recorded", "stream", ss.stream, "reason", why)
+			ss.obs.Refused(why)
+		}
 		if err != nil {
 			var oerr *segmenter.OutputError
 			if errors.As(err, &oerr) {
