@@ -262,8 +262,15 @@ func (s *Session) Media() {
 
 // Refused reports that the session's media is refused while the session
 // goes on (none of it can be recorded): a refused observation on the
-// stream's timeline, at most one every refusedEvery, as Continuity.Refused.
-func (s *Session) Refused(reason string) { s.c.Refused(s.site, s.device, reason) }
+// stream's timeline. It is not folded into the stream's refusals of
+// publishers (Continuity.Refused), which would drop it from the timeline
+// when one came within refusedEvery before it: the caller reports once a
+// stall (segmenter.Progress), which a publisher cannot repeat faster than
+// one recorded sample and a stall's length.
+func (s *Session) Refused(reason string) {
+	t := s.c.now()
+	s.c.Report(s.site, s.device, events.ObsRefused, t, t, 0, reason)
+}
 
 // LastMedia returns when media last arrived (the session start before any).
 func (s *Session) LastMedia() time.Time { return time.Unix(0, s.last.Load()) }

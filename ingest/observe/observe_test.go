@@ -80,3 +80,34 @@ func TestContinuity(t *testing.T) {
 		t.Errorf("%d observations left after one was done, want 4", len(pend))
 	}
 }
+
+// TestSessionRefusedIsNotFolded: a publisher refused a moment ago (folded
+// refusals, one every 10 s) must not swallow the report that a live
+// session's media is not recorded: both are on the timeline.
+func TestSessionRefusedIsNotFolded(t *testing.T) {
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sp, err := spool.Open(t.TempDir(), "test", log, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := observe.New(sp, 2*time.Second, log, nil, clock)
+	s := c.Start("site1", "cam1", "test")
+	c.Refused("site1", "cam1", "stream is live: takeover refused")
+	now = now.Add(time.Second)
+	s.Refused("H264 media arriving for 15s recorded nothing: invalid SPS")
+	pend, err := sp.PendingObservations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var details []string
+	for _, p := range pend {
+		if p.Observation.Kind == events.ObsRefused {
+			details = append(details, p.Observation.Detail)
+		}
+	}
+	if len(details) != 2 || details[1] != "H264 media arriving for 15s recorded nothing: invalid SPS" {
+		t.Errorf("refused observations %q, want the takeover's and the unrecorded media's", details)
+	}
+}

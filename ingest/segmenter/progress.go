@@ -34,7 +34,7 @@ func (s *Segmenter) Progress(trackIndex int, name string) *Progress {
 // returned. It returns a reason, once a stall, when the track's media has
 // been arriving for Config.UnrecordedAfter with nothing recorded; "" else.
 func (p *Progress) Packet(at time.Time, err error) string {
-	if n := p.s.Samples(p.track); n != p.samples {
+	if n := p.s.tracks[p.track].samples; n != p.samples {
 		p.samples, p.since, p.reported, p.err = n, at, false, nil
 		return ""
 	}

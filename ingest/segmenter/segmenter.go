@@ -338,9 +338,6 @@ func (s *Segmenter) SetCodec(trackIndex int, c mp4.Codec) error {
 	return nil
 }
 
-// Samples returns how many samples a track has taken.
-func (s *Segmenter) Samples(trackIndex int) int64 { return s.tracks[trackIndex].samples }
-
 // Codec returns the current codec of a track.
 func (s *Segmenter) Codec(trackIndex int) mp4.Codec { return s.tracks[trackIndex].codec }
 
