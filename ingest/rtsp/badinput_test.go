@@ -31,6 +31,7 @@ import (
 	"github.com/nokstream/nokstream/ingest/rtsp"
 	"github.com/nokstream/nokstream/ingest/segmenter"
 	"github.com/nokstream/nokstream/ingest/spool"
+	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/testenv"
 )
 
@@ -128,6 +129,22 @@ func (s *server) streamSeconds(t *testing.T, stream string) float64 {
 		total += p.Event.Duration
 	}
 	return total
+}
+
+// observations returns the spooled observations of a stream of a kind.
+func (s *server) observations(t *testing.T, stream, kind string) []events.Observation {
+	t.Helper()
+	pend, err := s.spool.PendingObservations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Observation
+	for _, p := range pend {
+		if p.Observation.StreamID == stream && p.Observation.Kind == kind {
+			out = append(out, p.Observation)
+		}
+	}
+	return out
 }
 
 // rawRTSP sends one RTSP request on a fresh TCP connection and returns the

@@ -28,20 +28,7 @@ func TestRefusalStormIsFolded(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- testenv.Publish(ctx, clip, "rtsp://cam1:s3cret-cam1@"+s.cfg.Addr+"/site1/cam1", nil) }()
-	observations := func(kind string) []events.Observation {
-		pend, err := s.spool.PendingObservations()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []events.Observation
-		for _, p := range pend {
-			if p.Observation.StreamID == "site1/cam1" && p.Observation.Kind == kind {
-				out = append(out, p.Observation)
-			}
-		}
-		return out
-	}
-	testenv.WaitFor(t, 10*time.Second, "the camera to record", func() bool { return len(observations(events.ObsStart)) > 0 })
+	testenv.WaitFor(t, 10*time.Second, "the camera to record", func() bool { return len(s.observations(t, "site1/cam1", events.ObsStart)) > 0 })
 
 	const storm = 200
 	valid := "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\n"
@@ -54,7 +41,7 @@ func TestRefusalStormIsFolded(t *testing.T) {
 	if n := counterSum(t, s.reg, "nokstream_ingest_publishers_refused_total", "reason", "stream_busy"); n != storm {
 		t.Errorf("refused{reason=stream_busy} = %v, want %d", n, storm)
 	}
-	if got := observations(events.ObsRefused); len(got) > 2 {
+	if got := s.observations(t, "site1/cam1", events.ObsRefused); len(got) > 2 {
 		t.Errorf("%d refused observations for %d refusals within seconds, want at most 2", len(got), storm)
 	}
 	// The camera goes on recording.

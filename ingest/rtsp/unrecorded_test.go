@@ -38,23 +38,10 @@ func TestUnrecordableMediaIsReported(t *testing.T) {
 	go func() { errs <- testenv.Publish(ctx, bad, "rtsp://cam1:s3cret-cam1@"+s.cfg.Addr+"/site1/cam1", nil) }()
 	go func() { errs <- testenv.Publish(ctx, good, "rtsp://cam2:s3cret-cam2@"+s.cfg.Addr+"/site1/cam2", nil) }()
 
-	observations := func(stream, kind string) []events.Observation {
-		pend, err := s.spool.PendingObservations()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []events.Observation
-		for _, p := range pend {
-			if p.Observation.StreamID == stream && p.Observation.Kind == kind {
-				out = append(out, p.Observation)
-			}
-		}
-		return out
-	}
 	testenv.WaitFor(t, 30*time.Second, "a refused observation of site1/cam1", func() bool {
-		return len(observations("site1/cam1", events.ObsRefused)) > 0
+		return len(s.observations(t, "site1/cam1", events.ObsRefused)) > 0
 	})
-	refused := observations("site1/cam1", events.ObsRefused)[0]
+	refused := s.observations(t, "site1/cam1", events.ObsRefused)[0]
 	if !strings.Contains(refused.Detail, "H264") || !strings.Contains(refused.Detail, "recorded nothing") {
 		t.Errorf("refused observation says %q, want what is not recorded and why", refused.Detail)
 	}
@@ -69,7 +56,7 @@ func TestUnrecordableMediaIsReported(t *testing.T) {
 	if n := counterSum(t, s.reg, "nokstream_ingest_media_errors_total", "kind", "unrecorded"); n != 1 {
 		t.Errorf("media_errors{kind=unrecorded} = %v, want 1 (once a stall)", n)
 	}
-	if stops := observations("site1/cam1", events.ObsStop); len(stops) > 0 {
+	if stops := s.observations(t, "site1/cam1", events.ObsStop); len(stops) > 0 {
 		t.Errorf("site1/cam1 was stopped (%+v), want the session kept: valid parameter sets may still come", stops[0])
 	}
 	select {

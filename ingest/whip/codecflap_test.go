@@ -53,14 +53,8 @@ func TestCodecFlappingEndsTheSession(t *testing.T) {
 
 	var stop *events.Observation
 	testenv.WaitFor(t, 20*time.Second, "the session's stop observation", func() bool {
-		pend, err := e.spool.PendingObservations()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range pend {
-			if p.Observation.Kind == events.ObsStop && p.Observation.StreamID == "site1/cam-ws01" {
-				stop = &p.Observation
-			}
+		if stops := e.observations(t, "site1/cam-ws01", events.ObsStop); len(stops) > 0 {
+			stop = &stops[len(stops)-1]
 		}
 		return stop != nil
 	})

@@ -55,22 +55,9 @@ func TestUnrecordableMediaIsReported(t *testing.T) {
 		t.Fatalf("streaming 6 s: %v", err)
 	}
 
-	observations := func(kind string) []events.Observation {
-		pend, err := e.spool.PendingObservations()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []events.Observation
-		for _, p := range pend {
-			if p.Observation.StreamID == "site1/cam-ws01" && p.Observation.Kind == kind {
-				out = append(out, p.Observation)
-			}
-		}
-		return out
-	}
 	// All 6 s were sent: the stall, reported after 2 s, is reported once.
-	testenv.WaitFor(t, 20*time.Second, "a refused observation", func() bool { return len(observations(events.ObsRefused)) > 0 })
-	refused := observations(events.ObsRefused)
+	testenv.WaitFor(t, 20*time.Second, "a refused observation", func() bool { return len(e.observations(t, "site1/cam-ws01", events.ObsRefused)) > 0 })
+	refused := e.observations(t, "site1/cam-ws01", events.ObsRefused)
 	if len(refused) != 1 || !strings.Contains(refused[0].Detail, "H264") || !strings.Contains(refused[0].Detail, "recorded nothing") ||
 		!strings.Contains(refused[0].Detail, "SPS") {
 		t.Errorf("refused observations %+v, want one saying that nothing of the H264 track is recorded, and why (the SPS)", refused)
@@ -83,7 +70,7 @@ func TestUnrecordableMediaIsReported(t *testing.T) {
 	}
 	// Ingest keeps the session (a valid keyframe may still come); it ends
 	// only for want of media once the publisher stops sending.
-	for _, stop := range observations(events.ObsStop) {
+	for _, stop := range e.observations(t, "site1/cam-ws01", events.ObsStop) {
 		if stop.Cause == events.CauseIngest {
 			t.Errorf("ingest ended the session (%+v), want it kept", stop)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/nokstream/nokstream/ingest/segmenter"
 	"github.com/nokstream/nokstream/ingest/spool"
 	"github.com/nokstream/nokstream/ingest/whip"
+	"github.com/nokstream/nokstream/internal/events"
 	"github.com/nokstream/nokstream/internal/testenv"
 )
 
@@ -110,6 +111,22 @@ func start(t testing.TB, devices map[string]string, tweak ...func(*whip.Config))
 
 // segments returns the stream's closed segments and a file of its init and
 // segments in order, for ffprobe.
+// observations returns the spooled observations of a stream of a kind.
+func (e *env) observations(t *testing.T, stream, kind string) []events.Observation {
+	t.Helper()
+	pend, err := e.spool.PendingObservations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Observation
+	for _, p := range pend {
+		if p.Observation.StreamID == stream && p.Observation.Kind == kind {
+			out = append(out, p.Observation)
+		}
+	}
+	return out
+}
+
 func (e *env) segments(t *testing.T, stream string) ([]spool.Pending, string) {
 	t.Helper()
 	pend, err := e.spool.Pending()
